@@ -1,0 +1,33 @@
+// NAME
+//   smtp_listener -- accepts SMTP connections and forks a session for each.
+//
+// DESCRIPTION
+//   A broker that takes over the listening socket serve() bound at start-up.
+//   It keeps the sessions it forked; when it is told to exit (shutdown), it
+//   stops accepting and tells every open session to say 421 and close.
+#pragma once
+
+#include <memory>
+#include <unordered_set>
+
+#include <caf/actor.hpp>
+#include <caf/io/broker.hpp>
+
+#include "actors/smtp_session.hpp"
+#include "messages/actors.hpp"
+
+namespace postconn {
+
+struct smtp_listener_state {
+  /// Sessions still open.
+  std::unordered_set<caf::actor> sessions;
+
+  static inline const char* name = "smtp_listener";
+};
+
+caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
+                            int listening_fd,
+                            std::shared_ptr<const smtp_settings> settings,
+                            store_actor store);
+
+} // namespace postconn

@@ -1,0 +1,319 @@
+// NAME
+//   smtp_session -- one SMTP connection (see smtp_session.hpp).
+#include "actors/smtp_session.hpp"
+
+#include <ctime>
+#include <map>
+#include <stdexcept>
+#include <utility>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/system_messages.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/smtp_command.hpp"
+
+namespace postconn {
+
+namespace {
+
+using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
+
+/// How long the store may take to commit before the client gets a 451.
+constexpr auto store_timeout = std::chrono::seconds(120);
+
+void send_text(session_ptr self, const std::string& text) {
+  self->write(self->state.connection, text.size(), text.data());
+  self->flush(self->state.connection);
+}
+
+void reply(session_ptr self, int code, const char* status, const std::string& text) {
+  send_text(self, format_reply(smtp_reply{code, status, text}));
+}
+
+void reply(session_ptr self, const smtp_reply& r) {
+  send_text(self, format_reply(r));
+}
+
+/// Ends the session after the reply already written.
+void close_session(session_ptr self) {
+  self->state.closing = true;
+  self->close(self->state.connection);
+  self->quit();
+}
+
+void reset_transaction(smtp_session_state& st) {
+  st.sender.reset();
+  st.recipients.clear();
+  st.data.reset();
+}
+
+/// RFC 5322 date of now, for the Received header.
+std::string rfc5322_now() {
+  auto now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[64];
+  std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S %z", &local);
+  return text;
+}
+
+std::string received_header(const smtp_session_state& st) {
+  auto header = "Received: from " + st.helo + " ([" + st.client_ip + "])\r\n\tby "
+                + st.settings->hostname + " (postconn) with "
+                + (st.esmtp ? "ESMTP" : "SMTP");
+  if (st.recipients.size() == 1)
+    header += "\r\n\tfor <" + st.recipients.front().address + ">";
+  return header + "; " + rfc5322_now() + "\r\n";
+}
+
+/// The envelope and content, one delivery per postoffice the recipients
+/// route to.
+incoming_message make_incoming(const smtp_session_state& st, std::string content) {
+  incoming_message msg;
+  msg.sender = *st.sender;
+  msg.content = received_header(st) + content;
+  msg.received_at = std::time(nullptr);
+  std::map<std::size_t, std::vector<std::string>> by_postoffice;
+  for (const auto& rcpt : st.recipients)
+    by_postoffice[rcpt.postoffice].push_back(rcpt.address);
+  for (auto& [index, recipients] : by_postoffice)
+    msg.deliveries.push_back(
+      {st.settings->postoffice_names[index], std::move(recipients)});
+  return msg;
+}
+
+void process_input(session_ptr self);
+
+/// The message is complete: commit it, then answer.
+void finish_data(session_ptr self) {
+  auto& st = self->state;
+  auto decoder = std::move(*st.data);
+  st.data.reset();
+  if (decoder.rejection()) {
+    spdlog::info("smtp {}: message from <{}> refused: {} {}", st.client_ip,
+                 *st.sender, decoder.rejection()->code, decoder.rejection()->text);
+    reply(self, *decoder.rejection());
+    reset_transaction(st);
+    return;
+  }
+  auto msg = make_incoming(st, decoder.take_content());
+  auto size = msg.content.size();
+  auto recipients = st.recipients.size();
+  st.awaiting_store = true;
+  self->request(st.store, store_timeout, accept_atom::value, std::move(msg))
+    .then(
+      [=](const std::string& id) {
+        auto& st = self->state;
+        spdlog::info("smtp {}: queued as {} from=<{}> recipients={} size={}",
+                     st.client_ip, id, *st.sender, recipients, size);
+        reply(self, 250, "2.0.0", "Ok: queued as " + id);
+        reset_transaction(st);
+        st.awaiting_store = false;
+        process_input(self);
+      },
+      [=](const caf::error& err) {
+        auto& st = self->state;
+        spdlog::error("smtp {}: message from <{}> not queued: {}", st.client_ip,
+                      *st.sender, self->system().render(err));
+        reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
+        reset_transaction(st);
+        st.awaiting_store = false;
+        process_input(self);
+      });
+}
+
+void on_ehlo(session_ptr self, const smtp_command& cmd) {
+  auto& st = self->state;
+  if (cmd.argument.empty())
+    return reply(self, 501, "5.5.4", "Syntax: EHLO hostname");
+  reset_transaction(st);
+  st.helo = cmd.argument;
+  st.esmtp = cmd.verb == smtp_verb::ehlo;
+  if (!st.esmtp)
+    return reply(self, 250, "", st.settings->hostname);
+  // RFC 2034: the EHLO response carries no enhanced status codes.
+  send_text(self, format_reply(250, "",
+                               {st.settings->hostname, "PIPELINING",
+                                "SIZE " + std::to_string(st.settings->max_message_size),
+                                "8BITMIME", "ENHANCEDSTATUSCODES"}));
+}
+
+void on_mail(session_ptr self, const smtp_command& cmd) {
+  auto& st = self->state;
+  if (st.helo.empty())
+    return reply(self, 503, "5.5.1", "Error: send HELO/EHLO first");
+  if (st.sender)
+    return reply(self, 503, "5.5.1", "Error: nested MAIL command");
+  if (cmd.size && *cmd.size > st.settings->max_message_size)
+    return reply(self, 552, "5.3.4", "Message size exceeds fixed limit");
+  st.sender = cmd.path;
+  reply(self, 250, "2.1.0", "Ok");
+}
+
+void on_rcpt(session_ptr self, const smtp_command& cmd) {
+  auto& st = self->state;
+  if (!st.sender)
+    return reply(self, 503, "5.5.1", "Error: need MAIL command");
+  if (st.recipients.size() >= st.settings->max_recipients)
+    return reply(self, 452, "4.5.3", "Error: too many recipients");
+  auto route = st.settings->routes.route(cmd.path);
+  if (!route.postoffice)
+    return reply(self, route.error);
+  if (route.by_default && !st.relay_client)
+    return reply(self, 554, "5.7.1", "Relay access denied for <" + cmd.path + ">");
+  st.recipients.push_back({cmd.path, *route.postoffice});
+  reply(self, 250, "2.1.5", "Ok");
+}
+
+void on_data(session_ptr self, const smtp_command& cmd) {
+  auto& st = self->state;
+  if (!cmd.argument.empty())
+    return reply(self, 501, "5.5.4", "Syntax: DATA");
+  if (!st.sender)
+    return reply(self, 503, "5.5.1", "Error: need MAIL command");
+  if (st.recipients.empty())
+    return reply(self, 554, "5.5.1", "Error: no valid recipients");
+  st.data.emplace(st.settings->max_message_size);
+  reply(self, 354, "", "End data with <CR><LF>.<CR><LF>");
+}
+
+void on_command(session_ptr self, std::string_view line) {
+  auto parsed = parse_smtp_command(line);
+  if (!parsed.command)
+    return reply(self, parsed.error);
+  const auto& cmd = *parsed.command;
+  switch (cmd.verb) {
+    case smtp_verb::ehlo:
+    case smtp_verb::helo:
+      return on_ehlo(self, cmd);
+    case smtp_verb::mail:
+      return on_mail(self, cmd);
+    case smtp_verb::rcpt:
+      return on_rcpt(self, cmd);
+    case smtp_verb::data:
+      return on_data(self, cmd);
+    case smtp_verb::rset:
+      reset_transaction(self->state);
+      return reply(self, 250, "2.0.0", "Ok");
+    case smtp_verb::noop:
+      return reply(self, 250, "2.0.0", "Ok");
+    case smtp_verb::vrfy:
+      return reply(self, 252, "2.5.0", "Cannot VRFY user, but will accept message");
+    case smtp_verb::quit:
+      reply(self, 221, "2.0.0", "Bye");
+      return close_session(self);
+  }
+}
+
+/// Handles every complete command line and DATA chunk in the buffer, in
+/// order, until the buffer is empty or the session must wait for the store.
+void process_input(session_ptr self) {
+  auto& st = self->state;
+  while (!st.closing && !st.awaiting_store && !st.input.empty()) {
+    if (st.data) {
+      auto used = st.data->feed(st.input);
+      st.input.erase(0, used);
+      if (!st.data->finished())
+        return;
+      finish_data(self);
+      continue;
+    }
+    auto lf = st.input.find('\n');
+    if (st.skipping_long_line) {
+      st.input.erase(0, lf == std::string::npos ? st.input.size() : lf + 1);
+      st.skipping_long_line = lf == std::string::npos;
+      continue;
+    }
+    if (lf == std::string::npos) {
+      if (st.input.size() > max_command_line_length + 2) {
+        reply(self, 500, "5.5.2", "Error: line too long");
+        st.input.clear();
+        st.skipping_long_line = true;
+      }
+      return;
+    }
+    auto length = lf > 0 && st.input[lf - 1] == '\r' ? lf - 1 : lf;
+    if (length > max_command_line_length) {
+      reply(self, 500, "5.5.2", "Error: line too long");
+    } else {
+      on_command(self, std::string_view{st.input}.substr(0, length));
+    }
+    st.input.erase(0, lf + 1);
+  }
+}
+
+/// Checks for idleness at the moment the client would have timed out.
+void schedule_idle_check(session_ptr self) {
+  auto& st = self->state;
+  auto due = st.last_activity + st.settings->idle_timeout;
+  auto wait = std::max(due - self->clock().now(),
+                       caf::actor_clock::duration_type{std::chrono::seconds(1)});
+  self->delayed_send(self, wait, idle_atom::value);
+}
+
+} // namespace
+
+std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
+  auto relay = network_list::parse(cfg.smtp.relay_networks);
+  if (!relay.value)
+    throw std::runtime_error(relay.problems.front());
+  std::vector<std::string> names;
+  for (const auto& po : cfg.postoffices)
+    names.push_back(po.name);
+  return std::make_shared<const smtp_settings>(smtp_settings{
+    cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
+    cfg.smtp.idle_timeout, routing_table{cfg}, std::move(*relay.value),
+    std::move(names)});
+}
+
+caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,
+                           std::shared_ptr<const smtp_settings> settings,
+                           store_actor store) {
+  auto& st = self->state;
+  st.connection = connection;
+  st.client_ip = self->remote_addr(connection);
+  st.relay_client = settings->relay_networks.contains(st.client_ip);
+  st.settings = std::move(settings);
+  st.store = std::move(store);
+  st.last_activity = self->clock().now();
+  self->configure_read(connection, caf::io::receive_policy::at_most(64 * 1024));
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    if (!self->state.closing) {
+      reply(self, 421, "4.3.2", self->state.settings->hostname
+                                  + " Service shutting down, try again later");
+      self->state.closing = true;
+      self->close(self->state.connection);
+    }
+    self->quit(msg.reason);
+  });
+  reply(self, 220, "", st.settings->hostname + " ESMTP postconn");
+  schedule_idle_check(self);
+  return {
+    [=](const caf::io::new_data_msg& msg) {
+      auto& st = self->state;
+      st.last_activity = self->clock().now();
+      st.input.append(msg.buf.begin(), msg.buf.end());
+      process_input(self);
+    },
+    [=](idle_atom) {
+      auto& st = self->state;
+      if (st.closing)
+        return;
+      auto idle = self->clock().now() - st.last_activity;
+      if (st.awaiting_store || idle < st.settings->idle_timeout)
+        return schedule_idle_check(self);
+      spdlog::info("smtp {}: idle for {}s, disconnected", st.client_ip,
+                   st.settings->idle_timeout.count());
+      reply(self, 421, "4.4.2", st.settings->hostname + " Error: timeout exceeded");
+      close_session(self);
+    },
+    [=](const caf::io::connection_closed_msg&) {
+      self->state.closing = true;
+      self->quit();
+    },
+  };
+}
+
+} // namespace postconn

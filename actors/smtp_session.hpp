@@ -1,0 +1,93 @@
+// NAME
+//   smtp_session -- one SMTP connection: RFC 5321 dialogue and durable
+//   acceptance.
+//
+// DESCRIPTION
+//   A broker forked by the SMTP listener for each connection. It parses
+//   pipelined commands from its input buffer, streams DATA through the
+//   decoder (bounded memory, no smuggling), and sends the finished message
+//   to the store. The "250 queued as" reply goes out only when the store has
+//   committed the message and its deliveries; a failed commit is answered
+//   with 451 4.3.0. While the store works, further pipelined input waits in
+//   the buffer. A client silent for smtp.idle_timeout gets 421 4.4.2 and is
+//   disconnected; at shutdown an open session says 421 4.3.2.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor_clock.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/connection_handle.hpp>
+
+#include "messages/actors.hpp"
+#include "runtime/network_list.hpp"
+#include "runtime/routing.hpp"
+#include "runtime/smtp_data.hpp"
+
+namespace postconn {
+
+/// What every session needs from the config, built once and shared
+/// read-only by all sessions.
+struct smtp_settings {
+  std::string hostname;
+  std::uint64_t max_message_size = 0;
+  std::uint32_t max_recipients = 0;
+  std::chrono::seconds idle_timeout{300};
+  routing_table routes;
+  network_list relay_networks;
+  /// Postoffice names by config index.
+  std::vector<std::string> postoffice_names;
+};
+
+/// Builds the settings from a validated config.
+std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg);
+
+/// One accepted recipient of the open transaction.
+struct accepted_recipient {
+  std::string address;
+  std::size_t postoffice;
+};
+
+struct smtp_session_state {
+  /// The client's connection.
+  caf::io::connection_handle connection;
+  /// The client's IP address, as the socket reports it.
+  std::string client_ip;
+  /// May this client send to domains only the default postoffice takes?
+  bool relay_client = false;
+  /// HELO/EHLO argument; empty until the client greeted.
+  std::string helo;
+  bool esmtp = false;
+  /// MAIL FROM of the open transaction, if one is open ("" is <>).
+  std::optional<std::string> sender;
+  std::vector<accepted_recipient> recipients;
+  /// Present while DATA is being received.
+  std::optional<smtp_data_decoder> data;
+  /// Received bytes not processed yet.
+  std::string input;
+  /// An over-long command line is being skipped up to its LF.
+  bool skipping_long_line = false;
+  /// The store is committing this session's message; input waits.
+  bool awaiting_store = false;
+  /// QUIT or a fatal error: no more input is processed.
+  bool closing = false;
+  /// When the client last sent something.
+  caf::actor_clock::time_point last_activity;
+  std::shared_ptr<const smtp_settings> settings;
+  store_actor store;
+
+  static inline const char* name = "smtp_session";
+};
+
+caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
+                           caf::io::connection_handle connection,
+                           std::shared_ptr<const smtp_settings> settings,
+                           store_actor store);
+
+} // namespace postconn

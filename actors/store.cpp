@@ -1,0 +1,144 @@
+// NAME
+//   store -- the durable queue actor (see store.hpp).
+#include "actors/store.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+namespace postconn {
+
+std::size_t store_state::commit_pending() {
+  auto count = std::min(pending.size(), std::max<std::size_t>(options.max_batch, 1));
+  if (count == 0)
+    return 0;
+  std::vector<pending_write> batch(std::make_move_iterator(pending.begin()),
+                                   std::make_move_iterator(pending.begin() + count));
+  pending.erase(pending.begin(), pending.begin() + count);
+  std::vector<caf::error> outcomes(batch.size());
+  try {
+    db->begin();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      db->savepoint();
+      try {
+        batch[i].apply(*db);
+        db->release_savepoint();
+      } catch (const queue_db_error& e) {
+        if (!e.request_at_fault())
+          throw;
+        db->rollback_to_savepoint();
+        outcomes[i] = make_error(store_errc::rejected, e.what());
+      }
+    }
+    db->commit();
+    ++counters.commits;
+  } catch (const queue_db_error& e) {
+    db->rollback();
+    spdlog::error("store: commit of {} writes failed: {}", batch.size(), e.what());
+    for (auto& outcome : outcomes)
+      outcome = make_error(store_errc::commit_failed, e.what());
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (outcomes[i])
+      ++counters.failed_writes;
+    else
+      ++counters.writes;
+    batch[i].answer(outcomes[i]);
+  }
+  return count;
+}
+
+namespace {
+
+/// Queues a write and makes sure a commit marker follows it.
+void enqueue_write(store_actor::stateful_pointer<store_state> self,
+                   pending_write write) {
+  auto& st = self->state;
+  st.pending.push_back(std::move(write));
+  if (!st.commit_scheduled) {
+    st.commit_scheduled = true;
+    self->send(self, commit_atom::value);
+  }
+}
+
+} // namespace
+
+store_actor::behavior_type
+store(store_actor::stateful_pointer<store_state> self,
+      std::shared_ptr<queue_db> db, store_options options) {
+  self->state.ids = message_id_generator{db->last_message_id()};
+  self->state.db = std::move(db);
+  self->state.options = options;
+  return {
+    [=](accept_atom, incoming_message& msg) -> caf::result<std::string> {
+      auto promise = self->make_response_promise<std::string>();
+      auto id = self->state.ids.next();
+      auto shared_msg = std::make_shared<incoming_message>(std::move(msg));
+      enqueue_write(self, pending_write{
+        [id, shared_msg](queue_db& db) { db.insert_message(id, *shared_msg); },
+        [id, promise](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            promise.deliver(id);
+        }});
+      return promise;
+    },
+    [=](record_atom, ledger_entry& entry,
+        attempt_record& attempt) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      enqueue_write(self, pending_write{
+        [entry = std::move(entry), attempt = std::move(attempt)](queue_db& db) {
+          db.update_delivery(entry);
+          db.insert_attempt(attempt);
+        },
+        [promise](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            promise.deliver(true);
+        }});
+      return promise;
+    },
+    [=](load_atom) -> caf::result<std::vector<ledger_entry>> {
+      try {
+        return self->state.db->unfinished_deliveries();
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
+    [=](fetch_atom, const std::string& id) -> caf::result<stored_message> {
+      try {
+        if (auto msg = self->state.db->message(id))
+          return std::move(*msg);
+        return make_error(store_errc::not_found, "no message " + id);
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
+    [=](status_atom) { return self->state.counters; },
+    [=](commit_atom) {
+      auto& st = self->state;
+      st.commit_pending();
+      // Writes beyond max_batch wait for the next marker, behind newer mail.
+      if (st.pending.empty())
+        st.commit_scheduled = false;
+      else
+        self->send(self, commit_atom::value);
+    },
+  };
+}
+
+store_actor spawn_store(caf::actor_system& sys, std::shared_ptr<queue_db> db,
+                        store_options options, bool detached) {
+  if (detached)
+    return sys.spawn<caf::detached>(store, std::move(db), options);
+  return sys.spawn(store, std::move(db), options);
+}
+
+} // namespace postconn

@@ -1,0 +1,76 @@
+// NAME
+//   store -- the durable queue actor: the only owner of the queue database.
+//
+// DESCRIPTION
+//   Writes (accept a message, record a ledger change) are group-committed:
+//   each write is queued with its response promise, and a commit marker the
+//   store sends itself lands behind every request already in its mailbox.
+//   When the marker arrives, all queued writes run in one transaction, each
+//   inside its own savepoint (a bad request fails alone), the transaction
+//   commits with one fsync, and only then is every requester answered. If
+//   the commit fails (disk full, I/O error) every write of the batch is
+//   answered with store_errc::commit_failed and nothing of it is kept.
+//
+//   In the server the store runs detached (its own thread: fsync blocks);
+//   tests spawn it on the deterministic scheduler.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "messages/actors.hpp"
+#include "runtime/message_id.hpp"
+#include "runtime/queue_db.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace postconn {
+
+struct store_options {
+  /// Writes per transaction at most; 1 means one fsync per request.
+  std::size_t max_batch = 4096;
+};
+
+/// A write request waiting for the next commit.
+struct pending_write {
+  /// Applies the request inside the open transaction; throws on failure.
+  std::function<void(queue_db&)> apply;
+  /// Answers the requester once the outcome is known: an empty error means
+  /// the write is durable.
+  std::function<void(const caf::error&)> answer;
+};
+
+struct store_state {
+  /// The queue database, used only by this actor.
+  std::shared_ptr<queue_db> db;
+  /// Issues queue ids for accepted messages.
+  message_id_generator ids;
+  /// Writes received since the last commit, in arrival order.
+  std::vector<pending_write> pending;
+  /// A commit marker is in the mailbox.
+  bool commit_scheduled = false;
+  store_options options;
+  store_status counters;
+
+  /// Runs up to options.max_batch pending writes in one transaction and
+  /// answers them. Returns the number of writes handled.
+  std::size_t commit_pending();
+
+  static inline const char* name = "store";
+};
+
+store_actor::behavior_type
+store(store_actor::stateful_pointer<store_state> self,
+      std::shared_ptr<queue_db> db, store_options options);
+
+/// Spawns the store; `detached` gives it a thread of its own (the server),
+/// without it the store runs on the scheduler (deterministic tests).
+store_actor spawn_store(caf::actor_system& sys, std::shared_ptr<queue_db> db,
+                        store_options options, bool detached);
+
+} // namespace postconn

@@ -1,0 +1,52 @@
+// NAME
+//   registry -- registers every message type and error category with CAF.
+#include "messages/registry.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/message.hpp>
+
+#include "messages/actors.hpp"
+#include "messages/vocabulary.hpp"
+
+namespace postconn {
+
+namespace {
+
+std::string render_store_error(std::uint8_t code, caf::atom_value,
+                               const caf::message& context) {
+  std::string text = "store: ";
+  switch (static_cast<store_errc>(code)) {
+    case store_errc::commit_failed:
+      text += "commit failed";
+      break;
+    case store_errc::rejected:
+      text += "request rejected";
+      break;
+    case store_errc::not_found:
+      text += "not found";
+      break;
+    case store_errc::read_failed:
+      text += "read failed";
+      break;
+    default:
+      text += "error " + std::to_string(code);
+  }
+  if (context.match_elements<std::string>())
+    text += ": " + context.get_as<std::string>(0);
+  return text;
+}
+
+} // namespace
+
+void register_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<routed_recipients>("routed_recipients");
+  cfg.add_message_type<incoming_message>("incoming_message");
+  cfg.add_message_type<stored_message>("stored_message");
+  cfg.add_message_type<ledger_entry>("ledger_entry");
+  cfg.add_message_type<attempt_record>("attempt_record");
+  cfg.add_message_type<store_status>("store_status");
+  cfg.add_message_type<store_actor>("store_actor");
+  cfg.add_error_category(caf::atom("store"), render_store_error);
+}
+
+} // namespace postconn

@@ -1,0 +1,36 @@
+// NAME
+//   vocabulary -- conversions for the message structs (see vocabulary.hpp).
+#include "messages/vocabulary.hpp"
+
+#include <caf/make_message.hpp>
+
+namespace postconn {
+
+namespace {
+
+constexpr const char* state_names[] = {
+  "queued", "in_flight", "deferred", "delivered", "bounced", "held",
+};
+
+} // namespace
+
+const char* to_string(delivery_state state) {
+  return state_names[static_cast<std::size_t>(state)];
+}
+
+bool from_string(const std::string& name, delivery_state& state) {
+  for (std::size_t i = 0; i < std::size(state_names); ++i) {
+    if (name == state_names[i]) {
+      state = static_cast<delivery_state>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+caf::error make_error(store_errc code, std::string detail) {
+  return caf::error{static_cast<std::uint8_t>(code), caf::atom("store"),
+                    caf::make_message(std::move(detail))};
+}
+
+} // namespace postconn

@@ -1,0 +1,170 @@
+// NAME
+//   vocabulary -- the words postconn's actors speak: atoms and message structs.
+//
+// DESCRIPTION
+//   Plain structs with CAF 0.17 inspect() overloads, so they can cross actor
+//   and node boundaries. Times are Unix seconds (std::int64_t, 0 = never).
+//   Every type here is registered in messages/registry.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace postconn {
+
+// -- atoms: the verbs (at most 10 characters) ---------------------------------
+
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using record_atom = caf::atom_constant<caf::atom("record")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+
+// -- messages and deliveries ----------------------------------------------------
+
+/// The recipients of one message that route to one postoffice.
+struct routed_recipients {
+  std::string postoffice;
+  std::vector<std::string> recipients;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, routed_recipients& x) {
+  return f(caf::meta::type_name("routed_recipients"), x.postoffice,
+           x.recipients);
+}
+
+/// A message received over SMTP, not yet committed to the queue.
+struct incoming_message {
+  /// Envelope sender (MAIL FROM), empty for the null sender <>.
+  std::string sender;
+  /// Header and body as it will be delivered (Received: already prepended).
+  std::string content;
+  std::int64_t received_at = 0;
+  /// One delivery per postoffice the recipients route to.
+  std::vector<routed_recipients> deliveries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, incoming_message& x) {
+  return f(caf::meta::type_name("incoming_message"), x.sender, x.content,
+           x.received_at, x.deliveries);
+}
+
+/// A committed message as the queue holds it.
+struct stored_message {
+  std::string id;
+  std::string sender;
+  std::string content;
+  std::int64_t received_at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_message& x) {
+  return f(caf::meta::type_name("stored_message"), x.id, x.sender, x.content,
+           x.received_at);
+}
+
+/// Where a delivery stands (DESIGN.md, "Retry semantics").
+enum class delivery_state : std::uint8_t {
+  queued,
+  in_flight,
+  deferred,
+  delivered,
+  bounced,
+  held,
+};
+
+/// Name of a state as stored and shown ("queued", "in_flight", ...).
+const char* to_string(delivery_state state);
+
+/// Parses a name written by to_string(); false when unknown.
+bool from_string(const std::string& name, delivery_state& state);
+
+/// The retry ledger of one delivery: one message's recipients at one
+/// postoffice.
+struct ledger_entry {
+  std::int64_t delivery_id = 0;
+  std::string message_id;
+  std::string postoffice;
+  std::vector<std::string> recipients;
+  delivery_state state = delivery_state::queued;
+  std::int32_t open_retries = 0;
+  std::int32_t transfer_retries = 0;
+  std::int64_t queued_at = 0;
+  std::int64_t first_attempt_at = 0;
+  std::int64_t next_attempt_at = 0;
+  /// Last failure: enhanced status or reply code ("4.4.1", "451") and text.
+  std::string last_error_code;
+  std::string last_error_text;
+  /// A "delayed" DSN was sent for this delivery.
+  bool delay_warned = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
+  return f(caf::meta::type_name("ledger_entry"), x.delivery_id, x.message_id,
+           x.postoffice, x.recipients, x.state, x.open_retries,
+           x.transfer_retries, x.queued_at, x.first_attempt_at,
+           x.next_attempt_at, x.last_error_code, x.last_error_text,
+           x.delay_warned);
+}
+
+/// One line of a delivery's attempt log.
+struct attempt_record {
+  std::int64_t delivery_id = 0;
+  std::int64_t at = 0;
+  /// What happened: "open_failed", "transfer_failed", "rejected",
+  /// "delivered", "bounced", "held", "released", ...
+  std::string outcome;
+  std::string code;
+  std::string text;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
+  return f(caf::meta::type_name("attempt_record"), x.delivery_id, x.at,
+           x.outcome, x.code, x.text);
+}
+
+/// Counters of the store, for benchmarks and metrics.
+struct store_status {
+  /// Transactions committed since start.
+  std::uint64_t commits = 0;
+  /// Write requests acknowledged since start.
+  std::uint64_t writes = 0;
+  /// Write requests that failed (and were answered with an error).
+  std::uint64_t failed_writes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_status& x) {
+  return f(caf::meta::type_name("store_status"), x.commits, x.writes,
+           x.failed_writes);
+}
+
+// -- errors ---------------------------------------------------------------------
+
+/// Errors of the store, category atom "store".
+enum class store_errc : std::uint8_t {
+  /// The transaction could not be committed (disk full, I/O error).
+  commit_failed = 1,
+  /// The request itself was refused (constraint, unknown delivery).
+  rejected,
+  /// No such message or delivery.
+  not_found,
+  /// Reading the queue failed (I/O error, corrupt file).
+  read_failed,
+};
+
+/// An error of the store with a human-readable detail ("disk I/O error").
+caf::error make_error(store_errc code, std::string detail);
+
+} // namespace postconn

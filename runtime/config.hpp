@@ -1,0 +1,126 @@
+// NAME
+//   config -- postconn's configuration: the TOML schema, its defaults and its
+//   validation.
+//
+// DESCRIPTION
+//   Every key of DESIGN.md's config section lives here next to its default.
+//   parse_config() reads TOML text, checks every key, and reports one line per
+//   problem naming the key (`postoffice[2].path: ...`). Unknown keys are
+//   problems, never silently ignored. Per-postoffice `[postoffice.retry]`
+//   tables override `[retry]` key by key; the result is stored resolved, so
+//   callers never merge policies themselves.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postconn {
+
+/// Retry policy of a postoffice (mirrors the Exchange MTA's connection retry
+/// values). A zero duration disables `max_lifetime` and `delay_warning`.
+struct retry_policy {
+  /// Failed opens tolerated before the NDR (the 145th failure bounces).
+  int max_open_retries = 144;
+  /// Wait after a failed open, and between idle probes.
+  std::chrono::seconds open_interval{600};
+  /// Temporary transfer failures tolerated before the NDR.
+  int max_transfer_retries = 2;
+  /// Wait after a temporary transfer failure.
+  std::chrono::seconds transfer_interval{120};
+  /// KB 277831 fix: count failed opens. false = legacy, never counted.
+  bool enforce_retry_limits = true;
+  /// Undelivered this long after queueing: bounce. 0 disables.
+  std::chrono::seconds max_lifetime{5 * 24 * 3600};
+  /// Undelivered this long: one "delayed" DSN. 0 disables.
+  std::chrono::seconds delay_warning{0};
+};
+
+enum class transport_kind { maildir, smtp, lmtp };
+
+/// Name of a transport as written in the config ("maildir", "smtp", "lmtp").
+std::string_view to_string(transport_kind kind);
+
+struct postoffice_config {
+  /// Unique name, [a-z0-9_-]+.
+  std::string name;
+  /// Recipient domains routed here, lower-cased.
+  std::vector<std::string> domains;
+  transport_kind transport = transport_kind::maildir;
+  /// maildir: root directory of the postoffice (a share's mount point).
+  std::filesystem::path path;
+  /// maildir: create a missing mailbox instead of failing with 5.1.1.
+  bool create_mailboxes = false;
+  /// smtp / lmtp: "host:port" of the server.
+  std::string address;
+  /// Takes every domain no other postoffice claims (at most one).
+  bool is_default = false;
+  /// Budget for one probe / open.
+  std::chrono::seconds probe_timeout{10};
+  /// [retry] with this postoffice's [postoffice.retry] overrides applied.
+  retry_policy retry;
+};
+
+struct server_config {
+  /// Banner, Received, Reporting-MTA, MAILER-DAEMON@.
+  std::string hostname = "localhost";
+  /// The queue database lives here.
+  std::filesystem::path data_dir = "var";
+  /// spdlog level name: trace, debug, info, warn, error, critical, off.
+  std::string log_level = "info";
+};
+
+struct smtp_config {
+  /// "host:port" of the SMTP listener.
+  std::string listen = "127.0.0.1:2525";
+  /// Bytes; advertised as SIZE.
+  std::uint64_t max_message_size = 35882577;
+  std::uint32_t max_recipients = 1000;
+  /// A client silent this long is disconnected with 421 4.4.2.
+  std::chrono::seconds idle_timeout{300};
+  /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".
+  std::vector<std::string> relay_networks{"127.0.0.0/8", "::1/128"};
+};
+
+struct admin_config {
+  /// "host:port" of the admin HTTP API.
+  std::string listen = "127.0.0.1:8025";
+};
+
+struct config {
+  server_config server;
+  smtp_config smtp;
+  /// The global [retry] table (already applied to every postoffice).
+  retry_policy retry;
+  admin_config admin;
+  std::vector<postoffice_config> postoffices;
+};
+
+/// A parsed config, or the problems that kept it from being one.
+struct config_result {
+  std::optional<config> value;
+  /// One line per problem, each starting with the key: "retry.open_interval: ...".
+  std::vector<std::string> problems;
+};
+
+/// Parses TOML text. `source` names the input in syntax-error lines.
+config_result parse_config(std::string_view toml_text, std::string_view source);
+
+/// Reads and parses a config file; an unreadable file is one problem.
+config_result load_config_file(const std::filesystem::path& file);
+
+/// "90s", "10m", "24h", "5d", "0", or a bare integer count of seconds.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+/// Splits "host:port" or "[v6]:port". Empty optional when malformed.
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<listen_address> parse_listen_address(std::string_view text);
+
+} // namespace postconn

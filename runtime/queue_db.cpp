@@ -1,0 +1,440 @@
+// NAME
+//   queue_db -- SQLite access for the queue (see queue_db.hpp).
+#include "runtime/queue_db.hpp"
+
+#include "runtime/message_id.hpp"
+
+#include <sqlite3.h>
+
+#include <iterator>
+#include <sstream>
+
+namespace postconn {
+
+namespace {
+
+/// Schema migrations; entry i takes the file from version i to i + 1.
+/// Never edit a released entry: append a new one.
+const char* const migrations[] = {
+  // 1: messages, deliveries (the retry ledger) and the attempt log. A queue
+  // id is stored as the integer its hex digits spell: it is the rowid.
+  R"sql(
+  CREATE TABLE messages(
+    id          INTEGER PRIMARY KEY,
+    sender      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    content     BLOB NOT NULL);
+  CREATE TABLE deliveries(
+    id               INTEGER PRIMARY KEY,
+    message_id       INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    postoffice       TEXT NOT NULL,
+    recipients       TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK(state IN ('queued', 'in_flight',
+                       'deferred', 'delivered', 'bounced', 'held')),
+    open_retries     INTEGER NOT NULL DEFAULT 0,
+    transfer_retries INTEGER NOT NULL DEFAULT 0,
+    queued_at        INTEGER NOT NULL,
+    first_attempt_at INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error_code  TEXT NOT NULL DEFAULT '',
+    last_error_text  TEXT NOT NULL DEFAULT '',
+    delay_warned     INTEGER NOT NULL DEFAULT 0);
+  CREATE INDEX deliveries_by_message ON deliveries(message_id);
+  CREATE INDEX deliveries_unfinished ON deliveries(state)
+    WHERE state NOT IN ('delivered', 'bounced');
+  CREATE TABLE attempts(
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    text        TEXT NOT NULL);
+  CREATE INDEX attempts_by_delivery ON attempts(delivery_id);
+  )sql",
+};
+
+constexpr int schema_version_count
+  = static_cast<int>(std::size(migrations));
+
+/// Recipients are stored one per line: addresses never contain CR or LF.
+std::string join_recipients(const std::vector<std::string>& recipients) {
+  std::string joined;
+  for (const auto& rcpt : recipients) {
+    if (!joined.empty())
+      joined += '\n';
+    joined += rcpt;
+  }
+  return joined;
+}
+
+std::vector<std::string> split_recipients(const std::string& joined) {
+  std::vector<std::string> recipients;
+  std::istringstream in{joined};
+  for (std::string line; std::getline(in, line);)
+    recipients.push_back(line);
+  return recipients;
+}
+
+/// The error of the last failed call on `db`, with its result code.
+queue_db_error last_error(sqlite3* db) {
+  return queue_db_error(sqlite3_errmsg(db), sqlite3_errcode(db));
+}
+
+/// Binds parameters and steps a prepared statement; resets it on scope exit.
+class statement {
+public:
+  statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  statement& bind(int index, const std::string& text) {
+    check(sqlite3_bind_text(stmt_, index, text.data(),
+                            static_cast<int>(text.size()), SQLITE_STATIC));
+    return *this;
+  }
+  statement& bind_blob(int index, const std::string& bytes) {
+    check(sqlite3_bind_blob(stmt_, index, bytes.data(),
+                            static_cast<int>(bytes.size()), SQLITE_STATIC));
+    return *this;
+  }
+  statement& bind(int index, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  /// Steps once; true while a row is available.
+  bool step() {
+    auto rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
+    throw last_error(db_);
+  }
+  std::int64_t integer(int column) {
+    return sqlite3_column_int64(stmt_, column);
+  }
+  std::string text(int column) {
+    auto data = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
+    auto size = sqlite3_column_bytes(stmt_, column);
+    return data ? std::string(data, static_cast<std::size_t>(size))
+                : std::string{};
+  }
+
+private:
+  void check(int rc) {
+    if (rc != SQLITE_OK)
+      throw last_error(db_);
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+const char* const delivery_columns
+  = "id, message_id, postoffice, recipients, state, open_retries,"
+    " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
+    " last_error_code, last_error_text, delay_warned";
+
+} // namespace
+
+queue_db_error::queue_db_error(const std::string& what, int sqlite_code)
+  : std::runtime_error(what), sqlite_code_(sqlite_code) {
+}
+
+bool queue_db_error::request_at_fault() const {
+  switch (sqlite_code_ & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_NOTFOUND:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file) {
+  sqlite3* handle = nullptr;
+  auto rc = sqlite3_open_v2(file.c_str(), &handle,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                              | SQLITE_OPEN_NOMUTEX,
+                            nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    sqlite3_close(handle);
+    throw queue_db_error(file.string() + ": " + why, rc);
+  }
+  std::unique_ptr<queue_db> db{new queue_db(handle)};
+  // Messages are kilobytes: 16 KiB pages pack several per page instead of
+  // one per 4 KiB page, halving the bytes each commit writes and syncs.
+  // Takes effect only when the file is created.
+  db->exec("PRAGMA page_size=16384");
+  // WAL + synchronous=FULL: every COMMIT fsyncs the log, so an acknowledged
+  // write survives a crash or power loss.
+  db->exec("PRAGMA journal_mode=WAL");
+  db->exec("PRAGMA synchronous=FULL");
+  db->exec("PRAGMA foreign_keys=ON");
+  db->exec("PRAGMA busy_timeout=5000");
+  db->migrate();
+  db->insert_message_ = db->prepare(
+    "INSERT INTO messages(id, sender, received_at, size, content)"
+    " VALUES(?1, ?2, ?3, ?4, ?5)");
+  db->insert_delivery_ = db->prepare(
+    "INSERT INTO deliveries(message_id, postoffice, recipients, state,"
+    " queued_at, next_attempt_at) VALUES(?1, ?2, ?3, 'queued', ?4, ?4)");
+  db->update_delivery_ = db->prepare(
+    "UPDATE deliveries SET recipients = ?2, state = ?3, open_retries = ?4,"
+    " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
+    " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10"
+    " WHERE id = ?1");
+  db->insert_attempt_ = db->prepare(
+    "INSERT INTO attempts(delivery_id, at, outcome, code, text)"
+    " VALUES(?1, ?2, ?3, ?4, ?5)");
+  auto select_deliveries_where = [&](const char* condition) {
+    return db->prepare((std::string{"SELECT "} + delivery_columns
+                        + " FROM deliveries WHERE " + condition + " ORDER BY id")
+                         .c_str());
+  };
+  db->select_unfinished_
+    = select_deliveries_where("state NOT IN ('delivered', 'bounced')");
+  db->select_deliveries_of_ = select_deliveries_where("message_id = ?1");
+  db->savepoint_ = db->prepare("SAVEPOINT request");
+  db->release_savepoint_ = db->prepare("RELEASE request");
+  db->select_message_ = db->prepare(
+    "SELECT id, sender, content, received_at FROM messages WHERE id = ?1");
+  db->select_attempts_ = db->prepare(
+    "SELECT delivery_id, at, outcome, code, text FROM attempts"
+    " WHERE delivery_id = ?1 ORDER BY id");
+  return db;
+}
+
+queue_db::queue_db(sqlite3* handle) : handle_(handle) {}
+
+queue_db::~queue_db() {
+  for (auto* stmt : statements_)
+    sqlite3_finalize(stmt);
+  sqlite3_close(handle_);
+}
+
+int queue_db::current_schema_version() {
+  return schema_version_count;
+}
+
+int queue_db::schema_version() {
+  return std::stoi(single_value("PRAGMA user_version"));
+}
+
+void queue_db::migrate() {
+  auto version = schema_version();
+  if (version > schema_version_count)
+    throw queue_db_error("queue database has schema version "
+                           + std::to_string(version) + ", newer than this build's "
+                           + std::to_string(schema_version_count),
+                         SQLITE_ERROR);
+  for (; version < schema_version_count; ++version) {
+    begin();
+    try {
+      exec(migrations[version]);
+      exec(("PRAGMA user_version=" + std::to_string(version + 1)).c_str());
+      commit();
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
+}
+
+void queue_db::exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(handle_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string why = error ? error : sqlite3_errmsg(handle_);
+    sqlite3_free(error);
+    throw queue_db_error(why, sqlite3_errcode(handle_));
+  }
+}
+
+sqlite3_stmt* queue_db::prepare(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(handle_, sql, -1, &stmt, nullptr) != SQLITE_OK)
+    throw last_error(handle_);
+  statements_.push_back(stmt);
+  return stmt;
+}
+
+void queue_db::begin() {
+  exec("BEGIN IMMEDIATE");
+}
+
+void queue_db::commit() {
+  exec("COMMIT");
+}
+
+void queue_db::rollback() {
+  // Fails harmlessly when SQLite already rolled back on its own (e.g. on a
+  // full disk), which is the state we want anyway.
+  sqlite3_exec(handle_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void queue_db::savepoint() {
+  statement{handle_, savepoint_}.step();
+}
+
+void queue_db::release_savepoint() {
+  statement{handle_, release_savepoint_}.step();
+}
+
+void queue_db::rollback_to_savepoint() {
+  exec("ROLLBACK TO request");
+  exec("RELEASE request");
+}
+
+void queue_db::insert_message(const std::string& id,
+                              const incoming_message& msg) {
+  auto number = parse_message_id(id);
+  if (!number)
+    throw queue_db_error("malformed queue id " + id, SQLITE_MISMATCH);
+  auto row = static_cast<std::int64_t>(*number);
+  {
+    statement insert{handle_, insert_message_};
+    insert.bind(1, row)
+      .bind(2, msg.sender)
+      .bind(3, msg.received_at)
+      .bind(4, static_cast<std::int64_t>(msg.content.size()))
+      .bind_blob(5, msg.content)
+      .step();
+  }
+  for (const auto& delivery : msg.deliveries) {
+    auto recipients = join_recipients(delivery.recipients);
+    statement insert{handle_, insert_delivery_};
+    insert.bind(1, row)
+      .bind(2, delivery.postoffice)
+      .bind(3, recipients)
+      .bind(4, msg.received_at)
+      .step();
+  }
+}
+
+void queue_db::update_delivery(const ledger_entry& entry) {
+  auto recipients = join_recipients(entry.recipients);
+  std::string state = to_string(entry.state);
+  statement update{handle_, update_delivery_};
+  update.bind(1, entry.delivery_id)
+    .bind(2, recipients)
+    .bind(3, state)
+    .bind(4, std::int64_t{entry.open_retries})
+    .bind(5, std::int64_t{entry.transfer_retries})
+    .bind(6, entry.first_attempt_at)
+    .bind(7, entry.next_attempt_at)
+    .bind(8, entry.last_error_code)
+    .bind(9, entry.last_error_text)
+    .bind(10, std::int64_t{entry.delay_warned ? 1 : 0})
+    .step();
+  if (sqlite3_changes(handle_) != 1)
+    throw queue_db_error("no delivery with id "
+                           + std::to_string(entry.delivery_id),
+                         SQLITE_NOTFOUND);
+}
+
+void queue_db::limit_pages(std::uint32_t max_pages) {
+  exec(("PRAGMA max_page_count=" + std::to_string(max_pages)).c_str());
+}
+
+void queue_db::insert_attempt(const attempt_record& attempt) {
+  statement insert{handle_, insert_attempt_};
+  insert.bind(1, attempt.delivery_id)
+    .bind(2, attempt.at)
+    .bind(3, attempt.outcome)
+    .bind(4, attempt.code)
+    .bind(5, attempt.text)
+    .step();
+}
+
+std::vector<ledger_entry>
+queue_db::select_deliveries(sqlite3_stmt* stmt,
+                            std::optional<std::int64_t> message_row) {
+  std::vector<ledger_entry> entries;
+  statement query{handle_, stmt};
+  if (message_row)
+    query.bind(1, *message_row);
+  while (query.step()) {
+    ledger_entry entry;
+    entry.delivery_id = query.integer(0);
+    entry.message_id = format_message_id(static_cast<std::uint64_t>(query.integer(1)));
+    entry.postoffice = query.text(2);
+    entry.recipients = split_recipients(query.text(3));
+    if (!from_string(query.text(4), entry.state))
+      throw queue_db_error("delivery " + std::to_string(entry.delivery_id)
+                             + " has unknown state " + query.text(4),
+                           SQLITE_CORRUPT);
+    entry.open_retries = static_cast<std::int32_t>(query.integer(5));
+    entry.transfer_retries = static_cast<std::int32_t>(query.integer(6));
+    entry.queued_at = query.integer(7);
+    entry.first_attempt_at = query.integer(8);
+    entry.next_attempt_at = query.integer(9);
+    entry.last_error_code = query.text(10);
+    entry.last_error_text = query.text(11);
+    entry.delay_warned = query.integer(12) != 0;
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+std::vector<ledger_entry> queue_db::unfinished_deliveries() {
+  return select_deliveries(select_unfinished_, std::nullopt);
+}
+
+std::vector<ledger_entry>
+queue_db::deliveries_of(const std::string& message_id) {
+  auto number = parse_message_id(message_id);
+  if (!number)
+    return {};
+  return select_deliveries(select_deliveries_of_,
+                           static_cast<std::int64_t>(*number));
+}
+
+std::optional<stored_message> queue_db::message(const std::string& id) {
+  auto number = parse_message_id(id);
+  if (!number)
+    return std::nullopt;
+  statement query{handle_, select_message_};
+  query.bind(1, static_cast<std::int64_t>(*number));
+  if (!query.step())
+    return std::nullopt;
+  return stored_message{id, query.text(1), query.text(2), query.integer(3)};
+}
+
+std::vector<attempt_record> queue_db::attempts_of(std::int64_t delivery_id) {
+  std::vector<attempt_record> result;
+  statement query{handle_, select_attempts_};
+  query.bind(1, delivery_id);
+  while (query.step())
+    result.push_back(attempt_record{query.integer(0), query.integer(1),
+                                    query.text(2), query.text(3),
+                                    query.text(4)});
+  return result;
+}
+
+std::string queue_db::last_message_id() {
+  auto last = single_value("SELECT max(id) FROM messages");
+  return last.empty() ? last : format_message_id(std::stoull(last));
+}
+
+std::string queue_db::integrity_check() {
+  return single_value("PRAGMA integrity_check");
+}
+
+std::string queue_db::single_value(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(handle_, sql, -1, &stmt, nullptr) != SQLITE_OK)
+    throw last_error(handle_);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner{
+    stmt, sqlite3_finalize};
+  statement query{handle_, stmt};
+  return query.step() ? query.text(0) : std::string{};
+}
+
+} // namespace postconn

@@ -1,0 +1,121 @@
+// NAME
+//   queue_db -- the SQLite queue database: messages, deliveries (retry
+//   ledgers) and the attempt log.
+//
+// DESCRIPTION
+//   A plain class with no actor code, owned by the store actor. The database
+//   runs in WAL mode with synchronous=FULL, so a COMMIT is fsync'd and
+//   survives power loss. The schema is versioned with PRAGMA user_version;
+//   open() applies every migration the file has not seen yet, in order.
+//   Every failure throws queue_db_error carrying SQLite's message.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "messages/vocabulary.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace postconn {
+
+class queue_db_error : public std::runtime_error {
+public:
+  /// `sqlite_code` is SQLite's primary result code (SQLITE_FULL, ...).
+  queue_db_error(const std::string& what, int sqlite_code);
+
+  int sqlite_code() const {
+    return sqlite_code_;
+  }
+
+  /// True when the request itself was at fault (a constraint such as a
+  /// duplicate id, an unknown delivery), so only it fails. Anything else
+  /// (full disk, I/O error) dooms the whole transaction.
+  bool request_at_fault() const;
+
+private:
+  int sqlite_code_;
+};
+
+class queue_db {
+public:
+  /// Opens (creating if needed) and migrates the database file.
+  static std::unique_ptr<queue_db> open(const std::filesystem::path& file);
+
+  ~queue_db();
+  queue_db(const queue_db&) = delete;
+  queue_db& operator=(const queue_db&) = delete;
+
+  /// The schema version this build writes.
+  static int current_schema_version();
+
+  /// The schema version stored in the file.
+  int schema_version();
+
+  // -- transactions ---------------------------------------------------------
+
+  void begin();
+  void commit();
+  void rollback();
+  /// A nested savepoint, so one failed request does not spoil a batch.
+  void savepoint();
+  void release_savepoint();
+  void rollback_to_savepoint();
+
+  // -- writes (inside a transaction) ---------------------------------------
+
+  /// Inserts a message and one queued delivery per postoffice.
+  void insert_message(const std::string& id, const incoming_message& msg);
+  /// Stores a ledger entry's mutable fields; throws when it does not exist.
+  void update_delivery(const ledger_entry& entry);
+  void insert_attempt(const attempt_record& attempt);
+
+  /// Caps the file at `max_pages` pages (SQLite's max_page_count), so
+  /// writes beyond it fail as on a full disk. Fault-injection tests use it.
+  void limit_pages(std::uint32_t max_pages);
+
+  // -- reads ----------------------------------------------------------------
+
+  /// Deliveries neither delivered nor bounced, oldest first.
+  std::vector<ledger_entry> unfinished_deliveries();
+  std::vector<ledger_entry> deliveries_of(const std::string& message_id);
+  std::optional<stored_message> message(const std::string& id);
+  std::vector<attempt_record> attempts_of(std::int64_t delivery_id);
+  /// The greatest message id in the queue, or "" when it is empty.
+  std::string last_message_id();
+  /// PRAGMA integrity_check: "ok" or the first problem found.
+  std::string integrity_check();
+
+private:
+  explicit queue_db(sqlite3* handle);
+  void exec(const char* sql);
+  void migrate();
+  sqlite3_stmt* prepare(const char* sql);
+  /// Runs a delivery query, binding ?1 to `message_row` when given.
+  std::vector<ledger_entry>
+  select_deliveries(sqlite3_stmt* stmt, std::optional<std::int64_t> message_row);
+  /// First column of the first row of a one-off query, as text.
+  std::string single_value(const char* sql);
+
+  sqlite3* handle_;
+  /// Prepared statements, finalized in the destructor.
+  std::vector<sqlite3_stmt*> statements_;
+  sqlite3_stmt* insert_message_ = nullptr;
+  sqlite3_stmt* insert_delivery_ = nullptr;
+  sqlite3_stmt* update_delivery_ = nullptr;
+  sqlite3_stmt* insert_attempt_ = nullptr;
+  sqlite3_stmt* savepoint_ = nullptr;
+  sqlite3_stmt* release_savepoint_ = nullptr;
+  sqlite3_stmt* select_unfinished_ = nullptr;
+  sqlite3_stmt* select_deliveries_of_ = nullptr;
+  sqlite3_stmt* select_message_ = nullptr;
+  sqlite3_stmt* select_attempts_ = nullptr;
+};
+
+} // namespace postconn

@@ -1,0 +1,180 @@
+// NAME
+//   serve -- `postconn serve` (see serve.hpp).
+#include "runtime/serve.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/smtp_listener.hpp"
+#include "actors/store.hpp"
+#include "messages/registry.hpp"
+#include "runtime/config.hpp"
+#include "runtime/listen_socket.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/queue_db.hpp"
+
+namespace postconn {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A start-up check that failed; its text is the one line the operator sees.
+struct startup_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Creates the data directory if needed and proves it is writable.
+void check_data_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw startup_error("server.data_dir: cannot create " + dir.string() + ": "
+                        + ec.message());
+  auto probe = dir / ".write-test";
+  {
+    std::ofstream out{probe};
+    if (!(out << "postconn\n") || !out.flush())
+      throw startup_error("server.data_dir: " + dir.string()
+                          + " is not writable");
+  }
+  fs::remove(probe, ec);
+}
+
+/// Holds an exclusive lock on the data directory while the server runs, so
+/// two servers never share one queue.
+class data_dir_lock {
+public:
+  explicit data_dir_lock(const fs::path& dir) {
+    auto file = dir / "postconn.lock";
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw startup_error("server.data_dir: cannot open " + file.string());
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0)
+      throw startup_error("server.data_dir: " + dir.string()
+                          + " is in use by another postconn server");
+  }
+  ~data_dir_lock() {
+    ::close(fd_);
+  }
+  data_dir_lock(const data_dir_lock&) = delete;
+  data_dir_lock& operator=(const data_dir_lock&) = delete;
+
+private:
+  int fd_ = -1;
+};
+
+/// Blocks the shutdown signals in this thread and every thread started
+/// after it (CAF's workers), so only wait_for_shutdown_signal() sees them.
+sigset_t block_shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int wait_for_shutdown_signal(const sigset_t& set) {
+  int signal = 0;
+  sigwait(&set, &signal);
+  return signal;
+}
+
+/// Reads the ledger once to report the queue the server starts with.
+void report_queue(caf::actor_system& sys, const store_actor& store) {
+  caf::scoped_actor self{sys};
+  caf::error failure;
+  self->request(store, std::chrono::minutes(5), load_atom::value)
+    .receive(
+      [](const std::vector<ledger_entry>& deliveries) {
+        spdlog::info("queue: {} unfinished deliveries", deliveries.size());
+      },
+      [&](caf::error& err) { failure = std::move(err); });
+  if (failure)
+    throw startup_error("queue: cannot read the ledger: "
+                        + sys.render(failure));
+}
+
+int run(const config& cfg) {
+  auto data_dir = cfg.server.data_dir;
+  check_data_dir(data_dir);
+  data_dir_lock lock{data_dir};
+  auto smtp_address = parse_listen_address(cfg.smtp.listen);
+  std::optional<listen_socket> smtp_socket;
+  try {
+    smtp_socket.emplace(*smtp_address);
+  } catch (const std::runtime_error& e) {
+    throw startup_error(std::string{"smtp.listen: cannot listen on "} + e.what());
+  }
+  std::shared_ptr<queue_db> db;
+  auto db_file = data_dir / "queue.db";
+  try {
+    db = queue_db::open(db_file);
+  } catch (const queue_db_error& e) {
+    throw startup_error(std::string{"queue: cannot open "} + e.what());
+  }
+  auto smtp = make_smtp_settings(cfg);
+  auto signals = block_shutdown_signals();
+  caf::actor_system_config sys_cfg;
+  register_types(sys_cfg);
+  sys_cfg.load<caf::io::middleman>();
+  caf::actor_system sys{sys_cfg};
+  auto store = spawn_store(sys, db, store_options{}, true);
+  db.reset();
+  report_queue(sys, store);
+  auto listener = sys.middleman().spawn_broker(smtp_listener,
+                                               smtp_socket->release(), smtp, store);
+  spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
+               POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
+               db_file.string(), cfg.postoffices.size());
+  auto signal = wait_for_shutdown_signal(signals);
+  spdlog::info("shutdown: {} received, stopping", strsignal(signal));
+  // Sessions first (they answer 421), then the store they may still use.
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+} // namespace
+
+int serve(const serve_options& options) {
+  auto loaded = load_config_file(options.config_file);
+  if (!loaded.value) {
+    for (const auto& problem : loaded.problems)
+      std::fprintf(stderr, "%s: %s\n", options.config_file.c_str(),
+                   problem.c_str());
+    std::fprintf(stderr, "postconn: not started: the config has %zu problem(s)\n",
+                 loaded.problems.size());
+    return 2;
+  }
+  const auto& cfg = *loaded.value;
+  auto level = options.log_level.empty() ? cfg.server.log_level
+                                         : options.log_level;
+  setup_logging(level);
+  try {
+    auto rc = run(cfg);
+    spdlog::info("shutdown: clean");
+    return rc;
+  } catch (const startup_error& e) {
+    spdlog::critical("not started: {}", e.what());
+    return 1;
+  }
+}
+
+} // namespace postconn

@@ -1,0 +1,171 @@
+// Tests actors/store.cpp on the deterministic scheduler: group commit (all
+// writes in the mailbox share one transaction), the batch limit, a bad
+// request failing alone, and a full disk failing the whole batch without
+// keeping any of it.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include <caf/event_based_actor.hpp>
+
+#include "actors/store.hpp"
+#include "tests/actor_fixture.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace postconn;
+using namespace std::chrono_literals;
+
+namespace {
+
+incoming_message message_for(const std::string& rcpt,
+                             std::size_t padding = 0) {
+  incoming_message msg;
+  msg.sender = "ann@example.org";
+  msg.content = "Subject: test\r\n\r\nhello " + rcpt + "\r\n"
+                + std::string(padding, 'x');
+  msg.received_at = 1700000000;
+  msg.deliveries = {{"sales", {rcpt}}};
+  return msg;
+}
+
+struct store_fixture : test::actor_fixture {
+  test::temp_dir dir;
+  std::shared_ptr<queue_db> db = queue_db::open(dir / "queue.db");
+
+  store_actor spawn(store_options options = {}) {
+    auto store = spawn_store(sys, db, options, false);
+    sched.run();
+    return store;
+  }
+
+  /// Sends `count` accepts before the store runs, as concurrent sessions
+  /// would; returns the replies (an id, or the rendered error) in order.
+  std::vector<std::string> accept_concurrently(const store_actor& store,
+                                               int count,
+                                               std::size_t padding = 0) {
+    std::vector<std::string> replies;
+    sys.spawn([&, store, count, padding](caf::event_based_actor* client) {
+      for (int i = 0; i < count; ++i)
+        client
+          ->request(store, caf::infinite, accept_atom::value,
+                    message_for("r" + std::to_string(i) + "@sales.example.test",
+                                padding))
+          .then([&](const std::string& id) { replies.push_back(id); },
+                [&](const caf::error& err) {
+                  replies.push_back("error: " + sys.render(err));
+                });
+    });
+    sched.run();
+    return replies;
+  }
+
+  store_status status(const store_actor& store) {
+    store_status result;
+    auto handle = self->request(store, caf::infinite, status_atom::value);
+    sched.run();
+    handle.receive([&](const store_status& st) { result = st; },
+                   [](const caf::error&) { FAIL("status failed"); });
+    return result;
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(store_fixture, "concurrent accepts share one commit and get distinct ordered ids") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 64);
+  REQUIRE(ids.size() == 64);
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 64);
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  for (const auto& id : ids)
+    CHECK(db->message(id));
+  auto st = status(store);
+  CHECK(st.commits == 1);
+  CHECK(st.writes == 64);
+  CHECK(db->unfinished_deliveries().size() == 64);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "max_batch bounds the writes per transaction") {
+  auto store = spawn(store_options{10});
+  auto ids = accept_concurrently(store, 25);
+  CHECK(ids.size() == 25);
+  CHECK(status(store).commits == 3);
+  auto one_by_one = spawn(store_options{1});
+  accept_concurrently(one_by_one, 5);
+  CHECK(status(one_by_one).commits == 5);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails alone") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 1);
+  auto entry = db->deliveries_of(ids[0]).at(0);
+  entry.state = delivery_state::deferred;
+  entry.open_retries = 1;
+  auto ghost = entry;
+  ghost.delivery_id = 999;
+  auto good = self->request(store, caf::infinite, record_atom::value, entry,
+                            attempt_record{entry.delivery_id, 1700000600,
+                                           "open_failed", "4.4.1", "down"});
+  auto bad = self->request(store, caf::infinite, record_atom::value, ghost,
+                           attempt_record{999, 1700000600, "open_failed", "", ""});
+  sched.run();
+  good.receive([](bool ok) { CHECK(ok); },
+               [&](const caf::error& err) { FAIL(sys.render(err)); });
+  bad.receive([](bool) { FAIL("unknown delivery recorded"); },
+              [&](const caf::error& err) {
+                CHECK(err.code() == static_cast<std::uint8_t>(store_errc::rejected));
+                CHECK(err.category() == caf::atom("store"));
+                CHECK(sys.render(err).find("no delivery with id 999")
+                      != std::string::npos);
+              });
+  CHECK(status(store).commits == 2);
+  CHECK(db->deliveries_of(ids[0]).at(0).open_retries == 1);
+  CHECK(db->attempts_of(entry.delivery_id).size() == 1);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and keeps none; the store recovers") {
+  auto store = spawn();
+  accept_concurrently(store, 1);
+  db->limit_pages(1);
+  auto replies = accept_concurrently(store, 8, 64 * 1024);
+  REQUIRE(replies.size() == 8);
+  for (const auto& reply : replies)
+    CHECK(reply.rfind("error: store: commit failed", 0) == 0);
+  CHECK(db->unfinished_deliveries().size() == 1);
+  CHECK(db->integrity_check() == "ok");
+  db->limit_pages(1u << 30);
+  auto after = accept_concurrently(store, 2);
+  for (const auto& id : after)
+    CHECK(db->message(id));
+  auto st = status(store);
+  CHECK(st.failed_writes == 8);
+  CHECK(st.writes == 3);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found; load lists unfinished deliveries") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 2);
+  auto fetched = self->request(store, caf::infinite, fetch_atom::value, ids[1]);
+  auto missing = self->request(store, caf::infinite, fetch_atom::value,
+                               std::string{"ffffffffffffffff"});
+  auto loaded = self->request(store, caf::infinite, load_atom::value);
+  sched.run();
+  fetched.receive(
+    [&](const stored_message& msg) {
+      CHECK(msg.id == ids[1]);
+      CHECK(msg.content == message_for("r1@sales.example.test").content);
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  missing.receive([](const stored_message&) { FAIL("found a missing message"); },
+                  [&](const caf::error& err) {
+                    CHECK(sys.render(err).rfind("store: not found", 0) == 0);
+                  });
+  loaded.receive(
+    [&](const std::vector<ledger_entry>& entries) {
+      REQUIRE(entries.size() == 2);
+      CHECK(entries[0].message_id == ids[0]);
+      CHECK(entries[1].recipients
+            == std::vector<std::string>{"r1@sales.example.test"});
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+}

@@ -1,0 +1,122 @@
+"""Starts the real `postconn serve` for end-to-end tests.
+
+A test writes a config into a fresh temporary directory (the server's working
+directory, so `var/` and the postoffices live there), starts the binary named
+by $POSTCONN, and reads its log from stderr.
+"""
+import os
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+POSTCONN = os.environ.get("POSTCONN", "postconn")
+SOURCE_DIR = os.environ.get("POSTCONN_SOURCE_DIR", ".")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(directory, smtp_port, admin_port=None, extra="", smtp=""):
+    """A minimal valid config with two maildir postoffices; `smtp` adds keys
+    to the [smtp] table, `extra` appends whole tables."""
+    admin_port = admin_port or free_port()
+    path = os.path.join(directory, "postconn.toml")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(f"""\
+            [server]
+            hostname = "connector.example.test"
+            data_dir = "var"
+
+            [smtp]
+            listen = "127.0.0.1:{smtp_port}"
+            {{smtp}}
+            [admin]
+            listen = "127.0.0.1:{admin_port}"
+
+            [[postoffice]]
+            name = "sales"
+            domains = ["sales.example.test"]
+            transport = "maildir"
+            path = "var/postoffices/sales"
+
+            [[postoffice]]
+            name = "support"
+            domains = ["support.example.test"]
+            transport = "maildir"
+            path = "var/postoffices/support"
+            """).replace("{smtp}", textwrap.dedent(smtp)) + extra)
+    return path
+
+
+class Server:
+    """A running `postconn serve`; use as a context manager."""
+
+    def __init__(self, workdir, config, *args, **popen):
+        self.workdir = workdir
+        self.proc = subprocess.Popen(
+            [POSTCONN, "serve", "--config", config, *args],
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            **popen)
+        self.log = ""
+
+    def read_log(self, timeout):
+        """Appends what stderr has within `timeout`; False at end of file."""
+        ready, _, _ = select.select([self.proc.stderr], [], [], timeout)
+        if not ready:
+            return True
+        chunk = os.read(self.proc.stderr.fileno(), 65536)
+        self.log += chunk.decode(errors="replace")
+        return bool(chunk)
+
+    def wait_for_log(self, needle, timeout=20):
+        """Reads stderr until `needle` shows up; fails if the server exits."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.log:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {needle!r} in the log after {timeout}s:\n{self.log}")
+            if not self.read_log(0.1):
+                self.proc.wait()
+                raise AssertionError(
+                    f"server exited ({self.proc.returncode}) before {needle!r}:\n{self.log}")
+        return self.log
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Sends `sig`, waits for the exit, and returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        while not self.proc.stderr.closed and self.read_log(1):
+            pass
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stderr.close()
+
+
+def run(*args, cwd=None):
+    """Runs postconn to completion: (exit code, stdout, stderr)."""
+    done = subprocess.run([POSTCONN, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def temp_workdir():
+    return tempfile.TemporaryDirectory(prefix="postconn-e2e-")

@@ -1,0 +1,145 @@
+"""End-to-end tests of the command line: `postconn --version`,
+`postconn check-config` and `postconn serve` start-up checks and shutdown,
+run against the real binary."""
+import os
+import signal
+import socket
+import sqlite3
+import time
+import unittest
+
+from postconn_process import (SOURCE_DIR, Server, free_port, run,
+                              temp_workdir, write_config)
+
+
+def wait_for_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+class CommandLine(unittest.TestCase):
+    def test_version(self):
+        code, out, _ = run("--version")
+        self.assertEqual(code, 0)
+        self.assertRegex(out, r"^postconn \d+\.\d+\.\d+")
+
+    def test_example_config_is_valid(self):
+        code, out, err = run("check-config", os.path.join(SOURCE_DIR, "conf/postconn.toml"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("ok (2 postoffices)", out)
+
+    def test_bad_config_names_every_problem_key(self):
+        with temp_workdir() as d:
+            config = write_config(d, free_port(), extra="""
+[retry]
+open_interval = "10 minutes"
+
+[[postoffice]]
+name = "sales"
+domains = ["other.example.test"]
+transport = "maildir"
+path = "var/postoffices/other"
+colour = "blue"
+""")
+            code, out, err = run("check-config", config)
+        self.assertNotEqual(code, 0)
+        self.assertEqual(out, "")
+        lines = err.splitlines()
+        self.assertTrue(any("retry.open_interval:" in l for l in lines), err)
+        self.assertTrue(any("postoffice[2].name:" in l and "sales" in l for l in lines), err)
+        self.assertTrue(any("postoffice[2].colour:" in l for l in lines), err)
+
+    def test_missing_config_file(self):
+        code, _, err = run("check-config", "/nonexistent/postconn.toml")
+        self.assertNotEqual(code, 0)
+        self.assertIn("cannot read", err)
+
+
+class Serve(unittest.TestCase):
+    def test_starts_creates_the_queue_and_stops_cleanly_on_sigterm(self):
+        with temp_workdir() as d:
+            port = free_port()
+            with Server(d, write_config(d, port)) as server:
+                server.wait_for_log("serving on 127.0.0.1:%d" % port)
+                self.assertEqual(server.stop(signal.SIGTERM), 0)
+                self.assertIn("shutdown: clean", server.log)
+            db = sqlite3.connect(os.path.join(d, "var", "queue.db"))
+            self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+            self.assertGreaterEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            self.assertLessEqual({"messages", "deliveries", "attempts"}, tables)
+            db.close()
+
+    def test_sigint_also_stops_cleanly_and_a_restart_reopens_the_queue(self):
+        with temp_workdir() as d:
+            config = write_config(d, free_port())
+            for _ in range(2):
+                with Server(d, config) as server:
+                    server.wait_for_log("queue: 0 unfinished deliveries")
+                    self.assertEqual(server.stop(signal.SIGINT), 0)
+
+    def test_log_level_option_overrides_the_config(self):
+        with temp_workdir() as d:
+            port = free_port()
+            with Server(d, write_config(d, port), "--log-level", "warn") as server:
+                wait_for_port(port)
+                self.assertEqual(server.stop(), 0)
+            # At warn level the start-up info lines are not printed.
+            self.assertNotIn("serving on", server.log)
+
+    def test_refuses_an_invalid_config(self):
+        with temp_workdir() as d:
+            config = write_config(d, free_port(), extra='\n[smtp2]\nx = 1\n')
+            with Server(d, config) as server:
+                code = server.proc.wait(20)
+                server.stop()
+            self.assertNotEqual(code, 0)
+            self.assertIn("smtp2: unknown key", server.log)
+            self.assertIn("not started", server.log)
+            self.assertFalse(os.path.exists(os.path.join(d, "var", "queue.db")))
+
+    def test_refuses_a_taken_port(self):
+        with temp_workdir() as d, socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with Server(d, write_config(d, port)) as server:
+                code = server.proc.wait(20)
+                server.stop()
+            self.assertEqual(code, 1)
+            self.assertIn("smtp.listen: cannot listen on 127.0.0.1:%d" % port, server.log)
+            self.assertIn("in use", server.log)
+
+    def test_refuses_a_data_dir_it_cannot_create(self):
+        with temp_workdir() as d:
+            with open(os.path.join(d, "var"), "w") as f:
+                f.write("a file, not a directory\n")
+            with Server(d, write_config(d, free_port())) as server:
+                code = server.proc.wait(20)
+                server.stop()
+            self.assertEqual(code, 1)
+            self.assertIn("server.data_dir: cannot create var", server.log)
+
+    def test_refuses_a_data_dir_used_by_another_server(self):
+        with temp_workdir() as d:
+            with Server(d, write_config(d, free_port())) as first:
+                first.wait_for_log("serving on")
+                second_config = write_config(d, free_port())
+                with Server(d, second_config) as second:
+                    code = second.proc.wait(20)
+                    second.stop()
+                self.assertEqual(code, 1)
+                self.assertIn("in use by another postconn server", second.log)
+                self.assertEqual(first.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,390 @@
+"""End-to-end tests of SMTP ingress: the real `postconn serve`, real
+clients (Python's smtplib, raw sockets for pipelining and hostile input,
+swaks), and the queue database read back afterwards."""
+import os
+import re
+import resource
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import time
+import unittest
+
+from postconn_process import Server, free_port, temp_workdir, write_config
+
+LIMITS = """
+max_message_size = 20000
+max_recipients = 3
+idle_timeout = "2s"
+"""
+
+
+def queued_id(reply_text):
+    match = re.search(r"queued as ([0-9a-f]{16})", reply_text)
+    assert match, reply_text
+    return match.group(1)
+
+
+class Client:
+    """A raw SMTP connection: send bytes, read replies."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+        self.greeting = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """One whole reply (all continuation lines): (code, text)."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed; got %r" % self.buffer)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode())
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(l[4:] for l in lines)
+
+    def command(self, line):
+        self.send(line.encode() + b"\r\n")
+        return self.reply()
+
+    def closed(self):
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+class SmtpServerTest(unittest.TestCase):
+    smtp_config = LIMITS
+
+    def setUp(self):
+        self.workdir_holder = temp_workdir()
+        self.workdir = self.workdir_holder.name
+        self.port = free_port()
+        self.config = write_config(self.workdir, self.port, smtp=self.smtp_config)
+        self.server = self.start()
+
+    def start(self, **popen):
+        server = Server(self.workdir, self.config, **popen)
+        server.wait_for_log("serving on")
+        return server
+
+    def client(self):
+        c = Client(self.port)
+        self.addCleanup(c.close)
+        return c
+
+    def tearDown(self):
+        self.server.stop()
+        self.server.__exit__()
+        self.workdir_holder.cleanup()
+
+    def db(self):
+        return sqlite3.connect(os.path.join(self.workdir, "var", "queue.db"))
+
+    def stored(self, queue_id):
+        """(sender, content bytes) of a queued message, or None."""
+        with self.db() as db:
+            return db.execute("SELECT sender, content FROM messages WHERE id = ?",
+                              (int(queue_id, 16),)).fetchone()
+
+    def deliveries(self, queue_id):
+        with self.db() as db:
+            return db.execute(
+                "SELECT postoffice, recipients, state FROM deliveries"
+                " WHERE message_id = ? ORDER BY postoffice", (int(queue_id, 16),)).fetchall()
+
+    def message_count(self):
+        with self.db() as db:
+            return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    def content_after_received(self, queue_id):
+        sender, content = self.stored(queue_id)
+        self.assertTrue(content.startswith(b"Received: from "), content[:80])
+        # The Received header is the first header; its folded lines start with a tab.
+        end = 0
+        while True:
+            end = content.index(b"\r\n", end) + 2
+            if content[end:end + 1] != b"\t":
+                return sender, content[end:]
+
+
+class Acceptance(SmtpServerTest):
+    def test_smtplib_message_to_two_postoffices(self):
+        body = b"Subject: two postoffices\r\n\r\nHello.\r\n"
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.ehlo("client.example.org")
+            self.assertTrue(client.has_extn("pipelining"))
+            self.assertEqual(client.esmtp_features["size"], "20000")
+            self.assertTrue(client.has_extn("8bitmime"))
+            self.assertTrue(client.has_extn("enhancedstatuscodes"))
+            refused = client.sendmail("ann@example.org",
+                                      ["bob@sales.example.test", "Eve@Sales.Example.Test",
+                                       "carol@support.example.test"], body)
+            self.assertEqual(refused, {})
+            code, text = client.noop()
+            self.assertEqual(code, 250)
+        log = self.server.wait_for_log("queued as")
+        queue_id = re.search(r"queued as ([0-9a-f]{16})", log).group(1)
+        sender, content = self.content_after_received(queue_id)
+        self.assertEqual(sender, "ann@example.org")
+        self.assertEqual(content, body)
+        self.assertEqual(self.deliveries(queue_id), [
+            ("sales", "bob@sales.example.test\nEve@Sales.Example.Test", "queued"),
+            ("support", "carol@support.example.test", "queued")])
+
+    def test_pipelined_transaction_dot_stuffing_and_8bit_body(self):
+        c = self.client()
+        self.assertEqual(c.greeting[0], 220)
+        c.send(b"EHLO pipeliner.example.org\r\n"
+               b"MAIL FROM:<ann@example.org> BODY=8BITMIME SIZE=500\r\n"
+               b"RCPT TO:<bob@sales.example.test>\r\n"
+               b"RCPT TO:<alice@sales.example.test>\r\n"
+               b"RCPT TO:<carol@support.example.test>\r\n"
+               b"DATA\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        for expected in (("250", "2.1.0"), ("250", "2.1.5"), ("250", "2.1.5"), ("250", "2.1.5")):
+            code, text = c.reply()
+            self.assertEqual(str(code), expected[0])
+            self.assertTrue(text.startswith(expected[1]), text)
+        self.assertEqual(c.reply()[0], 354)
+        wire = (b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n"
+                b"..leading dot\r\n"
+                b"...two dots\r\n"
+                b"caf\xc3\xa9 \xe2\x82\xac 8-bit\r\n"
+                b". \r\n"
+                b".\r\n")
+        expected = (b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n"
+                    b".leading dot\r\n"
+                    b"..two dots\r\n"
+                    b"caf\xc3\xa9 \xe2\x82\xac 8-bit\r\n"
+                    b" \r\n")
+        c.send(wire + b"QUIT\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        queue_id = queued_id(text)
+        self.assertEqual(c.reply()[0], 221)
+        self.assertTrue(c.closed())
+        c.close()
+        _, content = self.content_after_received(queue_id)
+        self.assertEqual(content, expected)
+        self.assertEqual([d[0] for d in self.deliveries(queue_id)], ["sales", "support"])
+
+    def test_null_sender_and_two_messages_in_one_session(self):
+        c = self.client()
+        c.command("HELO old.example.org")
+        ids = []
+        for sender in ("<>", "<ann@example.org>"):
+            self.assertEqual(c.command("MAIL FROM:" + sender)[0], 250)
+            self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+            self.assertEqual(c.command("DATA")[0], 354)
+            c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+            code, text = c.reply()
+            self.assertEqual(code, 250, text)
+            ids.append(queued_id(text))
+        c.close()
+        self.assertEqual(self.stored(ids[0])[0], "")
+        self.assertEqual(self.stored(ids[1])[0], "ann@example.org")
+
+    def test_swaks(self):
+        swaks = shutil.which("swaks")
+        self.assertIsNotNone(swaks, "swaks is installed by ./build.sh test")
+        done = subprocess.run(
+            [swaks, "--server", "127.0.0.1:%d" % self.port, "--pipeline",
+             "--from", "ann@example.org", "--to", "bob@sales.example.test",
+             "--helo", "swaks.example.org", "--header", "Subject: from swaks"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        queue_id = queued_id(done.stdout)
+        _, content = self.stored(queue_id)
+        self.assertIn(b"Subject: from swaks", content)
+
+    def test_a_client_that_sees_250_can_kill_the_server_at_once(self):
+        c = self.client()
+        c.command("EHLO k.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        c.command("DATA")
+        c.send(b"Subject: durable\r\n\r\nsurvives kill -9\r\n.\r\n")
+        code, text = c.reply()
+        self.server.proc.send_signal(signal.SIGKILL)
+        self.assertEqual(code, 250, text)
+        queue_id = queued_id(text)
+        self.server.stop()
+        self.server.__exit__()
+        c.close()
+        _, content = self.content_after_received(queue_id)
+        self.assertEqual(content, b"Subject: durable\r\n\r\nsurvives kill -9\r\n")
+        self.assertEqual(self.deliveries(queue_id),
+                         [("sales", "bob@sales.example.test", "queued")])
+        self.server = self.start()
+        self.assertIn("queue: 1 unfinished deliveries", self.server.log)
+
+
+class BadInput(SmtpServerTest):
+    def transaction(self, c, *recipients):
+        c.command("EHLO bad.example.org")
+        self.assertEqual(c.command("MAIL FROM:<ann@example.org>")[0], 250)
+        for rcpt in recipients or ("bob@sales.example.test",):
+            self.assertEqual(c.command("RCPT TO:<%s>" % rcpt)[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+
+    def assert_refused_and_nothing_stored(self, c, data, code, status):
+        self.transaction(c)
+        c.send(data)
+        got_code, text = c.reply()
+        self.assertEqual((got_code, text[:len(status)]), (code, status), text)
+        self.assertEqual(self.message_count(), 0)
+        # The session goes on: a new transaction works.
+        self.assertEqual(c.command("RSET")[0], 250)
+        self.assertEqual(c.command("NOOP")[0], 250)
+
+    def test_overlong_command_line(self):
+        c = self.client()
+        code, text = c.command("NOOP " + "x" * 600)
+        self.assertEqual((code, text[:5]), (500, "5.5.2"))
+        self.assertEqual(c.command("NOOP")[0], 250)
+
+    def test_overlong_text_line(self):
+        c = self.client()
+        self.assert_refused_and_nothing_stored(
+            c, b"Subject: long\r\n\r\n" + b"y" * 1200 + b"\r\n.\r\n", 500, "5.5.2")
+
+    def test_message_over_the_size_limit(self):
+        c = self.client()
+        line = b"z" * 998 + b"\r\n"
+        self.assert_refused_and_nothing_stored(
+            c, b"Subject: big\r\n\r\n" + line * 30 + b".\r\n", 552, "5.3.4")
+
+    def test_declared_size_over_the_limit(self):
+        c = self.client()
+        c.command("EHLO bad.example.org")
+        code, text = c.command("MAIL FROM:<ann@example.org> SIZE=999999")
+        self.assertEqual((code, text[:5]), (552, "5.3.4"))
+
+    def test_too_many_recipients(self):
+        c = self.client()
+        c.command("EHLO bad.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        for i in range(3):
+            self.assertEqual(c.command("RCPT TO:<u%d@sales.example.test>" % i)[0], 250)
+        code, text = c.command("RCPT TO:<u9@sales.example.test>")
+        self.assertEqual((code, text[:5]), (452, "4.5.3"))
+
+    def test_commands_out_of_order(self):
+        c = self.client()
+        code, text = c.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual((code, text[:5]), (503, "5.5.1"))
+        c.command("EHLO bad.example.org")
+        code, text = c.command("RCPT TO:<bob@sales.example.test>")
+        self.assertEqual((code, text[:5]), (503, "5.5.1"))
+        code, text = c.command("DATA")
+        self.assertEqual((code, text[:5]), (503, "5.5.1"))
+        c.command("MAIL FROM:<ann@example.org>")
+        code, text = c.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual((code, text[:5]), (503, "5.5.1"))
+
+    def test_unknown_domain_and_bad_mailbox_name(self):
+        c = self.client()
+        c.command("EHLO bad.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        code, text = c.command("RCPT TO:<bob@elsewhere.example.net>")
+        self.assertEqual((code, text[:5]), (550, "5.1.2"))
+        for local_part in ("a/b", "%2e%2e", "{x}"):
+            code, text = c.command("RCPT TO:<%s@sales.example.test>" % local_part)
+            self.assertEqual((code, text[:5]), (553, "5.1.3"), local_part)
+        code, text = c.command("RCPT TO:<../../etc@sales.example.test>")
+        self.assertEqual((code, text[:5]), (501, "5.1.3"))
+        code, text = c.command("DATA")
+        self.assertEqual(code // 100, 5)
+
+    def test_idle_timeout(self):
+        c = self.client()
+        c.command("EHLO idle.example.org")
+        started = time.monotonic()
+        code, text = c.reply()
+        self.assertEqual((code, text[:5]), (421, "4.4.2"))
+        self.assertGreaterEqual(time.monotonic() - started, 1.5)
+        self.assertTrue(c.closed())
+
+    def test_bare_lf_in_data(self):
+        c = self.client()
+        self.assert_refused_and_nothing_stored(
+            c, b"Subject: lf\r\n\r\nbare\nline\r\n.\r\n", 550, "5.6.0")
+
+    def test_bare_cr_in_data(self):
+        c = self.client()
+        self.assert_refused_and_nothing_stored(
+            c, b"Subject: cr\r\n\r\nbare\rline\r\n.\r\n", 550, "5.6.0")
+
+    def test_no_smtp_smuggling(self):
+        c = self.client()
+        self.transaction(c)
+        # "\n.\n" and "\r\n.\n" do not end DATA, so the smuggled transaction is
+        # part of the message, which is refused for its bare LFs.
+        c.send(b"Subject: smuggle\r\n\r\nhi\n.\n"
+               b"MAIL FROM:<evil@example.org>\r\n"
+               b"RCPT TO:<bob@sales.example.test>\r\n"
+               b"DATA\r\n"
+               b"Subject: smuggled\r\n\r\nsmuggled\r\n.\n"
+               b"more\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual((code, text[:5]), (550, "5.6.0"), text)
+        self.assertEqual(c.command("NOOP")[0], 250)
+        self.assertEqual(self.message_count(), 0)
+
+
+class StoreFailure(SmtpServerTest):
+    """A queue that cannot grow (RLIMIT_FSIZE, as on a full disk) answers
+    451 4.3.0, keeps what it had, and never answers 250 for the refused."""
+
+    def start(self, **popen):
+        def limit_file_size():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
+        return super().start(preexec_fn=limit_file_size)
+
+    smtp_config = """
+max_message_size = 10000000
+"""
+
+    def test_full_disk_gives_451_and_loses_nothing(self):
+        c = self.client()
+        c.command("EHLO full.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        c.command("DATA")
+        c.send(b"Subject: small\r\n\r\nfits\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        kept = queued_id(text)
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        c.command("DATA")
+        c.send(b"Subject: big\r\n\r\n" + (b"w" * 998 + b"\r\n") * 1000 + b".\r\n")
+        code, text = c.reply()
+        self.assertEqual((code, text[:5]), (451, "4.3.0"), text)
+        self.assertEqual(c.command("NOOP")[0], 250)
+        c.close()
+        self.server.stop()
+        self.assertEqual(self.message_count(), 1)
+        self.assertIsNotNone(self.stored(kept))
+        with self.db() as db:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+
+
+if __name__ == "__main__":
+    unittest.main()
