@@ -2,20 +2,28 @@
 //   config -- reading and validating postconn's TOML config (see config.hpp).
 //
 // DESCRIPTION
-//   A config_reader walks the parsed document table by table. Every table
-//   lists the keys it knows; anything else is an "unknown key" problem. Each
-//   value is checked for type and range where it is read, and every problem
-//   is recorded (never thrown), so one run reports them all.
+//   A table_reader walks one TOML table: it knows the table's key path,
+//   rejects keys the table does not list, and checks each value's type and
+//   range where it is read. Problems are recorded, never thrown, so one run
+//   reports them all. Rules that span postoffices (unique names, domains
+//   claimed once, one default) run after every postoffice has been read.
+//
+//   Durations are capped at 36500 days: anything longer overflows a
+//   nanosecond clock once added to the current time.
 #include "runtime/config.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -27,11 +35,21 @@ namespace postconn {
 
 namespace {
 
-constexpr const char* log_levels[]
+constexpr std::string_view log_levels[]
   = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
-std::string join_key(const std::string& prefix, std::string_view key) {
-  return prefix.empty() ? std::string{key} : prefix + "." + std::string{key};
+/// Longer durations overflow a nanosecond clock once added to the time now.
+constexpr std::chrono::seconds longest_duration = std::chrono::hours{24 * 36500};
+constexpr std::string_view longest_duration_text = "36500d";
+
+constexpr transport_kind transports[]
+  = {transport_kind::maildir, transport_kind::smtp, transport_kind::lmtp};
+
+/// Whether a duration may be zero ("disabled") or must be positive.
+enum class zero_duration { allowed, refused };
+
+std::string in_quotes(std::string_view text) {
+  return "\"" + std::string{text} + "\"";
 }
 
 std::string type_name(const toml::node& node) {
@@ -53,365 +71,447 @@ std::string type_name(const toml::node& node) {
   }
 }
 
-bool is_hostname(std::string_view name) {
-  return !name.empty() && name.size() <= 253
-         && std::all_of(name.begin(), name.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '-'
-                     || c == '.';
-            });
-}
-
 bool is_postoffice_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
-           || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
 }
 
-/// Reads values out of TOML tables, recording one problem per bad key.
-class config_reader {
+bool is_digits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+/// Seconds in one `unit` (s, m, h, d); 0 for any other letter.
+std::int64_t seconds_per(char unit) {
+  switch (unit) {
+    case 's':
+      return 1;
+    case 'm':
+      return 60;
+    case 'h':
+      return 3600;
+    case 'd':
+      return 86400;
+    default:
+      return 0;
+  }
+}
+
+/// Digits with an optional s, m, h or d: a duration unless it is too long.
+bool has_duration_syntax(std::string_view text) {
+  return is_digits(text)
+         || (text.size() >= 2 && seconds_per(text.back()) != 0
+             && is_digits(text.substr(0, text.size() - 1)));
+}
+
+bool is_ipv6(std::string_view text) {
+  in6_addr ignored;
+  return inet_pton(AF_INET6, std::string{text}.c_str(), &ignored) == 1;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned port = 0;
+  if (!is_digits(text) || text.size() > 5)
+    return std::nullopt;
+  std::from_chars(text.data(), text.data() + text.size(), port);
+  if (port < 1 || port > 65535)
+    return std::nullopt;
+  return static_cast<std::uint16_t>(port);
+}
+
+/// One TOML table being read; problems are recorded under its key path.
+class table_reader {
 public:
-  explicit config_reader(std::vector<std::string>& problems)
-    : problems_(problems) {
+  table_reader(const toml::table& table, std::string path,
+               std::vector<std::string>& problems)
+    : table_(table), path_(std::move(path)), problems_(problems) {
   }
 
-  void problem(const std::string& key, const std::string& what) {
-    problems_.push_back(key + ": " + what);
+  const toml::node* get(std::string_view key) const {
+    return table_.get(key);
   }
 
-  /// Records every key of `table` not in `known`.
-  void reject_unknown_keys(const toml::table& table, const std::string& prefix,
-                           std::initializer_list<std::string_view> known) {
-    for (const auto& [key, value] : table) {
+  bool has(std::string_view key) const {
+    return get(key) != nullptr;
+  }
+
+  void problem(std::string_view key, const std::string& what) {
+    problems_.push_back(key_path(key) + ": " + what);
+  }
+
+  /// Records problems whose lines already name their key.
+  void add_problems(const std::vector<std::string>& lines) {
+    problems_.insert(problems_.end(), lines.begin(), lines.end());
+  }
+
+  void reject_unknown_keys(std::initializer_list<std::string_view> known) {
+    for (const auto& [key, value] : table_)
       if (std::find(known.begin(), known.end(), key.str()) == known.end())
-        problem(join_key(prefix, key.str()), "unknown key");
-    }
+        problem(key.str(), "unknown key");
   }
 
-  /// The table under `key`, or nullptr when absent or not a table.
-  const toml::table* table(const toml::table& parent, const std::string& prefix,
-                           std::string_view key) {
-    const auto* node = parent.get(key);
+  /// True when `key` is present; a "missing" problem saying `why` if not.
+  bool require(std::string_view key, const std::string& why) {
+    if (!has(key))
+      problem(key, "missing (" + why + ")");
+    return has(key);
+  }
+
+  /// The table under `key`, when present and a table.
+  std::optional<table_reader> table(std::string_view key) {
+    const auto* node = get(key);
     if (!node)
-      return nullptr;
+      return std::nullopt;
     if (const auto* found = node->as_table())
-      return found;
-    problem(join_key(prefix, key), "expected a table, got " + type_name(*node));
-    return nullptr;
+      return table_reader{*found, key_path(key), problems_};
+    problem(key, "expected a table, got " + type_name(*node));
+    return std::nullopt;
   }
 
-  /// The node under `key` if it has type T; a problem if it has another.
-  template <class T>
-  const toml::value<T>* value(const toml::table& parent, const std::string& key_path,
-                              std::string_view key, const char* expected) {
-    const auto* node = parent.get(key);
-    if (!node)
-      return nullptr;
-    if (const auto* typed = node->as<T>())
-      return typed;
-    problem(key_path, std::string{"expected "} + expected + ", got " + type_name(*node));
-    return nullptr;
+  bool read(std::string_view key, std::string& out) {
+    const auto* value = typed<std::string>(key, "a string");
+    if (value)
+      out = value->get();
+    return value != nullptr;
   }
 
-  bool read(const toml::table& t, const std::string& prefix, std::string_view key,
-            std::string& out) {
-    if (auto* v = value<std::string>(t, join_key(prefix, key), key, "a string")) {
-      out = v->get();
-      return true;
-    }
-    return false;
+  bool read(std::string_view key, bool& out) {
+    const auto* value = typed<bool>(key, "a boolean");
+    if (value)
+      out = value->get();
+    return value != nullptr;
   }
 
-  bool read(const toml::table& t, const std::string& prefix, std::string_view key,
-            bool& out) {
-    if (auto* v = value<bool>(t, join_key(prefix, key), key, "a boolean")) {
-      out = v->get();
-      return true;
-    }
-    return false;
-  }
-
-  /// An integer within [min, max].
+  /// An integer of at least `min` that fits `Int`.
   template <class Int>
-  bool read(const toml::table& t, const std::string& prefix, std::string_view key,
-            Int& out, std::int64_t min) {
-    auto path = join_key(prefix, key);
-    auto* v = value<std::int64_t>(t, path, key, "an integer");
+  bool read(std::string_view key, Int& out, std::int64_t min) {
+    auto* v = typed<std::int64_t>(key, "an integer");
     if (!v)
       return false;
-    auto max = static_cast<std::int64_t>(
-      std::min<std::uint64_t>(std::numeric_limits<Int>::max(),
-                              std::numeric_limits<std::int64_t>::max()));
-    if (v->get() < min || v->get() > max) {
-      problem(path, "must be between " + std::to_string(min) + " and "
-                      + std::to_string(max) + ", got " + std::to_string(v->get()));
+    auto max = static_cast<std::int64_t>(std::min<std::uint64_t>(
+      std::numeric_limits<Int>::max(), std::numeric_limits<std::int64_t>::max()));
+    auto value = v->get();
+    if (value < min || value > max) {
+      problem(key, "must be " + (value < min ? "at least " + std::to_string(min)
+                                             : "at most " + std::to_string(max))
+                     + ", got " + std::to_string(value));
       return false;
     }
-    out = static_cast<Int>(v->get());
+    out = static_cast<Int>(value);
     return true;
   }
 
-  /// A duration: a string with a unit, or an integer count of seconds.
-  /// `positive` refuses zero.
-  bool read_duration(const toml::table& t, const std::string& prefix,
-                     std::string_view key, std::chrono::seconds& out,
-                     bool positive) {
-    auto path = join_key(prefix, key);
-    const auto* node = t.get(key);
+  /// An array of strings, every element checked.
+  bool read(std::string_view key, std::vector<std::string>& out) {
+    auto* array = typed_array(key);
+    if (!array)
+      return false;
+    std::vector<std::string> values;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      if (const auto* text = (*array)[i].as_string())
+        values.push_back(text->get());
+      else
+        problem(std::string{key} + "[" + std::to_string(i) + "]",
+                "expected a string, got " + type_name((*array)[i]));
+    }
+    if (values.size() != array->size())
+      return false;
+    out = std::move(values);
+    return true;
+  }
+
+  /// "90s", "10m", "24h", "5d", "0", or an integer count of seconds.
+  bool read_duration(std::string_view key, std::chrono::seconds& out,
+                     zero_duration zero) {
+    const auto* node = get(key);
     if (!node)
       return false;
     std::optional<std::chrono::seconds> parsed;
-    if (auto* text = node->as_string()) {
-      parsed = parse_duration(text->get());
-      if (!parsed) {
-        problem(path, "invalid duration \"" + text->get()
-                        + "\" (use a number with s, m, h or d, e.g. \"600s\")");
-        return false;
-      }
-    } else if (auto* number = node->as_integer()) {
-      if (number->get() < 0) {
-        problem(path, "invalid duration " + std::to_string(number->get())
-                        + " (must not be negative)");
-        return false;
-      }
-      parsed = std::chrono::seconds{number->get()};
-    } else {
-      problem(path, "expected a duration (\"90s\", \"10m\", \"24h\", \"5d\" or "
-                    "seconds), got " + type_name(*node));
+    if (const auto* text = node->as_string())
+      parsed = duration_from(key, text->get());
+    else if (const auto* number = node->as_integer())
+      parsed = duration_from(key, number->get());
+    else
+      problem(key, "expected a duration (\"90s\", \"10m\", \"24h\", \"5d\" or seconds), got "
+                     + type_name(*node));
+    if (parsed && zero == zero_duration::refused && parsed->count() == 0) {
+      problem(key, "must be longer than 0");
+      parsed.reset();
+    }
+    if (parsed)
+      out = *parsed;
+    return parsed.has_value();
+  }
+
+  /// A "host:port" or "[v6]:port" string.
+  bool read_listen(std::string_view key, std::string& out) {
+    std::string text;
+    if (!read(key, text))
+      return false;
+    if (!parse_listen_address(text)) {
+      problem(key, "invalid address " + in_quotes(text)
+                     + " (use host:port or [ipv6]:port, port 1 to 65535, "
+                       "e.g. \"127.0.0.1:2525\")");
       return false;
     }
-    if (positive && parsed->count() == 0) {
-      problem(path, "must be longer than 0");
-      return false;
-    }
-    out = *parsed;
+    out = text;
     return true;
   }
 
-  /// An array of strings.
-  bool read(const toml::table& t, const std::string& prefix, std::string_view key,
-            std::vector<std::string>& out) {
-    auto path = join_key(prefix, key);
-    const auto* node = t.get(key);
-    if (!node)
-      return false;
-    const auto* array = node->as_array();
-    if (!array) {
-      problem(path, "expected an array of strings, got " + type_name(*node));
-      return false;
-    }
-    std::vector<std::string> values;
-    bool ok = true;
-    for (std::size_t i = 0; i < array->size(); ++i) {
-      if (const auto* text = (*array)[i].as_string()) {
-        values.push_back(text->get());
-      } else {
-        problem(path + "[" + std::to_string(i) + "]",
-                "expected a string, got " + type_name((*array)[i]));
-        ok = false;
-      }
-    }
-    if (ok)
-      out = std::move(values);
-    return ok;
-  }
-
-  void read_listen(const toml::table& t, const std::string& prefix,
-                   std::string_view key, std::string& out) {
-    std::string text;
-    if (!read(t, prefix, key, text))
-      return;
-    if (!parse_listen_address(text)) {
-      problem(join_key(prefix, key),
-              "invalid address \"" + text + "\" (use host:port, e.g. \"127.0.0.1:2525\")");
-      return;
-    }
-    out = text;
-  }
-
-  void read_retry(const toml::table& t, const std::string& prefix,
-                  retry_policy& retry) {
-    reject_unknown_keys(t, prefix,
-                        {"max_open_retries", "open_interval", "max_transfer_retries",
-                         "transfer_interval", "enforce_retry_limits", "max_lifetime",
-                         "delay_warning"});
-    read(t, prefix, "max_open_retries", retry.max_open_retries, 0);
-    read_duration(t, prefix, "open_interval", retry.open_interval, true);
-    read(t, prefix, "max_transfer_retries", retry.max_transfer_retries, 0);
-    read_duration(t, prefix, "transfer_interval", retry.transfer_interval, true);
-    read(t, prefix, "enforce_retry_limits", retry.enforce_retry_limits);
-    read_duration(t, prefix, "max_lifetime", retry.max_lifetime, false);
-    read_duration(t, prefix, "delay_warning", retry.delay_warning, false);
-  }
-
 private:
+  std::string key_path(std::string_view key) const {
+    return path_.empty() ? std::string{key} : path_ + "." + std::string{key};
+  }
+
+  /// The value under `key` if it has type T; a problem if it has another.
+  template <class T>
+  const toml::value<T>* typed(std::string_view key, const char* expected) {
+    const auto* node = get(key);
+    if (!node)
+      return nullptr;
+    if (const auto* value = node->as<T>())
+      return value;
+    problem(key, std::string{"expected "} + expected + ", got " + type_name(*node));
+    return nullptr;
+  }
+
+  const toml::array* typed_array(std::string_view key) {
+    const auto* node = get(key);
+    if (!node)
+      return nullptr;
+    if (const auto* array = node->as_array())
+      return array;
+    problem(key, "expected an array of strings, got " + type_name(*node));
+    return nullptr;
+  }
+
+  std::optional<std::chrono::seconds> duration_from(std::string_view key,
+                                                    const std::string& text) {
+    if (auto parsed = parse_duration(text))
+      return parsed;
+    if (has_duration_syntax(text))
+      problem(key, "duration " + in_quotes(text) + " is too long (at most "
+                     + std::string{longest_duration_text} + ")");
+    else
+      problem(key, "invalid duration " + in_quotes(text)
+                     + " (use a number with s, m, h or d, e.g. \"600s\")");
+    return std::nullopt;
+  }
+
+  std::optional<std::chrono::seconds> duration_from(std::string_view key,
+                                                    std::int64_t seconds) {
+    if (seconds >= 0 && seconds <= longest_duration.count())
+      return std::chrono::seconds{seconds};
+    problem(key, "invalid duration " + std::to_string(seconds)
+                   + (seconds < 0 ? " (must not be negative)"
+                                  : " (at most " + std::to_string(longest_duration.count())
+                                      + " seconds)"));
+    return std::nullopt;
+  }
+
+  const toml::table& table_;
+  std::string path_;
   std::vector<std::string>& problems_;
 };
 
-void read_server(config_reader& in, const toml::table& t, server_config& server) {
-  in.reject_unknown_keys(t, "server", {"hostname", "data_dir", "log_level"});
-  if (in.read(t, "server", "hostname", server.hostname) && !is_hostname(server.hostname))
-    in.problem("server.hostname", "invalid host name \"" + server.hostname + "\"");
-  std::string data_dir;
-  if (in.read(t, "server", "data_dir", data_dir)) {
+void read_server(table_reader in, server_config& server) {
+  in.reject_unknown_keys({"hostname", "data_dir", "log_level"});
+  if (in.read("hostname", server.hostname) && !is_domain(server.hostname))
+    in.problem("hostname", "invalid host name " + in_quotes(server.hostname)
+                             + " (letters, digits, - and . only, e.g. "
+                               "\"mx.example.com\")");
+  if (std::string data_dir; in.read("data_dir", data_dir)) {
     if (data_dir.empty())
-      in.problem("server.data_dir", "must not be empty");
+      in.problem("data_dir", "must not be empty");
     else
       server.data_dir = data_dir;
   }
-  if (in.read(t, "server", "log_level", server.log_level)
-      && std::find(std::begin(log_levels), std::end(log_levels), server.log_level)
+  auto& level = server.log_level;
+  if (in.read("log_level", level)
+      && std::find(std::begin(log_levels), std::end(log_levels), level)
            == std::end(log_levels))
-    in.problem("server.log_level", "unknown level \"" + server.log_level
-                                     + "\" (trace, debug, info, warn, error, "
-                                       "critical or off)");
+    in.problem("log_level", "unknown level " + in_quotes(level)
+                              + " (trace, debug, info, warn, error, critical or off)");
 }
 
-void read_smtp(config_reader& in, const toml::table& t, smtp_config& smtp,
-               std::vector<std::string>& problems) {
-  in.reject_unknown_keys(t, "smtp", {"listen", "max_message_size", "max_recipients",
-                                     "relay_networks", "idle_timeout"});
-  in.read_listen(t, "smtp", "listen", smtp.listen);
-  in.read(t, "smtp", "max_message_size", smtp.max_message_size, 1);
-  in.read(t, "smtp", "max_recipients", smtp.max_recipients, 1);
-  in.read_duration(t, "smtp", "idle_timeout", smtp.idle_timeout, true);
+void read_smtp(table_reader in, smtp_config& smtp) {
+  in.reject_unknown_keys(
+    {"listen", "max_message_size", "max_recipients", "idle_timeout", "relay_networks"});
+  in.read_listen("listen", smtp.listen);
+  in.read("max_message_size", smtp.max_message_size, 1);
+  in.read("max_recipients", smtp.max_recipients, 1);
+  in.read_duration("idle_timeout", smtp.idle_timeout, zero_duration::refused);
   std::vector<std::string> networks;
-  if (in.read(t, "smtp", "relay_networks", networks)) {
+  if (in.read("relay_networks", networks)) {
     auto parsed = network_list::parse(networks);
-    problems.insert(problems.end(), parsed.problems.begin(), parsed.problems.end());
+    in.add_problems(parsed.problems);
     if (parsed.value)
       smtp.relay_networks = std::move(networks);
   }
 }
 
-/// Reads one [[postoffice]]; `overrides` gets its [postoffice.retry] table,
-/// applied once the global [retry] is known.
-void read_postoffice(config_reader& in, const toml::table& t, const std::string& path,
-                     postoffice_config& po, const toml::table*& overrides) {
-  in.reject_unknown_keys(t, path, {"name", "domains", "transport", "path",
-                                   "create_mailboxes", "address", "default",
-                                   "probe_timeout", "retry"});
-  if (!in.read(t, path, "name", po.name))
-    in.problem(path + ".name", "missing (every postoffice needs a name)");
-  else if (!is_postoffice_name(po.name))
-    in.problem(path + ".name", "invalid name \"" + po.name
-                                 + "\" (use lower-case letters, digits, _ and -)");
-  in.read(t, path, "default", po.is_default);
-  if (in.read(t, path, "domains", po.domains)) {
-    for (std::size_t i = 0; i < po.domains.size(); ++i) {
-      po.domains[i] = lower_cased(po.domains[i]);
-      if (!is_domain(po.domains[i]))
-        in.problem(path + ".domains[" + std::to_string(i) + "]",
-                   "invalid domain \"" + po.domains[i] + "\"");
-    }
-  }
-  if (po.domains.empty() && !po.is_default)
-    in.problem(path + ".domains", "missing or empty (a postoffice needs domains "
-                                  "unless it is the default)");
-  std::string transport;
-  bool has_transport = in.read(t, path, "transport", transport);
-  if (!has_transport && !t.get("transport"))
-    in.problem(path + ".transport", "missing (maildir, smtp or lmtp)");
-  else if (has_transport && transport == "maildir")
-    po.transport = transport_kind::maildir;
-  else if (has_transport && transport == "smtp")
-    po.transport = transport_kind::smtp;
-  else if (has_transport && transport == "lmtp")
-    po.transport = transport_kind::lmtp;
-  else if (has_transport)
-    in.problem(path + ".transport", "unknown transport \"" + transport
-                                      + "\" (maildir, smtp or lmtp)");
-  std::string root;
-  bool has_path = in.read(t, path, "path", root);
-  bool has_address = t.get("address") != nullptr;
-  if (has_transport && po.transport == transport_kind::maildir) {
-    if (!has_path && !t.get("path"))
-      in.problem(path + ".path", "missing (a maildir postoffice needs its root)");
-    else if (has_path && root.empty())
-      in.problem(path + ".path", "must not be empty");
-    po.path = root;
-    in.read(t, path, "create_mailboxes", po.create_mailboxes);
-    if (has_address)
-      in.problem(path + ".address", "only for smtp and lmtp postoffices");
-  } else if (has_transport) {
-    if (t.get("path"))
-      in.problem(path + ".path", "only for maildir postoffices");
-    if (t.get("create_mailboxes"))
-      in.problem(path + ".create_mailboxes", "only for maildir postoffices");
-    if (!has_address)
-      in.problem(path + ".address", "missing (host:port of the " + transport + " server)");
-    else
-      in.read_listen(t, path, "address", po.address);
-  }
-  in.read_duration(t, path, "probe_timeout", po.probe_timeout, true);
-  overrides = in.table(t, path, "retry");
+/// [retry], or the keys of a [postoffice.retry] applied over `retry`.
+void read_retry(table_reader in, retry_policy& retry) {
+  in.reject_unknown_keys({"max_open_retries", "open_interval", "max_transfer_retries",
+                          "transfer_interval", "enforce_retry_limits", "max_lifetime",
+                          "delay_warning"});
+  in.read("max_open_retries", retry.max_open_retries, 0);
+  in.read_duration("open_interval", retry.open_interval, zero_duration::refused);
+  in.read("max_transfer_retries", retry.max_transfer_retries, 0);
+  in.read_duration("transfer_interval", retry.transfer_interval, zero_duration::refused);
+  in.read("enforce_retry_limits", retry.enforce_retry_limits);
+  in.read_duration("max_lifetime", retry.max_lifetime, zero_duration::allowed);
+  in.read_duration("delay_warning", retry.delay_warning, zero_duration::allowed);
 }
 
-/// Names used twice, domains claimed twice, more than one default.
-void check_postoffices(config_reader& in, const std::vector<postoffice_config>& pos) {
+void read_admin(table_reader in, admin_config& admin) {
+  in.reject_unknown_keys({"listen"});
+  in.read_listen("listen", admin.listen);
+}
+
+/// Lower-cases and checks the domains; only a default may have none.
+void read_domains(table_reader& in, postoffice_config& po) {
+  auto why = std::string{"a postoffice needs domains unless it is the default"};
+  if (!po.is_default && !in.require("domains", why))
+    return;
+  if (!in.read("domains", po.domains))
+    return;
+  if (po.domains.empty() && !po.is_default)
+    in.problem("domains", "empty (" + why + ")");
+  for (std::size_t i = 0; i < po.domains.size(); ++i) {
+    po.domains[i] = lower_cased(po.domains[i]);
+    if (!is_domain(po.domains[i]))
+      in.problem("domains[" + std::to_string(i) + "]",
+                 "invalid domain " + in_quotes(po.domains[i]));
+  }
+}
+
+std::optional<transport_kind> read_transport(table_reader& in) {
+  std::string name;
+  if (!in.require("transport", "maildir, smtp or lmtp") || !in.read("transport", name))
+    return std::nullopt;
+  for (auto kind : transports)
+    if (to_string(kind) == name)
+      return kind;
+  in.problem("transport", "unknown transport " + in_quotes(name) + " (maildir, smtp or lmtp)");
+  return std::nullopt;
+}
+
+void read_maildir_keys(table_reader& in, postoffice_config& po) {
+  std::string root;
+  if (in.require("path", "the root directory of a maildir postoffice")
+      && in.read("path", root) && root.empty())
+    in.problem("path", "must not be empty");
+  po.path = root;
+  in.read("create_mailboxes", po.create_mailboxes);
+  if (in.has("address"))
+    in.problem("address", "only for smtp and lmtp postoffices");
+}
+
+void read_mail_server_keys(table_reader& in, postoffice_config& po) {
+  for (auto key : {"path", "create_mailboxes"})
+    if (in.has(key))
+      in.problem(key, "only for maildir postoffices");
+  auto server = std::string{to_string(po.transport)} + " server";
+  if (in.require("address", "host:port of the " + server))
+    in.read_listen("address", po.address);
+}
+
+postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
+  in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
+                          "address", "default", "probe_timeout", "retry"});
+  postoffice_config po;
+  po.retry = global;
+  if (in.require("name", "every postoffice needs one") && in.read("name", po.name)
+      && !is_postoffice_name(po.name))
+    in.problem("name", "invalid name " + in_quotes(po.name)
+                         + " (use lower-case letters, digits, _ and -)");
+  in.read("default", po.is_default);
+  read_domains(in, po);
+  if (auto transport = read_transport(in)) {
+    po.transport = *transport;
+    if (po.transport == transport_kind::maildir)
+      read_maildir_keys(in, po);
+    else
+      read_mail_server_keys(in, po);
+  }
+  in.read_duration("probe_timeout", po.probe_timeout, zero_duration::refused);
+  if (auto overrides = in.table("retry"))
+    read_retry(*overrides, po.retry);
+  return po;
+}
+
+/// Names used twice, domains claimed twice, more than one default: the
+/// problem names the later postoffice.
+void check_postoffices(const std::vector<postoffice_config>& pos,
+                       std::vector<std::string>& problems) {
+  auto where = [](std::size_t i) { return "postoffice[" + std::to_string(i) + "]"; };
   std::map<std::string, std::size_t> names;
   std::map<std::string, std::size_t> domains;
-  std::optional<std::size_t> default_index;
+  std::optional<std::size_t> first_default;
   for (std::size_t i = 0; i < pos.size(); ++i) {
-    auto path = "postoffice[" + std::to_string(i) + "]";
     const auto& po = pos[i];
-    if (!po.name.empty()) {
-      auto [it, fresh] = names.emplace(po.name, i);
-      if (!fresh)
-        in.problem(path + ".name", "duplicate name \"" + po.name + "\" (also postoffice["
-                                     + std::to_string(it->second) + "])");
-    }
-    for (const auto& domain : po.domains) {
-      auto [it, fresh] = domains.emplace(domain, i);
-      if (!fresh && it->second != i)
-        in.problem(path + ".domains", "domain \"" + domain
-                                        + "\" is already routed to postoffice["
-                                        + std::to_string(it->second) + "]");
-    }
-    if (po.is_default) {
-      if (default_index)
-        in.problem(path + ".default", "only one postoffice can be the default (also postoffice["
-                                        + std::to_string(*default_index) + "])");
-      else
-        default_index = i;
-    }
+    if (auto [it, fresh] = names.emplace(po.name, i); !fresh && !po.name.empty())
+      problems.push_back(where(i) + ".name: duplicate name " + in_quotes(po.name) + " (also "
+                         + where(it->second) + ")");
+    for (const auto& domain : po.domains)
+      if (auto [it, fresh] = domains.emplace(domain, i); !fresh && it->second != i)
+        problems.push_back(where(i) + ".domains: domain " + in_quotes(domain)
+                           + " is already routed to " + where(it->second));
+    if (po.is_default && first_default)
+      problems.push_back(where(i) + ".default: only one postoffice can be the default (also "
+                         + where(*first_default) + ")");
+    else if (po.is_default)
+      first_default = i;
   }
 }
 
-void read_document(config_reader& in, const toml::table& doc, config& cfg,
-                   std::vector<std::string>& problems) {
-  in.reject_unknown_keys(doc, "", {"server", "smtp", "retry", "admin", "postoffice"});
-  if (const auto* t = in.table(doc, "", "server"))
-    read_server(in, *t, cfg.server);
-  if (const auto* t = in.table(doc, "", "smtp"))
-    read_smtp(in, *t, cfg.smtp, problems);
-  if (const auto* t = in.table(doc, "", "retry"))
-    in.read_retry(*t, "retry", cfg.retry);
-  if (const auto* t = in.table(doc, "", "admin")) {
-    in.reject_unknown_keys(*t, "admin", {"listen"});
-    in.read_listen(*t, "admin", "listen", cfg.admin.listen);
-  }
-  const auto* node = doc.get("postoffice");
+void read_postoffices(const toml::node* node, config& cfg,
+                      std::vector<std::string>& problems) {
   const auto* array = node ? node->as_array() : nullptr;
-  if (node && (!array || !array->is_array_of_tables())) {
-    in.problem("postoffice", "expected [[postoffice]] tables");
+  if (!node || (array && array->empty())) {
+    problems.push_back("postoffice: at least one [[postoffice]] is required");
     return;
   }
-  if (!array || array->empty()) {
-    in.problem("postoffice", "at least one [[postoffice]] is required");
+  if (!array || !array->is_array_of_tables()) {
+    problems.push_back("postoffice: expected [[postoffice]] tables, got " + type_name(*node));
     return;
   }
   for (std::size_t i = 0; i < array->size(); ++i) {
-    auto path = "postoffice[" + std::to_string(i) + "]";
-    postoffice_config po;
-    po.retry = cfg.retry;
-    const toml::table* overrides = nullptr;
-    read_postoffice(in, *(*array)[i].as_table(), path, po, overrides);
-    if (overrides)
-      in.read_retry(*overrides, path + ".retry", po.retry);
-    cfg.postoffices.push_back(std::move(po));
+    table_reader entry{*(*array)[i].as_table(), "postoffice[" + std::to_string(i) + "]",
+                       problems};
+    cfg.postoffices.push_back(read_postoffice(entry, cfg.retry));
   }
-  check_postoffices(in, cfg.postoffices);
+  check_postoffices(cfg.postoffices, problems);
+}
+
+void read_document(const toml::table& doc, config& cfg, std::vector<std::string>& problems) {
+  table_reader in{doc, "", problems};
+  in.reject_unknown_keys({"server", "smtp", "retry", "admin", "postoffice"});
+  if (auto server = in.table("server"))
+    read_server(*server, cfg.server);
+  if (auto smtp = in.table("smtp"))
+    read_smtp(*smtp, cfg.smtp);
+  if (auto retry = in.table("retry"))
+    read_retry(*retry, cfg.retry);
+  if (auto admin = in.table("admin"))
+    read_admin(*admin, cfg.admin);
+  // After [retry], wherever it stands in the file: postoffices start from it.
+  read_postoffices(in.get("postoffice"), cfg, problems);
+}
+
+/// Appends the whole of `file` to `text`; the errno of a failure, else 0.
+int read_whole_file(const std::filesystem::path& file, std::string& text) {
+  auto close = [](std::FILE* f) { std::fclose(f); };
+  std::unique_ptr<std::FILE, decltype(close)> in{std::fopen(file.c_str(), "rb"), close};
+  if (!in)
+    return errno;
+  char buffer[65536];
+  while (auto n = std::fread(buffer, 1, sizeof buffer, in.get()))
+    text.append(buffer, n);
+  return std::ferror(in.get()) ? errno : 0;
 }
 
 } // namespace
@@ -441,79 +541,46 @@ config_result parse_config(std::string_view toml_text, std::string_view source) 
     return result;
   }
   config cfg;
-  config_reader in{result.problems};
-  read_document(in, doc, cfg, result.problems);
+  read_document(doc, cfg, result.problems);
   if (result.problems.empty())
     result.value = std::move(cfg);
   return result;
 }
 
 config_result load_config_file(const std::filesystem::path& file) {
-  std::ifstream in{file, std::ios::binary};
-  if (!in) {
-    config_result result;
-    result.problems.push_back(file.string() + ": cannot read: " + std::strerror(errno));
-    return result;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file.string());
+  std::string text;
+  if (int error = read_whole_file(file, text))
+    return {std::nullopt, {file.string() + ": cannot read: " + std::strerror(error)}};
+  return parse_config(text, file.string());
 }
 
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
-    ++digits;
-  if (digits == 0 || digits > 12 || text.size() > digits + 1)
+  if (!has_duration_syntax(text))
     return std::nullopt;
-  std::int64_t count = std::stoll(std::string{text.substr(0, digits)});
-  std::int64_t unit = 1;
-  if (text.size() == digits + 1) {
-    switch (text.back()) {
-      case 's':
-        unit = 1;
-        break;
-      case 'm':
-        unit = 60;
-        break;
-      case 'h':
-        unit = 3600;
-        break;
-      case 'd':
-        unit = 86400;
-        break;
-      default:
-        return std::nullopt;
-    }
+  bool has_unit = seconds_per(text.back()) != 0;
+  auto unit = has_unit ? seconds_per(text.back()) : 1;
+  auto digits = has_unit ? text.substr(0, text.size() - 1) : text;
+  std::int64_t count = 0;
+  for (char digit : digits) {
+    count = count * 10 + (digit - '0');
+    if (count > longest_duration.count() / unit)
+      return std::nullopt;
   }
   return std::chrono::seconds{count * unit};
 }
 
 std::optional<listen_address> parse_listen_address(std::string_view text) {
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size()
-        || text[close + 1] != ':')
-      return std::nullopt;
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string_view::npos
-        || text.find(':') != colon) // a bare IPv6 address needs brackets
-      return std::nullopt;
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (host.empty() || port.empty() || port.size() > 5
-      || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
     return std::nullopt;
-  auto number = std::stoi(std::string{port});
-  if (number < 1 || number > 65535)
+  auto host = text.substr(0, colon);
+  auto port = parse_port(text.substr(colon + 1));
+  bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed)
+    host = host.substr(1, host.size() - 2);
+  if (!port || !(bracketed ? is_ipv6(host) : is_domain(host)))
     return std::nullopt;
-  return listen_address{std::string{host}, static_cast<std::uint16_t>(number)};
+  return listen_address{std::string{host}, *port};
 }
 
 } // namespace postconn

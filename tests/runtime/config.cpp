@@ -1,5 +1,6 @@
-// Tests runtime/config.cpp: durations, listen addresses, the example config,
-// [postoffice.retry] overrides, and one clear problem per bad key.
+// Tests runtime/config.cpp: durations, listen addresses, the example config
+// conf/postconn.toml, [postoffice.retry] overrides, and one problem line per
+// bad key, each starting with the key's full path.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,12 +8,18 @@
 
 #include "runtime/config.hpp"
 
+#ifndef POSTCONN_SOURCE_DIR
+#define POSTCONN_SOURCE_DIR "."
+#endif
+
 using namespace postconn;
 using namespace std::chrono_literals;
 
 namespace {
 
-const std::string minimal_postoffice = R"(
+const std::string source_dir = POSTCONN_SOURCE_DIR;
+
+const std::string sales_postoffice = R"(
 [[postoffice]]
 name = "sales"
 domains = ["sales.example.test"]
@@ -20,11 +27,20 @@ transport = "maildir"
 path = "var/postoffices/sales"
 )";
 
+/// The problem line of `open_interval = "10x"` in [retry].
+const std::string bad_open_interval = "retry.open_interval: invalid duration \"10x\" "
+                                      "(use a number with s, m, h or d, e.g. \"600s\")";
+
 /// The problems of a config, which must not load.
 std::vector<std::string> problems_of(const std::string& text) {
   auto result = parse_config(text, "test.toml");
   CHECK_FALSE(result.value);
   return result.problems;
+}
+
+/// The problems of one [[postoffice]] with `body`, the only postoffice.
+std::vector<std::string> postoffice_problems(const std::string& body) {
+  return problems_of("[[postoffice]]\n" + body);
 }
 
 /// True when some problem starts with `key` + ": " and mentions `words`.
@@ -35,8 +51,19 @@ bool has_problem(const std::vector<std::string>& problems, const std::string& ke
   });
 }
 
-std::string first_problem(const config_result& result) {
-  return result.problems.empty() ? std::string{} : result.problems.front();
+std::string all_of(const std::vector<std::string>& problems) {
+  std::string text;
+  for (const auto& p : problems)
+    text += p + "\n";
+  return text;
+}
+
+/// A config that must load; its problems are shown when it does not.
+config loaded(const std::string& text) {
+  auto result = parse_config(text, "test.toml");
+  INFO(all_of(result.problems));
+  REQUIRE(result.value);
+  return *result.value;
 }
 
 } // namespace
@@ -47,10 +74,44 @@ TEST_CASE("durations take s, m, h and d units or plain seconds") {
   CHECK(parse_duration("24h") == 86400s);
   CHECK(parse_duration("5d") == 432000s);
   CHECK(parse_duration("0") == 0s);
+  CHECK(parse_duration("0s") == 0s);
   CHECK(parse_duration("600") == 600s);
-  for (auto bad : {"", "s", "-5s", "1.5h", "10x", "10 m", "10mm", "1e3", " 5s",
-                   "9999999999999d"})
+  CHECK(parse_duration("36500d") == 36500 * 24h);
+  for (auto bad : {"", "s", "-5s", "+5s", "1.5h", "10x", "10 m", "10mm", "1e3", " 5s",
+                   "5s ", "10M", "36501d", "3153600001", "99999999999999999999999s"})
     CHECK_MESSAGE(!parse_duration(bad), bad);
+}
+
+TEST_CASE("durations in the config: strings, integer seconds, and clear rejects") {
+  auto cfg = loaded(sales_postoffice + R"(
+[retry]
+open_interval = 90
+transfer_interval = "2m"
+max_lifetime = 0
+delay_warning = "4h"
+)");
+  CHECK(cfg.retry.open_interval == 90s);
+  CHECK(cfg.retry.transfer_interval == 120s);
+  CHECK(cfg.retry.max_lifetime == 0s);
+  CHECK(cfg.retry.delay_warning == 4h);
+
+  auto problems = problems_of(sales_postoffice + R"(
+[retry]
+open_interval = "10x"
+transfer_interval = -5
+max_lifetime = 1.5
+delay_warning = "36501d"
+)");
+  INFO(all_of(problems));
+  REQUIRE(problems.size() == 4);
+  CHECK(problems[0] == bad_open_interval);
+  CHECK(problems[1] == "retry.transfer_interval: invalid duration -5 (must not be negative)");
+  CHECK(has_problem(problems, "retry.max_lifetime",
+                    "expected a duration (\"90s\", \"10m\", \"24h\", \"5d\" or seconds), "
+                    "got a number with a fraction"));
+  CHECK(has_problem(problems, "retry.delay_warning", "too long (at most 36500d)"));
+  CHECK(has_problem(problems_of(sales_postoffice + "[retry]\nmax_lifetime = 3153600001\n"),
+                    "retry.max_lifetime", "at most 3153600000 seconds"));
 }
 
 TEST_CASE("listen addresses are host:port or [v6]:port") {
@@ -62,37 +123,62 @@ TEST_CASE("listen addresses are host:port or [v6]:port") {
   REQUIRE(v6);
   CHECK(v6->host == "::1");
   CHECK(v6->port == 25);
-  for (auto bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":25", "::1:25",
-                   "[::1]25", "host:2x5", ""})
+  auto named = parse_listen_address("mail.example.test:65535");
+  REQUIRE(named);
+  CHECK(named->host == "mail.example.test");
+  CHECK(named->port == 65535);
+  for (auto bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:025252", ":25",
+                   "::1:25", "[::1]25", "[::1]:", "[]:25", "[mail.test]:25", "host:2x5",
+                   "host:-25", "bad host:25", ""})
     CHECK_MESSAGE(!parse_listen_address(bad), bad);
 }
 
 TEST_CASE("the example config loads with the values written in it") {
-  auto result = load_config_file(std::string{POSTCONN_SOURCE_DIR} + "/conf/postconn.toml");
-  INFO(first_problem(result));
+  auto result = load_config_file(source_dir + "/conf/postconn.toml");
+  INFO(all_of(result.problems));
   REQUIRE(result.value);
+  CHECK(result.problems.empty());
   const auto& cfg = *result.value;
   CHECK(cfg.server.hostname == "connector.example.test");
   CHECK(cfg.server.data_dir == "var");
+  CHECK(cfg.server.log_level == "info");
   CHECK(cfg.smtp.listen == "127.0.0.1:2525");
   CHECK(cfg.smtp.max_message_size == 35882577);
+  CHECK(cfg.smtp.max_recipients == 1000);
   CHECK(cfg.smtp.idle_timeout == 300s);
+  CHECK(cfg.smtp.relay_networks == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
   CHECK(cfg.retry.max_open_retries == 144);
   CHECK(cfg.retry.open_interval == 600s);
+  CHECK(cfg.retry.max_transfer_retries == 2);
+  CHECK(cfg.retry.transfer_interval == 120s);
+  CHECK(cfg.retry.enforce_retry_limits);
   CHECK(cfg.retry.max_lifetime == 5 * 24h);
   CHECK(cfg.retry.delay_warning == 0s);
+  CHECK(cfg.admin.listen == "127.0.0.1:8025");
   REQUIRE(cfg.postoffices.size() == 2);
-  CHECK(cfg.postoffices[0].name == "sales");
-  CHECK(cfg.postoffices[0].transport == transport_kind::maildir);
-  CHECK(cfg.postoffices[0].path == "var/postoffices/sales");
-  CHECK(cfg.postoffices[0].retry.max_open_retries == 144);
-  CHECK(cfg.postoffices[1].create_mailboxes);
-  CHECK(cfg.postoffices[1].retry.max_open_retries == 48);
-  CHECK(cfg.postoffices[1].retry.open_interval == 300s);
+  const auto& sales = cfg.postoffices[0];
+  CHECK(sales.name == "sales");
+  CHECK(sales.domains == std::vector<std::string>{"sales.example.test"});
+  CHECK(sales.transport == transport_kind::maildir);
+  CHECK(sales.path == "var/postoffices/sales");
+  CHECK_FALSE(sales.create_mailboxes);
+  CHECK_FALSE(sales.is_default);
+  CHECK(sales.probe_timeout == 10s);
+  CHECK(sales.retry.max_open_retries == 144);
+  CHECK(sales.retry.open_interval == 600s);
+  const auto& support = cfg.postoffices[1];
+  CHECK(support.name == "support");
+  CHECK(support.domains == std::vector<std::string>{"support.example.test"});
+  CHECK(support.path == "var/postoffices/support");
+  CHECK(support.create_mailboxes);
+  CHECK(support.retry.max_open_retries == 48);
+  CHECK(support.retry.open_interval == 300s);
+  CHECK(support.retry.max_transfer_retries == 2);
+  CHECK(support.retry.max_lifetime == 5 * 24h);
 }
 
 TEST_CASE("postoffice retry overrides apply key by key over [retry], wherever it stands") {
-  auto result = parse_config(R"(
+  auto cfg = loaded(R"(
 [[postoffice]]
 name = "flaky"
 domains = ["Flaky.Example.TEST"]
@@ -101,103 +187,204 @@ address = "127.0.0.1:2400"
 probe_timeout = 30
 [postoffice.retry]
 max_transfer_retries = 7
+delay_warning = "4h"
+
+[[postoffice]]
+name = "steady"
+domains = ["steady.example.test"]
+transport = "lmtp"
+address = "[::1]:24"
 
 [retry]
 transfer_interval = "1m"
 max_transfer_retries = 3
 enforce_retry_limits = false
-)", "test.toml");
-  INFO(first_problem(result));
-  REQUIRE(result.value);
-  const auto& po = result.value->postoffices.at(0);
-  CHECK(po.transport == transport_kind::smtp);
-  CHECK(po.address == "127.0.0.1:2400");
-  CHECK(po.domains == std::vector<std::string>{"flaky.example.test"});
-  CHECK(po.probe_timeout == 30s);
-  CHECK(po.retry.max_transfer_retries == 7);
-  CHECK(po.retry.transfer_interval == 60s);
-  CHECK_FALSE(po.retry.enforce_retry_limits);
-  CHECK(po.retry.max_open_retries == 144);
-  CHECK(result.value->retry.max_transfer_retries == 3);
+)");
+  REQUIRE(cfg.postoffices.size() == 2);
+  const auto& flaky = cfg.postoffices[0];
+  CHECK(flaky.transport == transport_kind::smtp);
+  CHECK(flaky.address == "127.0.0.1:2400");
+  CHECK(flaky.domains == std::vector<std::string>{"flaky.example.test"});
+  CHECK(flaky.probe_timeout == 30s);
+  CHECK(flaky.retry.max_transfer_retries == 7);
+  CHECK(flaky.retry.delay_warning == 4h);
+  CHECK(flaky.retry.transfer_interval == 60s);
+  CHECK_FALSE(flaky.retry.enforce_retry_limits);
+  CHECK(flaky.retry.max_open_retries == 144);
+  const auto& steady = cfg.postoffices[1];
+  CHECK(steady.transport == transport_kind::lmtp);
+  CHECK(steady.retry.max_transfer_retries == 3);
+  CHECK(steady.retry.delay_warning == 0s);
+  CHECK(cfg.retry.max_transfer_retries == 3);
+  CHECK(cfg.retry.delay_warning == 0s);
 }
 
 TEST_CASE("a bad duration, a duplicate name and an unknown key are all reported") {
-  auto problems = problems_of(R"(
-[retry]
-open_interval = "10 minutes"
-)" + minimal_postoffice + minimal_postoffice + R"(
-colour = "blue"
-)");
-  CHECK(problems.size() == 4); // the duplicate also claims the domain again
-  CHECK(has_problem(problems, "retry.open_interval", "invalid duration \"10 minutes\""));
-  CHECK(has_problem(problems, "postoffice[1].name", "duplicate name \"sales\" (also postoffice[0])"));
-  CHECK(has_problem(problems, "postoffice[1].colour", "unknown key"));
-  CHECK(has_problem(problems, "postoffice[1].domains", "already routed to postoffice[0]"));
+  auto file = source_dir + "/tests/configs/three_problems.toml";
+  auto result = load_config_file(file);
+  CHECK_FALSE(result.value);
+  CHECK(result.problems
+        == std::vector<std::string>{
+          bad_open_interval,
+          "postoffice[1].colour: unknown key",
+          R"(postoffice[1].name: duplicate name "sales" (also postoffice[0]))",
+        });
 }
 
-TEST_CASE("every rule names its key") {
+TEST_CASE("every rule of [server], [smtp], [retry] and [admin] names its key") {
   struct rule {
     const char* toml;
     const char* key;
     const char* words;
   };
   const rule rules[] = {
-    {"[server]\nhostname = \"bad host\"\n", "server.hostname", "invalid host name"},
+    {"[server]\nhostname = \"bad host\"\n", "server.hostname", "invalid host name \"bad host\""},
+    {"[server]\nhostname = \"a..b\"\n", "server.hostname", "invalid host name"},
+    {"[server]\nhostname = \"\"\n", "server.hostname", "invalid host name"},
     {"[server]\ndata_dir = \"\"\n", "server.data_dir", "must not be empty"},
-    {"[server]\nlog_level = \"loud\"\n", "server.log_level", "unknown level"},
-    {"[smtp]\nlisten = \"localhost\"\n", "smtp.listen", "invalid address"},
-    {"[smtp]\nmax_message_size = 0\n", "smtp.max_message_size", "between 1 and"},
-    {"[smtp]\nmax_recipients = \"many\"\n", "smtp.max_recipients", "expected an integer, got a string"},
-    {"[smtp]\nrelay_networks = [\"10.0.0.0/33\"]\n", "smtp.relay_networks[0]", ""},
+    {"[server]\nlog_level = \"loud\"\n", "server.log_level", "unknown level \"loud\""},
+    {"[server]\nname = \"x\"\n", "server.name", "unknown key"},
+    {"[smtp]\nlisten = \"localhost\"\n", "smtp.listen", "invalid address \"localhost\""},
+    {"[smtp]\nlisten = \"[::1]:0\"\n", "smtp.listen", "invalid address"},
+    {"[smtp]\nmax_message_size = 0\n", "smtp.max_message_size", "must be at least 1, got 0"},
+    {"[smtp]\nmax_recipients = 0\n", "smtp.max_recipients", "must be at least 1, got 0"},
+    {"[smtp]\nmax_recipients = 4294967296\n", "smtp.max_recipients", "must be at most 4294967295"},
+    {"[smtp]\nmax_recipients = \"many\"\n", "smtp.max_recipients",
+     "expected an integer, got a string"},
+    {"[smtp]\nrelay_networks = [\"10.0.0.0/33\"]\n", "smtp.relay_networks[0]", "10.0.0.0/33"},
+    {"[smtp]\nrelay_networks = [\"::1\", \"::/129\"]\n", "smtp.relay_networks[1]", "::/129"},
+    {"[smtp]\nrelay_networks = [\"localhost\"]\n", "smtp.relay_networks[0]", "localhost"},
     {"[smtp]\nrelay_networks = [7]\n", "smtp.relay_networks[0]", "expected a string"},
-    {"[smtp]\nidle_timeout = \"0\"\n", "smtp.idle_timeout", "longer than 0"},
+    {"[smtp]\nrelay_networks = \"127.0.0.1\"\n", "smtp.relay_networks",
+     "expected an array of strings, got a string"},
+    {"[smtp]\nidle_timeout = \"0\"\n", "smtp.idle_timeout", "must be longer than 0"},
     {"[smtp]\nlistn = \"x\"\n", "smtp.listn", "unknown key"},
-    {"[retry]\nmax_open_retries = -1\n", "retry.max_open_retries", "between 0 and"},
-    {"[retry]\nopen_interval = 0\n", "retry.open_interval", "longer than 0"},
-    {"[retry]\nmax_lifetime = -3\n", "retry.max_lifetime", "negative"},
-    {"[retry]\nenforce_retry_limits = 1\n", "retry.enforce_retry_limits", "expected a boolean"},
-    {"[retry]\ndelay_warning = 1.5\n", "retry.delay_warning", "expected a duration"},
+    {"[retry]\nmax_open_retries = -1\n", "retry.max_open_retries", "must be at least 0, got -1"},
+    {"[retry]\nmax_transfer_retries = -1\n", "retry.max_transfer_retries", "at least 0"},
+    {"[retry]\nopen_interval = 0\n", "retry.open_interval", "must be longer than 0"},
+    {"[retry]\ntransfer_interval = \"0m\"\n", "retry.transfer_interval", "longer than 0"},
+    {"[retry]\nmax_lifetime = -3\n", "retry.max_lifetime", "must not be negative"},
+    {"[retry]\ndelay_warning = \"4 h\"\n", "retry.delay_warning", "invalid duration \"4 h\""},
+    {"[retry]\nenforce_retry_limits = 1\n", "retry.enforce_retry_limits",
+     "expected a boolean, got an integer"},
+    {"[retry]\nmax_open_retry = 3\n", "retry.max_open_retry", "unknown key"},
     {"[admin]\nlisten = \"127.0.0.1:99999\"\n", "admin.listen", "invalid address"},
     {"[admin]\ntoken = \"x\"\n", "admin.token", "unknown key"},
-    {"server = 5\n", "server", "expected a table"},
+    {"server = 5\n", "server", "expected a table, got an integer"},
     {"[queue]\n", "queue", "unknown key"},
+    {"debug = true\n", "debug", "unknown key"},
   };
   for (const auto& r : rules) {
-    auto problems = problems_of(r.toml + minimal_postoffice);
+    auto problems = problems_of(r.toml + sales_postoffice);
+    INFO(all_of(problems));
     CHECK_MESSAGE(has_problem(problems, r.key, r.words), r.toml);
   }
 }
 
-TEST_CASE("postoffice rules name their key") {
+TEST_CASE("every rule of a [[postoffice]] names its key") {
   struct rule {
     const char* body;
     const char* key;
     const char* words;
   };
   const rule rules[] = {
-    {"domains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].name", "missing"},
-    {"name = \"Sales!\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].name", "invalid name"},
-    {"name = \"a\"\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].domains", "missing or empty"},
-    {"name = \"a\"\ndomains = [\"bad domain\"]\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].domains[0]", "invalid domain"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\npath = \"p\"\n", "postoffice[0].transport", "missing"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"uucp\"\n", "postoffice[0].transport", "unknown transport"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\n", "postoffice[0].path", "missing"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\naddress = \"h:1\"\n", "postoffice[0].address", "only for smtp"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\n", "postoffice[0].address", "missing"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"lmtp\"\naddress = \"h:1\"\npath = \"p\"\n", "postoffice[0].path", "only for maildir"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h\"\n", "postoffice[0].address", "invalid address"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\nprobe_timeout = \"0s\"\n", "postoffice[0].probe_timeout", "longer than 0"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n[postoffice.retry]\nmax_open_retries = \"x\"\n", "postoffice[0].retry.max_open_retries", "expected an integer"},
-    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n[postoffice.retry]\nretries = 3\n", "postoffice[0].retry.retries", "unknown key"},
+    {"domains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].name",
+     "missing"},
+    {"name = \"Sales!\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n",
+     "postoffice[0].name", "invalid name \"Sales!\""},
+    {"name = \"\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n",
+     "postoffice[0].name", "invalid name"},
+    {"name = \"a\"\ntransport = \"maildir\"\npath = \"p\"\n", "postoffice[0].domains", "missing"},
+    {"name = \"a\"\ndomains = []\ntransport = \"maildir\"\npath = \"p\"\n",
+     "postoffice[0].domains", "empty"},
+    {"name = \"a\"\ndomains = [\"bad domain\"]\ntransport = \"maildir\"\npath = \"p\"\n",
+     "postoffice[0].domains[0]", "invalid domain \"bad domain\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\npath = \"p\"\n", "postoffice[0].transport",
+     "missing"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"uucp\"\n", "postoffice[0].transport",
+     "unknown transport \"uucp\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\n", "postoffice[0].path",
+     "missing"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"\"\n",
+     "postoffice[0].path", "must not be empty"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "address = \"h:1\"\n",
+     "postoffice[0].address", "only for smtp and lmtp"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "create_mailboxes = \"yes\"\n",
+     "postoffice[0].create_mailboxes", "expected a boolean"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\n", "postoffice[0].address",
+     "missing"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"lmtp\"\naddress = \"h:1\"\n"
+     "path = \"p\"\n",
+     "postoffice[0].path", "only for maildir"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h:1\"\n"
+     "create_mailboxes = true\n",
+     "postoffice[0].create_mailboxes", "only for maildir"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h\"\n",
+     "postoffice[0].address", "invalid address \"h\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "default = \"yes\"\n",
+     "postoffice[0].default", "expected a boolean, got a string"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "probe_timeout = \"0s\"\n",
+     "postoffice[0].probe_timeout", "must be longer than 0"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "[postoffice.retry]\nmax_open_retries = \"x\"\n",
+     "postoffice[0].retry.max_open_retries", "expected an integer, got a string"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "[postoffice.retry]\nopen_interval = \"1y\"\n",
+     "postoffice[0].retry.open_interval", "invalid duration \"1y\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "[postoffice.retry]\nretries = 3\n",
+     "postoffice[0].retry.retries", "unknown key"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "retry = 3\n",
+     "postoffice[0].retry", "expected a table, got an integer"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "colour = \"blue\"\n",
+     "postoffice[0].colour", "unknown key"},
   };
   for (const auto& r : rules) {
-    auto problems = problems_of(std::string{"[[postoffice]]\n"} + r.body);
+    auto problems = postoffice_problems(r.body);
+    INFO(all_of(problems));
     CHECK_MESSAGE(has_problem(problems, r.key, r.words), r.body);
   }
 }
 
-TEST_CASE("at most one default postoffice, and at least one postoffice") {
-  auto two_defaults = problems_of(R"(
+TEST_CASE("a bad domain entry is one problem, not also a missing list") {
+  auto problems = postoffice_problems(
+    "name = \"a\"\ndomains = [\"a.test\", 7]\ntransport = \"maildir\"\npath = \"p\"\n");
+  CHECK(problems
+        == std::vector<std::string>{"postoffice[0].domains[1]: expected a string, got an integer"});
+}
+
+TEST_CASE("a domain claimed twice is a problem of the second postoffice") {
+  auto problems = problems_of(sales_postoffice + R"(
+[[postoffice]]
+name = "sales2"
+domains = ["other.example.test", "SALES.example.test"]
+transport = "maildir"
+path = "p"
+)");
+  CHECK(problems
+        == std::vector<std::string>{"postoffice[1].domains: domain \"sales.example.test\" is "
+                                    "already routed to postoffice[0]"});
+}
+
+TEST_CASE("at most one default postoffice; only a default may have no domains") {
+  auto cfg = loaded(sales_postoffice + R"(
+[[postoffice]]
+name = "catch-all"
+default = true
+transport = "smtp"
+address = "127.0.0.1:25"
+)");
+  REQUIRE(cfg.postoffices.size() == 2);
+  CHECK(cfg.postoffices[1].is_default);
+  CHECK(cfg.postoffices[1].domains.empty());
+
+  auto problems = problems_of(R"(
 [[postoffice]]
 name = "a"
 default = true
@@ -209,19 +396,39 @@ default = true
 transport = "smtp"
 address = "127.0.0.1:26"
 )");
-  CHECK(has_problem(two_defaults, "postoffice[1].default", "only one"));
-  CHECK(has_problem(problems_of("[server]\n"), "postoffice", "at least one"));
+  CHECK(problems
+        == std::vector<std::string>{
+          "postoffice[1].default: only one postoffice can be the default (also postoffice[0])"});
 }
 
-TEST_CASE("a syntax error is one line with file, line and column") {
-  auto problems = problems_of("[server\nhostname = 1\n");
+TEST_CASE("at least one [[postoffice]] is required") {
+  const std::string required = "postoffice: at least one [[postoffice]] is required";
+  CHECK(problems_of("[server]\n") == std::vector<std::string>{required});
+  CHECK(problems_of("postoffice = []\n") == std::vector<std::string>{required});
+  CHECK(has_problem(problems_of("[postoffice]\nname = \"a\"\n"), "postoffice",
+                    "expected [[postoffice]] tables, got a table"));
+}
+
+TEST_CASE("a syntax error is one line with source, line and column") {
+  auto problems = problems_of("[server]\nhostname = \"a\"\nlog_level = \n");
   REQUIRE(problems.size() == 1);
-  CHECK(problems[0].rfind("test.toml:1:", 0) == 0);
+  CHECK(problems[0].rfind("test.toml:3:", 0) == 0);
 }
 
 TEST_CASE("an unreadable file is one problem naming it") {
-  auto result = load_config_file("/nonexistent/postconn.toml");
-  CHECK_FALSE(result.value);
-  REQUIRE(result.problems.size() == 1);
-  CHECK(result.problems[0].find("/nonexistent/postconn.toml: cannot read") == 0);
+  auto missing = load_config_file("/nonexistent/postconn.toml");
+  CHECK_FALSE(missing.value);
+  CHECK(missing.problems
+        == std::vector<std::string>{
+          "/nonexistent/postconn.toml: cannot read: No such file or directory"});
+  auto directory = load_config_file(source_dir + "/conf");
+  CHECK_FALSE(directory.value);
+  CHECK(directory.problems
+        == std::vector<std::string>{source_dir + "/conf: cannot read: Is a directory"});
+}
+
+TEST_CASE("transports are named as in the config") {
+  CHECK(to_string(transport_kind::maildir) == "maildir");
+  CHECK(to_string(transport_kind::smtp) == "smtp");
+  CHECK(to_string(transport_kind::lmtp) == "lmtp");
 }
