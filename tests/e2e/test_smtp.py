@@ -69,12 +69,14 @@ class Client:
 
 class SmtpServerTest(unittest.TestCase):
     smtp_config = LIMITS
+    extra_config = ""
 
     def setUp(self):
         self.workdir_holder = temp_workdir()
         self.workdir = self.workdir_holder.name
         self.port = free_port()
-        self.config = write_config(self.workdir, self.port, smtp=self.smtp_config)
+        self.config = write_config(self.workdir, self.port, smtp=self.smtp_config,
+                                   extra=self.extra_config)
         self.server = self.start()
 
     def start(self, **popen):
@@ -345,6 +347,47 @@ class BadInput(SmtpServerTest):
         self.assertEqual((code, text[:5]), (550, "5.6.0"), text)
         self.assertEqual(c.command("NOOP")[0], 250)
         self.assertEqual(self.message_count(), 0)
+
+
+CATCHALL = """
+[[postoffice]]
+name = "catchall"
+default = true
+transport = "maildir"
+path = "var/postoffices/catchall"
+"""
+
+
+class NoRelay(SmtpServerTest):
+    """A client outside relay_networks reaches only the domains postoffices
+    name; the default postoffice's catch-all is for relay clients."""
+    smtp_config = 'relay_networks = ["10.0.0.0/8", "fd00::/8"]\n'
+    extra_config = CATCHALL
+
+    def test_only_named_domains_from_outside_relay_networks(self):
+        c = self.client()
+        c.command("EHLO outside.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+        code, text = c.command("RCPT TO:<someone@elsewhere.example.net>")
+        self.assertEqual((code, text[:5]), (554, "5.7.1"), text)
+
+
+class Relay(SmtpServerTest):
+    smtp_config = 'relay_networks = ["127.0.0.0/8"]\n'
+    extra_config = CATCHALL
+
+    def test_a_relay_client_reaches_the_default_postoffice(self):
+        c = self.client()
+        c.command("EHLO inside.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual(c.command("RCPT TO:<someone@elsewhere.example.net>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        c.send(b"Subject: relayed\r\n\r\nx\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(self.deliveries(queued_id(text)),
+                         [("catchall", "someone@elsewhere.example.net", "queued")])
 
 
 class StoreFailure(SmtpServerTest):
