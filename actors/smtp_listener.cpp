@@ -10,7 +10,7 @@ namespace postconn {
 caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                             int listening_fd,
                             std::shared_ptr<const smtp_settings> settings,
-                            store_actor store) {
+                            store_actor store, supervisor_actor supervisor) {
   self->add_doorman(listening_fd);
   self->set_down_handler(
     [=](const caf::down_msg& msg) {
@@ -25,7 +25,7 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
   });
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      auto session = self->fork(smtp_session, msg.handle, settings, store);
+      auto session = self->fork(smtp_session, msg.handle, settings, store, supervisor);
       self->monitor(session);
       self->state.sessions.insert(session);
     },

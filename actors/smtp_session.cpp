@@ -104,11 +104,12 @@ void finish_data(session_ptr self) {
   st.awaiting_store = true;
   self->request(st.store, store_timeout, accept_atom::value, std::move(msg))
     .then(
-      [=](const std::string& id) {
+      [=](accept_receipt& receipt) {
         auto& st = self->state;
         spdlog::info("smtp {}: queued as {} from=<{}> recipients={} size={}",
-                     st.client_ip, id, *st.sender, recipients, size);
-        reply(self, 250, "2.0.0", "Ok: queued as " + id);
+                     st.client_ip, receipt.id, *st.sender, recipients, size);
+        reply(self, 250, "2.0.0", "Ok: queued as " + receipt.id);
+        self->send(st.supervisor, enqueue_atom::value, std::move(receipt.deliveries));
         reset_transaction(st);
         st.awaiting_store = false;
         process_input(self);
@@ -270,13 +271,14 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
 
 caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store) {
+                           store_actor store, supervisor_actor supervisor) {
   auto& st = self->state;
   st.connection = connection;
   st.client_ip = self->remote_addr(connection);
   st.relay_client = settings->relay_networks.contains(st.client_ip);
   st.settings = std::move(settings);
   st.store = std::move(store);
+  st.supervisor = std::move(supervisor);
   st.last_activity = self->clock().now();
   self->configure_read(connection, caf::io::receive_policy::at_most(64 * 1024));
   self->set_exit_handler([=](const caf::exit_msg& msg) {

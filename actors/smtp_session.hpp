@@ -81,6 +81,8 @@ struct smtp_session_state {
   caf::actor_clock::time_point last_activity;
   std::shared_ptr<const smtp_settings> settings;
   store_actor store;
+  /// Learns of the deliveries each committed message created.
+  supervisor_actor supervisor;
 
   static inline const char* name = "smtp_session";
 };
@@ -88,6 +90,6 @@ struct smtp_session_state {
 caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
                            caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store);
+                           store_actor store, supervisor_actor supervisor);
 
 } // namespace postconn

@@ -13,6 +13,31 @@
 
 namespace postconn {
 
+bool store_state::run_transaction(std::vector<pending_write>& batch,
+                                  std::vector<caf::error>& outcomes, bool isolate) {
+  db->begin();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (isolate)
+      db->savepoint();
+    try {
+      batch[i].apply(*db);
+      if (isolate)
+        db->release_savepoint();
+    } catch (const queue_db_error& e) {
+      if (!e.request_at_fault())
+        throw;
+      if (!isolate) {
+        db->rollback();
+        return false;
+      }
+      db->rollback_to_savepoint();
+      outcomes[i] = make_error(store_errc::rejected, e.what());
+    }
+  }
+  db->commit();
+  return true;
+}
+
 std::size_t store_state::commit_pending() {
   auto count = std::min(pending.size(), std::max<std::size_t>(options.max_batch, 1));
   if (count == 0)
@@ -22,20 +47,10 @@ std::size_t store_state::commit_pending() {
   pending.erase(pending.begin(), pending.begin() + count);
   std::vector<caf::error> outcomes(batch.size());
   try {
-    db->begin();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      db->savepoint();
-      try {
-        batch[i].apply(*db);
-        db->release_savepoint();
-      } catch (const queue_db_error& e) {
-        if (!e.request_at_fault())
-          throw;
-        db->rollback_to_savepoint();
-        outcomes[i] = make_error(store_errc::rejected, e.what());
-      }
-    }
-    db->commit();
+    // Savepoints cost a third of the throughput, and requests at fault are
+    // rare: try the batch without them first.
+    if (!run_transaction(batch, outcomes, false))
+      run_transaction(batch, outcomes, true);
     ++counters.commits;
   } catch (const queue_db_error& e) {
     db->rollback();
@@ -75,17 +90,41 @@ store(store_actor::stateful_pointer<store_state> self,
   self->state.db = std::move(db);
   self->state.options = options;
   return {
-    [=](accept_atom, incoming_message& msg) -> caf::result<std::string> {
-      auto promise = self->make_response_promise<std::string>();
-      auto id = self->state.ids.next();
+    [=](accept_atom, incoming_message& msg) -> caf::result<accept_receipt> {
+      auto promise = self->make_response_promise<accept_receipt>();
+      auto receipt = std::make_shared<accept_receipt>();
+      receipt->id = self->state.ids.next();
       auto shared_msg = std::make_shared<incoming_message>(std::move(msg));
       enqueue_write(self, pending_write{
-        [id, shared_msg](queue_db& db) { db.insert_message(id, *shared_msg); },
-        [id, promise](const caf::error& err) mutable {
+        [receipt, shared_msg](queue_db& db) {
+          receipt->deliveries = db.insert_message(receipt->id, *shared_msg);
+        },
+        [receipt, promise](const caf::error& err) mutable {
           if (err)
             promise.deliver(err);
           else
-            promise.deliver(id);
+            promise.deliver(std::move(*receipt));
+        }});
+      return promise;
+    },
+    [=](bounce_atom, ledger_entry& entry, attempt_record& attempt,
+        incoming_message& ndr) -> caf::result<std::vector<ledger_entry>> {
+      auto promise = self->make_response_promise<std::vector<ledger_entry>>();
+      auto created = std::make_shared<std::vector<ledger_entry>>();
+      auto ndr_id = ndr.deliveries.empty() ? std::string{} : self->state.ids.next();
+      enqueue_write(self, pending_write{
+        [created, ndr_id, entry = std::move(entry), attempt = std::move(attempt),
+         ndr = std::move(ndr)](queue_db& db) {
+          if (!ndr_id.empty())
+            *created = db.insert_message(ndr_id, ndr);
+          db.update_delivery(entry);
+          db.insert_attempt(attempt);
+        },
+        [created, promise](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            promise.deliver(std::move(*created));
         }});
       return promise;
     },

@@ -5,9 +5,10 @@
 //   Writes (accept a message, record a ledger change) are group-committed:
 //   each write is queued with its response promise, and a commit marker the
 //   store sends itself lands behind every request already in its mailbox.
-//   When the marker arrives, all queued writes run in one transaction, each
-//   inside its own savepoint (a bad request fails alone), the transaction
-//   commits with one fsync, and only then is every requester answered. If
+//   When the marker arrives, all queued writes run in one transaction, the
+//   transaction commits with one fsync, and only then is every requester
+//   answered. A write at fault (a constraint) fails alone: the batch is
+//   then run again with each write in its own savepoint. If
 //   the commit fails (disk full, I/O error) every write of the batch is
 //   answered with store_errc::commit_failed and nothing of it is kept.
 //
@@ -60,6 +61,13 @@ struct store_state {
   /// Runs up to options.max_batch pending writes in one transaction and
   /// answers them. Returns the number of writes handled.
   std::size_t commit_pending();
+
+  /// Applies and commits `batch`. With `isolate`, each write runs in its own
+  /// savepoint and a write at fault fails alone (its outcome is set);
+  /// without, the first write at fault rolls everything back and the result
+  /// is false. Other errors throw.
+  bool run_transaction(std::vector<pending_write>& batch,
+                       std::vector<caf::error>& outcomes, bool isolate);
 
   static inline const char* name = "store";
 };

@@ -59,7 +59,7 @@ void submit(caf::event_based_actor* self, store_actor store,
   msg.deliveries = {{"sales", {"bob@sales.example.test"}}};
   self->request(store, std::chrono::seconds(60), accept_atom::value, std::move(msg))
     .then(
-      [=](const std::string&) {
+      [=](const accept_receipt&) {
         ++*acks;
         submit(self, store, until, acks);
       },

@@ -21,8 +21,12 @@ namespace postconn {
 /// The durable queue: messages, deliveries (retry ledgers), attempt log.
 /// Writes are group-committed; a reply means the data is on disk.
 using store_actor = caf::typed_actor<
-  // Commits a message and its deliveries; replies with its queue id.
-  caf::replies_to<accept_atom, incoming_message>::with<std::string>,
+  // Commits a message and its deliveries; replies with its id and ledger.
+  caf::replies_to<accept_atom, incoming_message>::with<accept_receipt>,
+  // Commits an NDR (no deliveries: none) with the bounce that caused it,
+  // in one transaction; replies with the NDR's deliveries.
+  caf::replies_to<bounce_atom, ledger_entry, attempt_record,
+                  incoming_message>::with<std::vector<ledger_entry>>,
   // Persists a ledger entry's new values with the attempt that changed it.
   caf::replies_to<record_atom, ledger_entry, attempt_record>::with<bool>,
   // Lists every delivery that is not finished (delivered or bounced).
@@ -33,5 +37,40 @@ using store_actor = caf::typed_actor<
   caf::replies_to<status_atom>::with<store_status>,
   // Internal: commits the writes received so far in one transaction.
   caf::reacts_to<commit_atom>>;
+
+/// One postoffice: probes it and attempts the deliveries it is handed.
+using postoffice_actor = caf::typed_actor<
+  // Opens the postoffice, then transfers; one outcome per job.
+  caf::replies_to<deliver_atom, std::vector<delivery_job>>::with<
+    std::vector<delivery_outcome>>,
+  // Internal: the probe it runs every open_interval, even when idle.
+  caf::reacts_to<probe_atom>>;
+
+/// Runs blocking file-share operations (a thread each), so a hung share
+/// blocks a worker, never the scheduler. The pool hands each request to an
+/// idle worker; a worker tells the pool when it is free again.
+using share_worker_actor = caf::typed_actor<
+  // Probes a maildir root; replies with the problem, "" when reachable.
+  caf::replies_to<probe_atom, std::string>::with<std::string>,
+  // Delivers one message to one mailbox.
+  caf::replies_to<deliver_atom, maildir_job>::with<recipient_outcome>>;
+
+/// The pool in front of the share workers: same requests, plus the
+/// workers' "done" reports.
+using share_pool_actor = share_worker_actor::extend<
+  // From a worker: it finished a request and is idle.
+  caf::reacts_to<done_atom, share_worker_actor>>;
+
+/// Owns the retry ledger of every unfinished delivery and schedules attempts.
+using supervisor_actor = caf::typed_actor<
+  // Deliveries newly committed to the queue.
+  caf::reacts_to<enqueue_atom, std::vector<ledger_entry>>,
+  // From an NDR generator: the delivery's bounce and its NDR are committed
+  // (the delivery's final values, the NDR's deliveries).
+  caf::reacts_to<bounced_atom, ledger_entry, std::vector<ledger_entry>>,
+  // Lists the unfinished deliveries as the supervisor sees them.
+  caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
+  // Internal: attempts what is due and enforces the limits.
+  caf::reacts_to<tick_atom>>;
 
 } // namespace postconn

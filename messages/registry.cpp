@@ -45,6 +45,15 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<ledger_entry>("ledger_entry");
   cfg.add_message_type<attempt_record>("attempt_record");
   cfg.add_message_type<store_status>("store_status");
+  cfg.add_message_type<accept_receipt>("accept_receipt");
+  cfg.add_message_type<delivery_job>("delivery_job");
+  cfg.add_message_type<recipient_outcome>("recipient_outcome");
+  cfg.add_message_type<delivery_outcome>("delivery_outcome");
+  cfg.add_message_type<postoffice_actor>("postoffice_actor");
+  cfg.add_message_type<supervisor_actor>("supervisor_actor");
+  cfg.add_message_type<maildir_job>("maildir_job");
+  cfg.add_message_type<share_worker_actor>("share_worker_actor");
+  cfg.add_message_type<share_pool_actor>("share_pool_actor");
   cfg.add_message_type<store_actor>("store_actor");
   cfg.add_error_category(caf::atom("store"), render_store_error);
 }

@@ -26,6 +26,13 @@ using fetch_atom = caf::atom_constant<caf::atom("fetch")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using bounce_atom = caf::atom_constant<caf::atom("bounce")>;
+using bounced_atom = caf::atom_constant<caf::atom("bounced")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -132,6 +139,90 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
   return f(caf::meta::type_name("attempt_record"), x.delivery_id, x.at,
            x.outcome, x.code, x.text);
+}
+
+/// A committed message: its queue id and the deliveries it created.
+struct accept_receipt {
+  std::string id;
+  std::vector<ledger_entry> deliveries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accept_receipt& x) {
+  return f(caf::meta::type_name("accept_receipt"), x.id, x.deliveries);
+}
+
+/// One delivery handed to a postoffice actor for an attempt.
+/// (The postoffice actor reads the sender and content from the store.)
+struct delivery_job {
+  std::int64_t delivery_id = 0;
+  std::string message_id;
+  std::vector<std::string> recipients;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
+  return f(caf::meta::type_name("delivery_job"), x.delivery_id, x.message_id,
+           x.recipients);
+}
+
+/// What became of one recipient in a transfer.
+enum class recipient_result : std::uint8_t {
+  delivered,
+  temporary_failure,
+  permanent_failure,
+};
+
+struct recipient_outcome {
+  std::string address;
+  recipient_result result = recipient_result::temporary_failure;
+  /// Enhanced status ("2.0.0", "4.2.1", "5.1.1").
+  std::string status;
+  /// The server's reply or the reason, for the log and the NDR.
+  std::string text;
+  /// `text` is an SMTP/LMTP reply (Diagnostic-Code: smtp; ...).
+  bool text_is_reply = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_outcome& x) {
+  return f(caf::meta::type_name("recipient_outcome"), x.address, x.result,
+           x.status, x.text, x.text_is_reply);
+}
+
+/// The outcome of one attempt at one delivery: the postoffice could not be
+/// opened, or it was and every recipient has a result.
+struct delivery_outcome {
+  std::int64_t delivery_id = 0;
+  bool opened = false;
+  /// Why the open failed ("4.4.1", "connection refused") when !opened.
+  std::string status;
+  std::string text;
+  std::vector<recipient_outcome> recipients;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_outcome& x) {
+  return f(caf::meta::type_name("delivery_outcome"), x.delivery_id, x.opened,
+           x.status, x.text, x.recipients);
+}
+
+/// One message for one maildir mailbox, for a share worker.
+struct maildir_job {
+  std::string root;
+  bool create_mailboxes = false;
+  /// Names the file, so a repeated delivery replaces instead of duplicating.
+  std::string delivery_key;
+  std::string sender;
+  std::string recipient;
+  std::string received_header;
+  std::string content;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, maildir_job& x) {
+  return f(caf::meta::type_name("maildir_job"), x.root, x.create_mailboxes,
+           x.delivery_key, x.sender, x.recipient, x.received_header, x.content);
 }
 
 /// Counters of the store, for benchmarks and metrics.

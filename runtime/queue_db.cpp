@@ -292,8 +292,8 @@ void queue_db::rollback_to_savepoint() {
   exec("RELEASE request");
 }
 
-void queue_db::insert_message(const std::string& id,
-                              const incoming_message& msg) {
+std::vector<ledger_entry> queue_db::insert_message(const std::string& id,
+                                                   const incoming_message& msg) {
   auto number = parse_message_id(id);
   if (!number)
     throw queue_db_error("malformed queue id " + id, SQLITE_MISMATCH);
@@ -307,6 +307,7 @@ void queue_db::insert_message(const std::string& id,
       .bind_blob(5, msg.content)
       .step();
   }
+  std::vector<ledger_entry> created;
   for (const auto& delivery : msg.deliveries) {
     auto recipients = join_recipients(delivery.recipients);
     statement insert{handle_, insert_delivery_};
@@ -315,7 +316,16 @@ void queue_db::insert_message(const std::string& id,
       .bind(3, recipients)
       .bind(4, msg.received_at)
       .step();
+    ledger_entry entry;
+    entry.delivery_id = sqlite3_last_insert_rowid(handle_);
+    entry.message_id = id;
+    entry.postoffice = delivery.postoffice;
+    entry.recipients = delivery.recipients;
+    entry.queued_at = msg.received_at;
+    entry.next_attempt_at = msg.received_at;
+    created.push_back(std::move(entry));
   }
+  return created;
 }
 
 void queue_db::update_delivery(const ledger_entry& entry) {

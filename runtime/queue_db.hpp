@@ -70,8 +70,10 @@ public:
 
   // -- writes (inside a transaction) ---------------------------------------
 
-  /// Inserts a message and one queued delivery per postoffice.
-  void insert_message(const std::string& id, const incoming_message& msg);
+  /// Inserts a message and one queued delivery per postoffice; returns the
+  /// new deliveries' ledger entries.
+  std::vector<ledger_entry> insert_message(const std::string& id,
+                                           const incoming_message& msg);
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
   void insert_attempt(const attempt_record& attempt);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -20,8 +21,11 @@
 #include <caf/scoped_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/postoffice.hpp"
+#include "actors/share_pool.hpp"
 #include "actors/smtp_listener.hpp"
 #include "actors/store.hpp"
+#include "actors/supervisor.hpp"
 #include "messages/registry.hpp"
 #include "runtime/config.hpp"
 #include "runtime/listen_socket.hpp"
@@ -112,6 +116,9 @@ void report_queue(caf::actor_system& sys, const store_actor& store) {
 }
 
 int run(const config& cfg) {
+  // Before anything can be seen from outside (the bound port), so a signal
+  // always means a clean shutdown.
+  auto signals = block_shutdown_signals();
   auto data_dir = cfg.server.data_dir;
   check_data_dir(data_dir);
   data_dir_lock lock{data_dir};
@@ -130,7 +137,6 @@ int run(const config& cfg) {
     throw startup_error(std::string{"queue: cannot open "} + e.what());
   }
   auto smtp = make_smtp_settings(cfg);
-  auto signals = block_shutdown_signals();
   caf::actor_system_config sys_cfg;
   register_types(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
@@ -138,15 +144,32 @@ int run(const config& cfg) {
   auto store = spawn_store(sys, db, store_options{}, true);
   db.reset();
   report_queue(sys, store);
-  auto listener = sys.middleman().spawn_broker(smtp_listener,
-                                               smtp_socket->release(), smtp, store);
+  auto pool = sys.spawn(share_pool, share_pool_options{});
+  std::vector<postoffice_slot> slots;
+  for (const auto& po : cfg.postoffices)
+    slots.push_back({po.name, po.retry,
+                     sys.spawn(postoffice, po, pool, store, cfg.server.hostname), false});
+  auto ndr = std::make_shared<const ndr_settings>(
+    ndr_settings{cfg.server.hostname, routing_table{cfg}});
+  supervisor_options sup_options;
+  sup_options.start_time = std::time(nullptr);
+  sup_options.fallback_retry = cfg.retry;
+  auto postoffices = slots;
+  auto sup = sys.spawn(supervisor, std::move(slots), store, ndr, sup_options);
+  auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
+                                               smtp, store, sup);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_shutdown_signal(signals);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
-  // Sessions first (they answer 421), then the store they may still use.
+  // Sessions first (they answer 421), then the actors that use the store,
+  // then the store.
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  for (const auto& slot : postoffices)
+    caf::anon_send_exit(slot.actor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return 0;
 }

@@ -50,7 +50,7 @@ struct store_fixture : test::actor_fixture {
           ->request(store, caf::infinite, accept_atom::value,
                     message_for("r" + std::to_string(i) + "@sales.example.test",
                                 padding))
-          .then([&](const std::string& id) { replies.push_back(id); },
+          .then([&](const accept_receipt& r) { replies.push_back(r.id); },
                 [&](const caf::error& err) {
                   replies.push_back("error: " + sys.render(err));
                 });

@@ -47,8 +47,8 @@ void submit(caf::event_based_actor* self, store_actor store, int who,
   auto content = msg.content;
   self->request(store, std::chrono::seconds(30), accept_atom::value, std::move(msg))
     .then(
-      [=](const std::string& id) {
-        report_ack(id, content);
+      [=](const accept_receipt& receipt) {
+        report_ack(receipt.id, content);
         submit(self, store, who, sequence + 1);
       },
       [=](const caf::error& err) {

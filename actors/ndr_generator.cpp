@@ -1,0 +1,107 @@
+// NAME
+//   ndr_generator -- builds and commits one NDR (see ndr_generator.hpp).
+#include "actors/ndr_generator.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/dsn.hpp"
+
+namespace postconn {
+
+namespace {
+
+constexpr auto store_timeout = std::chrono::seconds(120);
+
+dsn_report make_report(const ledger_decision& decision, const stored_message& original,
+                       const ndr_settings& settings) {
+  const auto& entry = decision.entry;
+  dsn_report report;
+  report.action = dsn_action::failed;
+  report.reporting_mta = settings.hostname;
+  report.original_sender = original.sender;
+  report.original_message_id = entry.message_id;
+  report.postoffice = entry.postoffice;
+  report.original_content = original.content;
+  report.arrival_date = entry.queued_at;
+  report.last_attempt_date = decision.attempt.at;
+  report.attempts = entry.open_retries + entry.transfer_retries + 1;
+  report.first_attempt_at = entry.first_attempt_at;
+  report.now = decision.attempt.at;
+  for (const auto& rcpt : decision.bounced)
+    report.recipients.push_back(
+      {rcpt.address, rcpt.status, rcpt.diagnostic, rcpt.diagnostic_is_reply});
+  return report;
+}
+
+/// The NDR as a message to queue, or one with no deliveries when there is
+/// nobody to send it to.
+incoming_message make_ndr(const ledger_decision& decision, const stored_message& original,
+                          const ndr_settings& settings) {
+  incoming_message ndr;
+  ndr.received_at = decision.attempt.at;
+  const auto& id = decision.entry.message_id;
+  if (original.sender.empty()) {
+    spdlog::warn("ndr: msg {} has the null sender: double bounce dropped", id);
+    return ndr;
+  }
+  auto route = settings.routes.route(original.sender);
+  if (!route.postoffice) {
+    spdlog::warn("ndr: msg {}: no postoffice takes sender <{}> ({}): NDR dropped", id,
+                 original.sender, route.error.text);
+    return ndr;
+  }
+  ndr.content = build_dsn(make_report(decision, original, settings));
+  ndr.deliveries.push_back({route.postoffice_name, {original.sender}});
+  return ndr;
+}
+
+void commit_bounce(caf::event_based_actor* self, ledger_decision decision,
+                   const stored_message& original,
+                   std::shared_ptr<const ndr_settings> settings, store_actor store,
+                   supervisor_actor supervisor) {
+  auto ndr = make_ndr(decision, original, *settings);
+  auto with_ndr = !ndr.deliveries.empty();
+  self->request(store, store_timeout, bounce_atom::value, decision.entry,
+                decision.attempt, std::move(ndr))
+    .then(
+      [=](std::vector<ledger_entry>& ndr_deliveries) {
+        std::string recipients;
+        for (const auto& rcpt : decision.bounced)
+          recipients += (recipients.empty() ? "" : ", ") + rcpt.address + " "
+                        + rcpt.status;
+        spdlog::info("ndr: msg {} delivery {} postoffice {}: bounced {}{}",
+                     decision.entry.message_id, decision.entry.delivery_id,
+                     decision.entry.postoffice, recipients,
+                     with_ndr ? ", NDR queued" : "");
+        self->send(supervisor, bounced_atom::value, decision.entry,
+                   std::move(ndr_deliveries));
+        self->quit();
+      },
+      [=](caf::error& err) {
+        spdlog::error("ndr: msg {} delivery {}: cannot commit the bounce: {}",
+                      decision.entry.message_id, decision.entry.delivery_id,
+                      self->system().render(err));
+        self->quit(std::move(err));
+      });
+}
+
+} // namespace
+
+void ndr_generator(caf::event_based_actor* self, ledger_decision decision,
+                   std::shared_ptr<const ndr_settings> settings, store_actor store,
+                   supervisor_actor supervisor) {
+  self->request(store, store_timeout, fetch_atom::value, decision.entry.message_id)
+    .then(
+      [=](const stored_message& original) {
+        commit_bounce(self, decision, original, settings, store, supervisor);
+      },
+      [=](caf::error& err) {
+        // Without the original the NDR still tells the sender what failed.
+        spdlog::warn("ndr: msg {}: original unreadable ({}), NDR without its headers",
+                     decision.entry.message_id, self->system().render(err));
+        commit_bounce(self, decision, stored_message{}, settings, store, supervisor);
+      });
+}
+
+} // namespace postconn

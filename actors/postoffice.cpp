@@ -1,0 +1,187 @@
+// NAME
+//   postoffice -- one actor per postoffice (see postoffice.hpp).
+#include "actors/postoffice.hpp"
+
+#include <ctime>
+#include <memory>
+#include <random>
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+namespace postconn {
+
+namespace {
+
+using postoffice_ptr = postoffice_actor::stateful_pointer<postoffice_state>;
+using outcomes = std::vector<delivery_outcome>;
+
+constexpr auto store_timeout = std::chrono::seconds(120);
+
+/// Records a probe result, logging changes of the up/down state.
+void note_probe(postoffice_ptr self, const std::string& problem) {
+  auto& st = self->state;
+  bool up = problem.empty();
+  if (up != st.up || problem != st.problem) {
+    if (up)
+      spdlog::info("postoffice {}: reachable again", st.cfg.name);
+    else
+      spdlog::warn("postoffice {}: unreachable ({})", st.cfg.name, problem);
+  }
+  st.up = up;
+  st.problem = problem;
+}
+
+/// Probes the postoffice; `done` gets the problem, "" when it can be opened.
+void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
+  auto& st = self->state;
+  if (st.cfg.transport != transport_kind::maildir) {
+    auto problem = "transport " + std::string{to_string(st.cfg.transport)}
+                   + " not available";
+    note_probe(self, problem);
+    return done(problem);
+  }
+  self->request(st.pool, st.cfg.probe_timeout, probe_atom::value, st.cfg.path.string())
+    .then(
+      [=](const std::string& problem) {
+        note_probe(self, problem);
+        done(problem);
+      },
+      [=](const caf::error& err) {
+        auto problem = err == caf::sec::request_timeout
+                         ? "probe timed out after "
+                             + std::to_string(self->state.cfg.probe_timeout.count()) + "s"
+                         : "probe failed: " + self->system().render(err);
+        note_probe(self, problem);
+        done(problem);
+      });
+}
+
+std::string received_header(const postoffice_state& st, const stored_message& msg,
+                            const std::string& recipient) {
+  auto now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char date[64];
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
+  return "Received: by " + st.hostname + " (postconn) with maildir id " + msg.id
+         + "\r\n\tfor <" + recipient + ">; " + date + "\r\n";
+}
+
+/// An attempt under way: jobs to transfer and outcomes collected.
+struct attempt_state {
+  std::vector<delivery_job> jobs;
+  outcomes results;
+  std::size_t next_job = 0;
+  std::size_t open_transfers = 0;
+  caf::typed_response_promise<outcomes> promise;
+};
+
+void transfer_next(postoffice_ptr self, std::shared_ptr<attempt_state> attempt);
+
+/// Delivers one job's message to each of its recipients.
+void transfer(postoffice_ptr self, std::shared_ptr<attempt_state> attempt,
+              std::size_t index) {
+  auto& st = self->state;
+  const auto& job = attempt->jobs[index];
+  auto fail_all = [=](const std::string& text) {
+    auto& outcome = attempt->results[index];
+    for (const auto& rcpt : attempt->jobs[index].recipients)
+      outcome.recipients.push_back(
+        {rcpt, recipient_result::temporary_failure, "4.3.0", text, false});
+    --attempt->open_transfers;
+    transfer_next(self, attempt);
+  };
+  self->request(st.store, store_timeout, fetch_atom::value, job.message_id)
+    .then(
+      [=](const stored_message& msg) {
+        auto& st = self->state;
+        auto pending = std::make_shared<std::size_t>(attempt->jobs[index].recipients.size());
+        if (*pending == 0) {
+          --attempt->open_transfers;
+          return transfer_next(self, attempt);
+        }
+        for (const auto& rcpt : attempt->jobs[index].recipients) {
+          maildir_job work{st.cfg.path.string(), st.cfg.create_mailboxes,
+                           msg.id + "." + std::to_string(attempt->jobs[index].delivery_id),
+                           msg.sender, rcpt, received_header(st, msg, rcpt), msg.content};
+          auto finish = [=](recipient_outcome result) {
+            attempt->results[index].recipients.push_back(std::move(result));
+            if (--*pending == 0) {
+              --attempt->open_transfers;
+              transfer_next(self, attempt);
+            }
+          };
+          self->request(st.pool, st.cfg.probe_timeout, deliver_atom::value, work)
+            .then([=](recipient_outcome& result) { finish(std::move(result)); },
+                  [=](const caf::error& err) {
+                    finish({rcpt, recipient_result::temporary_failure, "4.3.0",
+                            "maildir write failed: " + self->system().render(err),
+                            false});
+                  });
+        }
+      },
+      [=](const caf::error& err) {
+        fail_all("message unreadable: " + self->system().render(err));
+      });
+}
+
+/// Starts transfers up to the limit; answers once all jobs are done.
+void transfer_next(postoffice_ptr self, std::shared_ptr<attempt_state> attempt) {
+  auto& st = self->state;
+  while (attempt->next_job < attempt->jobs.size()
+         && attempt->open_transfers < st.max_transfers) {
+    ++attempt->open_transfers;
+    transfer(self, attempt, attempt->next_job++);
+  }
+  if (attempt->next_job == attempt->jobs.size() && attempt->open_transfers == 0)
+    attempt->promise.deliver(std::move(attempt->results));
+}
+
+void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
+  self->delayed_send(self, delay, probe_atom::value);
+}
+
+} // namespace
+
+postoffice_actor::behavior_type
+postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
+           postoffice_config cfg, share_pool_actor pool, store_actor store,
+           std::string hostname) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.pool = std::move(pool);
+  st.store = std::move(store);
+  st.hostname = std::move(hostname);
+  std::minstd_rand spread{static_cast<unsigned>(std::hash<std::string>{}(st.cfg.name))};
+  auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg.retry.open_interval);
+  schedule_idle_probe(self, caf::timespan{spread() % interval.count()});
+  return {
+    [=](deliver_atom, std::vector<delivery_job>& jobs) -> caf::result<outcomes> {
+      auto attempt = std::make_shared<attempt_state>();
+      attempt->promise = self->make_response_promise<outcomes>();
+      attempt->jobs = std::move(jobs);
+      for (const auto& job : attempt->jobs)
+        attempt->results.push_back({job.delivery_id, true, "", "", {}});
+      probe(self, [=](const std::string& problem) {
+        if (problem.empty())
+          return transfer_next(self, attempt);
+        for (auto& outcome : attempt->results) {
+          outcome.opened = false;
+          outcome.status = "4.4.1";
+          outcome.text = problem;
+        }
+        attempt->promise.deliver(std::move(attempt->results));
+      });
+      return attempt->promise;
+    },
+    [=](probe_atom) {
+      probe(self, [](const std::string&) {});
+      schedule_idle_probe(self, std::chrono::duration_cast<caf::timespan>(
+                                  self->state.cfg.retry.open_interval));
+    },
+  };
+}
+
+} // namespace postconn

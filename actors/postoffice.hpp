@@ -1,0 +1,50 @@
+// NAME
+//   postoffice -- one actor per postoffice: probes it and delivers to it.
+//
+// DESCRIPTION
+//   A cheap event-based actor (100,000 of them must fit); its blocking file
+//   I/O runs on the share pool under probe_timeout, so a hung share fails
+//   the attempt without blocking anything else. An attempt opens the
+//   postoffice first (the maildir probe of DESIGN.md); if that fails every
+//   job's outcome is "not opened", which the supervisor counts as a failed
+//   open. Otherwise each job's message is read from the store and written
+//   to each recipient's mailbox, at most `max_transfers` at a time. The
+//   actor also probes on its own every open_interval (the first probe at a
+//   random point of the first interval, so many postoffices do not probe at
+//   once), and logs when the postoffice goes down or comes back.
+//
+//   Only the maildir transport exists so far; smtp and lmtp postoffices are
+//   always unreachable ("transport not available").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "messages/actors.hpp"
+#include "runtime/config.hpp"
+
+namespace postconn {
+
+struct postoffice_state {
+  postoffice_config cfg;
+  share_pool_actor pool;
+  store_actor store;
+  /// server.hostname, for the Received header of each delivery.
+  std::string hostname;
+  /// Last probe result: reachable, and the problem when not.
+  bool up = true;
+  std::string problem;
+  /// Transfers in flight at most, per attempt.
+  std::size_t max_transfers = 4;
+
+  static inline const char* name = "postoffice";
+};
+
+postoffice_actor::behavior_type
+postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
+           postoffice_config cfg, share_pool_actor pool, store_actor store,
+           std::string hostname);
+
+} // namespace postconn

@@ -1,0 +1,258 @@
+// NAME
+//   supervisor -- owns the retry ledgers (see supervisor.hpp).
+#include "actors/supervisor.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+namespace postconn {
+
+namespace {
+
+using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+
+constexpr auto store_timeout = std::chrono::seconds(120);
+
+std::int64_t unix_now(supervisor_ptr self) {
+  auto elapsed = self->clock().now() - self->state.started;
+  return self->state.options.start_time
+         + std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
+}
+
+void work(supervisor_ptr self);
+
+/// The ledger entry leaves the supervisor when nothing is left to do.
+void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
+  if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced)
+    st.ledger.erase(entry.delivery_id);
+  else
+    st.ledger[entry.delivery_id] = entry;
+  st.busy.erase(entry.delivery_id);
+}
+
+void log_decision(const supervisor_state& st, const ledger_decision& d) {
+  const auto& e = d.entry;
+  const auto& policy = st.policy_of(e);
+  spdlog::info("postoffice {}: {} ({} {}), msg {} delivery {} open_retries={}/{} "
+               "transfer_retries={}/{} state={}",
+               e.postoffice, d.attempt.outcome, d.attempt.code, d.attempt.text,
+               e.message_id, e.delivery_id, e.open_retries, policy.max_open_retries,
+               e.transfer_retries, policy.max_transfer_retries, to_string(e.state));
+}
+
+/// Persists a decision, then acts on it: a bounce goes to an NDR generator,
+/// anything else is recorded in the ledger.
+void apply(supervisor_ptr self, ledger_decision decision) {
+  auto& st = self->state;
+  log_decision(st, decision);
+  auto id = decision.entry.delivery_id;
+  if (!decision.bounced.empty()) {
+    auto generator = self->spawn<caf::monitored>(ndr_generator, std::move(decision),
+                                                 st.ndr, st.store,
+                                                 supervisor_actor{self});
+    st.generators.emplace(generator.address(), id);
+    return;
+  }
+  self->request(st.store, store_timeout, record_atom::value, decision.entry,
+                decision.attempt)
+    .then(
+      [=](bool) {
+        store_in_ledger(self->state, decision.entry);
+        work(self);
+      },
+      [=](const caf::error& err) {
+        auto& st = self->state;
+        spdlog::error("supervisor: delivery {}: ledger not persisted ({}); retry in {}s",
+                      id, self->system().render(err), st.options.store_retry.count());
+        if (auto found = st.ledger.find(id); found != st.ledger.end())
+          found->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
+        st.busy.erase(id);
+        work(self);
+      });
+}
+
+/// Hands due deliveries to a postoffice and applies the outcomes.
+void attempt(supervisor_ptr self, std::size_t slot_index,
+             std::vector<std::int64_t> due) {
+  auto& st = self->state;
+  auto& slot = st.postoffices[slot_index];
+  slot.busy = true;
+  std::vector<delivery_job> jobs;
+  for (auto id : due) {
+    const auto& entry = st.ledger.at(id);
+    st.busy.insert(id);
+    jobs.push_back({id, entry.message_id, entry.recipients});
+  }
+  auto on_outcomes = [=](std::vector<delivery_outcome>& outcomes) {
+    auto& st = self->state;
+    st.postoffices[slot_index].busy = false;
+    auto now = unix_now(self);
+    const auto& policy = st.postoffices[slot_index].retry;
+    for (auto id : due) {
+      auto found = std::find_if(outcomes.begin(), outcomes.end(),
+                                [id](const auto& o) { return o.delivery_id == id; });
+      const auto& entry = st.ledger.at(id);
+      if (found == outcomes.end())
+        apply(self, after_open_failure(entry, policy, now, "4.3.0",
+                                       "postoffice actor gave no outcome"));
+      else if (!found->opened)
+        apply(self, after_open_failure(entry, policy, now, found->status, found->text));
+      else
+        apply(self, after_transfer(entry, policy, now, *found));
+    }
+    work(self);
+  };
+  auto on_error = [=](const caf::error& err) {
+    std::vector<delivery_outcome> none;
+    auto reason = "no answer from the postoffice: " + self->system().render(err);
+    for (auto id : due)
+      none.push_back({id, false, "4.4.1", reason, {}});
+    on_outcomes(none);
+  };
+  self->request(slot.actor, st.options.attempt_timeout, deliver_atom::value,
+                std::move(jobs))
+    .then(on_outcomes, on_error);
+}
+
+/// Bounces deliveries whose lifetime ended, fails deliveries of unknown
+/// postoffices, and starts attempts at every idle postoffice with due mail.
+void work(supervisor_ptr self) {
+  auto& st = self->state;
+  auto now = unix_now(self);
+  std::vector<std::vector<std::int64_t>> due(st.postoffices.size());
+  std::vector<ledger_decision> decisions;
+  for (const auto& [id, entry] : st.ledger) {
+    if (st.busy.count(id) || entry.state == delivery_state::held)
+      continue;
+    const auto& policy = st.policy_of(entry);
+    if (auto expired = after_lifetime_check(entry, policy, now)) {
+      decisions.push_back(std::move(*expired));
+      continue;
+    }
+    if (entry.next_attempt_at > now)
+      continue;
+    auto slot = st.postoffice_index.find(entry.postoffice);
+    if (slot == st.postoffice_index.end()) {
+      decisions.push_back(after_open_failure(entry, policy, now, "4.3.5",
+                                             "postoffice " + entry.postoffice
+                                               + " is not configured"));
+      continue;
+    }
+    auto& batch = due[slot->second];
+    if (!st.postoffices[slot->second].busy && batch.size() < st.options.max_batch)
+      batch.push_back(id);
+  }
+  for (auto& decision : decisions) {
+    st.busy.insert(decision.entry.delivery_id);
+    apply(self, std::move(decision));
+  }
+  for (std::size_t i = 0; i < due.size(); ++i)
+    if (!due[i].empty())
+      attempt(self, i, std::move(due[i]));
+  // Wake at the earliest moment a delivery needs the supervisor again.
+  auto wake = std::numeric_limits<std::int64_t>::max();
+  for (const auto& [id, entry] : st.ledger) {
+    if (st.busy.count(id) || entry.state == delivery_state::held)
+      continue;
+    // A busy postoffice calls work() when its attempt ends.
+    auto slot = st.postoffice_index.find(entry.postoffice);
+    auto wake_entry = next_wake(entry, st.policy_of(entry));
+    if (slot != st.postoffice_index.end() && st.postoffices[slot->second].busy
+        && wake_entry <= now)
+      continue;
+    wake = std::min(wake, std::max(wake_entry, now + 1));
+  }
+  if (wake != std::numeric_limits<std::int64_t>::max()
+      && (st.wake_at == 0 || wake < st.wake_at)) {
+    st.wake_at = wake;
+    self->delayed_send(self, std::chrono::seconds(wake - now), tick_atom::value);
+  }
+}
+
+void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
+  for (auto& entry : entries) {
+    // An attempt under way when the server stopped is simply due again.
+    if (entry.state == delivery_state::in_flight)
+      entry.state = delivery_state::queued;
+    st.ledger[entry.delivery_id] = std::move(entry);
+  }
+}
+
+} // namespace
+
+const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const {
+  auto slot = postoffice_index.find(entry.postoffice);
+  return slot == postoffice_index.end() ? options.fallback_retry
+                                        : postoffices[slot->second].retry;
+}
+
+supervisor_actor::behavior_type
+supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
+           std::vector<postoffice_slot> postoffices, store_actor store,
+           std::shared_ptr<const ndr_settings> ndr, supervisor_options options) {
+  auto& st = self->state;
+  for (std::size_t i = 0; i < postoffices.size(); ++i)
+    st.postoffice_index[postoffices[i].name] = i;
+  st.postoffices = std::move(postoffices);
+  st.store = std::move(store);
+  st.ndr = std::move(ndr);
+  st.options = options;
+  st.started = self->clock().now();
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    auto found = st.generators.find(msg.source);
+    if (found == st.generators.end())
+      return;
+    auto id = found->second;
+    st.generators.erase(found);
+    if (msg.reason && st.busy.count(id)) {
+      // The bounce was not committed: decide again after a pause.
+      if (auto entry = st.ledger.find(id); entry != st.ledger.end())
+        entry->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
+      st.busy.erase(id);
+      work(self);
+    }
+  });
+  self->request(st.store, caf::infinite, load_atom::value)
+    .then(
+      [=](std::vector<ledger_entry>& entries) {
+        spdlog::info("supervisor: {} unfinished deliveries loaded", entries.size());
+        add_to_ledger(self->state, entries);
+        work(self);
+      },
+      [=](const caf::error& err) {
+        spdlog::critical("supervisor: cannot load the ledger: {}",
+                         self->system().render(err));
+        self->quit(err);
+      });
+  return {
+    [=](enqueue_atom, std::vector<ledger_entry>& entries) {
+      add_to_ledger(self->state, entries);
+      work(self);
+    },
+    [=](bounced_atom, const ledger_entry& entry, std::vector<ledger_entry>& ndrs) {
+      auto& st = self->state;
+      store_in_ledger(st, entry);
+      add_to_ledger(st, ndrs);
+      work(self);
+    },
+    [=](status_atom) {
+      std::vector<ledger_entry> entries;
+      for (const auto& [id, entry] : self->state.ledger)
+        entries.push_back(entry);
+      return entries;
+    },
+    [=](tick_atom) {
+      self->state.wake_at = 0;
+      work(self);
+    },
+  };
+}
+
+} // namespace postconn

@@ -1,0 +1,90 @@
+// NAME
+//   supervisor -- owns the retry ledger of every unfinished delivery.
+//
+// DESCRIPTION
+//   Loads the ledger from the store at start, learns of new deliveries from
+//   the SMTP sessions and NDR generators, and wakes at the earliest moment a
+//   delivery needs it: its next attempt or the end of its lifetime. Due
+//   deliveries go to their postoffice actor in batches, one attempt per
+//   postoffice at a time. Each outcome goes through ledger_rules; the new
+//   ledger values are persisted before the supervisor acts on them, and a
+//   decision that bounces recipients is handed to an NDR generator, which
+//   commits the NDR and the bounce in one transaction. A delivery for a
+//   postoffice that is not configured fails to open, so its limits still
+//   end it: no delivery can wait forever.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/actor_addr.hpp>
+#include <caf/actor_clock.hpp>
+
+#include "actors/ndr_generator.hpp"
+#include "messages/actors.hpp"
+#include "runtime/config.hpp"
+#include "runtime/ledger_rules.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace postconn {
+
+/// A configured postoffice as the supervisor sees it.
+struct postoffice_slot {
+  std::string name;
+  retry_policy retry;
+  postoffice_actor actor;
+  /// An attempt is in flight; the next one waits for its outcome.
+  bool busy = false;
+};
+
+struct supervisor_options {
+  /// Unix time at the moment the supervisor starts (tests fix it).
+  std::int64_t start_time = 0;
+  /// How long a postoffice actor may take to answer an attempt before it
+  /// counts as a failed open.
+  std::chrono::seconds attempt_timeout{600};
+  /// Deliveries handed to a postoffice in one attempt, at most.
+  std::size_t max_batch = 100;
+  /// Wait before retrying a delivery whose ledger could not be persisted.
+  std::chrono::seconds store_retry{60};
+  /// Policy for deliveries of postoffices that are not configured.
+  retry_policy fallback_retry;
+};
+
+struct supervisor_state {
+  /// Unfinished deliveries by id.
+  std::map<std::int64_t, ledger_entry> ledger;
+  /// Deliveries with an attempt, a ledger write or an NDR under way.
+  std::set<std::int64_t> busy;
+  std::vector<postoffice_slot> postoffices;
+  std::map<std::string, std::size_t> postoffice_index;
+  /// NDR generators at work, by address, with the delivery they bounce.
+  std::map<caf::actor_addr, std::int64_t> generators;
+  store_actor store;
+  std::shared_ptr<const ndr_settings> ndr;
+  supervisor_options options;
+  /// Unix time = start_time + (clock now - started).
+  caf::actor_clock::time_point started;
+  /// When the pending wake-up fires, 0 when none is pending.
+  std::int64_t wake_at = 0;
+
+  /// The retry policy of a delivery's postoffice.
+  const retry_policy& policy_of(const ledger_entry& entry) const;
+
+  static inline const char* name = "supervisor";
+};
+
+supervisor_actor::behavior_type
+supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
+           std::vector<postoffice_slot> postoffices, store_actor store,
+           std::shared_ptr<const ndr_settings> ndr, supervisor_options options);
+
+} // namespace postconn

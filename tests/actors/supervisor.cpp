@@ -1,0 +1,373 @@
+// Tests actors/supervisor.cpp with the real store and NDR generator on the
+// deterministic scheduler, against fake postoffices, in simulated time:
+// KB 277831 in both enforce_retry_limits modes, transfer retries, permanent
+// failures, max_lifetime, a postoffice that comes back, two postoffices with
+// one dead, and a restart halfway that keeps the counts.
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/store.hpp"
+#include "actors/supervisor.hpp"
+#include "tests/actor_fixture.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace postconn;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::int64_t t0 = 1'700'000'000;
+
+/// How a fake postoffice answers attempts.
+enum class po_mode { down, up, tempfail, hang };
+
+struct fake_postoffice_state {
+  po_mode mode = po_mode::down;
+  /// Recipients answered with a permanent 5.1.1 while up.
+  std::set<std::string> unknown_mailboxes;
+  /// Attempts so far, and the recipients it delivered.
+  int attempts = 0;
+  std::vector<std::string> delivered;
+  /// Attempts left unanswered in hang mode.
+  std::vector<caf::typed_response_promise<std::vector<delivery_outcome>>> hung;
+
+  static inline const char* name = "fake_postoffice";
+};
+
+postoffice_actor::behavior_type
+fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) {
+  return {
+    [=](deliver_atom, const std::vector<delivery_job>& jobs)
+      -> caf::result<std::vector<delivery_outcome>> {
+      auto& st = self->state;
+      ++st.attempts;
+      if (st.mode == po_mode::hang) {
+        st.hung.push_back(self->make_response_promise<std::vector<delivery_outcome>>());
+        return st.hung.back();
+      }
+      std::vector<delivery_outcome> outcomes;
+      for (const auto& job : jobs) {
+        delivery_outcome outcome{job.delivery_id, st.mode != po_mode::down, "4.4.1",
+                                 "share not mounted", {}};
+        if (st.mode == po_mode::down) {
+          outcomes.push_back(outcome);
+          continue;
+        }
+        for (const auto& rcpt : job.recipients) {
+          if (st.unknown_mailboxes.count(rcpt))
+            outcome.recipients.push_back({rcpt, recipient_result::permanent_failure,
+                                          "5.1.1", "mailbox does not exist", false});
+          else if (st.mode == po_mode::tempfail)
+            outcome.recipients.push_back({rcpt, recipient_result::temporary_failure,
+                                          "4.2.1", "452 4.2.1 mailbox busy", true});
+          else {
+            outcome.recipients.push_back({rcpt, recipient_result::delivered, "2.0.0",
+                                          "delivered", false});
+            st.delivered.push_back(rcpt);
+          }
+        }
+        outcomes.push_back(outcome);
+      }
+      return outcomes;
+    },
+    [=](probe_atom) {},
+  };
+}
+
+config two_postoffices(retry_policy retry) {
+  config cfg;
+  cfg.server.hostname = "connector.example.test";
+  cfg.retry = retry;
+  postoffice_config dead;
+  dead.name = "dead";
+  dead.domains = {"dead.example.test"};
+  dead.retry = retry;
+  postoffice_config live = dead;
+  live.name = "live";
+  live.domains = {"live.example.test"};
+  cfg.postoffices = {dead, live};
+  return cfg;
+}
+
+/// A server's actors over one queue database: store, supervisor, and two
+/// fake postoffices "dead" and "live".
+struct supervisor_fixture : test::actor_fixture {
+  explicit supervisor_fixture(const std::filesystem::path& file, retry_policy retry,
+                              std::int64_t start_time = t0)
+    : db_file(file), db(queue_db::open(file)) {
+    store = spawn_store(sys, db, store_options{}, false);
+    dead = sys.spawn(fake_postoffice);
+    live = sys.spawn(fake_postoffice);
+    sched.run();
+    state_of<fake_postoffice_state>(live).mode = po_mode::up;
+    auto cfg = two_postoffices(retry);
+    auto ndr = std::make_shared<const ndr_settings>(
+      ndr_settings{cfg.server.hostname, routing_table{cfg}});
+    supervisor_options options;
+    options.start_time = start_time;
+    options.attempt_timeout = 30s;
+    options.fallback_retry = retry;
+    sup = sys.spawn(supervisor,
+                    std::vector<postoffice_slot>{{"dead", retry, dead, false},
+                                                 {"live", retry, live, false}},
+                    store, ndr, options);
+    sched.run();
+  }
+
+  ~supervisor_fixture() {
+    // A hung fake holds promises that keep the supervisor alive: end all.
+    for (const auto& actor : {caf::actor_cast<caf::actor>(sup),
+                              caf::actor_cast<caf::actor>(dead),
+                              caf::actor_cast<caf::actor>(live),
+                              caf::actor_cast<caf::actor>(store)})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  /// Commits a message as an SMTP session would and tells the supervisor.
+  std::string submit(std::vector<routed_recipients> deliveries,
+                     std::int64_t received_at = t0,
+                     std::string sender = "ann@live.example.test") {
+    incoming_message msg;
+    msg.sender = sender;
+    msg.content = "Subject: quarterly report\r\n\r\nnumbers\r\n";
+    msg.received_at = received_at;
+    msg.deliveries = std::move(deliveries);
+    std::string id;
+    sys.spawn([&, msg](caf::event_based_actor* client) {
+      client->request(store, caf::infinite, accept_atom::value, msg)
+        .then([&, client](accept_receipt& receipt) {
+          id = receipt.id;
+          client->send(sup, enqueue_atom::value, std::move(receipt.deliveries));
+        });
+    });
+    sched.run();
+    return id;
+  }
+
+  /// Moves simulated time forward in steps, running everything that is due.
+  void advance(caf::timespan total, caf::timespan step = 1s) {
+    for (caf::timespan done{0}; done < total; done += step) {
+      sched.advance_time(step);
+      sched.run();
+    }
+  }
+
+  /// The NDRs in the queue (messages with the null sender), oldest first.
+  std::vector<std::string> ndrs() {
+    std::vector<std::string> contents;
+    sqlite3* raw = nullptr;
+    sqlite3_open_v2(db_file.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(raw, "SELECT content FROM messages WHERE sender = '' ORDER BY id",
+                       -1, &stmt, nullptr);
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+      contents.emplace_back(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
+                            static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
+    sqlite3_finalize(stmt);
+    sqlite3_close(raw);
+    return contents;
+  }
+
+  std::filesystem::path db_file;
+
+  std::shared_ptr<queue_db> db;
+  store_actor store;
+  postoffice_actor dead;
+  postoffice_actor live;
+  supervisor_actor sup;
+};
+
+ledger_entry delivery_of(queue_db& db, const std::string& id, const std::string& po) {
+  for (const auto& entry : db.deliveries_of(id))
+    if (entry.postoffice == po)
+      return entry;
+  FAIL("no delivery of " << id << " at " << po);
+  return {};
+}
+
+std::size_t count_outcomes(queue_db& db, std::int64_t delivery_id,
+                           const std::string& outcome) {
+  auto attempts = db.attempts_of(delivery_id);
+  return static_cast<std::size_t>(std::count_if(
+    attempts.begin(), attempts.end(),
+    [&](const attempt_record& a) { return a.outcome == outcome; }));
+}
+
+retry_policy defaults() {
+  return retry_policy{};
+}
+
+} // namespace
+
+TEST_CASE("KB 277831 exactly: attempt k happens at t0 + (k-1) x 600 s and the NDR at attempt 145") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  auto& dead = f.state_of<fake_postoffice_state>(f.dead);
+  for (int k = 2; k <= 145; ++k) {
+    f.advance(599s, 599s);
+    REQUIRE(dead.attempts == k - 1);
+    f.advance(1s);
+    REQUIRE(dead.attempts == k);
+    if (k < 145)
+      REQUIRE(f.ndrs().empty());
+  }
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::bounced);
+  CHECK(entry.open_retries == 145);
+  CHECK(count_outcomes(*f.db, entry.delivery_id, "open_failed") == 145);
+  auto ndrs = f.ndrs();
+  REQUIRE(ndrs.size() == 1);
+  CHECK(ndrs[0].find("Status: 5.4.1") != std::string::npos);
+  CHECK(ndrs[0].find("Final-Recipient: rfc822; bob@dead.example.test") != std::string::npos);
+  // The NDR went to the sender's postoffice, which is up: it was delivered.
+  CHECK(f.state_of<fake_postoffice_state>(f.live).delivered
+        == std::vector<std::string>{"ann@live.example.test"});
+  // Nothing more happens afterwards.
+  f.advance(24h, 600s);
+  CHECK(dead.attempts == 145);
+}
+
+TEST_CASE("legacy mode (enforce off, no lifetime): after 30 days still no NDR, still queued") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.enforce_retry_limits = false;
+  policy.max_lifetime = 0s;
+  supervisor_fixture f{dir / "queue.db", policy};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(30 * 24h, 600s);
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::deferred);
+  CHECK(entry.open_retries == 0);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 30 * 144 + 1);
+  CHECK(f.ndrs().empty());
+}
+
+TEST_CASE("a restart halfway keeps the counts: the NDR still comes at the 145th failed open") {
+  test::temp_dir dir;
+  std::string id;
+  {
+    supervisor_fixture first{dir / "queue.db", defaults()};
+    id = first.submit({{"dead", {"bob@dead.example.test"}}});
+    first.advance(71 * 600s, 600s); // 72 failed opens
+    CHECK(first.state_of<fake_postoffice_state>(first.dead).attempts == 72);
+  }
+  // The server comes back 72 x 600 s after the first attempt: the 73rd is due.
+  supervisor_fixture second{dir / "queue.db", defaults(), t0 + 72 * 600};
+  auto& dead = second.state_of<fake_postoffice_state>(second.dead);
+  CHECK(dead.attempts == 1);
+  CHECK(delivery_of(*second.db, id, "dead").open_retries == 73);
+  second.advance(71 * 600s, 600s);
+  CHECK(dead.attempts == 72); // 144 failed opens overall
+  CHECK(second.ndrs().empty());
+  second.advance(600s, 600s);
+  CHECK(delivery_of(*second.db, id, "dead").state == delivery_state::bounced);
+  CHECK(second.ndrs().size() == 1);
+}
+
+TEST_CASE("a postoffice that comes back before the limit gets the mail, with no NDR") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(100 * 600s, 600s);
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::up;
+  f.advance(600s, 600s);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::delivered);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered
+        == std::vector<std::string>{"bob@dead.example.test"});
+  CHECK(f.ndrs().empty());
+}
+
+TEST_CASE("two postoffices, one dead: the live one delivers, only the dead one's recipients are NDR'd") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 3;
+  supervisor_fixture f{dir / "queue.db", policy};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}},
+                      {"live", {"carol@live.example.test"}}});
+  CHECK(delivery_of(*f.db, id, "live").state == delivery_state::delivered);
+  f.advance(3 * 600s, 600s);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
+  auto ndrs = f.ndrs();
+  REQUIRE(ndrs.size() == 1);
+  CHECK(ndrs[0].find("bob@dead.example.test") != std::string::npos);
+  CHECK(ndrs[0].find("Final-Recipient: rfc822; carol@live.example.test") == std::string::npos);
+}
+
+TEST_CASE("temporary transfer failures bounce past max_transfer_retries, 120 s apart") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::tempfail;
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(239s);
+  CHECK(delivery_of(*f.db, id, "dead").transfer_retries == 2);
+  CHECK(f.ndrs().empty());
+  f.advance(1s);
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::bounced);
+  auto ndrs = f.ndrs();
+  REQUIRE(ndrs.size() == 1);
+  CHECK(ndrs[0].find("Status: 5.2.1") != std::string::npos);
+  CHECK(ndrs[0].find("Diagnostic-Code: smtp; 452 4.2.1 mailbox busy") != std::string::npos);
+}
+
+TEST_CASE("a permanent failure bounces at once, with no retries") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto& dead = f.state_of<fake_postoffice_state>(f.dead);
+  dead.mode = po_mode::up;
+  dead.unknown_mailboxes = {"nobody@dead.example.test"};
+  auto id = f.submit({{"dead", {"nobody@dead.example.test", "bob@dead.example.test"}}});
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::delivered);
+  CHECK(dead.delivered == std::vector<std::string>{"bob@dead.example.test"});
+  auto ndrs = f.ndrs();
+  REQUIRE(ndrs.size() == 1);
+  CHECK(ndrs[0].find("Status: 5.1.1") != std::string::npos);
+  CHECK(dead.attempts == 1);
+}
+
+TEST_CASE("max_lifetime bounces with the last failure's status; a hung postoffice counts as failed opens") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_lifetime = 2h;
+  supervisor_fixture f{dir / "queue.db", policy};
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::hang;
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(30s);
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.open_retries == 1);
+  CHECK(entry.last_error_code == "4.4.1");
+  f.advance(2h - 30s, 10s);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
+  auto ndrs = f.ndrs();
+  REQUIRE(ndrs.size() == 1);
+  CHECK(ndrs[0].find("Status: 5.4.1") != std::string::npos);
+}
+
+TEST_CASE("a delivery whose postoffice is not configured still ends by its limits") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 2;
+  supervisor_fixture f{dir / "queue.db", policy};
+  auto id = f.submit({{"gone", {"bob@gone.example.test"}}});
+  f.advance(2 * 600s, 600s);
+  auto entry = delivery_of(*f.db, id, "gone");
+  CHECK(entry.state == delivery_state::bounced);
+  CHECK(f.ndrs().size() == 1);
+}
+
+TEST_CASE("an NDR for a message with the null sender is dropped as a double bounce") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 0;
+  supervisor_fixture f{dir / "queue.db", policy};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}}, t0, "");
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
+  CHECK(f.ndrs().size() == 1); // only the original, itself a null-sender message
+}

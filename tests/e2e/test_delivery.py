@@ -1,0 +1,109 @@
+"""End-to-end delivery: mail sent over SMTP to the real `postconn serve`
+lands in the right maildir mailbox; a postoffice whose share disappears
+bounces after its open retries, and the sender's mailbox receives one NDR
+that Python's email package parses as a multipart/report DSN."""
+import email
+import email.policy
+import os
+import smtplib
+import subprocess
+import sys
+import time
+import unittest
+
+from postconn_process import Server, free_port, temp_workdir, write_config
+
+RETRIES = """
+[retry]
+max_open_retries = 2
+open_interval = "1s"
+max_transfer_retries = 1
+transfer_interval = "1s"
+"""
+
+
+def make_postoffice(root, *mailboxes):
+    os.makedirs(root, exist_ok=True)
+    open(os.path.join(root, ".postoffice"), "w").close()
+    for mailbox in mailboxes:
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(root, mailbox, sub), exist_ok=True)
+
+
+def wait_for_files(directory, count=1, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+        if len(names) >= count:
+            return [os.path.join(directory, n) for n in names]
+        time.sleep(0.05)
+    raise AssertionError("no %d file(s) in %s after %ss" % (count, directory, timeout))
+
+
+class Delivery(unittest.TestCase):
+    def setUp(self):
+        self.holder = temp_workdir()
+        self.dir = self.holder.name
+        self.sales = os.path.join(self.dir, "var/postoffices/sales")
+        self.support = os.path.join(self.dir, "var/postoffices/support")
+        make_postoffice(self.sales, "bob")
+        make_postoffice(self.support, "ann")
+        self.port = free_port()
+        config = write_config(self.dir, self.port, extra=RETRIES)
+        self.server = Server(self.dir, config)
+        self.server.wait_for_log("serving on")
+
+    def tearDown(self):
+        self.server.stop()
+        self.server.__exit__()
+        self.holder.cleanup()
+
+    def send(self, rcpt, body=b"Subject: hello\r\n\r\nline one\r\nline two\r\n"):
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.sendmail("ann@support.example.test", [rcpt], body)
+
+    def test_mail_lands_in_the_mailbox(self):
+        self.send("Bob@sales.example.test")
+        [path] = wait_for_files(os.path.join(self.sales, "bob/new"))
+        with open(path, "rb") as f:
+            content = f.read()
+        self.assertTrue(content.startswith(b"Return-Path: <ann@support.example.test>\n"), content)
+        self.assertIn(b"\nReceived: by connector.example.test (postconn)", content)
+        self.assertTrue(content.endswith(b"Subject: hello\n\nline one\nline two\n"), content)
+        self.assertNotIn(b"\r", content)
+        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/tmp")), [])
+
+    def parse_ndr(self):
+        [path] = wait_for_files(os.path.join(self.support, "ann/new"))
+        with open(path, "rb") as f:
+            raw = f.read()
+        checker = os.path.join(os.path.dirname(__file__), "check_dsn.py")
+        checked = subprocess.run([sys.executable, checker, "--maildir"], input=raw,
+                                 capture_output=True)
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(message.get_content_type(), "multipart/report")
+        self.assertEqual(message.get_param("report-type"), "delivery-status")
+        status = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
+        self.assertEqual(len(status), 1)
+        return message, status[0].as_string()
+
+    def test_a_share_that_disappears_bounces_after_its_open_retries(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send("bob@sales.example.test")
+        message, status = self.parse_ndr()
+        self.assertIn("Final-Recipient: rfc822; bob@sales.example.test", status)
+        self.assertIn("Action: failed", status)
+        self.assertIn("Status: 5.4.1", status)
+        self.assertEqual(message["To"].addresses[0].addr_spec, "ann@support.example.test")
+        self.assertIn("open_failed", self.server.wait_for_log("bounced"))
+
+    def test_an_unknown_mailbox_bounces_at_once_with_5_1_1(self):
+        self.send("nobody@sales.example.test")
+        _, status = self.parse_ndr()
+        self.assertIn("Final-Recipient: rfc822; nobody@sales.example.test", status)
+        self.assertIn("Status: 5.1.1", status)
+
+
+if __name__ == "__main__":
+    unittest.main()
