@@ -101,10 +101,12 @@ std::string probe_file_name() {
   static std::atomic<unsigned long> probes{0};
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
+  auto plain = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+  };
   std::string name = ".postconn-probe-";
   for (const char* c = host; *c; ++c)
-    name += std::isalnum(static_cast<unsigned char>(*c)) || *c == '.' || *c == '-' ? *c
-                                                                                 : '_';
+    name += plain(*c) ? *c : '_';
   return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(++probes);
 }
 
@@ -194,7 +196,8 @@ std::optional<maildir_delivery_result> create_mailbox(int root,
                                                       const std::string& mailbox) {
   if ((::mkdirat(root, mailbox.c_str(), folder_mode) != 0 && errno != EEXIST)
       || ::fsync(root) != 0)
-    return temporary("4.3.0", "cannot create mailbox " + mailbox + ": " + error_text(errno));
+    return temporary("4.3.0",
+                     "cannot create mailbox " + mailbox + ": " + error_text(errno));
   return std::nullopt;
 }
 
@@ -362,11 +365,13 @@ maildir_delivery_result store_message(const mailbox_folders& box,
                                       const std::string& name,
                                       const std::string& content) {
   auto err = write_tmp_file(box.tmp.get(), name, content);
-  if (!err && ::renameat(box.tmp.get(), name.c_str(), box.fresh.get(), name.c_str()) != 0)
+  if (!err
+      && ::renameat(box.tmp.get(), name.c_str(), box.fresh.get(), name.c_str()) != 0)
     err = errno;
   if (err) {
     ::unlinkat(box.tmp.get(), name.c_str(), 0);
-    return temporary("4.3.0", "mailbox " + mailbox + ": write failed: " + error_text(err));
+    return temporary("4.3.0",
+                     "mailbox " + mailbox + ": write failed: " + error_text(err));
   }
   // Complete in new/ already; a retry finds it there and repeats this fsync.
   if (::fsync(box.fresh.get()) != 0)

@@ -188,8 +188,8 @@ TEST_CASE("a leftover tmp/ file of a crashed attempt is replaced, not appended t
   test::temp_dir dir;
   auto root = make_postoffice(dir);
   make_mailbox(root / "bob");
-  write_file(root / "bob" / "tmp" / "q1.1.postconn", "partial garbage, much longer than "
-                                                     "the message itself ..........");
+  write_file(root / "bob" / "tmp" / "q1.1.postconn",
+             "partial garbage, much longer than the message itself ..........");
   auto msg = message_to("bob@example.test", "q1.1");
   REQUIRE(deliver_to_maildir(root, false, msg).kind == maildir_result_kind::delivered);
   CHECK(read_file(root / "bob" / "new" / "q1.1.postconn")
@@ -278,7 +278,8 @@ TEST_CASE("a mailbox without tmp/ or new/ fails temporarily") {
   auto result = deliver_to_maildir(root, false, message_to("bob@example.test", "k"));
   CHECK(result.kind == maildir_result_kind::temporary_failure);
   CHECK(result.status == "4.2.0");
-  CHECK(result.text == "mailbox bob: " + missing + "/ is missing (being set up or damaged)");
+  CHECK(result.text
+        == "mailbox bob: " + missing + "/ is missing (being set up or damaged)");
   CHECK(tree(root / "bob").size() == 2);
 }
 
@@ -305,7 +306,8 @@ TEST_CASE("an unreachable postoffice defers instead of bouncing or creating") {
   test::temp_dir dir;
   fs::create_directory(dir / "mnt");
   for (bool create : {false, true}) {
-    auto result = deliver_to_maildir(dir / "mnt", create, message_to("bob@example.test", "k"));
+    auto result
+      = deliver_to_maildir(dir / "mnt", create, message_to("bob@example.test", "k"));
     CHECK(result.kind == maildir_result_kind::temporary_failure);
     CHECK(result.status == "4.3.0");
     CHECK(result.text

@@ -1,0 +1,135 @@
+// Tests actors/postoffice.cpp with the share pool on the deterministic
+// scheduler: an attempt opens the maildir postoffice first and reports a
+// failed open for every job when the share is gone; otherwise it writes each
+// recipient's copy and reports per recipient (unknown mailbox: 5.1.1).
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "actors/postoffice.hpp"
+#include "actors/share_pool.hpp"
+#include "actors/store.hpp"
+#include "tests/actor_fixture.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace postconn;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct postoffice_fixture : test::actor_fixture {
+  postoffice_fixture() {
+    fs::create_directories(root / "bob" / "tmp");
+    fs::create_directories(root / "bob" / "new");
+    fs::create_directories(root / "bob" / "cur");
+    std::ofstream{root / ".postoffice"};
+    db = queue_db::open(dir / "queue.db");
+    store = spawn_store(sys, db, store_options{}, false);
+    share_pool_options pool_options;
+    pool_options.workers = 2;
+    pool_options.detached = false;
+    pool = sys.spawn(share_pool, pool_options);
+    postoffice_config cfg;
+    cfg.name = "sales";
+    cfg.path = root;
+    po = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+    sched.run();
+  }
+
+  ~postoffice_fixture() {
+    for (const auto& actor : {caf::actor_cast<caf::actor>(po),
+                              caf::actor_cast<caf::actor>(pool),
+                              caf::actor_cast<caf::actor>(store)})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  /// Queues a message directly and returns its one delivery as a job.
+  delivery_job queue(std::vector<std::string> recipients) {
+    incoming_message msg;
+    msg.sender = "ann@example.org";
+    msg.content = "Subject: hi\r\n\r\nhello\r\n";
+    msg.received_at = 1'700'000'000;
+    msg.deliveries = {{"sales", recipients}};
+    auto id = "00000000000000" + std::to_string(10 + ++queued);
+    db->begin();
+    auto entries = db->insert_message(id, msg);
+    db->commit();
+    return {entries.at(0).delivery_id, id, recipients};
+  }
+
+  std::vector<delivery_outcome> attempt(std::vector<delivery_job> jobs) {
+    std::vector<delivery_outcome> result;
+    auto handle = self->request(po, caf::infinite, deliver_atom::value, jobs);
+    sched.run();
+    handle.receive([&](std::vector<delivery_outcome>& outcomes) { result = outcomes; },
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+    return result;
+  }
+
+  test::temp_dir dir;
+  fs::path root = dir / "sales";
+  std::shared_ptr<queue_db> db;
+  store_actor store;
+  share_pool_actor pool;
+  postoffice_actor po;
+  int queued = 0;
+};
+
+std::size_t files_in(const fs::path& folder) {
+  return static_cast<std::size_t>(
+    std::distance(fs::directory_iterator{folder}, fs::directory_iterator{}));
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(postoffice_fixture, "an open postoffice gets each recipient's copy, or a per-recipient failure") {
+  auto outcomes = attempt({queue({"bob@sales.example.test", "nobody@sales.example.test"}),
+                           queue({"Bob@sales.example.test"})});
+  REQUIRE(outcomes.size() == 2);
+  CHECK(outcomes[0].opened);
+  REQUIRE(outcomes[0].recipients.size() == 2);
+  for (const auto& rcpt : outcomes[0].recipients) {
+    if (rcpt.address == "bob@sales.example.test") {
+      CHECK(rcpt.result == recipient_result::delivered);
+    } else {
+      CHECK(rcpt.result == recipient_result::permanent_failure);
+      CHECK(rcpt.status == "5.1.1");
+    }
+  }
+  REQUIRE(outcomes[1].recipients.size() == 1);
+  CHECK(outcomes[1].recipients[0].result == recipient_result::delivered);
+  CHECK(files_in(root / "bob" / "new") == 2);
+  CHECK(files_in(root / "bob" / "tmp") == 0);
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "a share that is gone fails the open of every job, and nothing is written") {
+  fs::rename(root, dir / "sales.gone");
+  auto outcomes = attempt({queue({"bob@sales.example.test"}), queue({"bob@sales.example.test"})});
+  REQUIRE(outcomes.size() == 2);
+  for (const auto& outcome : outcomes) {
+    CHECK_FALSE(outcome.opened);
+    CHECK(outcome.status == "4.4.1");
+    CHECK_FALSE(outcome.text.empty());
+    CHECK(outcome.recipients.empty());
+  }
+  CHECK(files_in(dir / "sales.gone" / "bob" / "new") == 0);
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "an unmounted share (marker missing) does not open") {
+  fs::remove(root / ".postoffice");
+  auto outcomes = attempt({queue({"bob@sales.example.test"})});
+  REQUIRE(outcomes.size() == 1);
+  CHECK_FALSE(outcomes[0].opened);
+  CHECK(outcomes[0].text.find(".postoffice") != std::string::npos);
+  CHECK(files_in(root / "bob" / "new") == 0);
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "a repeated attempt of the same delivery leaves one copy") {
+  auto job = queue({"bob@sales.example.test"});
+  attempt({job});
+  auto again = attempt({job});
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].recipients.at(0).result == recipient_result::delivered);
+  CHECK(files_in(root / "bob" / "new") == 1);
+}
