@@ -10,9 +10,10 @@ namespace postconn::test {
 
 class temp_dir {
 public:
-  temp_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "postconn-test-XXXXXX")
-                     .string();
+  /// A directory under `base` (default: the system's temporary directory).
+  explicit temp_dir(const std::filesystem::path& base
+                    = std::filesystem::temp_directory_path()) {
+    auto pattern = (base / "postconn-test-XXXXXX").string();
     if (!mkdtemp(pattern.data()))
       throw std::filesystem::filesystem_error(
         "mkdtemp", std::error_code(errno, std::generic_category()));
