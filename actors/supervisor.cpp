@@ -200,12 +200,31 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   for (std::size_t i = 0; i < postoffices.size(); ++i)
     st.postoffice_index[postoffices[i].name] = i;
   st.postoffices = std::move(postoffices);
+  for (auto& slot : st.postoffices) {
+    slot.actor = slot.start();
+    self->monitor(slot.actor);
+  }
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    for (const auto& slot : self->state.postoffices)
+      self->send_exit(slot.actor, msg.reason);
+    self->quit(msg.reason);
+  });
   st.store = std::move(store);
   st.ndr = std::move(ndr);
   st.options = options;
   st.started = self->clock().now();
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& st = self->state;
+    for (auto& slot : st.postoffices) {
+      if (slot.actor.address() != msg.source)
+        continue;
+      // Its attempt in flight, if any, fails by timeout as a failed open.
+      spdlog::error("postoffice {}: actor ended ({}), restarting", slot.name,
+                    self->system().render(msg.reason));
+      slot.actor = slot.start();
+      self->monitor(slot.actor);
+      return;
+    }
     auto found = st.generators.find(msg.source);
     if (found == st.generators.end())
       return;

@@ -9,12 +9,14 @@
 //   postoffice at a time. Each outcome goes through ledger_rules; the new
 //   ledger values are persisted before the supervisor acts on them, and a
 //   decision that bounces recipients is handed to an NDR generator, which
-//   commits the NDR and the bounce in one transaction. A delivery for a
+//   commits the NDR and the bounce in one transaction. The supervisor starts
+//   the postoffice actors and restarts one that dies. A delivery for a
 //   postoffice that is not configured fails to open, so its limits still
 //   end it: no delivery can wait forever.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,10 +38,16 @@ class actor_system;
 
 namespace postconn {
 
+/// Starts (and restarts) the actor of one postoffice.
+using postoffice_factory = std::function<postoffice_actor()>;
+
 /// A configured postoffice as the supervisor sees it.
 struct postoffice_slot {
   std::string name;
   retry_policy retry;
+  postoffice_factory start;
+  /// The running actor; the supervisor monitors it and restarts it when it
+  /// dies.
   postoffice_actor actor;
   /// An attempt is in flight; the next one waits for its outcome.
   bool busy = false;

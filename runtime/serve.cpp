@@ -146,15 +146,17 @@ int run(const config& cfg) {
   report_queue(sys, store);
   auto pool = sys.spawn(share_pool, share_pool_options{});
   std::vector<postoffice_slot> slots;
-  for (const auto& po : cfg.postoffices)
-    slots.push_back({po.name, po.retry,
-                     sys.spawn(postoffice, po, pool, store, cfg.server.hostname), false});
+  for (const auto& po : cfg.postoffices) {
+    auto start = [&sys, po, pool, store, hostname = cfg.server.hostname] {
+      return sys.spawn(postoffice, po, pool, store, hostname);
+    };
+    slots.push_back({po.name, po.retry, start, {}, false});
+  }
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
   supervisor_options sup_options;
   sup_options.start_time = std::time(nullptr);
   sup_options.fallback_retry = cfg.retry;
-  auto postoffices = slots;
   auto sup = sys.spawn(supervisor, std::move(slots), store, ndr, sup_options);
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
@@ -163,12 +165,10 @@ int run(const config& cfg) {
                db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_shutdown_signal(signals);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
-  // Sessions first (they answer 421), then the actors that use the store,
-  // then the store.
+  // Sessions first (they answer 421), then the actors that use the store
+  // (the supervisor takes its postoffice actors with it), then the store.
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-  for (const auto& slot : postoffices)
-    caf::anon_send_exit(slot.actor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return 0;

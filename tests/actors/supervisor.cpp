@@ -207,3 +207,18 @@ TEST_CASE("an NDR for a message with the null sender is dropped as a double boun
   CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
   CHECK(f.ndrs().size() == 1); // only the original, itself a null-sender message
 }
+
+TEST_CASE("a postoffice actor that dies is restarted, and its mail still arrives") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  auto first = f.dead;
+  caf::anon_send_exit(first, caf::exit_reason::kill);
+  f.sched.run();
+  REQUIRE(f.dead != first);
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::up;
+  f.advance(600s, 600s);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::delivered);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered
+        == std::vector<std::string>{"bob@dead.example.test"});
+}

@@ -116,10 +116,22 @@ struct supervisor_fixture : actor_fixture {
     options.attempt_timeout = 30s;
     options.fallback_retry = retry;
     sup = sys.spawn(supervisor,
-                    std::vector<postoffice_slot>{{"dead", retry, dead, false},
-                                                 {"live", retry, live, false}},
+                    std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false},
+                                                 {"live", retry, restartable(live), {}, false}},
                     store, ndr, options);
     sched.run();
+  }
+
+  /// Starts as `fake` (spawned and set up by the fixture), restarts as a
+  /// fresh fake that `fake` then names.
+  postoffice_factory restartable(postoffice_actor& fake) {
+    auto first = std::make_shared<bool>(true);
+    return [this, &fake, first] {
+      if (!*first)
+        fake = sys.spawn(fake_postoffice);
+      *first = false;
+      return fake;
+    };
   }
 
   ~supervisor_fixture() {
