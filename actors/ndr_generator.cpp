@@ -17,7 +17,8 @@ dsn_report make_report(const ledger_decision& decision, const stored_message& or
                        const ndr_settings& settings) {
   const auto& entry = decision.entry;
   dsn_report report;
-  report.action = dsn_action::failed;
+  auto delayed = decision.bounced.empty();
+  report.action = delayed ? dsn_action::delayed : dsn_action::failed;
   report.reporting_mta = settings.hostname;
   report.original_sender = original.sender;
   report.original_message_id = entry.message_id;
@@ -28,7 +29,7 @@ dsn_report make_report(const ledger_decision& decision, const stored_message& or
   report.attempts = entry.open_retries + entry.transfer_retries + 1;
   report.first_attempt_at = entry.first_attempt_at;
   report.now = decision.attempt.at;
-  for (const auto& rcpt : decision.bounced)
+  for (const auto& rcpt : delayed ? decision.delayed : decision.bounced)
     report.recipients.push_back(
       {rcpt.address, rcpt.status, rcpt.diagnostic, rcpt.diagnostic_is_reply});
   return report;
@@ -62,19 +63,20 @@ void commit_bounce(caf::event_based_actor* self, ledger_decision decision,
                    supervisor_actor supervisor) {
   auto ndr = make_ndr(decision, original, *settings);
   auto with_ndr = !ndr.deliveries.empty();
-  self->request(store, store_timeout, bounce_atom::value, decision.entry,
+  self->request(store, store_timeout, report_atom::value, decision.entry,
                 decision.attempt, std::move(ndr))
     .then(
       [=](std::vector<ledger_entry>& ndr_deliveries) {
+        auto delayed = decision.bounced.empty();
         std::string recipients;
-        for (const auto& rcpt : decision.bounced)
+        for (const auto& rcpt : delayed ? decision.delayed : decision.bounced)
           recipients += (recipients.empty() ? "" : ", ") + rcpt.address + " "
                         + rcpt.status;
-        spdlog::info("ndr: msg {} delivery {} postoffice {}: bounced {}{}",
+        spdlog::info("ndr: msg {} delivery {} postoffice {}: {} {}{}",
                      decision.entry.message_id, decision.entry.delivery_id,
-                     decision.entry.postoffice, recipients,
-                     with_ndr ? ", NDR queued" : "");
-        self->send(supervisor, bounced_atom::value, decision.entry,
+                     decision.entry.postoffice, delayed ? "delayed" : "bounced",
+                     recipients, with_ndr ? ", DSN queued" : "");
+        self->send(supervisor, reported_atom::value, decision.entry,
                    std::move(ndr_deliveries));
         self->quit();
       },

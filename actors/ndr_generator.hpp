@@ -2,7 +2,8 @@
 //   ndr_generator -- builds and commits one non-delivery report, then exits.
 //
 // DESCRIPTION
-//   Spawned by the supervisor for each decision that bounces recipients. It
+//   Spawned by the supervisor for each decision that bounces recipients, or
+//   warns of their delay (the same DSN with "Action: delayed"). It
 //   reads the original message from the store, builds the RFC 3464 DSN,
 //   routes it to the original sender like any message, and has the store
 //   commit the NDR together with the delivery's new ledger values in one

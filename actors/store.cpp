@@ -107,7 +107,7 @@ store(store_actor::stateful_pointer<store_state> self,
         }});
       return promise;
     },
-    [=](bounce_atom, ledger_entry& entry, attempt_record& attempt,
+    [=](report_atom, ledger_entry& entry, attempt_record& attempt,
         incoming_message& ndr) -> caf::result<std::vector<ledger_entry>> {
       auto promise = self->make_response_promise<std::vector<ledger_entry>>();
       auto created = std::make_shared<std::vector<ledger_entry>>();

@@ -52,7 +52,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
   auto& st = self->state;
   log_decision(st, decision);
   auto id = decision.entry.delivery_id;
-  if (!decision.bounced.empty()) {
+  if (!decision.bounced.empty() || !decision.delayed.empty()) {
     auto generator = self->spawn<caf::monitored>(ndr_generator, std::move(decision),
                                                  st.ndr, st.store,
                                                  supervisor_actor{self});
@@ -133,6 +133,10 @@ void work(supervisor_ptr self) {
     const auto& policy = st.policy_of(entry);
     if (auto expired = after_lifetime_check(entry, policy, now)) {
       decisions.push_back(std::move(*expired));
+      continue;
+    }
+    if (auto warning = after_delay_check(entry, policy, now)) {
+      decisions.push_back(std::move(*warning));
       continue;
     }
     if (entry.next_attempt_at > now)
@@ -255,7 +259,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       add_to_ledger(self->state, entries);
       work(self);
     },
-    [=](bounced_atom, const ledger_entry& entry, std::vector<ledger_entry>& ndrs) {
+    [=](reported_atom, const ledger_entry& entry, std::vector<ledger_entry>& ndrs) {
       auto& st = self->state;
       store_in_ledger(st, entry);
       add_to_ledger(st, ndrs);

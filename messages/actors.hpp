@@ -23,9 +23,10 @@ namespace postconn {
 using store_actor = caf::typed_actor<
   // Commits a message and its deliveries; replies with its id and ledger.
   caf::replies_to<accept_atom, incoming_message>::with<accept_receipt>,
-  // Commits an NDR (no deliveries: none) with the bounce that caused it,
-  // in one transaction; replies with the NDR's deliveries.
-  caf::replies_to<bounce_atom, ledger_entry, attempt_record,
+  // Commits a DSN (an NDR or a delay warning; no deliveries: none) with the
+  // ledger change that caused it, in one transaction; replies with the
+  // DSN's deliveries.
+  caf::replies_to<report_atom, ledger_entry, attempt_record,
                   incoming_message>::with<std::vector<ledger_entry>>,
   // Persists a ledger entry's new values with the attempt that changed it.
   caf::replies_to<record_atom, ledger_entry, attempt_record>::with<bool>,
@@ -65,9 +66,9 @@ using share_pool_actor = share_worker_actor::extend<
 using supervisor_actor = caf::typed_actor<
   // Deliveries newly committed to the queue.
   caf::reacts_to<enqueue_atom, std::vector<ledger_entry>>,
-  // From an NDR generator: the delivery's bounce and its NDR are committed
-  // (the delivery's final values, the NDR's deliveries).
-  caf::reacts_to<bounced_atom, ledger_entry, std::vector<ledger_entry>>,
+  // From an NDR generator: the delivery's new values and its DSN are
+  // committed (the delivery's values, the DSN's deliveries).
+  caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
   // Lists the unfinished deliveries as the supervisor sees them.
   caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
   // Internal: attempts what is due and enforces the limits.

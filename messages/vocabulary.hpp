@@ -29,8 +29,8 @@ using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using bounce_atom = caf::atom_constant<caf::atom("bounce")>;
-using bounced_atom = caf::atom_constant<caf::atom("bounced")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
+using reported_atom = caf::atom_constant<caf::atom("reported")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 

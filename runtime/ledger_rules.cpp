@@ -44,7 +44,7 @@ void expire(ledger_decision& decision) {
 }
 
 ledger_decision start(const ledger_entry& entry, std::int64_t now) {
-  ledger_decision decision{entry, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}};
   decision.attempt.delivery_id = entry.delivery_id;
   decision.attempt.at = now;
   if (decision.entry.first_attempt_at == 0)
@@ -60,9 +60,30 @@ std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& po
 }
 
 std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy) {
-  auto deadline = lifetime_deadline(entry, policy);
-  return deadline == 0 ? entry.next_attempt_at
-                       : std::min(entry.next_attempt_at, deadline);
+  auto wake = entry.next_attempt_at;
+  if (auto deadline = lifetime_deadline(entry, policy); deadline != 0)
+    wake = std::min(wake, deadline);
+  if (policy.delay_warning.count() > 0 && !entry.delay_warned)
+    wake = std::min(wake, entry.queued_at + policy.delay_warning.count());
+  return wake;
+}
+
+std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
+                                                 const retry_policy& policy,
+                                                 std::int64_t now) {
+  if (policy.delay_warning.count() == 0 || entry.delay_warned
+      || now < entry.queued_at + policy.delay_warning.count())
+    return std::nullopt;
+  ledger_decision decision{entry, {}, {}, {}};
+  decision.entry.delay_warned = true;
+  auto status = entry.last_error_code.rfind("4.", 0) == 0 ? entry.last_error_code
+                                                           : std::string{"4.4.7"};
+  auto text = entry.last_error_text.empty() ? std::string{"not delivered yet"}
+                                            : entry.last_error_text;
+  for (const auto& rcpt : entry.recipients)
+    decision.delayed.push_back({rcpt, status, text, false});
+  decision.attempt = {entry.delivery_id, now, "delay_warned", status, text};
+  return decision;
 }
 
 ledger_decision after_open_failure(const ledger_entry& entry,
@@ -153,7 +174,7 @@ std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
                                                     std::int64_t now) {
   if (!lifetime_over(entry, policy, now))
     return std::nullopt;
-  ledger_decision decision{entry, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}};
   decision.attempt.delivery_id = entry.delivery_id;
   decision.attempt.at = now;
   expire(decision);

@@ -40,6 +40,8 @@ struct ledger_decision {
   attempt_record attempt;
   /// Recipients to report in an NDR now.
   std::vector<bounced_recipient> bounced;
+  /// Recipients to report in a delay warning now (status in class 4).
+  std::vector<bounced_recipient> delayed;
 };
 
 /// The postoffice could not be opened (probe, connect or greeting failed).
@@ -58,11 +60,17 @@ std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
                                                     const retry_policy& policy,
                                                     std::int64_t now);
 
+/// The delivery has waited delay_warning without a warning: the warning
+/// (one DSN "delayed" per delivery), or nothing.
+std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
+                                                 const retry_policy& policy,
+                                                 std::int64_t now);
+
 /// When the delivery's lifetime ends (0: never).
 std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy);
 
-/// When the delivery next needs the supervisor: its next attempt or its
-/// lifetime's end, whichever is first.
+/// When the delivery next needs the supervisor: its next attempt, its delay
+/// warning or its lifetime's end, whichever is first.
 std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy);
 
 } // namespace postconn

@@ -176,7 +176,8 @@ std::string data_of(const std::string& content) {
   return data += ".\r\n";
 }
 
-std::string mail_command(const outgoing_message& message, const server_extensions& offered) {
+std::string mail_command(const outgoing_message& message,
+                         const server_extensions& offered) {
   auto command = "MAIL FROM:<" + message.sender + ">";
   if (offered.size)
     command += " SIZE=" + std::to_string(message_size(message.content));
@@ -446,7 +447,8 @@ void smtp_client_session::send_rcpt(std::size_t index) {
 void smtp_client_session::send_content() {
   const auto& accepted = transaction_.accepted;
   output_ += accepted.empty() ? ".\r\n" : data_of(batch_[current_].content);
-  auto replies = protocol_ == mail_protocol::lmtp && !accepted.empty() ? accepted.size() : 1;
+  bool per_recipient = protocol_ == mail_protocol::lmtp && !accepted.empty();
+  auto replies = per_recipient ? accepted.size() : 1;
   awaited_.insert(awaited_.end(), replies, step::end_of_data);
 }
 
@@ -484,7 +486,7 @@ void smtp_client_session::settle_unfinished(const recipient_outcome& reason) {
   for (auto i = current_; i < batch_.size(); ++i) {
     auto& outcome = outcomes_[i];
     if (!opened_) {
-      outcome = delivery_outcome{outcome.delivery_id, false, reason.status, reason.text, {}};
+      outcome = {outcome.delivery_id, false, reason.status, reason.text, {}};
       continue;
     }
     for (std::size_t r = 0; r < outcome.recipients.size(); ++r) {

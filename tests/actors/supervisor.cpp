@@ -222,3 +222,27 @@ TEST_CASE("a postoffice actor that dies is restarted, and its mail still arrives
   CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered
         == std::vector<std::string>{"bob@dead.example.test"});
 }
+
+TEST_CASE("delay_warning sends one delayed DSN, and the NDR still comes at the limit") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.delay_warning = 4h;
+  supervisor_fixture f{dir / "queue.db", policy};
+  // The sender's postoffice is down too, so the DSNs stay in the queue.
+  f.state_of<fake_postoffice_state>(f.live).mode = po_mode::down;
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(4h - 1s, 600s - 1s);
+  CHECK(f.ndrs().empty());
+  f.advance(1h, 60s);
+  auto dsns = f.ndrs();
+  REQUIRE(dsns.size() == 1);
+  CHECK(dsns[0].find("Action: delayed") != std::string::npos);
+  CHECK(dsns[0].find("Status: 4.4.1") != std::string::npos);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::deferred);
+  CHECK(delivery_of(*f.db, id, "dead").delay_warned);
+  f.advance(20h, 600s);
+  dsns = f.ndrs();
+  REQUIRE(dsns.size() == 2);
+  CHECK(dsns[1].find("Action: failed") != std::string::npos);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
+}

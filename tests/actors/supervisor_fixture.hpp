@@ -165,10 +165,17 @@ struct supervisor_fixture : actor_fixture {
     return id;
   }
 
-  /// Moves simulated time forward in steps, running everything that is due.
+  /// Moves simulated time forward by `total`, stopping at every timer so
+  /// that each fires at its exact time, and at least every `step`.
   void advance(caf::timespan total, caf::timespan step = 1s) {
-    for (caf::timespan done{0}; done < total; done += step) {
-      sched.advance_time(step);
+    auto& clock = sched.clock();
+    auto end = clock.current_time + total;
+    while (clock.current_time < end) {
+      auto next = std::min(clock.current_time + step, end);
+      if (!clock.schedule().empty())
+        next = std::max(clock.current_time,
+                        std::min(next, clock.schedule().begin()->first));
+      sched.advance_time(next - clock.current_time);
       sched.run();
     }
   }

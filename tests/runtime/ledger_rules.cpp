@@ -154,3 +154,23 @@ TEST_CASE("recipients the postoffice did not report on stay queued") {
   CHECK(d.entry.recipients == std::vector<std::string>{"b@x.test"});
   CHECK(d.entry.state == delivery_state::deferred);
 }
+
+TEST_CASE("one delay warning per delivery, once delay_warning has passed") {
+  retry_policy policy;
+  policy.delay_warning = 4h;
+  auto d = after_open_failure(fresh_delivery(), policy, t0, "4.4.1", "down");
+  CHECK(next_wake(d.entry, policy) == t0 + 600);
+  d.entry.next_attempt_at = t0 + 5 * 3600;
+  CHECK(next_wake(d.entry, policy) == t0 + 4 * 3600);
+  CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 4 * 3600 - 1));
+  auto warning = after_delay_check(d.entry, policy, t0 + 4 * 3600);
+  REQUIRE(warning);
+  CHECK(warning->entry.delay_warned);
+  CHECK(warning->entry.state == delivery_state::deferred);
+  CHECK(warning->bounced.empty());
+  REQUIRE(warning->delayed.size() == 1);
+  CHECK(warning->delayed[0].status == "4.4.1");
+  CHECK_FALSE(after_delay_check(warning->entry, policy, t0 + 10 * 3600));
+  policy.delay_warning = 0s;
+  CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 10 * 3600));
+}
