@@ -6,6 +6,7 @@
 //   reply read pops the queue and goes to the handler of that step. So
 //   pipelining and lock-step differ only in when the next command is sent:
 //   lock-step handlers send it on each reply, pipelined ones find it sent.
+//   Until finished(), at least one reply is always awaited.
 #include "runtime/smtp_client.hpp"
 
 #include <algorithm>
@@ -186,6 +187,7 @@ std::string mail_command(const outgoing_message& message,
   return command;
 }
 
+/// A temporary failure that is not a server reply (lost connection, timeout).
 recipient_outcome broken_session(std::string status, std::string text) {
   return {"", recipient_result::temporary_failure, std::move(status), std::move(text),
           false};

@@ -123,7 +123,7 @@ TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails 
   CHECK(db->attempts_of(entry.delivery_id).size() == 1);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and keeps none; the store recovers") {
+TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and keeps none, the store recovers") {
   auto store = spawn();
   accept_concurrently(store, 1);
   db->limit_pages(1);
@@ -142,7 +142,7 @@ TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and
   CHECK(st.writes == 3);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found; load lists unfinished deliveries") {
+TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found, load lists unfinished deliveries") {
   auto store = spawn();
   auto ids = accept_concurrently(store, 2);
   auto fetched = self->request(store, caf::infinite, fetch_atom::value, ids[1]);

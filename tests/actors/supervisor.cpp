@@ -168,7 +168,7 @@ TEST_CASE("a permanent failure bounces at once, with no retries") {
   CHECK(dead.attempts == 1);
 }
 
-TEST_CASE("max_lifetime bounces with the last failure's status; a hung postoffice counts as failed opens") {
+TEST_CASE("max_lifetime bounces with the last failure's status, a hung postoffice counts as failed opens") {
   test::temp_dir dir;
   auto policy = defaults();
   policy.max_lifetime = 2h;

@@ -372,7 +372,7 @@ path = "p"
                                     "already routed to postoffice[0]"});
 }
 
-TEST_CASE("at most one default postoffice; only a default may have no domains") {
+TEST_CASE("at most one default postoffice, only a default may have no domains") {
   auto cfg = loaded(sales_postoffice + R"(
 [[postoffice]]
 name = "catch-all"

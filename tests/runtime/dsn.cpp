@@ -268,7 +268,7 @@ TEST_CASE("a missing or empty Subject becomes (no subject)") {
   CHECK(header_value(build_dsn(report), "Subject") == "Undeliverable: (no subject)");
 }
 
-TEST_CASE("an 8-bit Subject is replaced character by character; encoded-words pass") {
+TEST_CASE("an 8-bit Subject is replaced character by character, encoded-words pass") {
   auto report = sample_report();
   report.original_content = "Subject: Gr\xc3\xbc\xc3\x9f"
                             "e \xfc\xe9 \xe2\x82\xac\r\n\r\n";

@@ -95,7 +95,7 @@ TEST_CASE("a delivery that never failed expires with 5.4.7") {
   CHECK(next_wake(fresh_delivery(), policy) == t0);
 }
 
-TEST_CASE("temporary transfer failures count; past max_transfer_retries the last status bounces in class 5") {
+TEST_CASE("temporary transfer failures count, past max_transfer_retries the last status bounces in class 5") {
   retry_policy policy; // 2 transfer retries, 120 s apart
   auto entry = fresh_delivery();
   delivery_outcome busy{7, true, "", "", {result("bob@x.test", recipient_result::temporary_failure, "4.2.1")}};

@@ -63,7 +63,7 @@ TEST_CASE("a message is stored with one queued delivery per postoffice") {
   CHECK_FALSE(db->message("0000000000000002"));
 }
 
-TEST_CASE("a ledger update and its attempt survive reopening; finished deliveries are not loaded") {
+TEST_CASE("a ledger update and its attempt survive reopening, finished deliveries are not loaded") {
   test::temp_dir dir;
   {
     auto db = queue_db::open(dir / "queue.db");

@@ -60,7 +60,7 @@ TEST_CASE("empty, overlong and control-character lines get 500 5.5.2") {
   CHECK(refusal(std::string{"NOOP a\0b", 8}) == "500 5.5.2");
 }
 
-TEST_CASE("greetings and VRFY need an argument; DATA, RSET, QUIT take none") {
+TEST_CASE("greetings and VRFY need an argument, DATA, RSET, QUIT take none") {
   CHECK(refusal("EHLO") == "501 5.5.4");
   CHECK(refusal("HELO   ") == "501 5.5.4");
   CHECK(refusal("VRFY") == "501 5.5.4");
