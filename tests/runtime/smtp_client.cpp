@@ -270,7 +270,7 @@ TEST_CASE("a 5xx to one RCPT of three refuses that recipient only") {
            "d@mx.test delivered 2.0.0 250 2.0.0 queued\n");
 }
 
-TEST_CASE("a 4xx to DATA fails the accepted recipients; RSET before the next message") {
+TEST_CASE("a 4xx to DATA fails the accepted recipients, RSET before the next message") {
   auto session = open_session(mail_protocol::smtp,
                               {message(1, "a@client.test", two, "1\r\n"),
                                message(2, "a@client.test", {"d@mx.test"}, "2\r\n")},
@@ -315,7 +315,7 @@ TEST_CASE("every RCPT refused: no content, RSET instead (lock-step and pipelined
         == "temporary 4.2.0 450 4.2.0 greylisted");
 }
 
-TEST_CASE("a refused MAIL applies to every recipient; the last message needs no RSET") {
+TEST_CASE("a refused MAIL applies to every recipient, the last message needs no RSET") {
   auto session = open_session(mail_protocol::smtp,
                               {message(1, "a@client.test", two, "1\r\n")},
                               ehlo_all);
