@@ -39,9 +39,11 @@ void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
 void log_decision(const supervisor_state& st, const ledger_decision& d) {
   const auto& e = d.entry;
   const auto& policy = st.policy_of(e);
-  spdlog::info("postoffice {}: {} ({} {}), msg {} delivery {} open_retries={}/{} "
+  auto why = d.attempt.code.empty() ? d.attempt.text
+                                     : d.attempt.code + " " + d.attempt.text;
+  spdlog::info("postoffice {}: {} ({}), msg {} delivery {} open_retries={}/{} "
                "transfer_retries={}/{} state={}",
-               e.postoffice, d.attempt.outcome, d.attempt.code, d.attempt.text,
+               e.postoffice, d.attempt.outcome, why,
                e.message_id, e.delivery_id, e.open_retries, policy.max_open_retries,
                e.transfer_retries, policy.max_transfer_retries, to_string(e.state));
 }

@@ -142,7 +142,9 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
       remaining.push_back(rcpt);
   }
   e.recipients = remaining;
-  decision.attempt.outcome = remaining.empty() ? "delivered" : "transfer_failed";
+  decision.attempt.outcome = !remaining.empty() ? "transfer_failed"
+                             : delivered > 0    ? "delivered"
+                                                : "rejected";
   decision.attempt.text = std::to_string(delivered) + " delivered, "
                           + std::to_string(decision.bounced.size()) + " rejected, "
                           + std::to_string(remaining.size()) + " deferred";

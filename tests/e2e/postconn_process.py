@@ -80,6 +80,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while needle not in self.log:
             if time.monotonic() > deadline:
+                self.proc.kill()  # a failed start must not leave a server behind
                 raise AssertionError(f"no {needle!r} in the log after {timeout}s:\n{self.log}")
             if not self.read_log(0.1):
                 self.proc.wait()
