@@ -18,7 +18,7 @@ PACKAGES=(
   libtomlplusplus-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
 )
 # Real peers for the end-to-end tests.
-TEST_PACKAGES=(swaks)
+TEST_PACKAGES=(swaks postfix)
 
 install_missing() {
   local missing=() pkg

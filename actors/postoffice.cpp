@@ -33,14 +33,36 @@ void note_probe(postoffice_ptr self, const std::string& problem) {
   st.problem = problem;
 }
 
+/// A session with an SMTP/LMTP postoffice; no messages: a probe.
+mail_server_job server_job(const postoffice_state& st, std::vector<outgoing_mail> messages) {
+  return {st.cfg.address, st.cfg.transport == transport_kind::lmtp, st.hostname,
+          st.cfg.probe_timeout.count(), std::move(messages)};
+}
+
+/// How long a whole session may take: each of its steps may take
+/// probe_timeout (connect, greeting, EHLO, MAIL, RCPTs, DATA, the end of
+/// the data, QUIT).
+caf::timespan session_timeout(const postoffice_state& st, std::size_t steps) {
+  return std::chrono::duration_cast<caf::timespan>(st.cfg.probe_timeout * (steps + 6));
+}
+
 /// Probes the postoffice; `done` gets the problem, "" when it can be opened.
 void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
   auto& st = self->state;
   if (st.cfg.transport != transport_kind::maildir) {
-    auto problem = "transport " + std::string{to_string(st.cfg.transport)}
-                   + " not available";
-    note_probe(self, problem);
-    return done(problem);
+    self->request(st.pool, session_timeout(st, 0), deliver_atom::value, server_job(st, {}))
+      .then(
+        [=](const mail_server_result& result) {
+          auto problem = result.opened ? std::string{} : result.problem;
+          note_probe(self, problem);
+          done(problem);
+        },
+        [=](const caf::error& err) {
+          auto problem = "probe failed: " + self->system().render(err);
+          note_probe(self, problem);
+          done(problem);
+        });
+    return;
   }
   self->request(st.pool, st.cfg.probe_timeout, probe_atom::value, st.cfg.path.string())
     .then(
@@ -139,6 +161,64 @@ void transfer_next(postoffice_ptr self, std::shared_ptr<attempt_state> attempt) 
     attempt->promise.deliver(std::move(attempt->results));
 }
 
+/// Sends the jobs' messages over one SMTP/LMTP session; the open is the
+/// session's connect and greeting.
+caf::typed_response_promise<outcomes>
+deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
+  auto promise = self->make_response_promise<outcomes>();
+  auto messages = std::make_shared<std::vector<outgoing_mail>>();
+  auto pending = std::make_shared<std::size_t>(jobs.size());
+  auto shared_jobs = std::make_shared<std::vector<delivery_job>>(std::move(jobs));
+  auto unreadable = std::make_shared<outcomes>();
+  auto send = [=]() mutable {
+    auto& st = self->state;
+    std::size_t steps = 0;
+    for (const auto& msg : *messages)
+      steps += 3 + msg.recipients.size();
+    self->request(st.pool, session_timeout(st, steps), deliver_atom::value,
+                  server_job(st, *messages))
+      .then(
+        [=](mail_server_result& result) mutable {
+          note_probe(self, result.opened ? std::string{} : result.problem);
+          for (auto& outcome : *unreadable)
+            result.outcomes.push_back(std::move(outcome));
+          promise.deliver(std::move(result.outcomes));
+        },
+        [=](const caf::error& err) mutable {
+          outcomes failed;
+          for (const auto& job : *shared_jobs)
+            failed.push_back({job.delivery_id, false, "4.4.1",
+                              "no answer from the session: " + self->system().render(err),
+                              {}});
+          promise.deliver(std::move(failed));
+        });
+  };
+  if (shared_jobs->empty()) {
+    promise.deliver(outcomes{});
+    return promise;
+  }
+  for (const auto& job : *shared_jobs) {
+    self->request(self->state.store, store_timeout, fetch_atom::value, job.message_id)
+      .then(
+        [=](const stored_message& msg) mutable {
+          messages->push_back({job.delivery_id, msg.sender, job.recipients, msg.content});
+          if (--*pending == 0)
+            send();
+        },
+        [=](const caf::error& err) mutable {
+          delivery_outcome outcome{job.delivery_id, true, "", "", {}};
+          for (const auto& rcpt : job.recipients)
+            outcome.recipients.push_back({rcpt, recipient_result::temporary_failure, "4.3.0",
+                                          "message unreadable: " + self->system().render(err),
+                                          false});
+          unreadable->push_back(std::move(outcome));
+          if (--*pending == 0)
+            send();
+        });
+  }
+  return promise;
+}
+
 void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
   self->delayed_send(self, delay, probe_atom::value);
 }
@@ -159,6 +239,8 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   schedule_idle_probe(self, caf::timespan{spread() % interval.count()});
   return {
     [=](deliver_atom, std::vector<delivery_job>& jobs) -> caf::result<outcomes> {
+      if (self->state.cfg.transport != transport_kind::maildir)
+        return deliver_to_server(self, std::move(jobs));
       auto attempt = std::make_shared<attempt_state>();
       attempt->promise = self->make_response_promise<outcomes>();
       attempt->jobs = std::move(jobs);

@@ -7,6 +7,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/mail_server_session.hpp"
 #include "runtime/maildir.hpp"
 
 namespace postconn {
@@ -40,6 +41,11 @@ share_worker(share_worker_actor::stateful_pointer<share_worker_state> self,
                         ? recipient_result::permanent_failure
                         : recipient_result::temporary_failure;
       return recipient_outcome{job.recipient, kind, result.status, result.text, false};
+    },
+    [=](deliver_atom, const mail_server_job& job) {
+      auto result = run_mail_server_session(job);
+      self->send(pool, done_atom::value, share_worker_actor{self});
+      return result;
     },
   };
 }
@@ -113,6 +119,11 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
     },
     [=](deliver_atom, const maildir_job& job) {
       auto promise = self->make_response_promise<recipient_outcome>();
+      dispatch(self, forward(self, promise, deliver_atom::value, job));
+      return promise;
+    },
+    [=](deliver_atom, const mail_server_job& job) {
+      auto promise = self->make_response_promise<mail_server_result>();
       dispatch(self, forward(self, promise, deliver_atom::value, job));
       return promise;
     },

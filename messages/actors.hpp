@@ -54,7 +54,9 @@ using share_worker_actor = caf::typed_actor<
   // Probes a maildir root; replies with the problem, "" when reachable.
   caf::replies_to<probe_atom, std::string>::with<std::string>,
   // Delivers one message to one mailbox.
-  caf::replies_to<deliver_atom, maildir_job>::with<recipient_outcome>>;
+  caf::replies_to<deliver_atom, maildir_job>::with<recipient_outcome>,
+  // Runs one SMTP/LMTP session (blocking sockets, a timeout on each step).
+  caf::replies_to<deliver_atom, mail_server_job>::with<mail_server_result>>;
 
 /// The pool in front of the share workers: same requests, plus the
 /// workers' "done" reports.

@@ -225,6 +225,55 @@ typename Inspector::result_type inspect(Inspector& f, maildir_job& x) {
            x.delivery_key, x.sender, x.recipient, x.received_header, x.content);
 }
 
+/// One message for an SMTP or LMTP server.
+struct outgoing_mail {
+  std::int64_t delivery_id = 0;
+  /// Envelope sender, empty for the null sender <>.
+  std::string sender;
+  std::vector<std::string> recipients;
+  /// Header and body, CRLF line endings, not dot-stuffed.
+  std::string content;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outgoing_mail& x) {
+  return f(caf::meta::type_name("outgoing_mail"), x.delivery_id, x.sender,
+           x.recipients, x.content);
+}
+
+/// One SMTP/LMTP session for a share worker: connect, greet, send the
+/// messages over one connection, quit. No messages: a probe.
+struct mail_server_job {
+  /// "host:port" of the server.
+  std::string server;
+  bool lmtp = false;
+  /// Our name in EHLO/LHLO.
+  std::string helo_name;
+  /// Each step (connect, every reply) may take this long.
+  std::int64_t step_timeout_seconds = 0;
+  std::vector<outgoing_mail> messages;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mail_server_job& x) {
+  return f(caf::meta::type_name("mail_server_job"), x.server, x.lmtp, x.helo_name,
+           x.step_timeout_seconds, x.messages);
+}
+
+/// What a mail server session came to: opened or why not, and one outcome
+/// per message.
+struct mail_server_result {
+  bool opened = false;
+  std::string problem;
+  std::vector<delivery_outcome> outcomes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mail_server_result& x) {
+  return f(caf::meta::type_name("mail_server_result"), x.opened, x.problem,
+           x.outcomes);
+}
+
 /// Counters of the store, for benchmarks and metrics.
 struct store_status {
   /// Transactions committed since start.

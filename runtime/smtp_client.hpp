@@ -79,14 +79,8 @@ constexpr std::size_t max_reply_line_length = 2048;
 enum class mail_protocol { smtp, lmtp };
 
 /// One delivery to transfer: one message for its recipients at this postoffice.
-struct outgoing_message {
-  std::int64_t delivery_id = 0;
-  /// Envelope sender, empty for the null sender <>.
-  std::string sender;
-  std::vector<std::string> recipients;
-  /// Header and body, CRLF line endings, not dot-stuffed.
-  std::string content;
-};
+/// One message to send (messages/vocabulary.hpp's outgoing_mail).
+using outgoing_message = outgoing_mail;
 
 /// What the server offered in its EHLO/LHLO reply (nothing after HELO).
 struct server_extensions {

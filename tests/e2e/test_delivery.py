@@ -5,6 +5,7 @@ that Python's email package parses as a multipart/report DSN."""
 import email
 import email.policy
 import os
+import shutil
 import smtplib
 import subprocess
 import sys
@@ -107,3 +108,80 @@ class Delivery(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SmtpPostoffice(unittest.TestCase):
+    """An smtp postoffice: Postfix's smtp-sink receives the mail; one whose
+    server refuses connections bounces after its open retries."""
+
+    def setUp(self):
+        self.holder = temp_workdir()
+        self.dir = self.holder.name
+        self.support = os.path.join(self.dir, "var/postoffices/support")
+        make_postoffice(os.path.join(self.dir, "var/postoffices/sales"))
+        make_postoffice(self.support, "ann")
+        self.dumps = os.path.join(self.dir, "sink")
+        os.makedirs(self.dumps)
+        # smtp-sink runs as nobody and writes one file per message here.
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dumps, 0o777)
+        sink_port = free_port()
+        sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        self.sink = subprocess.Popen(
+            [sink, "-u", "nobody", "-d", os.path.join(self.dumps, "%H%M%S."),
+             "127.0.0.1:%d" % sink_port, "10"])
+        self.addCleanup(self.sink.wait)
+        self.addCleanup(self.sink.terminate)
+        self.port = free_port()
+        config = write_config(self.dir, self.port, extra=RETRIES + f"""
+[[postoffice]]
+name = "relay"
+domains = ["relay.example.test"]
+transport = "smtp"
+address = "127.0.0.1:{sink_port}"
+probe_timeout = "5s"
+
+[[postoffice]]
+name = "gone"
+domains = ["gone.example.test"]
+transport = "smtp"
+address = "127.0.0.1:{free_port()}"
+probe_timeout = "5s"
+""")
+        self.server = Server(self.dir, config)
+        self.addCleanup(self.holder.cleanup)
+        self.addCleanup(self.server.__exit__)
+        self.server.wait_for_log("serving on")
+
+    def tearDown(self):
+        self.server.stop()
+
+    def send(self, rcpts):
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.sendmail("ann@support.example.test", rcpts,
+                            b"Subject: over smtp\r\n\r\n.leading dot\r\nbody\r\n")
+
+    def test_mail_reaches_the_smtp_server(self):
+        self.send(["x@relay.example.test", "y@relay.example.test"])
+        self.assertIn("postoffice relay: delivered", self.server.wait_for_log("postoffice relay:"))
+        [path] = wait_for_files(self.dumps)
+        with open(path, "rb") as f:
+            dump = f.read()
+        self.assertIn(b"X-Mail-Args: <ann@support.example.test>", dump)
+        self.assertIn(b"X-Rcpt-Args: <x@relay.example.test>", dump)
+        self.assertIn(b"X-Rcpt-Args: <y@relay.example.test>", dump)
+        self.assertIn(b"Subject: over smtp", dump)
+        self.assertIn(b"\n.leading dot", dump)
+
+    def test_a_server_that_refuses_connections_bounces_after_its_open_retries(self):
+        self.send(["z@gone.example.test"])
+        [path] = wait_for_files(os.path.join(self.support, "ann/new"))
+        with open(path, "rb") as f:
+            raw = f.read()
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        status = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
+        self.assertEqual(len(status), 1)
+        text = status[0].as_string()
+        self.assertIn("Final-Recipient: rfc822; z@gone.example.test", text)
+        self.assertIn("Status: 5.4.1", text)
+        self.assertIn("Connection refused", self.server.wait_for_log("Connection refused"))
