@@ -10,7 +10,9 @@
 # Installs postfix (for smtp-source) when it is missing, builds postconn,
 # starts it on a fresh queue in a temporary directory on this disk, and
 # checks that the queue holds every message smtp-source was told was
-# accepted. Each message is fsync'd before its 250, as always.
+# accepted. Each message is fsync'd before its 250, as always. Meanwhile
+# postconn delivers them to a maildir postoffice; the last line says how
+# many had arrived by the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,8 @@ domains = ["sales.example.test"]
 transport = "maildir"
 path = "var/postoffices/sales"
 TOML
+mkdir -p "$work/var/postoffices/sales/bob/"{tmp,new,cur}
+touch "$work/var/postoffices/sales/.postoffice"
 (cd "$work" && exec "$OLDPWD/build/postconn" serve --config postconn.toml) &
 server=$!
 for _ in $(seq 100); do
@@ -74,3 +78,5 @@ for sessions in 1 10 50; do
     fi
   done
 done
+sleep 2
+echo "delivered to the maildir by the end: $(ls "$work/var/postoffices/sales/bob/new" | wc -l) of $((messages * 6))"
