@@ -13,6 +13,7 @@ import time
 import unittest
 
 from postconn_process import Server, free_port, temp_workdir, write_config
+from scripted_smtp import ScriptedServer
 
 RETRIES = """
 [retry]
@@ -185,3 +186,77 @@ probe_timeout = "5s"
         self.assertIn("Final-Recipient: rfc822; z@gone.example.test", text)
         self.assertIn("Status: 5.4.1", text)
         self.assertIn("Connection refused", self.server.wait_for_log("Connection refused"))
+
+
+class MailServerReplies(unittest.TestCase):
+    """smtp and lmtp postoffices against a scripted server: a 5xx for one
+    recipient of three, 4xx until the transfer limit, and a server that
+    never greets (the probe timeout is a failed open)."""
+
+    def start(self, transport="smtp", **script):
+        self.holder = temp_workdir()
+        self.addCleanup(self.holder.cleanup)
+        self.dir = self.holder.name
+        self.support = os.path.join(self.dir, "var/postoffices/support")
+        make_postoffice(os.path.join(self.dir, "var/postoffices/sales"))
+        make_postoffice(self.support, "ann")
+        self.mail_server = ScriptedServer(lmtp=transport == "lmtp", **script).start()
+        self.addCleanup(self.mail_server.stop)
+        self.port = free_port()
+        config = write_config(self.dir, self.port, extra=RETRIES + f"""
+[[postoffice]]
+name = "remote"
+domains = ["remote.example.test"]
+transport = "{transport}"
+address = "127.0.0.1:{self.mail_server.port}"
+probe_timeout = "1s"
+""")
+        self.server = Server(self.dir, config)
+        self.addCleanup(self.server.__exit__)
+        self.addCleanup(self.server.stop)
+        self.server.wait_for_log("serving on")
+
+    def send(self, rcpts):
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.sendmail("ann@support.example.test", rcpts, b"Subject: remote\r\n\r\nx\r\n")
+
+    def ndr_status(self):
+        [path] = wait_for_files(os.path.join(self.support, "ann/new"))
+        with open(path, "rb") as f:
+            message = email.message_from_bytes(f.read(), policy=email.policy.default)
+        [status] = [p for p in message.walk()
+                    if p.get_content_type() == "message/delivery-status"]
+        return status.as_string()
+
+    def check_one_of_three_refused(self, transport):
+        self.start(transport, rcpt_replies={
+            "b@remote.example.test": "550 5.1.1 <b@remote.example.test> no such user"})
+        self.send(["a@remote.example.test", "b@remote.example.test", "c@remote.example.test"])
+        status = self.ndr_status()
+        self.assertIn("Final-Recipient: rfc822; b@remote.example.test", status)
+        self.assertNotIn("a@remote.example.test", status)
+        self.assertIn("Status: 5.1.1", status)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1", status)
+        self.assertEqual([m[1] for m in self.mail_server.messages],
+                         [["a@remote.example.test", "c@remote.example.test"]])
+
+    def test_smtp_5xx_for_one_recipient_of_three(self):
+        self.check_one_of_three_refused("smtp")
+
+    def test_lmtp_5xx_for_one_recipient_of_three(self):
+        self.check_one_of_three_refused("lmtp")
+
+    def test_4xx_until_the_transfer_limit(self):
+        self.start(rcpt_replies={"a@remote.example.test": "452 4.2.2 mailbox full"})
+        self.send(["a@remote.example.test"])
+        status = self.ndr_status()
+        self.assertIn("Status: 5.2.2", status)
+        self.assertIn("452 4.2.2 mailbox full", status)
+        self.assertEqual(self.mail_server.messages, [])
+
+    def test_a_server_that_stalls_is_a_failed_open(self):
+        self.start(stall=True)
+        self.send(["a@remote.example.test"])
+        status = self.ndr_status()
+        self.assertIn("Status: 5.4.1", status)
+        self.assertIn("timeout waiting for the greeting", self.server.wait_for_log("timeout"))
