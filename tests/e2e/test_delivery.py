@@ -260,3 +260,38 @@ probe_timeout = "1s"
         status = self.ndr_status()
         self.assertIn("Status: 5.4.1", status)
         self.assertIn("timeout waiting for the greeting", self.server.wait_for_log("timeout"))
+
+
+class ShareComesBack(unittest.TestCase):
+    """A share that is unmounted (marker gone) and mounted again: the mail
+    waits, then lands once, and nobody gets an NDR."""
+
+    def test_mail_waits_for_the_share_and_lands_once(self):
+        holder = temp_workdir()
+        self.addCleanup(holder.cleanup)
+        sales = os.path.join(holder.name, "var/postoffices/sales")
+        support = os.path.join(holder.name, "var/postoffices/support")
+        make_postoffice(sales, "bob")
+        make_postoffice(support, "ann")
+        os.remove(os.path.join(sales, ".postoffice"))
+        port = free_port()
+        config = write_config(holder.name, port, extra="""
+[retry]
+max_open_retries = 50
+open_interval = "1s"
+""")
+        server = Server(holder.name, config)
+        self.addCleanup(server.__exit__)
+        self.addCleanup(server.stop)
+        server.wait_for_log("serving on")
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail("ann@support.example.test", ["bob@sales.example.test"],
+                            b"Subject: patience\r\n\r\nx\r\n")
+        server.wait_for_log("open_retries=2/50")
+        self.assertEqual(os.listdir(os.path.join(sales, "bob/new")), [])
+        open(os.path.join(sales, ".postoffice"), "w").close()
+        wait_for_files(os.path.join(sales, "bob/new"))
+        server.wait_for_log("postoffice sales: reachable again")
+        time.sleep(1.5)
+        self.assertEqual(len(os.listdir(os.path.join(sales, "bob/new"))), 1)
+        self.assertEqual(os.listdir(os.path.join(support, "ann/new")), [])
