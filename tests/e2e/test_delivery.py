@@ -1,12 +1,14 @@
 """End-to-end delivery: mail sent over SMTP to the real `postconn serve`
-lands in the right maildir mailbox; a postoffice whose share disappears
-bounces after its open retries, and the sender's mailbox receives one NDR
-that Python's email package parses as a multipart/report DSN."""
+lands in the right maildir mailbox or on the right SMTP/LMTP server; a
+postoffice whose share disappears, whose server refuses, stalls or rejects,
+bounces by its limits, and the sender's mailbox receives one NDR that
+Python's email package parses as a multipart/report DSN."""
 import email
 import email.policy
 import os
 import shutil
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -42,40 +44,31 @@ def wait_for_files(directory, count=1, timeout=20):
     raise AssertionError("no %d file(s) in %s after %ss" % (count, directory, timeout))
 
 
-class Delivery(unittest.TestCase):
-    def setUp(self):
-        self.holder = temp_workdir()
-        self.dir = self.holder.name
+class DeliveryTest(unittest.TestCase):
+    """A server in a fresh directory with two maildir postoffices, sales
+    (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
+
+    def start_server(self, extra=RETRIES):
+        holder = temp_workdir()
+        self.addCleanup(holder.cleanup)
+        self.dir = holder.name
         self.sales = os.path.join(self.dir, "var/postoffices/sales")
         self.support = os.path.join(self.dir, "var/postoffices/support")
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
         self.port = free_port()
-        config = write_config(self.dir, self.port, extra=RETRIES)
-        self.server = Server(self.dir, config)
+        self.server = Server(self.dir, write_config(self.dir, self.port, extra=extra))
+        self.addCleanup(self.server.__exit__)
+        self.addCleanup(self.server.stop)
         self.server.wait_for_log("serving on")
 
-    def tearDown(self):
-        self.server.stop()
-        self.server.__exit__()
-        self.holder.cleanup()
-
-    def send(self, rcpt, body=b"Subject: hello\r\n\r\nline one\r\nline two\r\n"):
+    def send(self, rcpts, body=b"Subject: hello\r\n\r\nline one\r\nline two\r\n"):
         with smtplib.SMTP("127.0.0.1", self.port) as client:
-            client.sendmail("ann@support.example.test", [rcpt], body)
+            client.sendmail("ann@support.example.test", rcpts, body)
 
-    def test_mail_lands_in_the_mailbox(self):
-        self.send("Bob@sales.example.test")
-        [path] = wait_for_files(os.path.join(self.sales, "bob/new"))
-        with open(path, "rb") as f:
-            content = f.read()
-        self.assertTrue(content.startswith(b"Return-Path: <ann@support.example.test>\n"), content)
-        self.assertIn(b"\nReceived: by connector.example.test (postconn)", content)
-        self.assertTrue(content.endswith(b"Subject: hello\n\nline one\nline two\n"), content)
-        self.assertNotIn(b"\r", content)
-        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/tmp")), [])
-
-    def parse_ndr(self):
+    def ndr(self):
+        """The one NDR in ann's mailbox, checked by check_dsn.py: (message,
+        its message/delivery-status part as text)."""
         [path] = wait_for_files(os.path.join(self.support, "ann/new"))
         with open(path, "rb") as f:
             raw = f.read()
@@ -90,10 +83,26 @@ class Delivery(unittest.TestCase):
         self.assertEqual(len(status), 1)
         return message, status[0].as_string()
 
+
+class Delivery(DeliveryTest):
+    def setUp(self):
+        self.start_server()
+
+    def test_mail_lands_in_the_mailbox(self):
+        self.send(["Bob@sales.example.test"])
+        [path] = wait_for_files(os.path.join(self.sales, "bob/new"))
+        with open(path, "rb") as f:
+            content = f.read()
+        self.assertTrue(content.startswith(b"Return-Path: <ann@support.example.test>\n"), content)
+        self.assertIn(b"\nReceived: by connector.example.test (postconn)", content)
+        self.assertTrue(content.endswith(b"Subject: hello\n\nline one\nline two\n"), content)
+        self.assertNotIn(b"\r", content)
+        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/tmp")), [])
+
     def test_a_share_that_disappears_bounces_after_its_open_retries(self):
         os.rename(self.sales, self.sales + ".gone")
-        self.send("bob@sales.example.test")
-        message, status = self.parse_ndr()
+        self.send(["bob@sales.example.test"])
+        message, status = self.ndr()
         self.assertIn("Final-Recipient: rfc822; bob@sales.example.test", status)
         self.assertIn("Action: failed", status)
         self.assertIn("Status: 5.4.1", status)
@@ -101,40 +110,19 @@ class Delivery(unittest.TestCase):
         self.assertIn("open_failed", self.server.wait_for_log("bounced"))
 
     def test_an_unknown_mailbox_bounces_at_once_with_5_1_1(self):
-        self.send("nobody@sales.example.test")
-        _, status = self.parse_ndr()
+        self.send(["nobody@sales.example.test"])
+        _, status = self.ndr()
         self.assertIn("Final-Recipient: rfc822; nobody@sales.example.test", status)
         self.assertIn("Status: 5.1.1", status)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
-class SmtpPostoffice(unittest.TestCase):
+class SmtpPostoffice(DeliveryTest):
     """An smtp postoffice: Postfix's smtp-sink receives the mail; one whose
     server refuses connections bounces after its open retries."""
 
     def setUp(self):
-        self.holder = temp_workdir()
-        self.dir = self.holder.name
-        self.support = os.path.join(self.dir, "var/postoffices/support")
-        make_postoffice(os.path.join(self.dir, "var/postoffices/sales"))
-        make_postoffice(self.support, "ann")
-        self.dumps = os.path.join(self.dir, "sink")
-        os.makedirs(self.dumps)
-        # smtp-sink runs as nobody and writes one file per message here.
-        os.chmod(self.dir, 0o755)
-        os.chmod(self.dumps, 0o777)
         sink_port = free_port()
-        sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-        self.sink = subprocess.Popen(
-            [sink, "-u", "nobody", "-d", os.path.join(self.dumps, "%H%M%S."),
-             "127.0.0.1:%d" % sink_port, "10"])
-        self.addCleanup(self.sink.wait)
-        self.addCleanup(self.sink.terminate)
-        self.port = free_port()
-        config = write_config(self.dir, self.port, extra=RETRIES + f"""
+        self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "relay"
 domains = ["relay.example.test"]
@@ -149,22 +137,29 @@ transport = "smtp"
 address = "127.0.0.1:{free_port()}"
 probe_timeout = "5s"
 """)
-        self.server = Server(self.dir, config)
-        self.addCleanup(self.holder.cleanup)
-        self.addCleanup(self.server.__exit__)
-        self.server.wait_for_log("serving on")
-
-    def tearDown(self):
-        self.server.stop()
-
-    def send(self, rcpts):
-        with smtplib.SMTP("127.0.0.1", self.port) as client:
-            client.sendmail("ann@support.example.test", rcpts,
-                            b"Subject: over smtp\r\n\r\n.leading dot\r\nbody\r\n")
+        # smtp-sink runs as nobody and writes one file per message here.
+        self.dumps = os.path.join(self.dir, "sink")
+        os.makedirs(self.dumps)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dumps, 0o777)
+        sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        self.sink = subprocess.Popen(
+            [sink, "-u", "nobody", "-d", os.path.join(self.dumps, "%H%M%S."),
+             "127.0.0.1:%d" % sink_port, "10"])
+        self.addCleanup(self.sink.wait)
+        self.addCleanup(self.sink.terminate)
+        deadline = time.monotonic() + 10
+        while True:  # mail only goes out once the sink listens
+            try:
+                socket.create_connection(("127.0.0.1", sink_port), timeout=1).close()
+                break
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "smtp-sink did not start")
+                time.sleep(0.05)
 
     def test_mail_reaches_the_smtp_server(self):
-        self.send(["x@relay.example.test", "y@relay.example.test"])
-        self.assertIn("postoffice relay: delivered", self.server.wait_for_log("postoffice relay:"))
+        self.send(["x@relay.example.test", "y@relay.example.test"],
+                  b"Subject: over smtp\r\n\r\n.leading dot\r\nbody\r\n")
         [path] = wait_for_files(self.dumps)
         with open(path, "rb") as f:
             dump = f.read()
@@ -173,37 +168,25 @@ probe_timeout = "5s"
         self.assertIn(b"X-Rcpt-Args: <y@relay.example.test>", dump)
         self.assertIn(b"Subject: over smtp", dump)
         self.assertIn(b"\n.leading dot", dump)
+        self.assertIn("postoffice relay: delivered", self.server.wait_for_log("postoffice relay:"))
 
     def test_a_server_that_refuses_connections_bounces_after_its_open_retries(self):
         self.send(["z@gone.example.test"])
-        [path] = wait_for_files(os.path.join(self.support, "ann/new"))
-        with open(path, "rb") as f:
-            raw = f.read()
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        status = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
-        self.assertEqual(len(status), 1)
-        text = status[0].as_string()
-        self.assertIn("Final-Recipient: rfc822; z@gone.example.test", text)
-        self.assertIn("Status: 5.4.1", text)
+        _, status = self.ndr()
+        self.assertIn("Final-Recipient: rfc822; z@gone.example.test", status)
+        self.assertIn("Status: 5.4.1", status)
         self.assertIn("Connection refused", self.server.wait_for_log("Connection refused"))
 
 
-class MailServerReplies(unittest.TestCase):
+class MailServerReplies(DeliveryTest):
     """smtp and lmtp postoffices against a scripted server: a 5xx for one
     recipient of three, 4xx until the transfer limit, and a server that
     never greets (the probe timeout is a failed open)."""
 
     def start(self, transport="smtp", **script):
-        self.holder = temp_workdir()
-        self.addCleanup(self.holder.cleanup)
-        self.dir = self.holder.name
-        self.support = os.path.join(self.dir, "var/postoffices/support")
-        make_postoffice(os.path.join(self.dir, "var/postoffices/sales"))
-        make_postoffice(self.support, "ann")
         self.mail_server = ScriptedServer(lmtp=transport == "lmtp", **script).start()
         self.addCleanup(self.mail_server.stop)
-        self.port = free_port()
-        config = write_config(self.dir, self.port, extra=RETRIES + f"""
+        self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "remote"
 domains = ["remote.example.test"]
@@ -211,28 +194,12 @@ transport = "{transport}"
 address = "127.0.0.1:{self.mail_server.port}"
 probe_timeout = "1s"
 """)
-        self.server = Server(self.dir, config)
-        self.addCleanup(self.server.__exit__)
-        self.addCleanup(self.server.stop)
-        self.server.wait_for_log("serving on")
-
-    def send(self, rcpts):
-        with smtplib.SMTP("127.0.0.1", self.port) as client:
-            client.sendmail("ann@support.example.test", rcpts, b"Subject: remote\r\n\r\nx\r\n")
-
-    def ndr_status(self):
-        [path] = wait_for_files(os.path.join(self.support, "ann/new"))
-        with open(path, "rb") as f:
-            message = email.message_from_bytes(f.read(), policy=email.policy.default)
-        [status] = [p for p in message.walk()
-                    if p.get_content_type() == "message/delivery-status"]
-        return status.as_string()
 
     def check_one_of_three_refused(self, transport):
         self.start(transport, rcpt_replies={
             "b@remote.example.test": "550 5.1.1 <b@remote.example.test> no such user"})
         self.send(["a@remote.example.test", "b@remote.example.test", "c@remote.example.test"])
-        status = self.ndr_status()
+        _, status = self.ndr()
         self.assertIn("Final-Recipient: rfc822; b@remote.example.test", status)
         self.assertNotIn("a@remote.example.test", status)
         self.assertIn("Status: 5.1.1", status)
@@ -249,7 +216,7 @@ probe_timeout = "1s"
     def test_4xx_until_the_transfer_limit(self):
         self.start(rcpt_replies={"a@remote.example.test": "452 4.2.2 mailbox full"})
         self.send(["a@remote.example.test"])
-        status = self.ndr_status()
+        _, status = self.ndr()
         self.assertIn("Status: 5.2.2", status)
         self.assertIn("452 4.2.2 mailbox full", status)
         self.assertEqual(self.mail_server.messages, [])
@@ -257,41 +224,33 @@ probe_timeout = "1s"
     def test_a_server_that_stalls_is_a_failed_open(self):
         self.start(stall=True)
         self.send(["a@remote.example.test"])
-        status = self.ndr_status()
+        _, status = self.ndr()
         self.assertIn("Status: 5.4.1", status)
         self.assertIn("timeout waiting for the greeting", self.server.wait_for_log("timeout"))
 
 
-class ShareComesBack(unittest.TestCase):
+class ShareComesBack(DeliveryTest):
     """A share that is unmounted (marker gone) and mounted again: the mail
     waits, then lands once, and nobody gets an NDR."""
 
     def test_mail_waits_for_the_share_and_lands_once(self):
-        holder = temp_workdir()
-        self.addCleanup(holder.cleanup)
-        sales = os.path.join(holder.name, "var/postoffices/sales")
-        support = os.path.join(holder.name, "var/postoffices/support")
-        make_postoffice(sales, "bob")
-        make_postoffice(support, "ann")
-        os.remove(os.path.join(sales, ".postoffice"))
-        port = free_port()
-        config = write_config(holder.name, port, extra="""
+        self.start_server("""
 [retry]
 max_open_retries = 50
 open_interval = "1s"
 """)
-        server = Server(holder.name, config)
-        self.addCleanup(server.__exit__)
-        self.addCleanup(server.stop)
-        server.wait_for_log("serving on")
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.sendmail("ann@support.example.test", ["bob@sales.example.test"],
-                            b"Subject: patience\r\n\r\nx\r\n")
-        server.wait_for_log("open_retries=2/50")
-        self.assertEqual(os.listdir(os.path.join(sales, "bob/new")), [])
-        open(os.path.join(sales, ".postoffice"), "w").close()
-        wait_for_files(os.path.join(sales, "bob/new"))
-        server.wait_for_log("postoffice sales: reachable again")
+        marker = os.path.join(self.sales, ".postoffice")
+        os.remove(marker)
+        self.send(["bob@sales.example.test"])
+        self.server.wait_for_log("open_retries=2/50")
+        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/new")), [])
+        open(marker, "w").close()
+        wait_for_files(os.path.join(self.sales, "bob/new"))
+        self.server.wait_for_log("postoffice sales: reachable again")
         time.sleep(1.5)
-        self.assertEqual(len(os.listdir(os.path.join(sales, "bob/new"))), 1)
-        self.assertEqual(os.listdir(os.path.join(support, "ann/new")), [])
+        self.assertEqual(len(os.listdir(os.path.join(self.sales, "bob/new"))), 1)
+        self.assertEqual(os.listdir(os.path.join(self.support, "ann/new")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
