@@ -13,8 +13,10 @@
 //   random point of the first interval, so many postoffices do not probe at
 //   once), and logs when the postoffice goes down or comes back.
 //
-//   Only the maildir transport exists so far; smtp and lmtp postoffices are
-//   always unreachable ("transport not available").
+//   An smtp or lmtp postoffice is a mail server: an attempt is one session
+//   on a share worker (connect, greeting, EHLO/LHLO, every message over the
+//   same connection, QUIT), each step under probe_timeout; its probe is a
+//   session without messages.
 #pragma once
 
 #include <chrono>
