@@ -252,5 +252,83 @@ open_interval = "1s"
         self.assertEqual(os.listdir(os.path.join(self.support, "ann/new")), [])
 
 
+
+DOVECOT_CONF = """\
+base_dir = {dir}/run
+log_path = {dir}/log
+protocols = lmtp
+ssl = no
+listen = 127.0.0.1
+first_valid_uid = 1
+mail_location = maildir:{dir}/home/%n/Maildir
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={dir}/home/%n
+}}
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+class DovecotLmtp(DeliveryTest):
+    """An lmtp postoffice served by Dovecot's LMTP server."""
+
+    def test_mail_lands_in_the_dovecot_mailbox(self):
+        self.start_server(RETRIES)
+        dovecot_dir = os.path.join(self.dir, "dovecot")
+        os.makedirs(os.path.join(dovecot_dir, "run"))
+        os.makedirs(os.path.join(dovecot_dir, "home"))
+        os.chmod(self.dir, 0o755)
+        os.chmod(dovecot_dir, 0o755)
+        shutil.chown(os.path.join(dovecot_dir, "home"), "dovecot", "dovecot")
+        lmtp_port = free_port()
+        conf = os.path.join(dovecot_dir, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(DOVECOT_CONF.format(dir=dovecot_dir, port=lmtp_port))
+        dovecot = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", conf],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        self.addCleanup(dovecot.wait)
+        self.addCleanup(dovecot.terminate)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", lmtp_port), timeout=1).close()
+                break
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "dovecot did not start")
+                time.sleep(0.05)
+        # The server reads its config at start: add the lmtp postoffice and restart.
+        self.server.stop()
+        with open(os.path.join(self.dir, "postconn.toml"), "a") as f:
+            f.write(f"""
+[[postoffice]]
+name = "lmtp"
+domains = ["lmtp.example.test"]
+transport = "lmtp"
+address = "127.0.0.1:{lmtp_port}"
+probe_timeout = "5s"
+""")
+        self.server = Server(self.dir, os.path.join(self.dir, "postconn.toml"))
+        self.addCleanup(self.server.__exit__)
+        self.addCleanup(self.server.stop)
+        self.server.wait_for_log("serving on")
+        self.send(["carol@lmtp.example.test", "dave@lmtp.example.test"],
+                  b"Subject: via lmtp\r\n\r\nhello dovecot\r\n")
+        for user in ("carol", "dave"):
+            [path] = wait_for_files(os.path.join(dovecot_dir, "home", user, "Maildir/new"))
+            with open(path, "rb") as f:
+                self.assertIn(b"hello dovecot", f.read())
+        self.assertIn("postoffice lmtp: delivered", self.server.wait_for_log("postoffice lmtp:"))
+
+
 if __name__ == "__main__":
     unittest.main()
