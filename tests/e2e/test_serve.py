@@ -128,6 +128,26 @@ class Serve(unittest.TestCase):
             self.assertEqual(code, 1)
             self.assertIn("server.data_dir: cannot create var", server.log)
 
+    def test_refuses_a_ledger_it_cannot_read(self):
+        with temp_workdir() as d:
+            config = write_config(d, free_port())
+            with Server(d, config) as server:
+                server.wait_for_log("serving on")
+                self.assertEqual(server.stop(), 0)
+            db = sqlite3.connect(os.path.join(d, "var", "queue.db"))
+            db.execute("PRAGMA ignore_check_constraints = ON")
+            db.execute("INSERT INTO messages VALUES (1, 'a@b.test', 0, 0, x'')")
+            db.execute("INSERT INTO deliveries (message_id, postoffice, recipients, state,"
+                       " queued_at, next_attempt_at) VALUES (1, 'sales', 'x@y', 'lost', 0, 0)")
+            db.commit()
+            db.close()
+            with Server(d, config) as server:
+                code = server.proc.wait(20)
+                server.stop()
+            self.assertEqual(code, 1)
+            self.assertIn("queue: cannot read the ledger", server.log)
+            self.assertIn("unknown state lost", server.log)
+
     def test_refuses_a_data_dir_used_by_another_server(self):
         with temp_workdir() as d:
             with Server(d, write_config(d, free_port())) as first:
