@@ -75,12 +75,11 @@ incoming_message make_incoming(const smtp_session_state& st, std::string content
   msg.sender = *st.sender;
   msg.content = received_header(st) + content;
   msg.received_at = std::time(nullptr);
-  std::map<std::size_t, std::vector<std::string>> by_postoffice;
+  std::map<std::string, std::vector<std::string>> by_postoffice;
   for (const auto& rcpt : st.recipients)
     by_postoffice[rcpt.postoffice].push_back(rcpt.address);
-  for (auto& [index, recipients] : by_postoffice)
-    msg.deliveries.push_back(
-      {st.settings->postoffice_names[index], std::move(recipients)});
+  for (auto& [postoffice, recipients] : by_postoffice)
+    msg.deliveries.push_back({postoffice, std::move(recipients)});
   return msg;
 }
 
@@ -164,7 +163,7 @@ void on_rcpt(session_ptr self, const smtp_command& cmd) {
     return reply(self, route.error);
   if (route.by_default && !st.relay_client)
     return reply(self, 554, "5.7.1", "Relay access denied for <" + cmd.path + ">");
-  st.recipients.push_back({cmd.path, *route.postoffice});
+  st.recipients.push_back({cmd.path, route.postoffice_name});
   reply(self, 250, "2.1.5", "Ok");
 }
 
@@ -260,13 +259,9 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
   auto relay = network_list::parse(cfg.smtp.relay_networks);
   if (!relay.value)
     throw std::runtime_error(relay.problems.front());
-  std::vector<std::string> names;
-  for (const auto& po : cfg.postoffices)
-    names.push_back(po.name);
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
-    cfg.smtp.idle_timeout, routing_table{cfg}, std::move(*relay.value),
-    std::move(names)});
+    cfg.smtp.idle_timeout, routing_table{cfg}, std::move(*relay.value)});
 }
 
 caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,

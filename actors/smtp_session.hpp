@@ -41,8 +41,6 @@ struct smtp_settings {
   std::chrono::seconds idle_timeout{300};
   routing_table routes;
   network_list relay_networks;
-  /// Postoffice names by config index.
-  std::vector<std::string> postoffice_names;
 };
 
 /// Builds the settings from a validated config.
@@ -51,7 +49,7 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg);
 /// One accepted recipient of the open transaction.
 struct accepted_recipient {
   std::string address;
-  std::size_t postoffice;
+  std::string postoffice;
 };
 
 struct smtp_session_state {

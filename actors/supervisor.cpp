@@ -200,8 +200,9 @@ const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const
 
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           std::vector<postoffice_slot> postoffices, store_actor store,
-           std::shared_ptr<const ndr_settings> ndr, supervisor_options options) {
+           std::vector<postoffice_slot> postoffices, std::vector<ledger_entry> ledger,
+           store_actor store, std::shared_ptr<const ndr_settings> ndr,
+           supervisor_options options) {
   auto& st = self->state;
   for (std::size_t i = 0; i < postoffices.size(); ++i)
     st.postoffice_index[postoffices[i].name] = i;
@@ -244,18 +245,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       work(self);
     }
   });
-  self->request(st.store, caf::infinite, load_atom::value)
-    .then(
-      [=](std::vector<ledger_entry>& entries) {
-        spdlog::info("supervisor: {} unfinished deliveries loaded", entries.size());
-        add_to_ledger(self->state, entries);
-        work(self);
-      },
-      [=](const caf::error& err) {
-        spdlog::critical("supervisor: cannot load the ledger: {}",
-                         self->system().render(err));
-        self->quit(err);
-      });
+  add_to_ledger(st, ledger);
+  work(self);
   return {
     [=](enqueue_atom, std::vector<ledger_entry>& entries) {
       add_to_ledger(self->state, entries);

@@ -2,7 +2,8 @@
 //   supervisor -- owns the retry ledger of every unfinished delivery.
 //
 // DESCRIPTION
-//   Loads the ledger from the store at start, learns of new deliveries from
+//   Starts with the ledger the server read from the queue (unfinished
+//   deliveries), learns of new deliveries from
 //   the SMTP sessions and NDR generators, and wakes at the earliest moment a
 //   delivery needs it: its next attempt or the end of its lifetime. Due
 //   deliveries go to their postoffice actor in batches, one attempt per
@@ -92,7 +93,8 @@ struct supervisor_state {
 
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           std::vector<postoffice_slot> postoffices, store_actor store,
-           std::shared_ptr<const ndr_settings> ndr, supervisor_options options);
+           std::vector<postoffice_slot> postoffices, std::vector<ledger_entry> ledger,
+           store_actor store, std::shared_ptr<const ndr_settings> ndr,
+           supervisor_options options);
 
 } // namespace postconn

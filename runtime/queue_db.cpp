@@ -205,7 +205,7 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file) {
   db->savepoint_ = db->prepare("SAVEPOINT request");
   db->release_savepoint_ = db->prepare("RELEASE request");
   db->select_message_ = db->prepare(
-    "SELECT id, sender, content, received_at FROM messages WHERE id = ?1");
+    "SELECT sender, content, received_at FROM messages WHERE id = ?1");
   db->select_attempts_ = db->prepare(
     "SELECT delivery_id, at, outcome, code, text FROM attempts"
     " WHERE delivery_id = ?1 ORDER BY id");
@@ -414,7 +414,7 @@ std::optional<stored_message> queue_db::message(const std::string& id) {
   query.bind(1, static_cast<std::int64_t>(*number));
   if (!query.step())
     return std::nullopt;
-  return stored_message{id, query.text(1), query.text(2), query.integer(3)};
+  return stored_message{id, query.text(0), query.text(1), query.integer(2)};
 }
 
 std::vector<attempt_record> queue_db::attempts_of(std::int64_t delivery_id) {

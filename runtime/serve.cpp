@@ -100,21 +100,6 @@ int wait_for_shutdown_signal(const sigset_t& set) {
   return signal;
 }
 
-/// Reads the ledger once to report the queue the server starts with.
-void report_queue(caf::actor_system& sys, const store_actor& store) {
-  caf::scoped_actor self{sys};
-  caf::error failure;
-  self->request(store, std::chrono::minutes(5), load_atom::value)
-    .receive(
-      [](const std::vector<ledger_entry>& deliveries) {
-        spdlog::info("queue: {} unfinished deliveries", deliveries.size());
-      },
-      [&](caf::error& err) { failure = std::move(err); });
-  if (failure)
-    throw startup_error("queue: cannot read the ledger: "
-                        + sys.render(failure));
-}
-
 int run(const config& cfg) {
   // Before anything can be seen from outside (the bound port), so a signal
   // always means a clean shutdown.
@@ -131,11 +116,18 @@ int run(const config& cfg) {
   }
   std::shared_ptr<queue_db> db;
   auto db_file = data_dir / "queue.db";
+  std::vector<ledger_entry> ledger;
   try {
     db = queue_db::open(db_file);
   } catch (const queue_db_error& e) {
     throw startup_error(std::string{"queue: cannot open "} + e.what());
   }
+  try {
+    ledger = db->unfinished_deliveries();
+  } catch (const queue_db_error& e) {
+    throw startup_error(std::string{"queue: cannot read the ledger: "} + e.what());
+  }
+  spdlog::info("queue: {} unfinished deliveries", ledger.size());
   auto smtp = make_smtp_settings(cfg);
   caf::actor_system_config sys_cfg;
   register_types(sys_cfg);
@@ -143,7 +135,6 @@ int run(const config& cfg) {
   caf::actor_system sys{sys_cfg};
   auto store = spawn_store(sys, db, store_options{}, true);
   db.reset();
-  report_queue(sys, store);
   auto pool = sys.spawn(share_pool, share_pool_options{});
   std::vector<postoffice_slot> slots;
   for (const auto& po : cfg.postoffices) {
@@ -157,7 +148,8 @@ int run(const config& cfg) {
   supervisor_options sup_options;
   sup_options.start_time = std::time(nullptr);
   sup_options.fallback_retry = cfg.retry;
-  auto sup = sys.spawn(supervisor, std::move(slots), store, ndr, sup_options);
+  auto sup = sys.spawn(supervisor, std::move(slots), std::move(ledger), store, ndr,
+                       sup_options);
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",

@@ -118,7 +118,7 @@ struct supervisor_fixture : actor_fixture {
     sup = sys.spawn(supervisor,
                     std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false},
                                                  {"live", retry, restartable(live), {}, false}},
-                    store, ndr, options);
+                    db->unfinished_deliveries(), store, ndr, options);
     sched.run();
   }
 

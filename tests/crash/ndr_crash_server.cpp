@@ -80,7 +80,9 @@ int main(int argc, char** argv) {
   retry_policy policy;
   policy.max_open_retries = 0;
   auto config = test::two_postoffices(policy);
-  auto store = spawn_store(sys, queue_db::open(argv[1]), store_options{}, true);
+  std::shared_ptr<queue_db> db = queue_db::open(argv[1]);
+  auto ledger = db->unfinished_deliveries();
+  auto store = spawn_store(sys, std::move(db), store_options{}, true);
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{config.server.hostname, routing_table{config}});
   auto fake = [&sys] { return sys.spawn(test::fake_postoffice); };
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
   auto sup = sys.spawn(supervisor,
                        std::vector<postoffice_slot>{{"dead", policy, fake, {}, false},
                                                     {"live", policy, fake, {}, false}},
-                       store, ndr, options);
+                       std::move(ledger), store, ndr, options);
   if (load) {
     for (int i = 0; i < 4; ++i)
       sys.spawn([=](caf::event_based_actor* self) { submit(self, store, sup, i * 1000000); });
