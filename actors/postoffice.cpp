@@ -3,6 +3,7 @@
 #include "actors/postoffice.hpp"
 
 #include <ctime>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -34,9 +35,19 @@ void note_probe(postoffice_ptr self, const std::string& problem) {
 }
 
 /// A session with an SMTP/LMTP postoffice; no messages: a probe.
-mail_server_job server_job(const postoffice_state& st, std::vector<outgoing_mail> messages) {
-  return {st.cfg.address, st.cfg.transport == transport_kind::lmtp, st.hostname,
-          st.cfg.probe_timeout.count(), std::move(messages)};
+mail_server_job server_job(postoffice_state& st, std::vector<outgoing_mail> messages) {
+  return {st.cfg.address,          st.cfg.transport == transport_kind::lmtp,
+          st.hostname,             st.cfg.probe_timeout.count(),
+          std::move(messages),     st.faults.open_call()};
+}
+
+/// A recipient failed by the injected fault, as a server would have.
+recipient_outcome injected_failure(const std::string& recipient, bool permanent) {
+  if (permanent)
+    return {recipient, recipient_result::permanent_failure, "5.1.1",
+            injected_permfail_reply, true};
+  return {recipient, recipient_result::temporary_failure, "4.3.0", injected_tempfail_reply,
+          true};
 }
 
 /// How long a whole session may take: each of its steps may take
@@ -49,6 +60,10 @@ caf::timespan session_timeout(const postoffice_state& st, std::size_t steps) {
 /// Probes the postoffice; `done` gets the problem, "" when it can be opened.
 void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
   auto& st = self->state;
+  if (auto refused = st.faults.refused_open(self->clock().now()); !refused.empty()) {
+    note_probe(self, refused);
+    return done(refused);
+  }
   if (st.cfg.transport != transport_kind::maildir) {
     self->request(st.pool, session_timeout(st, 0), deliver_atom::value, server_job(st, {}))
       .then(
@@ -64,7 +79,8 @@ void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
         });
     return;
   }
-  self->request(st.pool, st.cfg.probe_timeout, probe_atom::value, st.cfg.path.string())
+  self->request(st.pool, st.cfg.probe_timeout, probe_atom::value,
+                probe_job{st.cfg.path.string(), st.faults.open_call()})
     .then(
       [=](const std::string& problem) {
         note_probe(self, problem);
@@ -124,17 +140,27 @@ void transfer(postoffice_ptr self, std::shared_ptr<attempt_state> attempt,
           --attempt->open_transfers;
           return transfer_next(self, attempt);
         }
+        auto finish = [=](recipient_outcome result) {
+          attempt->results[index].recipients.push_back(std::move(result));
+          if (--*pending == 0) {
+            --attempt->open_transfers;
+            transfer_next(self, attempt);
+          }
+        };
+        auto failed_transfer = st.faults.fails_transfer();
         for (const auto& rcpt : attempt->jobs[index].recipients) {
-          maildir_job work{st.cfg.path.string(), st.cfg.create_mailboxes,
+          if (failed_transfer || st.faults.refuses(rcpt)) {
+            finish(injected_failure(rcpt, !failed_transfer));
+            continue;
+          }
+          maildir_job work{st.cfg.path.string(),
+                           st.cfg.create_mailboxes,
                            msg.id + "." + std::to_string(attempt->jobs[index].delivery_id),
-                           msg.sender, rcpt, received_header(st, msg, rcpt), msg.content};
-          auto finish = [=](recipient_outcome result) {
-            attempt->results[index].recipients.push_back(std::move(result));
-            if (--*pending == 0) {
-              --attempt->open_transfers;
-              transfer_next(self, attempt);
-            }
-          };
+                           msg.sender,
+                           rcpt,
+                           received_header(st, msg, rcpt),
+                           msg.content,
+                           st.faults.transfer_call()};
           self->request(st.pool, st.cfg.probe_timeout, deliver_atom::value, work)
             .then([=](recipient_outcome& result) { finish(std::move(result)); },
                   [=](const caf::error& err) {
@@ -170,6 +196,8 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
   auto pending = std::make_shared<std::size_t>(jobs.size());
   auto shared_jobs = std::make_shared<std::vector<delivery_job>>(std::move(jobs));
   auto unreadable = std::make_shared<outcomes>();
+  // Recipients the injected fault failed; they count once the session opens.
+  auto injected = std::make_shared<std::map<std::int64_t, std::vector<recipient_outcome>>>();
   auto send = [=]() mutable {
     auto& st = self->state;
     std::size_t steps = 0;
@@ -180,6 +208,11 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
       .then(
         [=](mail_server_result& result) mutable {
           note_probe(self, result.opened ? std::string{} : result.problem);
+          for (auto& outcome : result.outcomes)
+            if (auto failed = injected->find(outcome.delivery_id);
+                outcome.opened && failed != injected->end())
+              for (auto& rcpt : failed->second)
+                outcome.recipients.push_back(std::move(rcpt));
           for (auto& outcome : *unreadable)
             result.outcomes.push_back(std::move(outcome));
           promise.deliver(std::move(result.outcomes));
@@ -201,7 +234,16 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
     self->request(self->state.store, store_timeout, fetch_atom::value, job.message_id)
       .then(
         [=](const stored_message& msg) mutable {
-          messages->push_back({job.delivery_id, msg.sender, job.recipients, msg.content});
+          auto& faults = self->state.faults;
+          auto failed_transfer = faults.fails_transfer();
+          std::vector<std::string> sent;
+          for (const auto& rcpt : job.recipients) {
+            if (failed_transfer || faults.refuses(rcpt))
+              (*injected)[job.delivery_id].push_back(injected_failure(rcpt, !failed_transfer));
+            else
+              sent.push_back(rcpt);
+          }
+          messages->push_back({job.delivery_id, msg.sender, std::move(sent), msg.content});
           if (--*pending == 0)
             send();
         },
@@ -219,6 +261,14 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
   return promise;
 }
 
+/// Puts `fault` in front of the real transport from now on.
+void inject(postoffice_ptr self, const fault_config& fault) {
+  auto& st = self->state;
+  st.faults = fault_injector{fault, self->clock().now()};
+  if (fault.mode != fault_mode::none)
+    spdlog::warn("postoffice {}: injecting fault {}", st.cfg.name, to_string(fault.mode));
+}
+
 void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
   self->delayed_send(self, delay, probe_atom::value);
 }
@@ -234,6 +284,7 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   st.pool = std::move(pool);
   st.store = std::move(store);
   st.hostname = std::move(hostname);
+  inject(self, st.cfg.fault);
   std::minstd_rand spread{static_cast<unsigned>(std::hash<std::string>{}(st.cfg.name))};
   auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg.retry.open_interval);
   schedule_idle_probe(self, caf::timespan{spread() % interval.count()});
@@ -257,6 +308,11 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
         attempt->promise.deliver(std::move(attempt->results));
       });
       return attempt->promise;
+    },
+    [=](fault_atom, const fault_config& fault) {
+      inject(self, fault);
+      if (fault.mode == fault_mode::none)
+        spdlog::info("postoffice {}: no fault injected", self->state.cfg.name);
     },
     [=](probe_atom) {
       probe(self, [](const std::string&) {});

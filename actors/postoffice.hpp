@@ -17,6 +17,11 @@
 //   on a share worker (connect, greeting, EHLO/LHLO, every message over the
 //   same connection, QUIT), each step under probe_timeout; its probe is a
 //   session without messages.
+//
+//   The fault-injecting transport (runtime/fault.hpp) sits in front of the
+//   real one: the actor fails opens, transfers and recipients the injector
+//   picks, and passes slow, hung and dropped calls on to the share worker.
+//   `fault` messages replace the fault at run time.
 #pragma once
 
 #include <chrono>
@@ -26,6 +31,7 @@
 
 #include "messages/actors.hpp"
 #include "runtime/config.hpp"
+#include "runtime/fault.hpp"
 
 namespace postconn {
 
@@ -40,6 +46,8 @@ struct postoffice_state {
   std::string problem;
   /// Transfers in flight at most, per attempt.
   std::size_t max_transfers = 4;
+  /// The fault injected over the real transport (mode none: no fault).
+  fault_injector faults;
 
   static inline const char* name = "postoffice";
 };

@@ -44,23 +44,31 @@ using postoffice_actor = caf::typed_actor<
   // Opens the postoffice, then transfers; one outcome per job.
   caf::replies_to<deliver_atom, std::vector<delivery_job>>::with<
     std::vector<delivery_outcome>>,
+  // Replaces the injected fault (mode none: the real transport alone).
+  caf::reacts_to<fault_atom, fault_config>,
   // Internal: the probe it runs every open_interval, even when idle.
   caf::reacts_to<probe_atom>>;
 
-/// Runs blocking file-share operations (a thread each), so a hung share
-/// blocks a worker, never the scheduler. The pool hands each request to an
-/// idle worker; a worker tells the pool when it is free again.
-using share_worker_actor = caf::typed_actor<
+/// The blocking calls of the transports, each under its job's injected
+/// fault (runtime/fault.hpp).
+using share_calls = caf::typed_actor<
   // Probes a maildir root; replies with the problem, "" when reachable.
-  caf::replies_to<probe_atom, std::string>::with<std::string>,
+  caf::replies_to<probe_atom, probe_job>::with<std::string>,
   // Delivers one message to one mailbox.
   caf::replies_to<deliver_atom, maildir_job>::with<recipient_outcome>,
   // Runs one SMTP/LMTP session (blocking sockets, a timeout on each step).
   caf::replies_to<deliver_atom, mail_server_job>::with<mail_server_result>>;
 
-/// The pool in front of the share workers: same requests, plus the
+/// Runs blocking file-share operations (a thread each), so a hung share
+/// blocks a worker, never the scheduler. The pool hands each request to an
+/// idle worker; a worker tells the pool when it is free again.
+using share_worker_actor = share_calls::extend<
+  // Internal: makes the call it put off (a slow or hung share), by number.
+  caf::reacts_to<tick_atom, std::uint64_t>>;
+
+/// The pool in front of the share workers: the same calls, plus the
 /// workers' "done" reports.
-using share_pool_actor = share_worker_actor::extend<
+using share_pool_actor = share_calls::extend<
   // From a worker: it finished a request and is idle.
   caf::reacts_to<done_atom, share_worker_actor>>;
 

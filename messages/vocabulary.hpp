@@ -15,6 +15,8 @@
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "runtime/fault.hpp"
+
 namespace postconn {
 
 // -- atoms: the verbs (at most 10 characters) ---------------------------------
@@ -33,6 +35,7 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using reported_atom = caf::atom_constant<caf::atom("reported")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
+using fault_atom = caf::atom_constant<caf::atom("fault")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -207,6 +210,30 @@ typename Inspector::result_type inspect(Inspector& f, delivery_outcome& x) {
            x.status, x.text, x.recipients);
 }
 
+// -- fault injection (runtime/fault.hpp) ----------------------------------------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fault_config& x) {
+  return f(caf::meta::type_name("fault_config"), x.mode, x.probability, x.seed,
+           x.recipients, x.latency, x.up, x.down);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, io_fault& x) {
+  return f(caf::meta::type_name("io_fault"), x.delay_ms, x.hang, x.drop);
+}
+
+/// One probe of a maildir root, for a share worker.
+struct probe_job {
+  std::string root;
+  io_fault fault;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_job& x) {
+  return f(caf::meta::type_name("probe_job"), x.root, x.fault);
+}
+
 /// One message for one maildir mailbox, for a share worker.
 struct maildir_job {
   std::string root;
@@ -217,12 +244,14 @@ struct maildir_job {
   std::string recipient;
   std::string received_header;
   std::string content;
+  io_fault fault;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, maildir_job& x) {
   return f(caf::meta::type_name("maildir_job"), x.root, x.create_mailboxes,
-           x.delivery_key, x.sender, x.recipient, x.received_header, x.content);
+           x.delivery_key, x.sender, x.recipient, x.received_header, x.content,
+           x.fault);
 }
 
 /// One message for an SMTP or LMTP server.
@@ -252,12 +281,14 @@ struct mail_server_job {
   /// Each step (connect, every reply) may take this long.
   std::int64_t step_timeout_seconds = 0;
   std::vector<outgoing_mail> messages;
+  /// drop: the connection is cut in the middle of the first message's data.
+  io_fault fault;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_job& x) {
   return f(caf::meta::type_name("mail_server_job"), x.server, x.lmtp, x.helo_name,
-           x.step_timeout_seconds, x.messages);
+           x.step_timeout_seconds, x.messages, x.fault);
 }
 
 /// What a mail server session came to: opened or why not, and one outcome

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -182,6 +183,29 @@ public:
     if (value)
       out = value->get();
     return value != nullptr;
+  }
+
+  /// A probability: a number from 0 to 1 (an integer 0 or 1 too).
+  bool read_probability(std::string_view key, double& out) {
+    const auto* node = get(key);
+    if (!node)
+      return false;
+    std::optional<double> value;
+    if (const auto* real = node->as_floating_point())
+      value = real->get();
+    else if (const auto* whole = node->as_integer())
+      value = static_cast<double>(whole->get());
+    else
+      problem(key, "expected a number from 0 to 1, got " + type_name(*node));
+    if (value && !(*value >= 0.0 && *value <= 1.0)) {
+      std::ostringstream text;
+      text << *value;
+      problem(key, "must be from 0 to 1, got " + text.str());
+      value.reset();
+    }
+    if (value)
+      out = *value;
+    return value.has_value();
   }
 
   /// An integer of at least `min` that fits `Int`.
@@ -419,9 +443,47 @@ void read_mail_server_keys(table_reader& in, postoffice_config& po) {
     in.read_listen("address", po.address);
 }
 
+/// [postoffice.fault]: one mode and the keys that mode uses.
+void read_fault(table_reader in, fault_config& fault) {
+  in.reject_unknown_keys({"mode", "probability", "seed", "recipients", "latency", "up", "down"});
+  std::string mode;
+  if (in.require("mode", "the fault to inject (" + fault_mode_names() + ")")
+      && in.read("mode", mode)) {
+    if (auto parsed = parse_fault_mode(mode))
+      fault.mode = *parsed;
+    else
+      in.problem("mode", "unknown fault " + in_quotes(mode) + " (" + fault_mode_names()
+                           + " or none)");
+  }
+  in.read_probability("probability", fault.probability);
+  in.read("seed", fault.seed, 0);
+  if (in.read("recipients", fault.recipients))
+    for (auto& rcpt : fault.recipients)
+      std::transform(rcpt.begin(), rcpt.end(), rcpt.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  in.read_duration("latency", fault.latency, zero_duration::allowed);
+  in.read_duration("up", fault.up, zero_duration::refused);
+  in.read_duration("down", fault.down, zero_duration::refused);
+  auto only_for = [&](const char* key, std::initializer_list<fault_mode> modes,
+                      const char* which) {
+    if (in.has(key) && std::find(modes.begin(), modes.end(), fault.mode) == modes.end())
+      in.problem(key, std::string{"only for "} + which);
+  };
+  only_for("recipients", {fault_mode::permfail}, "mode = \"permfail\"");
+  only_for("latency", {fault_mode::slow, fault_mode::hang}, "mode = \"slow\" or \"hang\"");
+  only_for("up", {fault_mode::flap}, "mode = \"flap\"");
+  only_for("down", {fault_mode::flap}, "mode = \"flap\"");
+  if (fault.mode == fault_mode::slow)
+    in.require("latency", "how much later each share call starts");
+  if (fault.mode == fault_mode::flap) {
+    in.require("up", "how long the postoffice stays up");
+    in.require("down", "how long the postoffice stays down");
+  }
+}
+
 postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
-                          "address", "default", "probe_timeout", "retry"});
+                          "address", "default", "probe_timeout", "retry", "fault"});
   postoffice_config po;
   po.retry = global;
   if (in.require("name", "every postoffice needs one") && in.read("name", po.name)
@@ -440,6 +502,8 @@ postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   in.read_duration("probe_timeout", po.probe_timeout, zero_duration::refused);
   if (auto overrides = in.table("retry"))
     read_retry(*overrides, po.retry);
+  if (auto fault = in.table("fault"))
+    read_fault(*fault, po.fault);
   return po;
 }
 

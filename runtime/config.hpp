@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/fault.hpp"
+
 namespace postconn {
 
 /// Retry policy of a postoffice (mirrors the Exchange MTA's connection retry
@@ -63,6 +65,8 @@ struct postoffice_config {
   std::chrono::seconds probe_timeout{10};
   /// [retry] with this postoffice's [postoffice.retry] overrides applied.
   retry_policy retry;
+  /// [postoffice.fault]: the fault injected over the real transport.
+  fault_config fault;
 };
 
 struct server_config {

@@ -126,7 +126,16 @@ mail_server_result run_mail_server_session(const mail_server_job& job) {
   std::string last_step; // for a probe's problem: it has no outcomes
   while (!session.finished()) {
     last_step = session.waiting_for();
-    if (!send_all(socket.fd, session.take_output(), timeout_ms)) {
+    auto output = session.take_output();
+    if (job.fault.drop && last_step == "end-of-data reply" && !output.empty()) {
+      // Fault injection: half the data, then the connection is gone.
+      send_all(socket.fd, output.substr(0, output.size() / 2), timeout_ms);
+      shutdown(socket.fd, SHUT_RDWR);
+      session.connection_lost();
+      problem = "connection cut during the data (fault injection: drop)";
+      break;
+    }
+    if (!send_all(socket.fd, output, timeout_ms)) {
       session.connection_lost();
       problem = "connection lost while waiting for the " + last_step;
       break;

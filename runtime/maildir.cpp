@@ -379,6 +379,24 @@ maildir_delivery_result store_message(const mailbox_folders& box,
   return delivered("delivered to mailbox " + mailbox);
 }
 
+/// Fault injection (drop): the first `length` bytes in tmp/<name>, unsynced
+/// and left there, and the failure the writer sees.
+maildir_delivery_result cut_off(const mailbox_folders& box, const std::string& mailbox,
+                                const std::string& name, const std::string& content,
+                                std::size_t length) {
+  length = std::min(length, content.size());
+  ::unlinkat(box.tmp.get(), name.c_str(), 0);
+  descriptor file{::openat(box.tmp.get(), name.c_str(),
+                           O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                           file_mode)};
+  if (file)
+    write_all(file.get(), std::string_view{content}.substr(0, length));
+  return temporary("4.4.2", "mailbox " + mailbox + ": write cut off after "
+                              + std::to_string(length) + " of "
+                              + std::to_string(content.size())
+                              + " bytes (fault injection: drop)");
+}
+
 // -- the recipient and the key --------------------------------------------------
 
 /// The mailbox a recipient names, if any; a bare "postmaster" names one.
@@ -431,6 +449,8 @@ maildir_delivery_result deliver_to_maildir(const std::filesystem::path& root,
   auto name = maildir_file_name(msg.delivery_key);
   if (auto earlier = earlier_delivery(box, *mailbox, name))
     return *earlier;
+  if (msg.cut_off_after)
+    return cut_off(box, *mailbox, name, file_content(msg), *msg.cut_off_after);
   return store_message(box, *mailbox, name, file_content(msg));
 }
 

@@ -41,6 +41,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -79,6 +80,9 @@ struct maildir_message {
   std::string received_header;
   /// The message as received, CRLF line endings.
   std::string_view content;
+  /// Fault injection (drop): write only this many bytes to tmp/ and fail,
+  /// leaving the file there as a share that vanished mid-write does.
+  std::optional<std::size_t> cut_off_after;
 };
 
 /// The name a delivery's file has in new/: "<delivery_key>.postconn".

@@ -78,6 +78,8 @@ fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) 
       }
       return outcomes;
     },
+    // The fake has its own faults (po_mode), not injected ones.
+    [=](fault_atom, const fault_config&) {},
     [=](probe_atom) {},
   };
 }

@@ -432,3 +432,65 @@ TEST_CASE("transports are named as in the config") {
   CHECK(to_string(transport_kind::smtp) == "smtp");
   CHECK(to_string(transport_kind::lmtp) == "lmtp");
 }
+
+TEST_CASE("a [postoffice.fault] table sets the injected fault of its postoffice") {
+  auto result = parse_config(sales_postoffice + R"(
+[postoffice.fault]
+mode = "permfail"
+probability = 0.5
+seed = 42
+recipients = ["Bob@Sales.Example.Test"]
+)",
+                             "test.toml");
+  REQUIRE(result.value);
+  const auto& fault = result.value->postoffices.at(0).fault;
+  CHECK(fault.mode == fault_mode::permfail);
+  CHECK(fault.probability == 0.5);
+  CHECK(fault.seed == 42);
+  CHECK(fault.recipients == std::vector<std::string>{"bob@sales.example.test"});
+  auto flap = parse_config(sales_postoffice + R"(
+[postoffice.fault]
+mode = "flap"
+up = "10m"
+down = 300
+)",
+                           "test.toml");
+  REQUIRE(flap.value);
+  CHECK(flap.value->postoffices.at(0).fault.up == 600s);
+  CHECK(flap.value->postoffices.at(0).fault.down == 300s);
+  auto none = parse_config(sales_postoffice, "test.toml");
+  REQUIRE(none.value);
+  CHECK(none.value->postoffices.at(0).fault.mode == fault_mode::none);
+}
+
+TEST_CASE("every rule of [postoffice.fault] names its key") {
+  auto fault_problems = [](const std::string& table) {
+    return problems_of(sales_postoffice + "[postoffice.fault]\n" + table);
+  };
+  auto problems = fault_problems("mode = \"explode\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.mode",
+                    "unknown fault \"explode\" (unreachable, hang, tempfail, permfail, "
+                    "slow, flap, drop or none)"));
+  CHECK(has_problem(fault_problems("probability = 1\n"), "postoffice[0].fault.mode",
+                    "missing"));
+  problems = fault_problems("mode = \"unreachable\"\nprobability = 1.5\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.probability",
+                    "must be from 0 to 1, got 1.5"));
+  problems = fault_problems("mode = \"unreachable\"\nprobability = \"half\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.probability", "expected a number"));
+  problems = fault_problems("mode = \"tempfail\"\nrecipients = [\"bob@x.test\"]\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.recipients",
+                    "only for mode = \"permfail\""));
+  problems = fault_problems("mode = \"unreachable\"\nlatency = \"5s\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.latency", "only for mode = \"slow\""));
+  CHECK(has_problem(fault_problems("mode = \"slow\"\n"), "postoffice[0].fault.latency",
+                    "missing"));
+  problems = fault_problems("mode = \"flap\"\nup = \"10m\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.down", "missing"));
+  problems = fault_problems("mode = \"flap\"\nup = \"10m\"\ndown = \"0\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.down", "longer than 0"));
+  problems = fault_problems("mode = \"drop\"\nseed = -1\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.seed", "at least 0"));
+  problems = fault_problems("mode = \"drop\"\nwhen = \"now\"\n");
+  CHECK(has_problem(problems, "postoffice[0].fault.when"));
+}
