@@ -122,43 +122,52 @@ void start_worker(pool_ptr self) {
   st.idle.push_back(worker);
 }
 
-/// Runs `request` on an idle worker now, or queues it.
-void dispatch(pool_ptr self, std::function<void(const share_worker_actor&)> request) {
+/// Runs `request` for `client` on an idle worker now, on a new one while
+/// fewer than max_workers exist, or when a worker is free.
+void dispatch(pool_ptr self, const caf::actor_addr& client, share_request request) {
   auto& st = self->state;
+  if (st.idle.empty() && st.workers.size() < st.options.max_workers)
+    start_worker(self);
   if (st.idle.empty()) {
-    st.waiting.push_back(std::move(request));
+    st.waiting.push_back({client, std::move(request)});
     return;
   }
   auto worker = st.idle.back();
   st.idle.pop_back();
+  st.client_of[worker.address()] = client;
   request(worker);
 }
 
 /// Forwards one request to `worker`, answering `promise` with its reply.
 template <class Result, class... Ts>
-std::function<void(const share_worker_actor&)>
-forward(pool_ptr self, caf::typed_response_promise<Result> promise, Ts... xs) {
+share_request forward(pool_ptr self, caf::typed_response_promise<Result> promise, Ts... xs) {
   return [=](const share_worker_actor& worker) mutable {
     self->request(worker, self->state.options.hang_limit, xs...)
       .then([=](Result& result) mutable { promise.deliver(std::move(result)); },
             [=](caf::error& err) mutable {
-              if (err == caf::sec::request_timeout) {
-                auto& st = self->state;
+              if (err == caf::sec::request_timeout)
                 spdlog::warn("share pool: a worker hung for over {}s ({} of {} started)",
-                             st.options.hang_limit.count(), st.workers.size(),
-                             st.options.max_workers);
-                if (st.workers.size() < st.options.max_workers) {
-                  start_worker(self);
-                  if (!st.waiting.empty()) {
-                    auto next = std::move(st.waiting.front());
-                    st.waiting.pop_front();
-                    dispatch(self, std::move(next));
-                  }
-                }
-              }
+                             self->state.options.hang_limit.count(),
+                             self->state.workers.size(), self->state.options.max_workers);
               promise.deliver(std::move(err));
             });
   };
+}
+
+/// Takes one call from the postoffice that sent it, or answers `busy(text)`
+/// when that postoffice has calls_per_postoffice calls unanswered already:
+/// its share hangs, and more calls would only hang more workers.
+template <class Result, class Busy, class... Ts>
+caf::result<Result> take_call(pool_ptr self, Busy busy, Ts... xs) {
+  auto& st = self->state;
+  auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  auto& calls = st.calls_by_client[client];
+  if (calls >= st.options.calls_per_postoffice)
+    return busy("share busy: " + std::to_string(calls) + " earlier calls have not returned");
+  ++calls;
+  auto promise = self->make_response_promise<Result>();
+  dispatch(self, client, forward(self, promise, xs...));
+  return promise;
 }
 
 } // namespace
@@ -176,29 +185,46 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
   });
   return {
     [=](probe_atom, const probe_job& job) {
-      auto promise = self->make_response_promise<std::string>();
-      dispatch(self, forward(self, promise, probe_atom::value, job));
-      return promise;
+      return take_call<std::string>(
+        self, [](std::string text) { return text; }, probe_atom::value, job);
     },
     [=](deliver_atom, const maildir_job& job) {
-      auto promise = self->make_response_promise<recipient_outcome>();
-      dispatch(self, forward(self, promise, deliver_atom::value, job));
-      return promise;
+      return take_call<recipient_outcome>(
+        self,
+        [=](std::string text) {
+          return recipient_outcome{job.recipient, recipient_result::temporary_failure, "4.3.0",
+                                   std::move(text), false};
+        },
+        deliver_atom::value, job);
     },
     [=](deliver_atom, const mail_server_job& job) {
-      auto promise = self->make_response_promise<mail_server_result>();
-      dispatch(self, forward(self, promise, deliver_atom::value, job));
-      return promise;
+      return take_call<mail_server_result>(
+        self,
+        [=](std::string text) {
+          mail_server_result result;
+          for (const auto& msg : job.messages)
+            result.outcomes.push_back({msg.delivery_id, false, "4.4.1", text, {}});
+          result.problem = std::move(text);
+          return result;
+        },
+        deliver_atom::value, job);
     },
     [=](done_atom, const share_worker_actor& worker) {
       auto& st = self->state;
+      auto served = st.client_of.find(worker.address());
+      if (served != st.client_of.end()) {
+        if (--st.calls_by_client[served->second] == 0)
+          st.calls_by_client.erase(served->second);
+        st.client_of.erase(served);
+      }
       if (st.waiting.empty()) {
         st.idle.push_back(worker);
         return;
       }
       auto next = std::move(st.waiting.front());
       st.waiting.pop_front();
-      next(worker);
+      st.client_of[worker.address()] = next.client;
+      next.request(worker);
     },
   };
 }

@@ -99,49 +99,18 @@ inline config two_postoffices(retry_policy retry) {
   return cfg;
 }
 
-/// A server's actors over one queue database: store, supervisor, and two
-/// fake postoffices "dead" and "live".
-struct supervisor_fixture : actor_fixture {
-  explicit supervisor_fixture(const std::filesystem::path& file, retry_policy retry,
-                              std::int64_t start_time = t0)
+/// A server's queue over one database: the store, the supervisor a derived
+/// fixture starts, and helpers to submit mail, move simulated time and read
+/// the NDRs.
+struct queue_fixture : actor_fixture {
+  explicit queue_fixture(const std::filesystem::path& file)
     : db_file(file), db(queue_db::open(file)) {
     store = spawn_store(sys, db, store_options{}, false);
-    dead = sys.spawn(fake_postoffice);
-    live = sys.spawn(fake_postoffice);
-    sched.run();
-    state_of<fake_postoffice_state>(live).mode = po_mode::up;
-    auto cfg = two_postoffices(retry);
-    auto ndr = std::make_shared<const ndr_settings>(
-      ndr_settings{cfg.server.hostname, routing_table{cfg}});
-    supervisor_options options;
-    options.start_time = start_time;
-    options.attempt_timeout = 30s;
-    options.fallback_retry = retry;
-    sup = sys.spawn(supervisor,
-                    std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false},
-                                                 {"live", retry, restartable(live), {}, false}},
-                    db->unfinished_deliveries(), store, ndr, options);
-    sched.run();
   }
 
-  /// Starts as `fake` (spawned and set up by the fixture), restarts as a
-  /// fresh fake that `fake` then names.
-  postoffice_factory restartable(postoffice_actor& fake) {
-    auto first = std::make_shared<bool>(true);
-    return [this, &fake, first] {
-      if (!*first)
-        fake = sys.spawn(fake_postoffice);
-      *first = false;
-      return fake;
-    };
-  }
-
-  ~supervisor_fixture() {
-    // A hung fake holds promises that keep the supervisor alive: end all.
-    for (const auto& actor : {caf::actor_cast<caf::actor>(sup),
-                              caf::actor_cast<caf::actor>(dead),
-                              caf::actor_cast<caf::actor>(live),
-                              caf::actor_cast<caf::actor>(store)})
+  ~queue_fixture() {
+    for (const auto& actor :
+         {caf::actor_cast<caf::actor>(sup), caf::actor_cast<caf::actor>(store)})
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     sched.run();
   }
@@ -199,12 +168,56 @@ struct supervisor_fixture : actor_fixture {
   }
 
   std::filesystem::path db_file;
-
   std::shared_ptr<queue_db> db;
   store_actor store;
+  supervisor_actor sup;
+};
+
+/// A server's actors over one queue database: store, supervisor, and two
+/// fake postoffices "dead" and "live".
+struct supervisor_fixture : queue_fixture {
+  explicit supervisor_fixture(const std::filesystem::path& file, retry_policy retry,
+                              std::int64_t start_time = t0)
+    : queue_fixture(file) {
+    dead = sys.spawn(fake_postoffice);
+    live = sys.spawn(fake_postoffice);
+    sched.run();
+    state_of<fake_postoffice_state>(live).mode = po_mode::up;
+    auto cfg = two_postoffices(retry);
+    auto ndr = std::make_shared<const ndr_settings>(
+      ndr_settings{cfg.server.hostname, routing_table{cfg}});
+    supervisor_options options;
+    options.start_time = start_time;
+    options.attempt_timeout = 30s;
+    options.fallback_retry = retry;
+    sup = sys.spawn(supervisor,
+                    std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false},
+                                                 {"live", retry, restartable(live), {}, false}},
+                    db->unfinished_deliveries(), store, ndr, options);
+    sched.run();
+  }
+
+  /// Starts as `fake` (spawned and set up by the fixture), restarts as a
+  /// fresh fake that `fake` then names.
+  postoffice_factory restartable(postoffice_actor& fake) {
+    auto first = std::make_shared<bool>(true);
+    return [this, &fake, first] {
+      if (!*first)
+        fake = sys.spawn(fake_postoffice);
+      *first = false;
+      return fake;
+    };
+  }
+
+  ~supervisor_fixture() {
+    // A hung fake holds promises that keep the supervisor alive: end them first.
+    for (const auto& actor :
+         {caf::actor_cast<caf::actor>(dead), caf::actor_cast<caf::actor>(live)})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }
+
   postoffice_actor dead;
   postoffice_actor live;
-  supervisor_actor sup;
 };
 
 } // namespace postconn::test
