@@ -2,14 +2,10 @@
 //   config -- reading and validating postconn's TOML config (see config.hpp).
 //
 // DESCRIPTION
-//   A table_reader walks one TOML table: it knows the table's key path,
-//   rejects keys the table does not list, and checks each value's type and
-//   range where it is read. Problems are recorded, never thrown, so one run
-//   reports them all. Rules that span postoffices (unique names, domains
-//   claimed once, one default) run after every postoffice has been read.
-//
-//   Durations are capped at 36500 days: anything longer overflows a
-//   nanosecond clock once added to the current time.
+//   Each section is read with a table_reader (toml_table.hpp), so every
+//   problem line names its key and one run reports them all. Rules that
+//   span postoffices (unique names, domains claimed once, one default) run
+//   after every postoffice has been read.
 #include "runtime/config.hpp"
 
 #include <arpa/inet.h>
@@ -30,6 +26,7 @@
 #include <toml++/toml.h>
 
 #include "runtime/address.hpp"
+#include "runtime/toml_table.hpp"
 #include "runtime/network_list.hpp"
 
 namespace postconn {
@@ -39,38 +36,12 @@ namespace {
 constexpr std::string_view log_levels[]
   = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
-/// Longer durations overflow a nanosecond clock once added to the time now.
-constexpr std::chrono::seconds longest_duration = std::chrono::hours{24 * 36500};
-constexpr std::string_view longest_duration_text = "36500d";
 
 constexpr transport_kind transports[]
   = {transport_kind::maildir, transport_kind::smtp, transport_kind::lmtp};
 
-/// Whether a duration may be zero ("disabled") or must be positive.
-enum class zero_duration { allowed, refused };
 
-std::string in_quotes(std::string_view text) {
-  return "\"" + std::string{text} + "\"";
-}
 
-std::string type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a number with a fraction";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::table:
-      return "a table";
-    case toml::node_type::array:
-      return "an array";
-    default:
-      return "a date or time";
-  }
-}
 
 bool is_postoffice_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
@@ -78,34 +49,8 @@ bool is_postoffice_name(std::string_view name) {
   });
 }
 
-bool is_digits(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= '0' && c <= '9';
-  });
-}
 
-/// Seconds in one `unit` (s, m, h, d); 0 for any other letter.
-std::int64_t seconds_per(char unit) {
-  switch (unit) {
-    case 's':
-      return 1;
-    case 'm':
-      return 60;
-    case 'h':
-      return 3600;
-    case 'd':
-      return 86400;
-    default:
-      return 0;
-  }
-}
 
-/// Digits with an optional s, m, h or d: a duration unless it is too long.
-bool has_duration_syntax(std::string_view text) {
-  return is_digits(text)
-         || (text.size() >= 2 && seconds_per(text.back()) != 0
-             && is_digits(text.substr(0, text.size() - 1)));
-}
 
 bool is_ipv6(std::string_view text) {
   in6_addr ignored;
@@ -122,223 +67,6 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
   return static_cast<std::uint16_t>(port);
 }
 
-/// One TOML table being read; problems are recorded under its key path.
-class table_reader {
-public:
-  table_reader(const toml::table& table, std::string path,
-               std::vector<std::string>& problems)
-    : table_(table), path_(std::move(path)), problems_(problems) {
-  }
-
-  const toml::node* get(std::string_view key) const {
-    return table_.get(key);
-  }
-
-  bool has(std::string_view key) const {
-    return get(key) != nullptr;
-  }
-
-  void problem(std::string_view key, const std::string& what) {
-    problems_.push_back(key_path(key) + ": " + what);
-  }
-
-  /// Records problems whose lines already name their key.
-  void add_problems(const std::vector<std::string>& lines) {
-    problems_.insert(problems_.end(), lines.begin(), lines.end());
-  }
-
-  void reject_unknown_keys(std::initializer_list<std::string_view> known) {
-    for (const auto& [key, value] : table_)
-      if (std::find(known.begin(), known.end(), key.str()) == known.end())
-        problem(key.str(), "unknown key");
-  }
-
-  /// True when `key` is present; a "missing" problem saying `why` if not.
-  bool require(std::string_view key, const std::string& why) {
-    if (!has(key))
-      problem(key, "missing (" + why + ")");
-    return has(key);
-  }
-
-  /// The table under `key`, when present and a table.
-  std::optional<table_reader> table(std::string_view key) {
-    const auto* node = get(key);
-    if (!node)
-      return std::nullopt;
-    if (const auto* found = node->as_table())
-      return table_reader{*found, key_path(key), problems_};
-    problem(key, "expected a table, got " + type_name(*node));
-    return std::nullopt;
-  }
-
-  bool read(std::string_view key, std::string& out) {
-    const auto* value = typed<std::string>(key, "a string");
-    if (value)
-      out = value->get();
-    return value != nullptr;
-  }
-
-  bool read(std::string_view key, bool& out) {
-    const auto* value = typed<bool>(key, "a boolean");
-    if (value)
-      out = value->get();
-    return value != nullptr;
-  }
-
-  /// A probability: a number from 0 to 1 (an integer 0 or 1 too).
-  bool read_probability(std::string_view key, double& out) {
-    const auto* node = get(key);
-    if (!node)
-      return false;
-    std::optional<double> value;
-    if (const auto* real = node->as_floating_point())
-      value = real->get();
-    else if (const auto* whole = node->as_integer())
-      value = static_cast<double>(whole->get());
-    else
-      problem(key, "expected a number from 0 to 1, got " + type_name(*node));
-    if (value && !(*value >= 0.0 && *value <= 1.0)) {
-      std::ostringstream text;
-      text << *value;
-      problem(key, "must be from 0 to 1, got " + text.str());
-      value.reset();
-    }
-    if (value)
-      out = *value;
-    return value.has_value();
-  }
-
-  /// An integer of at least `min` that fits `Int`.
-  template <class Int>
-  bool read(std::string_view key, Int& out, std::int64_t min) {
-    auto* v = typed<std::int64_t>(key, "an integer");
-    if (!v)
-      return false;
-    auto max = static_cast<std::int64_t>(std::min<std::uint64_t>(
-      std::numeric_limits<Int>::max(), std::numeric_limits<std::int64_t>::max()));
-    auto value = v->get();
-    if (value < min || value > max) {
-      problem(key, "must be " + (value < min ? "at least " + std::to_string(min)
-                                             : "at most " + std::to_string(max))
-                     + ", got " + std::to_string(value));
-      return false;
-    }
-    out = static_cast<Int>(value);
-    return true;
-  }
-
-  /// An array of strings, every element checked.
-  bool read(std::string_view key, std::vector<std::string>& out) {
-    auto* array = typed_array(key);
-    if (!array)
-      return false;
-    std::vector<std::string> values;
-    for (std::size_t i = 0; i < array->size(); ++i) {
-      if (const auto* text = (*array)[i].as_string())
-        values.push_back(text->get());
-      else
-        problem(std::string{key} + "[" + std::to_string(i) + "]",
-                "expected a string, got " + type_name((*array)[i]));
-    }
-    if (values.size() != array->size())
-      return false;
-    out = std::move(values);
-    return true;
-  }
-
-  /// "90s", "10m", "24h", "5d", "0", or an integer count of seconds.
-  bool read_duration(std::string_view key, std::chrono::seconds& out,
-                     zero_duration zero) {
-    const auto* node = get(key);
-    if (!node)
-      return false;
-    std::optional<std::chrono::seconds> parsed;
-    if (const auto* text = node->as_string())
-      parsed = duration_from(key, text->get());
-    else if (const auto* number = node->as_integer())
-      parsed = duration_from(key, number->get());
-    else
-      problem(key, "expected a duration (\"90s\", \"10m\", \"24h\", \"5d\" or seconds), got "
-                     + type_name(*node));
-    if (parsed && zero == zero_duration::refused && parsed->count() == 0) {
-      problem(key, "must be longer than 0");
-      parsed.reset();
-    }
-    if (parsed)
-      out = *parsed;
-    return parsed.has_value();
-  }
-
-  /// A "host:port" or "[v6]:port" string.
-  bool read_listen(std::string_view key, std::string& out) {
-    std::string text;
-    if (!read(key, text))
-      return false;
-    if (!parse_listen_address(text)) {
-      problem(key, "invalid address " + in_quotes(text)
-                     + " (use host:port or [ipv6]:port, port 1 to 65535, "
-                       "e.g. \"127.0.0.1:2525\")");
-      return false;
-    }
-    out = text;
-    return true;
-  }
-
-private:
-  std::string key_path(std::string_view key) const {
-    return path_.empty() ? std::string{key} : path_ + "." + std::string{key};
-  }
-
-  /// The value under `key` if it has type T; a problem if it has another.
-  template <class T>
-  const toml::value<T>* typed(std::string_view key, const char* expected) {
-    const auto* node = get(key);
-    if (!node)
-      return nullptr;
-    if (const auto* value = node->as<T>())
-      return value;
-    problem(key, std::string{"expected "} + expected + ", got " + type_name(*node));
-    return nullptr;
-  }
-
-  const toml::array* typed_array(std::string_view key) {
-    const auto* node = get(key);
-    if (!node)
-      return nullptr;
-    if (const auto* array = node->as_array())
-      return array;
-    problem(key, "expected an array of strings, got " + type_name(*node));
-    return nullptr;
-  }
-
-  std::optional<std::chrono::seconds> duration_from(std::string_view key,
-                                                    const std::string& text) {
-    if (auto parsed = parse_duration(text))
-      return parsed;
-    if (has_duration_syntax(text))
-      problem(key, "duration " + in_quotes(text) + " is too long (at most "
-                     + std::string{longest_duration_text} + ")");
-    else
-      problem(key, "invalid duration " + in_quotes(text)
-                     + " (use a number with s, m, h or d, e.g. \"600s\")");
-    return std::nullopt;
-  }
-
-  std::optional<std::chrono::seconds> duration_from(std::string_view key,
-                                                    std::int64_t seconds) {
-    if (seconds >= 0 && seconds <= longest_duration.count())
-      return std::chrono::seconds{seconds};
-    problem(key, "invalid duration " + std::to_string(seconds)
-                   + (seconds < 0 ? " (must not be negative)"
-                                  : " (at most " + std::to_string(longest_duration.count())
-                                      + " seconds)"));
-    return std::nullopt;
-  }
-
-  const toml::table& table_;
-  std::string path_;
-  std::vector<std::string>& problems_;
-};
 
 void read_server(table_reader in, server_config& server) {
   in.reject_unknown_keys({"hostname", "data_dir", "log_level"});
@@ -376,6 +104,8 @@ void read_smtp(table_reader in, smtp_config& smtp) {
   }
 }
 
+} // namespace
+
 /// [retry], or the keys of a [postoffice.retry] applied over `retry`.
 void read_retry(table_reader in, retry_policy& retry) {
   in.reject_unknown_keys({"max_open_retries", "open_interval", "max_transfer_retries",
@@ -389,6 +119,8 @@ void read_retry(table_reader in, retry_policy& retry) {
   in.read_duration("max_lifetime", retry.max_lifetime, zero_duration::allowed);
   in.read_duration("delay_warning", retry.delay_warning, zero_duration::allowed);
 }
+
+namespace {
 
 void read_admin(table_reader in, admin_config& admin) {
   in.reject_unknown_keys({"listen"});
@@ -443,6 +175,8 @@ void read_mail_server_keys(table_reader& in, postoffice_config& po) {
     in.read_listen("address", po.address);
 }
 
+} // namespace
+
 /// [postoffice.fault]: one mode and the keys that mode uses.
 void read_fault(table_reader in, fault_config& fault) {
   in.reject_unknown_keys({"mode", "probability", "seed", "recipients", "latency", "up", "down"});
@@ -480,6 +214,8 @@ void read_fault(table_reader in, fault_config& fault) {
     in.require("down", "how long the postoffice stays down");
   }
 }
+
+namespace {
 
 postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
@@ -616,21 +352,6 @@ config_result load_config_file(const std::filesystem::path& file) {
   if (int error = read_whole_file(file, text))
     return {std::nullopt, {file.string() + ": cannot read: " + std::strerror(error)}};
   return parse_config(text, file.string());
-}
-
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  if (!has_duration_syntax(text))
-    return std::nullopt;
-  bool has_unit = seconds_per(text.back()) != 0;
-  auto unit = has_unit ? seconds_per(text.back()) : 1;
-  auto digits = has_unit ? text.substr(0, text.size() - 1) : text;
-  std::int64_t count = 0;
-  for (char digit : digits) {
-    count = count * 10 + (digit - '0');
-    if (count > longest_duration.count() / unit)
-      return std::nullopt;
-  }
-  return std::chrono::seconds{count * unit};
 }
 
 std::optional<listen_address> parse_listen_address(std::string_view text) {

@@ -111,6 +111,14 @@ struct config_result {
   std::vector<std::string> problems;
 };
 
+class table_reader;
+
+/// The keys of a [retry] table (or a [postoffice.retry]) applied over `retry`.
+void read_retry(table_reader in, retry_policy& retry);
+
+/// The keys of a [postoffice.fault] table: one mode and the keys it uses.
+void read_fault(table_reader in, fault_config& fault);
+
 /// Parses TOML text. `source` names the input in syntax-error lines.
 config_result parse_config(std::string_view toml_text, std::string_view source);
 

@@ -1,0 +1,72 @@
+// NAME
+//   toml_table -- reads one TOML table key by key (see toml_table.hpp).
+#include "runtime/toml_table.hpp"
+
+namespace postconn {
+
+std::string in_quotes(std::string_view text) {
+  return "\"" + std::string{text} + "\"";
+}
+
+std::string type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number with a fraction";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    default:
+      return "a date or time";
+  }
+}
+
+bool is_digits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+std::int64_t seconds_per(char unit) {
+  switch (unit) {
+    case 's':
+      return 1;
+    case 'm':
+      return 60;
+    case 'h':
+      return 3600;
+    case 'd':
+      return 86400;
+    default:
+      return 0;
+  }
+}
+
+bool has_duration_syntax(std::string_view text) {
+  return is_digits(text)
+         || (text.size() >= 2 && seconds_per(text.back()) != 0
+             && is_digits(text.substr(0, text.size() - 1)));
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (!has_duration_syntax(text))
+    return std::nullopt;
+  bool has_unit = seconds_per(text.back()) != 0;
+  auto unit = has_unit ? seconds_per(text.back()) : 1;
+  auto digits = has_unit ? text.substr(0, text.size() - 1) : text;
+  std::int64_t count = 0;
+  for (char digit : digits) {
+    count = count * 10 + (digit - '0');
+    if (count > longest_duration.count() / unit)
+      return std::nullopt;
+  }
+  return std::chrono::seconds{count * unit};
+}
+
+} // namespace postconn
