@@ -314,6 +314,9 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
       if (fault.mode == fault_mode::none)
         spdlog::info("postoffice {}: no fault injected", self->state.cfg.name);
     },
+    [=](status_atom) {
+      return self->state.problem;
+    },
     [=](probe_atom) {
       probe(self, [](const std::string&) {});
       schedule_idle_probe(self, std::chrono::duration_cast<caf::timespan>(

@@ -52,8 +52,13 @@ void log_decision(const supervisor_state& st, const ledger_decision& d) {
 /// anything else is recorded in the ledger.
 void apply(supervisor_ptr self, ledger_decision decision) {
   auto& st = self->state;
-  log_decision(st, decision);
   auto id = decision.entry.delivery_id;
+  auto& entry = decision.entry;
+  if (decision.bounced.empty() && decision.delayed.empty()
+      && (entry.state == delivery_state::queued || entry.state == delivery_state::deferred)
+      && st.hold_requested.erase(id) > 0)
+    entry.state = delivery_state::held;
+  log_decision(st, decision);
   if (!decision.bounced.empty() || !decision.delayed.empty()) {
     auto generator = self->spawn<caf::monitored>(ndr_generator, std::move(decision),
                                                  st.ndr, st.store,
@@ -181,6 +186,62 @@ void work(supervisor_ptr self) {
   }
 }
 
+/// Holds or releases the deliveries of `message_id`: each change persisted
+/// with its line in the attempt log, like any other.
+std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id, bool hold) {
+  auto& st = self->state;
+  auto now = unix_now(self);
+  std::int32_t changed = 0;
+  std::vector<ledger_decision> decisions;
+  for (const auto& [id, entry] : st.ledger) {
+    if (entry.message_id != message_id)
+      continue;
+    auto held = entry.state == delivery_state::held;
+    if (st.busy.count(id)) {
+      if (hold && !held)
+        changed += st.hold_requested.insert(id).second ? 1 : 0;
+      else if (!hold)
+        changed += static_cast<std::int32_t>(st.hold_requested.erase(id));
+      continue;
+    }
+    if (held == hold)
+      continue;
+    ledger_decision decision{entry, {}, {}, {}};
+    decision.entry.state = hold ? delivery_state::held : delivery_state::queued;
+    if (!hold)
+      decision.entry.next_attempt_at = now;
+    decision.attempt = {id, now, hold ? "held" : "released", "",
+                        hold ? "held by the administrator" : "released by the administrator"};
+    decisions.push_back(std::move(decision));
+  }
+  for (auto& decision : decisions) {
+    st.busy.insert(decision.entry.delivery_id);
+    apply(self, std::move(decision));
+    ++changed;
+  }
+  return changed;
+}
+
+/// Makes deferred deliveries due now (of `postoffice` and/or `message_id`,
+/// empty: any). Nothing is counted or persisted: only the wait is cut.
+std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
+                   const std::string& message_id) {
+  auto& st = self->state;
+  auto now = unix_now(self);
+  std::int32_t flushed = 0;
+  for (auto& [id, entry] : st.ledger) {
+    if (st.busy.count(id) || entry.state == delivery_state::held
+        || (!postoffice.empty() && entry.postoffice != postoffice)
+        || (!message_id.empty() && entry.message_id != message_id)
+        || entry.next_attempt_at <= now)
+      continue;
+    entry.next_attempt_at = now;
+    ++flushed;
+  }
+  work(self);
+  return flushed;
+}
+
 void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
   for (auto& entry : entries) {
     // An attempt under way when the server stopped is simply due again.
@@ -263,6 +324,30 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       for (const auto& [id, entry] : self->state.ledger)
         entries.push_back(entry);
       return entries;
+    },
+    [=](hold_atom, const std::string& message_id) {
+      return hold_or_release(self, message_id, true);
+    },
+    [=](release_atom, const std::string& message_id) {
+      auto released = hold_or_release(self, message_id, false);
+      work(self);
+      return released;
+    },
+    [=](flush_atom, const std::string& postoffice, const std::string& message_id) {
+      return flush(self, postoffice, message_id);
+    },
+    [=](reload_atom, const std::vector<postoffice_policy>& policies) {
+      auto& st = self->state;
+      for (const auto& policy : policies) {
+        auto slot = st.postoffice_index.find(policy.postoffice);
+        if (slot == st.postoffice_index.end()) {
+          spdlog::warn("supervisor: reload names postoffice {}, which is not running",
+                       policy.postoffice);
+          continue;
+        }
+        st.postoffices[slot->second].retry = policy.retry;
+      }
+      work(self);
     },
     [=](tick_atom) {
       self->state.wake_at = 0;

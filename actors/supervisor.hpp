@@ -73,6 +73,8 @@ struct supervisor_state {
   std::map<std::int64_t, ledger_entry> ledger;
   /// Deliveries with an attempt, a ledger write or an NDR under way.
   std::set<std::int64_t> busy;
+  /// Busy deliveries to hold once their attempt is decided.
+  std::set<std::int64_t> hold_requested;
   std::vector<postoffice_slot> postoffices;
   std::map<std::string, std::size_t> postoffice_index;
   /// NDR generators at work, by address, with the delivery they bounce.

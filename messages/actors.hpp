@@ -46,6 +46,8 @@ using postoffice_actor = caf::typed_actor<
     std::vector<delivery_outcome>>,
   // Replaces the injected fault (mode none: the real transport alone).
   caf::reacts_to<fault_atom, fault_config>,
+  // Reports the last probe: its problem, "" when the postoffice was reachable.
+  caf::replies_to<status_atom>::with<std::string>,
   // Internal: the probe it runs every open_interval, even when idle.
   caf::reacts_to<probe_atom>>;
 
@@ -81,6 +83,17 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
   // Lists the unfinished deliveries as the supervisor sees them.
   caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
+  // Holds a message's unfinished deliveries: no attempt, no expiry, until
+  // released; replies with the deliveries held (busy ones when their
+  // attempt ends).
+  caf::replies_to<hold_atom, std::string>::with<std::int32_t>,
+  // Releases a message's held deliveries, due at once; replies with how many.
+  caf::replies_to<release_atom, std::string>::with<std::int32_t>,
+  // Makes the deferred deliveries of a postoffice and/or a message due now
+  // (empty: any); replies with how many.
+  caf::replies_to<flush_atom, std::string, std::string>::with<std::int32_t>,
+  // New retry policies (a config reload); deliveries keep their counts.
+  caf::reacts_to<reload_atom, std::vector<postoffice_policy>>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>>;
 

@@ -52,6 +52,8 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<postoffice_actor>("postoffice_actor");
   cfg.add_message_type<supervisor_actor>("supervisor_actor");
   cfg.add_message_type<fault_config>("fault_config");
+  cfg.add_message_type<retry_policy>("retry_policy");
+  cfg.add_message_type<postoffice_policy>("postoffice_policy");
   cfg.add_message_type<io_fault>("io_fault");
   cfg.add_message_type<probe_job>("probe_job");
   cfg.add_message_type<maildir_job>("maildir_job");

@@ -15,6 +15,7 @@
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "runtime/config.hpp"
 #include "runtime/fault.hpp"
 
 namespace postconn {
@@ -36,6 +37,10 @@ using reported_atom = caf::atom_constant<caf::atom("reported")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using fault_atom = caf::atom_constant<caf::atom("fault")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using reload_atom = caf::atom_constant<caf::atom("reload")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -303,6 +308,24 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_result& x) {
   return f(caf::meta::type_name("mail_server_result"), x.opened, x.problem,
            x.outcomes);
+}
+
+/// A postoffice's retry policy, as a config reload hands it over.
+struct postoffice_policy {
+  std::string postoffice;
+  retry_policy retry;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, retry_policy& x) {
+  return f(caf::meta::type_name("retry_policy"), x.max_open_retries, x.open_interval,
+           x.max_transfer_retries, x.transfer_interval, x.enforce_retry_limits,
+           x.max_lifetime, x.delay_warning);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, postoffice_policy& x) {
+  return f(caf::meta::type_name("postoffice_policy"), x.postoffice, x.retry);
 }
 
 /// Counters of the store, for benchmarks and metrics.

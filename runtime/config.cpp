@@ -43,15 +43,6 @@ constexpr transport_kind transports[]
 
 
 
-bool is_postoffice_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
-}
-
-
-
-
 bool is_ipv6(std::string_view text) {
   in6_addr ignored;
   return inet_pton(AF_INET6, std::string{text}.c_str(), &ignored) == 1;
@@ -223,7 +214,7 @@ postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   postoffice_config po;
   po.retry = global;
   if (in.require("name", "every postoffice needs one") && in.read("name", po.name)
-      && !is_postoffice_name(po.name))
+      && !is_plain_name(po.name))
     in.problem("name", "invalid name " + in_quotes(po.name)
                          + " (use lower-case letters, digits, _ and -)");
   in.read("default", po.is_default);
@@ -302,17 +293,6 @@ void read_document(const toml::table& doc, config& cfg, std::vector<std::string>
   read_postoffices(in.get("postoffice"), cfg, problems);
 }
 
-/// Appends the whole of `file` to `text`; the errno of a failure, else 0.
-int read_whole_file(const std::filesystem::path& file, std::string& text) {
-  auto close = [](std::FILE* f) { std::fclose(f); };
-  std::unique_ptr<std::FILE, decltype(close)> in{std::fopen(file.c_str(), "rb"), close};
-  if (!in)
-    return errno;
-  char buffer[65536];
-  while (auto n = std::fread(buffer, 1, sizeof buffer, in.get()))
-    text.append(buffer, n);
-  return std::ferror(in.get()) ? errno : 0;
-}
 
 } // namespace
 
@@ -330,18 +310,11 @@ std::string_view to_string(transport_kind kind) {
 
 config_result parse_config(std::string_view toml_text, std::string_view source) {
   config_result result;
-  toml::table doc;
-  try {
-    doc = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream line;
-    line << source << ":" << e.source().begin.line << ":" << e.source().begin.column
-         << ": " << e.description();
-    result.problems.push_back(line.str());
+  auto doc = parse_toml(toml_text, source, result.problems);
+  if (!doc)
     return result;
-  }
   config cfg;
-  read_document(doc, cfg, result.problems);
+  read_document(*doc, cfg, result.problems);
   if (result.problems.empty())
     result.value = std::move(cfg);
   return result;

@@ -67,7 +67,7 @@ std::string fault_injector::refused_open(clock::time_point now) {
     if (period.count() > 0) {
       auto into = std::chrono::duration_cast<std::chrono::seconds>(now - since_) % period;
       if (into >= cfg_.up)
-        return "down (fault injection: flap)";
+        return "in a down window (fault injection: flap)";
     }
   }
   return {};

@@ -157,12 +157,13 @@ bool queue_db_error::request_at_fault() const {
   }
 }
 
-std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file) {
+std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
+                                         const char* vfs) {
   sqlite3* handle = nullptr;
   auto rc = sqlite3_open_v2(file.c_str(), &handle,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                               | SQLITE_OPEN_NOMUTEX,
-                            nullptr);
+                            vfs);
   if (rc != SQLITE_OK) {
     std::string why = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
     sqlite3_close(handle);

@@ -45,8 +45,10 @@ private:
 
 class queue_db {
 public:
-  /// Opens (creating if needed) and migrates the database file.
-  static std::unique_ptr<queue_db> open(const std::filesystem::path& file);
+  /// Opens (creating if needed) and migrates the database file; `vfs`
+  /// names a SQLite VFS (fault-injection tests), nullptr the default.
+  static std::unique_ptr<queue_db> open(const std::filesystem::path& file,
+                                        const char* vfs = nullptr);
 
   ~queue_db();
   queue_db(const queue_db&) = delete;

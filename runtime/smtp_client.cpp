@@ -474,7 +474,7 @@ recipient_outcome smtp_client_session::outcome_of(const server_reply& reply,
                                                                : '4';
   auto status = std::string{digit} + ".0.0";
   auto given = leading_status(reply.lines.front());
-  if (extensions_.enhanced_status_codes && !given.empty() && given[0] == digit)
+  if (!given.empty() && given[0] == digit)
     status = given;
   return {"", result, std::move(status), one_line(reply.code, reply.lines), true};
 }

@@ -35,11 +35,12 @@
 //   failure (5xx) or temporary failure (anything else). Its text is the
 //   reply on one line ("550 5.1.1 No such user here"; continuation lines
 //   joined with spaces, their repeated status dropped, control and 8-bit
-//   characters as '?'), text_is_reply set. Its status is the reply's
-//   enhanced status when the server offers ENHANCEDSTATUSCODES and the
-//   status's class matches the result, else "2.0.0", "4.0.0" or "5.0.0"
-//   (deliberately no guessing from the reply code: a 550 to RCPT is as often
-//   a policy refusal as an unknown user).
+//   characters as '?'), text_is_reply set. Its status is the enhanced
+//   status the reply starts with when its class matches the result, whether
+//   or not the server offered ENHANCEDSTATUSCODES (as Postfix reads it:
+//   servers such as aiosmtpd send codes without offering them), else
+//   "2.0.0", "4.0.0" or "5.0.0" (deliberately no guessing from the reply
+//   code: a 550 to RCPT is as often a policy refusal as an unknown user).
 //
 //   The session ends early, and every recipient without a result yet gets
 //   a temporary failure (or every message the open failure, before the open

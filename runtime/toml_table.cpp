@@ -2,7 +2,35 @@
 //   toml_table -- reads one TOML table key by key (see toml_table.hpp).
 #include "runtime/toml_table.hpp"
 
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+
 namespace postconn {
+
+int read_whole_file(const std::filesystem::path& file, std::string& text) {
+  auto close = [](std::FILE* f) { std::fclose(f); };
+  std::unique_ptr<std::FILE, decltype(close)> in{std::fopen(file.c_str(), "rb"), close};
+  if (!in)
+    return errno;
+  char buffer[65536];
+  while (auto n = std::fread(buffer, 1, sizeof buffer, in.get()))
+    text.append(buffer, n);
+  return std::ferror(in.get()) ? errno : 0;
+}
+
+std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
+                                      std::vector<std::string>& problems) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream line;
+    line << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+         << ": " << e.description();
+    problems.push_back(line.str());
+    return std::nullopt;
+  }
+}
 
 std::string in_quotes(std::string_view text) {
   return "\"" + std::string{text} + "\"";
@@ -25,6 +53,12 @@ std::string type_name(const toml::node& node) {
     default:
       return "a date or time";
   }
+}
+
+bool is_plain_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
 }
 
 bool is_digits(std::string_view text) {

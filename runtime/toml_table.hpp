@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -37,11 +38,21 @@ constexpr std::string_view longest_duration_text = "36500d";
 /// Whether a duration may be zero ("disabled") or must be positive.
 enum class zero_duration { allowed, refused };
 
+/// Appends the whole of `file` to `text`; the errno of a failure, else 0.
+int read_whole_file(const std::filesystem::path& file, std::string& text);
+
+/// Parses TOML text; on a syntax error, one problem "source:line:column: what".
+std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
+                                      std::vector<std::string>& problems);
+
 /// `text` in double quotes, for problem lines.
 std::string in_quotes(std::string_view text);
 
 /// "a string", "an integer", ...: a value's type in problem lines.
 std::string type_name(const toml::node& node);
+
+/// A name made of [a-z0-9_-], not empty: postoffices, runs.
+bool is_plain_name(std::string_view name);
 
 /// One or more decimal digits and nothing else.
 bool is_digits(std::string_view text);
@@ -62,6 +73,11 @@ public:
 
   const toml::node* get(std::string_view key) const {
     return table_.get(key);
+  }
+
+  /// The same table, with its problems recorded into `sink` instead.
+  table_reader recording_into(std::vector<std::string>& sink) const {
+    return table_reader{table_, path_, sink};
   }
 
   bool has(std::string_view key) const {

@@ -1,7 +1,7 @@
 // Tests actors/store.cpp on the deterministic scheduler: group commit (all
 // writes in the mailbox share one transaction), the batch limit, a bad
-// request failing alone, and a full disk failing the whole batch without
-// keeping any of it.
+// request failing alone, and a full disk or a failing fsync failing the
+// whole batch without keeping any of it.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -9,6 +9,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/store.hpp"
+#include "runtime/storage_faults.hpp"
 #include "tests/actor_fixture.hpp"
 #include "tests/temp_dir.hpp"
 
@@ -140,6 +141,44 @@ TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and
   auto st = status(store);
   CHECK(st.failed_writes == 8);
   CHECK(st.writes == 3);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a failing fsync fails the whole batch and keeps none of it, the next commit works") {
+  db = queue_db::open(dir / "faulty.db", storage_faults_vfs());
+  auto store = spawn();
+  auto first = accept_concurrently(store, 1);
+  fail_syncs(1);
+  auto replies = accept_concurrently(store, 4);
+  fail_syncs(0);
+  REQUIRE(replies.size() == 4);
+  for (const auto& reply : replies)
+    CHECK(reply.rfind("error: store: commit failed", 0) == 0);
+  CHECK(db->unfinished_deliveries().size() == 1);
+  auto after = accept_concurrently(store, 2);
+  for (const auto& id : after)
+    CHECK(db->message(id));
+  CHECK(status(store).failed_writes == 4);
+  // Reopened, the file holds what was acknowledged and nothing else.
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  sched.run();
+  db.reset();
+  auto reopened = queue_db::open(dir / "faulty.db");
+  CHECK(reopened->unfinished_deliveries().size() == 3);
+  CHECK(reopened->integrity_check() == "ok");
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a write failing as on a full disk fails the batch and keeps none of it") {
+  db = queue_db::open(dir / "faulty.db", storage_faults_vfs());
+  auto store = spawn();
+  accept_concurrently(store, 1);
+  fail_writes(1);
+  auto replies = accept_concurrently(store, 3, 64 * 1024);
+  fail_writes(0);
+  for (const auto& reply : replies)
+    CHECK(reply.rfind("error: store: commit failed", 0) == 0);
+  CHECK(db->unfinished_deliveries().size() == 1);
+  CHECK(db->integrity_check() == "ok");
+  CHECK(accept_concurrently(store, 1).at(0).rfind("error", 0) != 0);
 }
 
 TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found, load lists unfinished deliveries") {

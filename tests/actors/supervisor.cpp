@@ -246,3 +246,103 @@ TEST_CASE("delay_warning sends one delayed DSN, and the NDR still comes at the l
   CHECK(dsns[1].find("Action: failed") != std::string::npos);
   CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
 }
+
+namespace {
+
+/// Asks the supervisor and waits for the answer.
+template <class... Ts>
+std::int32_t ask(supervisor_fixture& f, Ts... xs) {
+  std::int32_t answer = -1;
+  auto handle = f.self->request(f.sup, caf::infinite, xs...);
+  f.sched.run();
+  handle.receive([&](std::int32_t n) { answer = n; },
+                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  return answer;
+}
+
+} // namespace
+
+TEST_CASE("a held message is not attempted, never expires or bounces, keeps its hold over a restart, and goes at release") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 2;
+  policy.max_lifetime = 3600s;
+  std::string id;
+  {
+    supervisor_fixture f{dir / "queue.db", policy};
+    id = f.submit({{"dead", {"bob@dead.example.test"}}});
+    CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 1);
+    CHECK(ask(f, hold_atom::value, id) == 1);
+    CHECK(ask(f, hold_atom::value, id) == 0);
+    f.advance(2h, 600s);
+    CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 1);
+    auto entry = delivery_of(*f.db, id, "dead");
+    CHECK(entry.state == delivery_state::held);
+    CHECK(entry.open_retries == 1);
+    CHECK(count_outcomes(*f.db, entry.delivery_id, "held") == 1);
+    CHECK(f.ndrs().empty());
+  }
+  supervisor_fixture again{dir / "queue.db", policy, t0 + 2 * 3600};
+  again.advance(1h, 600s);
+  CHECK(again.state_of<fake_postoffice_state>(again.dead).attempts == 0);
+  // Released past its lifetime, it bounces at once, with the last failure's
+  // status in class 5 (DESIGN.md: 5.4.7 only when no attempt failed).
+  CHECK(ask(again, release_atom::value, id) == 1);
+  CHECK(ask(again, release_atom::value, id) == 0);
+  auto entry = delivery_of(*again.db, id, "dead");
+  CHECK(entry.state == delivery_state::bounced);
+  CHECK(count_outcomes(*again.db, entry.delivery_id, "released") == 1);
+  REQUIRE(again.ndrs().size() == 1);
+  CHECK(again.ndrs()[0].find("Status: 5.4.1") != std::string::npos);
+  CHECK(count_outcomes(*again.db, entry.delivery_id, "expired") == 1);
+}
+
+TEST_CASE("a released message is attempted at once and delivered, its counts kept") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  CHECK(ask(f, hold_atom::value, id) == 1);
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::up;
+  f.advance(1h, 600s);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered.empty());
+  CHECK(ask(f, release_atom::value, id) == 1);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered
+        == std::vector<std::string>{"bob@dead.example.test"});
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::delivered);
+  CHECK(entry.open_retries == 1);
+}
+
+TEST_CASE("flush makes deferred deliveries due now without counting anything") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto first = f.submit({{"dead", {"bob@dead.example.test"}}});
+  auto second = f.submit({{"dead", {"eve@dead.example.test"}}});
+  auto& dead = f.state_of<fake_postoffice_state>(f.dead);
+  CHECK(dead.attempts == 2);
+  dead.mode = po_mode::up;
+  f.advance(60s, 60s);
+  CHECK(dead.delivered.empty());
+  CHECK(ask(f, flush_atom::value, std::string{"live"}, std::string{}) == 0);
+  CHECK(ask(f, flush_atom::value, std::string{}, first) == 1);
+  CHECK(dead.delivered == std::vector<std::string>{"bob@dead.example.test"});
+  CHECK(ask(f, flush_atom::value, std::string{"dead"}, std::string{}) == 1);
+  CHECK(dead.delivered.size() == 2);
+  CHECK(delivery_of(*f.db, second, "dead").open_retries == 1);
+}
+
+TEST_CASE("a reload with lower limits bounces by the new limits, counts kept") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(2 * 600s, 600s); // 3 failed opens
+  auto lower = defaults();
+  lower.max_open_retries = 4;
+  caf::anon_send(f.sup, reload_atom::value, std::vector<postoffice_policy>{{"dead", lower}});
+  f.sched.run();
+  f.advance(600s, 600s); // the 4th: still within the limit
+  CHECK(f.ndrs().empty());
+  f.advance(600s, 600s); // the 5th exceeds it
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
+  CHECK(f.ndrs().size() == 1);
+}

@@ -1,13 +1,16 @@
 // A randomized model test of actors/supervisor.cpp (seeded, simulated time):
 // random retry policies, postoffices that go down, hang, fail temporarily or
 // refuse a mailbox on random schedules, message arrivals, and restarts of
-// the whole server over the same queue. After each run: every delivery is
-// delivered or bounced, none waited past its limits plus one interval, and
-// every original recipient was delivered or named in exactly one NDR.
+// the whole server over the same queue, holds and releases of messages, and
+// config reloads with new retry policies. After each run: every delivery is
+// delivered or bounced, none waited past its limits plus one interval (time
+// on hold not counted), and every original recipient was delivered or named
+// in exactly one NDR.
 // POSTCONN_MODEL_RUNS sets the number of runs (default 150).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -30,17 +33,26 @@ constexpr std::int64_t attempt_timeout = 30; // supervisor_fixture's
 /// Something the scenario does at a moment of simulated time.
 struct scripted_event {
   std::int64_t at;
-  enum { arrival, dead_mode, live_mode, restart } what;
+  enum { arrival, dead_mode, live_mode, restart, hold, release, reload } what;
   po_mode mode = po_mode::up;
   std::vector<routed_recipients> deliveries;
+  /// hold, release: the n-th arrival's message.
+  std::size_t message = 0;
+  /// reload: the new policy of both postoffices.
+  retry_policy policy;
 };
 
 struct scenario {
   retry_policy policy;
   std::vector<scripted_event> events;
   std::set<std::string> unknown_mailboxes;
-  /// How long any delivery may wait, limits plus one interval.
+  /// How long any delivery may wait under the most patient policy: limits
+  /// plus one interval. Sets how long a run lasts.
   std::int64_t bound = 0;
+  /// The policies in force, from when (the first from the start).
+  std::vector<std::pair<std::int64_t, retry_policy>> policies;
+  /// When each message held (by arrival) was held and released.
+  std::map<std::size_t, std::pair<std::int64_t, std::int64_t>> holds;
 };
 
 po_mode random_mode(std::mt19937& rng) {
@@ -49,10 +61,8 @@ po_mode random_mode(std::mt19937& rng) {
   return modes[std::uniform_int_distribution<int>{0, 4}(rng)];
 }
 
-scenario make_scenario(std::mt19937& rng) {
-  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>{lo, hi}(rng); };
-  scenario s;
-  auto& p = s.policy;
+retry_policy random_policy(const std::function<int(int, int)>& pick) {
+  retry_policy p;
   p.max_open_retries = pick(0, 5);
   p.open_interval = std::chrono::seconds{pick(60, 600)};
   p.max_transfer_retries = pick(0, 3);
@@ -60,13 +70,29 @@ scenario make_scenario(std::mt19937& rng) {
   p.enforce_retry_limits = pick(0, 3) != 0;
   // Without enforcement only a lifetime ends a delivery to a dead postoffice.
   p.max_lifetime = std::chrono::seconds{p.enforce_retry_limits && pick(0, 1) ? 0 : pick(1, 10) * 3600};
+  return p;
+}
+
+/// How long a delivery may wait under `p`: its limits plus one interval.
+std::int64_t bound_of(const retry_policy& p) {
   auto open_wait = (p.max_open_retries + 1) * (p.open_interval.count() + attempt_timeout);
   auto transfer_wait = (p.max_transfer_retries + 1) * (p.transfer_interval.count() + attempt_timeout);
   auto by_counts = open_wait + transfer_wait;
   auto slack = std::max(p.open_interval.count(), p.transfer_interval.count()) + attempt_timeout + 1;
-  s.bound = p.enforce_retry_limits ? by_counts : p.max_lifetime.count() + slack;
+  auto bound = p.enforce_retry_limits ? by_counts : p.max_lifetime.count() + slack;
   if (p.max_lifetime.count() > 0)
-    s.bound = std::min(s.bound, p.max_lifetime.count() + slack);
+    bound = std::min(bound, p.max_lifetime.count() + slack);
+  return bound;
+}
+
+scenario make_scenario(std::mt19937& rng) {
+  std::function<int(int, int)> pick = [&](int lo, int hi) {
+    return std::uniform_int_distribution<int>{lo, hi}(rng);
+  };
+  scenario s;
+  s.policy = random_policy(pick);
+  s.bound = bound_of(s.policy);
+  s.policies.emplace_back(t0, s.policy);
   if (pick(0, 2) == 0)
     s.unknown_mailboxes.insert("nobody@dead.example.test");
   const char* dead_rcpts[] = {"bob@dead.example.test", "eve@dead.example.test",
@@ -90,6 +116,28 @@ scenario make_scenario(std::mt19937& rng) {
     s.events.push_back({t0 + pick(0, horizon), scripted_event::live_mode, random_mode(rng), {}});
   for (int i = pick(0, 2); i > 0; --i)
     s.events.push_back({t0 + pick(0, horizon), scripted_event::restart, po_mode::up, {}});
+  std::vector<std::int64_t> arrivals;
+  for (const auto& e : s.events)
+    if (e.what == scripted_event::arrival)
+      arrivals.push_back(e.at);
+  std::sort(arrivals.begin(), arrivals.end());
+  for (int i = pick(0, 2); i > 0; --i) {
+    auto message = static_cast<std::size_t>(pick(0, static_cast<int>(arrivals.size()) - 1));
+    if (s.holds.count(message))
+      continue;
+    auto hold_at = arrivals[message] + pick(0, 3600);
+    auto held = pick(60, 3 * 3600);
+    s.holds[message] = {hold_at, hold_at + held};
+    s.events.push_back({hold_at, scripted_event::hold, po_mode::up, {}, message, {}});
+    s.events.push_back({hold_at + held, scripted_event::release, po_mode::up, {}, message, {}});
+  }
+  for (int i = pick(0, 2); i > 0; --i) {
+    auto policy = random_policy(pick);
+    s.bound = std::max(s.bound, bound_of(policy));
+    auto at = t0 + pick(0, horizon);
+    s.events.push_back({at, scripted_event::reload, po_mode::up, {}, 0, policy});
+    s.policies.emplace_back(at, policy);
+  }
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const auto& a, const auto& b) { return a.at < b.at; });
   return s;
@@ -99,12 +147,13 @@ scenario make_scenario(std::mt19937& rng) {
 std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_file) {
   std::vector<std::string> problems;
   std::int64_t now = t0;
+  auto policy = s.policy;
   po_mode dead_mode = po_mode::down;
   po_mode live_mode = po_mode::up;
   std::map<std::string, int> delivered; // "<queue id> <recipient>" -> copies
   std::vector<std::pair<std::string, std::vector<routed_recipients>>> originals;
   auto start = [&]() {
-    auto f = std::make_unique<supervisor_fixture>(db_file, s.policy, now);
+    auto f = std::make_unique<supervisor_fixture>(db_file, policy, now);
     f->state_of<fake_postoffice_state>(f->dead).mode = dead_mode;
     f->state_of<fake_postoffice_state>(f->dead).unknown_mailboxes = s.unknown_mailboxes;
     f->state_of<fake_postoffice_state>(f->live).mode = live_mode;
@@ -118,9 +167,10 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
   auto f = start();
   std::int64_t last_arrival = t0;
   for (const auto& e : s.events)
-    if (e.what == scripted_event::arrival)
+    if (e.what == scripted_event::arrival || e.what == scripted_event::release)
       last_arrival = std::max(last_arrival, e.at);
-  // An NDR is queued up to one bound after its original and needs one more.
+  // An NDR is queued up to one bound after its original (or its release)
+  // and needs one more.
   auto end = last_arrival + 2 * s.bound + 3600;
   std::size_t next_event = 0;
   while (now < end) {
@@ -155,6 +205,17 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
           f.reset();
           f = start();
           break;
+        case scripted_event::hold:
+          caf::anon_send(f->sup, hold_atom::value, originals.at(e.message).first);
+          break;
+        case scripted_event::release:
+          caf::anon_send(f->sup, release_atom::value, originals.at(e.message).first);
+          break;
+        case scripted_event::reload:
+          policy = e.policy;
+          caf::anon_send(f->sup, reload_atom::value,
+                         std::vector<postoffice_policy>{{"dead", policy}, {"live", policy}});
+          break;
       }
       f->sched.run();
     }
@@ -164,14 +225,31 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
   for (const auto& entry : db.unfinished_deliveries())
     problems.push_back("delivery " + std::to_string(entry.delivery_id) + " of "
                        + entry.message_id + " still " + to_string(entry.state));
-  for (const auto& [id, routed] : originals) {
+  for (std::size_t n = 0; n < originals.size(); ++n) {
+    const auto& id = originals[n].first;
+    auto hold = s.holds.count(n) ? s.holds.at(n) : std::pair<std::int64_t, std::int64_t>{};
+    auto held = hold.second - hold.first;
     for (const auto& entry : db.deliveries_of(id)) {
       auto attempts = db.attempts_of(entry.delivery_id);
+      // On hold (an attempt under way may end first), nothing is tried.
+      for (const auto& attempt : attempts)
+        if (attempt.at > hold.first + attempt_timeout && attempt.at < hold.second
+            && attempt.outcome != "held")
+          problems.push_back("delivery " + std::to_string(entry.delivery_id) + ": "
+                             + attempt.outcome + " while on hold");
       auto finished = attempts.empty() ? entry.queued_at : attempts.back().at;
-      if (finished - entry.queued_at > s.bound)
+      // Each policy in force before the end bounds the wait from when it
+      // took over: counts carry over, so a reload never adds to its budget.
+      std::int64_t deadline = 0;
+      for (const auto& [since, policy] : s.policies)
+        if (since <= finished)
+          deadline = std::max(deadline, std::max(entry.queued_at, since) + bound_of(policy));
+      if (finished - held > deadline)
         problems.push_back("delivery " + std::to_string(entry.delivery_id) + " took "
-                           + std::to_string(finished - entry.queued_at) + "s, bound "
-                           + std::to_string(s.bound) + "s");
+                           + std::to_string(finished - entry.queued_at) + "s, "
+                           + std::to_string(held) + "s of them on hold, "
+                           + std::to_string(finished - held - deadline)
+                           + "s past its deadline");
     }
   }
   // Every original recipient was delivered once or reported in one NDR.
@@ -199,7 +277,7 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
 
 } // namespace
 
-TEST_CASE("random outages, hangs, refusals and restarts: every delivery ends, in time, with one NDR at most") {
+TEST_CASE("random outages, hangs, refusals, restarts, holds and reloads: every delivery ends, in time, with one NDR at most") {
   auto base = std::filesystem::exists("/dev/shm") ? std::filesystem::path{"/dev/shm"}
                                                   : std::filesystem::temp_directory_path();
   int runs = std::getenv("POSTCONN_MODEL_RUNS") ? std::atoi(std::getenv("POSTCONN_MODEL_RUNS")) : 150;

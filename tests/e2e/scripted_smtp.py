@@ -68,6 +68,8 @@ class ScriptedServer:
                         if body_line == b".\r\n":
                             break
                         data += body_line
+                    else:
+                        return  # cut off before the end of the data: no message
                     self.messages.append((sender, rcpts, data))
                     replies = len(rcpts) if self.lmtp else 1
                     conn.sendall(b"250 2.0.0 queued\r\n" * replies)

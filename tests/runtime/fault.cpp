@@ -109,7 +109,7 @@ TEST_CASE("fault: flap is up, then down, on its schedule from when it was set") 
   fault_injector faults{cfg, since};
   CHECK(faults.refused_open(since).empty());
   CHECK(faults.refused_open(since + 9min + 59s).empty());
-  CHECK(faults.refused_open(since + 10min) == "down (fault injection: flap)");
+  CHECK(faults.refused_open(since + 10min) == "in a down window (fault injection: flap)");
   CHECK_FALSE(faults.refused_open(since + 14min + 59s).empty());
   CHECK(faults.refused_open(since + 15min).empty());
   CHECK_FALSE(faults.refused_open(since + 25min).empty());

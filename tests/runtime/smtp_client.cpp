@@ -168,8 +168,23 @@ TEST_CASE("without PIPELINING every command waits for the reply to the one befor
   session.feed("221 bye\r\n");
   CHECK(session.finished());
   CHECK(summary(session.outcomes())
-        == "1: b@mx.test delivered 2.0.0 250 2.6.0 queued (status not offered)\n"
-           "c@mx.test delivered 2.0.0 250 2.6.0 queued (status not offered)\n");
+        == "1: b@mx.test delivered 2.6.0 250 2.6.0 queued (status not offered)\n"
+           "c@mx.test delivered 2.6.0 250 2.6.0 queued (status not offered)\n");
+}
+
+TEST_CASE("a reply's enhanced status counts only when its class matches the reply code") {
+  auto session = open_session(mail_protocol::smtp,
+                              {message(1, "a@client.test", {"b@mx.test", "c@mx.test"}, "Hi\r\n")},
+                              ehlo_none);
+  CHECK(session.take_output() == "MAIL FROM:<a@client.test>\r\n");
+  CHECK(answer(session, "250 ok\r\n") == "RCPT TO:<b@mx.test>\r\n");
+  CHECK(answer(session, "550 2.1.5 confused server\r\n") == "RCPT TO:<c@mx.test>\r\n");
+  CHECK(answer(session, "250 ok\r\n") == "DATA\r\n");
+  CHECK(answer(session, "354 go\r\n") == "Hi\r\n.\r\n");
+  CHECK(answer(session, "250 5.0.0 queued\r\n") == "QUIT\r\n");
+  CHECK(summary(session.outcomes())
+        == "1: b@mx.test permanent 5.0.0 550 2.1.5 confused server\n"
+           "c@mx.test delivered 2.0.0 250 5.0.0 queued\n");
 }
 
 TEST_CASE("LMTP: one reply per accepted recipient after DATA, in RCPT order") {
@@ -211,8 +226,8 @@ TEST_CASE("a 4xx greeting is an open failure for every message") {
   CHECK(session.finished());
   CHECK_FALSE(session.opened());
   CHECK(summary(session.outcomes())
-        == "7: open failed 4.0.0 421 4.3.2 mx.test busy, try later\n"
-           "8: open failed 4.0.0 421 4.3.2 mx.test busy, try later\n");
+        == "7: open failed 4.3.2 421 4.3.2 mx.test busy, try later\n"
+           "8: open failed 4.3.2 421 4.3.2 mx.test busy, try later\n");
 }
 
 TEST_CASE("a 5xx greeting is an open failure too, followed by QUIT") {
@@ -222,8 +237,8 @@ TEST_CASE("a 5xx greeting is an open failure too, followed by QUIT") {
   session.feed("221 bye\r\n");
   CHECK(session.finished());
   CHECK(summary(session.outcomes())
-        == "7: open failed 5.0.0 554 5.7.1 no service for you\n"
-           "8: open failed 5.0.0 554 5.7.1 no service for you\n");
+        == "7: open failed 5.7.1 554 5.7.1 no service for you\n"
+           "8: open failed 5.7.1 554 5.7.1 no service for you\n");
 }
 
 TEST_CASE("a 5xx to EHLO falls back to HELO, without extensions") {
@@ -250,7 +265,7 @@ TEST_CASE("a 4xx to EHLO and a 5xx to LHLO are open failures, without HELO") {
   lmtp.feed("220 mx.test\r\n");
   lmtp.take_output();
   CHECK(answer(lmtp, "500 5.5.1 what\r\n") == "QUIT\r\n");
-  CHECK(lmtp.outcomes()[1].status == "5.0.0");
+  CHECK(lmtp.outcomes()[1].status == "5.5.1");
   CHECK_FALSE(lmtp.outcomes()[1].opened);
 }
 
@@ -287,8 +302,8 @@ TEST_CASE("a 4xx to DATA fails the accepted recipients, RSET before the next mes
   CHECK(answer(session, "354 go\r\n") == "2\r\n.\r\n");
   CHECK(answer(session, "250 ok\r\n") == "QUIT\r\n");
   CHECK(summary(session.outcomes())
-        == "1: b@mx.test permanent 5.0.0 550 5.7.1 relay denied\n"
-           "c@mx.test temporary 4.0.0 451 4.3.0 queue file write error\n"
+        == "1: b@mx.test permanent 5.7.1 550 5.7.1 relay denied\n"
+           "c@mx.test temporary 4.3.0 451 4.3.0 queue file write error\n"
            "2: d@mx.test delivered 2.0.0 250 ok\n");
 }
 

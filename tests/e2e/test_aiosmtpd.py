@@ -1,0 +1,140 @@
+"""End-to-end delivery from an smtp postoffice to aiosmtpd, an SMTP server
+postconn's authors did not write: the mail must arrive once with its envelope
+and content intact, a recipient the server refuses must bounce alone, and a
+server that keeps answering 4xx must bounce by the transfer limit.
+aiosmtpd offers no PIPELINING, so this drives postconn's lock-step client.
+
+aiosmtpd runs in its own process (aiosmtpd_peer.py) on Debian's interpreter,
+the one that imports the packaged python3-aiosmtpd."""
+import json
+import os
+import re
+import select
+import subprocess
+import unittest
+
+from postconn_process import free_port, temp_workdir
+from test_delivery import RETRIES, DeliveryTest
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aiosmtpd_peer.py")
+SENDER = "ann@support.example.test"
+# The one header postconn adds on the way: its own, at SMTP ingress.
+POSTCONN_RECEIVED_HEADER = re.compile(
+    rb"\AReceived: from \S+ \(\[127\.0\.0\.1\]\)\r\n"
+    rb"\tby connector\.example\.test \(postconn\) with ESMTP; [^\r\n]+\r\n\Z")
+
+
+class AiosmtpdPostoffice(DeliveryTest):
+    """postconn with an smtp postoffice "aiosmtpd" for aiosmtpd.example.test,
+    served by the peer; NDRs go to ann on the maildir postoffice support."""
+
+    def start(self, *peer_options):
+        holder = temp_workdir()
+        self.addCleanup(holder.cleanup)
+        self.spool = os.path.join(holder.name, "spool")
+        port = free_port()
+        self.start_peer(port, holder.name, peer_options)
+        self.start_server(RETRIES + f"""
+[[postoffice]]
+name = "aiosmtpd"
+domains = ["aiosmtpd.example.test"]
+transport = "smtp"
+address = "127.0.0.1:{port}"
+probe_timeout = "5s"
+""")
+
+    def start_peer(self, port, directory, options, timeout=20):
+        """Starts the peer and waits for its "ready" line; a peer that cannot
+        start (aiosmtpd not installed) fails the test with its stderr."""
+        log_path = os.path.join(directory, "peer.log")
+        with open(log_path, "wb") as log:
+            peer = subprocess.Popen(
+                [DEBIAN_PYTHON, PEER, "--port", str(port), "--spool", self.spool, *options],
+                stdout=subprocess.PIPE, stderr=log)
+        self.addCleanup(peer.stdout.close)
+        self.addCleanup(self.stop_peer, peer)
+        ready, _, _ = select.select([peer.stdout], [], [], timeout)
+        if not (ready and peer.stdout.readline() == b"ready\n"):
+            peer.kill()
+            peer.wait()
+            with open(log_path, errors="replace") as log:
+                self.fail(f"aiosmtpd peer did not start (exit {peer.returncode}):\n"
+                          f"{log.read()}")
+
+    @staticmethod
+    def stop_peer(peer):
+        peer.terminate()
+        try:
+            peer.wait(10)
+        except subprocess.TimeoutExpired:
+            peer.kill()
+            peer.wait()
+
+    def stop_server(self):
+        """Stops postconn cleanly, so whatever it was going to send is sent."""
+        self.assertEqual(self.server.stop(), 0, self.server.log)
+
+    def spooled(self):
+        """Every message the peer accepted, in arrival order:
+        [(sender, recipients, content)]."""
+        directory = os.path.join(self.spool, "new")
+        messages = []
+        for name in sorted(os.listdir(directory)):
+            with open(os.path.join(directory, name), "rb") as f:
+                envelope, content = f.read().split(b"\n", 1)
+            envelope = json.loads(envelope)
+            messages.append((envelope["sender"], envelope["recipients"], content))
+        return messages
+
+    def ndr_count(self):
+        return len(os.listdir(os.path.join(self.support, "ann/new")))
+
+    def test_mail_arrives_once_with_its_envelope_and_content(self):
+        self.start()
+        original = (b"Subject: via aiosmtpd\r\nMessage-ID: <one@support.example.test>\r\n"
+                    b"\r\n.leading dot\r\nline two\r\n")
+        self.send(["x@aiosmtpd.example.test", "y@aiosmtpd.example.test"], original)
+        self.server.wait_for_log("postoffice aiosmtpd: delivered")
+        self.stop_server()
+        [(sender, recipients, content)] = self.spooled()
+        self.assertEqual(sender, SENDER)
+        self.assertEqual(recipients, ["x@aiosmtpd.example.test", "y@aiosmtpd.example.test"])
+        self.assertTrue(content.endswith(original), content)
+        self.assertRegex(content[:-len(original)], POSTCONN_RECEIVED_HEADER)
+        self.assertEqual(self.ndr_count(), 0)
+
+    def test_a_refused_recipient_bounces_alone(self):
+        self.start("--refuse-rcpt", "b@aiosmtpd.example.test")
+        self.send(["a@aiosmtpd.example.test", "b@aiosmtpd.example.test",
+                   "c@aiosmtpd.example.test"])
+        _, folded_status = self.ndr()
+        status = re.sub(r"\n(?=[ \t])", "", folded_status)  # unfolds Diagnostic-Code
+        self.assertIn("Final-Recipient: rfc822; b@aiosmtpd.example.test", status)
+        self.assertNotIn("a@aiosmtpd.example.test", status)
+        self.assertNotIn("c@aiosmtpd.example.test", status)
+        self.assertIn("Status: 5.1.1", status)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 <b@aiosmtpd.example.test>: "
+                      "Recipient address rejected: User unknown", status)
+        self.stop_server()
+        [(sender, recipients, _)] = self.spooled()
+        self.assertEqual(sender, SENDER)
+        self.assertEqual(recipients, ["a@aiosmtpd.example.test", "c@aiosmtpd.example.test"])
+        self.assertEqual(self.ndr_count(), 1)
+
+    def test_4xx_until_the_transfer_limit(self):
+        self.start("--tempfail")
+        self.send(["a@aiosmtpd.example.test"])
+        _, status = self.ndr()
+        self.assertIn("Final-Recipient: rfc822; a@aiosmtpd.example.test", status)
+        self.assertIn("Status: 5.3.0", status)
+        self.assertIn("Diagnostic-Code: smtp; 451 4.3.0 "
+                      "Temporarily unable to accept the message", status)
+        self.stop_server()
+        self.assertIn("transfer_retries=2/1 state=bounced", self.server.log)
+        self.assertEqual(self.spooled(), [])
+        self.assertEqual(self.ndr_count(), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
