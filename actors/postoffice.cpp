@@ -24,6 +24,8 @@ constexpr auto store_timeout = std::chrono::seconds(120);
 void note_probe(postoffice_ptr self, const std::string& problem) {
   auto& st = self->state;
   bool up = problem.empty();
+  if (up != st.up)
+    st.since = std::time(nullptr);
   if (up != st.up || problem != st.problem) {
     if (up)
       spdlog::info("postoffice {}: reachable again", st.cfg.name);
@@ -315,7 +317,14 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
         spdlog::info("postoffice {}: no fault injected", self->state.cfg.name);
     },
     [=](status_atom) {
-      return self->state.problem;
+      const auto& st = self->state;
+      postoffice_report report;
+      report.name = st.cfg.name;
+      report.transport = std::string{to_string(st.cfg.transport)};
+      report.up = st.up;
+      report.problem = st.problem;
+      report.since = st.since;
+      return report;
     },
     [=](probe_atom) {
       probe(self, [](const std::string&) {});

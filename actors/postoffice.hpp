@@ -44,6 +44,8 @@ struct postoffice_state {
   /// Last probe result: reachable, and the problem when not.
   bool up = true;
   std::string problem;
+  /// Unix time `up` last changed; 0 before the first change.
+  std::int64_t since = 0;
   /// Transfers in flight at most, per attempt.
   std::size_t max_transfers = 4;
   /// The fault injected over the real transport (mode none: no fault).

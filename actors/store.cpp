@@ -160,6 +160,20 @@ store(store_actor::stateful_pointer<store_state> self,
         return make_error(store_errc::read_failed, e.what());
       }
     },
+    [=](load_atom, const std::string& id) -> caf::result<std::vector<ledger_entry>> {
+      try {
+        return self->state.db->deliveries_of(id);
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
+    [=](load_atom, std::int64_t delivery_id) -> caf::result<std::vector<attempt_record>> {
+      try {
+        return self->state.db->attempts_of(delivery_id);
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
     [=](status_atom) { return self->state.counters; },
     [=](commit_atom) {
       auto& st = self->state;

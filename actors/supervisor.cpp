@@ -242,6 +242,54 @@ std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
   return flushed;
 }
 
+/// Asks every postoffice actor for its last probe and adds the ledger's
+/// counts; a postoffice that does not answer in time is reported down.
+caf::typed_response_promise<std::vector<postoffice_report>>
+report_postoffices(supervisor_ptr self) {
+  auto& st = self->state;
+  auto reports = std::make_shared<std::vector<postoffice_report>>(st.postoffices.size());
+  for (const auto& [id, entry] : st.ledger) {
+    auto slot = st.postoffice_index.find(entry.postoffice);
+    if (slot == st.postoffice_index.end())
+      continue;
+    auto& report = (*reports)[slot->second];
+    if (entry.state == delivery_state::held)
+      ++report.held;
+    else if (st.busy.count(id))
+      ++report.in_flight;
+    else
+      ++report.queued;
+    report.open_failures += entry.open_retries;
+  }
+  auto promise = self->make_response_promise<std::vector<postoffice_report>>();
+  auto pending = std::make_shared<std::size_t>(st.postoffices.size());
+  if (*pending == 0) {
+    promise.deliver(std::vector<postoffice_report>{});
+    return promise;
+  }
+  for (std::size_t i = 0; i < st.postoffices.size(); ++i) {
+    auto finish = [=](postoffice_report probe) mutable {
+      auto& report = (*reports)[i];
+      report.name = self->state.postoffices[i].name;
+      report.transport = std::move(probe.transport);
+      report.up = probe.up;
+      report.problem = std::move(probe.problem);
+      report.since = probe.since;
+      if (--*pending == 0)
+        promise.deliver(std::move(*reports));
+    };
+    self->request(st.postoffices[i].actor, std::chrono::seconds(5), status_atom::value)
+      .then([=](postoffice_report& probe) mutable { finish(std::move(probe)); },
+            [=](const caf::error& err) mutable {
+              postoffice_report silent;
+              silent.up = false;
+              silent.problem = "postoffice actor did not answer: " + self->system().render(err);
+              finish(std::move(silent));
+            });
+  }
+  return promise;
+}
+
 void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
   for (auto& entry : entries) {
     // An attempt under way when the server stopped is simply due again.
@@ -348,6 +396,17 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         st.postoffices[slot->second].retry = policy.retry;
       }
       work(self);
+    },
+    [=](status_atom, postoffice_atom) {
+      return report_postoffices(self);
+    },
+    [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
+      auto& st = self->state;
+      auto slot = st.postoffice_index.find(postoffice);
+      if (slot == st.postoffice_index.end())
+        return false;
+      self->send(st.postoffices[slot->second].actor, fault_atom::value, fault);
+      return true;
     },
     [=](tick_atom) {
       self->state.wake_at = 0;

@@ -34,6 +34,10 @@ using store_actor = caf::typed_actor<
   caf::replies_to<load_atom>::with<std::vector<ledger_entry>>,
   // Reads one message by queue id.
   caf::replies_to<fetch_atom, std::string>::with<stored_message>,
+  // Lists every delivery of a message, finished or not.
+  caf::replies_to<load_atom, std::string>::with<std::vector<ledger_entry>>,
+  // Reads the attempt log of a delivery, oldest first.
+  caf::replies_to<load_atom, std::int64_t>::with<std::vector<attempt_record>>,
   // Reports the store's counters.
   caf::replies_to<status_atom>::with<store_status>,
   // Internal: commits the writes received so far in one transaction.
@@ -46,8 +50,8 @@ using postoffice_actor = caf::typed_actor<
     std::vector<delivery_outcome>>,
   // Replaces the injected fault (mode none: the real transport alone).
   caf::reacts_to<fault_atom, fault_config>,
-  // Reports the last probe: its problem, "" when the postoffice was reachable.
-  caf::replies_to<status_atom>::with<std::string>,
+  // Reports the last probe: up or down, why, and since when.
+  caf::replies_to<status_atom>::with<postoffice_report>,
   // Internal: the probe it runs every open_interval, even when idle.
   caf::reacts_to<probe_atom>>;
 
@@ -94,6 +98,11 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<flush_atom, std::string, std::string>::with<std::int32_t>,
   // New retry policies (a config reload); deliveries keep their counts.
   caf::reacts_to<reload_atom, std::vector<postoffice_policy>>,
+  // Reports every postoffice: its last probe and its deliveries' counts.
+  caf::replies_to<status_atom, postoffice_atom>::with<std::vector<postoffice_report>>,
+  // Replaces a postoffice's injected fault; false when there is no such
+  // postoffice.
+  caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>>;
 

@@ -41,6 +41,7 @@ using hold_atom = caf::atom_constant<caf::atom("hold")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
+using postoffice_atom = caf::atom_constant<caf::atom("postoffice")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -308,6 +309,29 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_result& x) {
   return f(caf::meta::type_name("mail_server_result"), x.opened, x.problem,
            x.outcomes);
+}
+
+/// A postoffice as the admin API shows it: its actor's last probe, and the
+/// supervisor's counts of its deliveries.
+struct postoffice_report {
+  std::string name;
+  std::string transport;
+  bool up = true;
+  /// Why the last probe failed; empty when up.
+  std::string problem;
+  /// Unix time it last went up or down; 0 when it has not changed yet.
+  std::int64_t since = 0;
+  std::int32_t queued = 0;
+  std::int32_t held = 0;
+  std::int32_t in_flight = 0;
+  /// Failed opens counted against its queued deliveries.
+  std::int32_t open_failures = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, postoffice_report& x) {
+  return f(caf::meta::type_name("postoffice_report"), x.name, x.transport, x.up, x.problem,
+           x.since, x.queued, x.held, x.in_flight, x.open_failures);
 }
 
 /// A postoffice's retry policy, as a config reload hands it over.

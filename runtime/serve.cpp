@@ -27,6 +27,7 @@
 #include "actors/store.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/registry.hpp"
+#include "runtime/admin_api.hpp"
 #include "runtime/config.hpp"
 #include "runtime/listen_socket.hpp"
 #include "runtime/logging.hpp"
@@ -114,6 +115,12 @@ int run(const config& cfg) {
   } catch (const std::runtime_error& e) {
     throw startup_error(std::string{"smtp.listen: cannot listen on "} + e.what());
   }
+  std::optional<admin_api> admin;
+  try {
+    admin.emplace(cfg);
+  } catch (const std::runtime_error& e) {
+    throw startup_error(std::string{"admin.listen: cannot listen on "} + e.what());
+  }
   std::shared_ptr<queue_db> db;
   auto db_file = data_dir / "queue.db";
   std::vector<ledger_entry> ledger;
@@ -152,13 +159,16 @@ int run(const config& cfg) {
                        sup_options);
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
+  admin->serve(sys, sup, store);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_shutdown_signal(signals);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
-  // Sessions first (they answer 421), then the actors that use the store
-  // (the supervisor takes its postoffice actors with it), then the store.
+  // The admin API and the sessions first (sessions answer 421), then the
+  // actors that use the store (the supervisor takes its postoffice actors
+  // with it), then the store.
+  admin->stop();
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);

@@ -291,7 +291,7 @@ private:
     std::string problem;
     auto asked = self_->request(po, caf::infinite, status_atom::value);
     sched_.run();
-    asked.receive([&](std::string& text) { problem = std::move(text); },
+    asked.receive([&](postoffice_report& report) { problem = std::move(report.problem); },
                   [&](const caf::error& err) { problem = sys_.render(err); });
     auto open = down_since_.find(name);
     if (!problem.empty() && open == down_since_.end()) {

@@ -81,8 +81,10 @@ fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) 
     // The fake has its own faults (po_mode), not injected ones.
     [=](fault_atom, const fault_config&) {},
     [=](status_atom) {
-      return self->state.mode == po_mode::down ? std::string{"share not mounted"}
-                                               : std::string{};
+      postoffice_report report;
+      report.up = self->state.mode != po_mode::down;
+      report.problem = report.up ? "" : "share not mounted";
+      return report;
     },
     [=](probe_atom) {},
   };

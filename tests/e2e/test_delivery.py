@@ -48,7 +48,7 @@ class DeliveryTest(unittest.TestCase):
     """A server in a fresh directory with two maildir postoffices, sales
     (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
 
-    def start_server(self, extra=RETRIES):
+    def start_server(self, extra=RETRIES, admin_port=None):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.dir = holder.name
@@ -57,7 +57,7 @@ class DeliveryTest(unittest.TestCase):
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
         self.port = free_port()
-        self.server = Server(self.dir, write_config(self.dir, self.port, extra=extra))
+        self.server = Server(self.dir, write_config(self.dir, self.port, admin_port, extra=extra))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
         self.server.wait_for_log("serving on")

@@ -118,6 +118,17 @@ class Serve(unittest.TestCase):
             self.assertIn("smtp.listen: cannot listen on 127.0.0.1:%d" % port, server.log)
             self.assertIn("in use", server.log)
 
+    def test_refuses_a_taken_admin_port(self):
+        with temp_workdir() as d, socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with Server(d, write_config(d, free_port(), admin_port=port)) as server:
+                code = server.proc.wait(20)
+                server.stop()
+            self.assertEqual(code, 1)
+            self.assertIn("admin.listen: cannot listen on 127.0.0.1:%d" % port, server.log)
+
     def test_refuses_a_data_dir_it_cannot_create(self):
         with temp_workdir() as d:
             with open(os.path.join(d, "var"), "w") as f:

@@ -1,0 +1,381 @@
+// NAME
+//   admin_api -- the admin HTTP API (see admin_api.hpp).
+#include "runtime/admin_api.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/toml_table.hpp"
+
+namespace postconn {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// How long a request waits for an actor's answer.
+constexpr auto ask_timeout = std::chrono::seconds(10);
+
+/// Deliveries listed per page unless `limit` says otherwise, and at most.
+constexpr std::int64_t default_page = 100;
+constexpr std::int64_t largest_page = 1000;
+
+/// Asks `dest` and waits; the answer, or `error` set to why there is none.
+template <class Result, class Handle, class... Ts>
+std::optional<Result> ask(caf::actor_system& sys, const Handle& dest, std::string& error,
+                          Ts... xs) {
+  caf::scoped_actor self{sys};
+  std::optional<Result> result;
+  self->request(dest, ask_timeout, xs...)
+    .receive([&](Result& answer) { result = std::move(answer); },
+             [&](const caf::error& err) { error = sys.render(err); });
+  return result;
+}
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", "application/json");
+}
+
+void fail(httplib::Response& res, int status, const std::string& error) {
+  reply(res, status, json{{"error", error}});
+}
+
+/// A query parameter as a whole number of at least 0, or `fallback`;
+/// nullopt when it is not a number.
+std::optional<std::int64_t> number_param(const httplib::Request& req, const char* name,
+                                         std::int64_t fallback) {
+  if (!req.has_param(name))
+    return fallback;
+  auto text = req.get_param_value(name);
+  if (!is_digits(text) || text.size() > 12)
+    return std::nullopt;
+  return std::stoll(text);
+}
+
+class handlers {
+public:
+  handlers(const config& cfg, caf::actor_system& sys, supervisor_actor sup, store_actor store)
+    : cfg_(cfg), sys_(sys), sup_(std::move(sup)), store_(std::move(store)) {}
+
+  void queue(const httplib::Request& req, httplib::Response& res) {
+    auto limit = number_param(req, "limit", default_page);
+    auto offset = number_param(req, "offset", 0);
+    auto min_age = number_param(req, "min_age", 0);
+    if (!limit || !offset || !min_age || *limit == 0)
+      return fail(res, 400, "limit, offset and min_age are whole numbers of at least 0 "
+                            "(limit at least 1)");
+    auto postoffice = req.get_param_value("postoffice");
+    auto state = req.get_param_value("state");
+    std::string error;
+    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
+    if (!ledger)
+      return fail(res, 503, "supervisor: " + error);
+    auto now = std::time(nullptr);
+    std::vector<ledger_entry> chosen;
+    for (auto& entry : *ledger)
+      if ((postoffice.empty() || entry.postoffice == postoffice)
+          && (state.empty() || to_string(entry.state) == state)
+          && now - entry.queued_at >= *min_age)
+        chosen.push_back(std::move(entry));
+    std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.queued_at, a.delivery_id) < std::tie(b.queued_at, b.delivery_id);
+    });
+    auto page = json::array();
+    auto first = std::min<std::size_t>(chosen.size(), static_cast<std::size_t>(*offset));
+    auto last = std::min<std::size_t>(chosen.size(),
+                                      first + static_cast<std::size_t>(
+                                                std::min(*limit, largest_page)));
+    for (auto i = first; i < last; ++i)
+      page.push_back(delivery_json(chosen[i]));
+    reply(res, 200, json{{"now", now}, {"total", chosen.size()}, {"deliveries", page}});
+  }
+
+  void message(const std::string& id, httplib::Response& res) {
+    std::string error;
+    auto msg = ask<stored_message>(sys_, store_, error, fetch_atom::value, id);
+    if (!msg)
+      return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
+    auto entries = ask<std::vector<ledger_entry>>(sys_, store_, error, load_atom::value, id);
+    if (!entries)
+      return fail(res, 503, error);
+    // The supervisor's view is the newer one for deliveries still under way.
+    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
+    auto deliveries = json::array();
+    for (auto& entry : *entries) {
+      if (ledger)
+        for (const auto& live : *ledger)
+          if (live.delivery_id == entry.delivery_id)
+            entry = live;
+      auto item = delivery_json(entry);
+      auto attempts = ask<std::vector<attempt_record>>(sys_, store_, error, load_atom::value,
+                                                       entry.delivery_id);
+      item["attempts"] = json::array();
+      for (const auto& attempt : attempts.value_or(std::vector<attempt_record>{}))
+        item["attempts"].push_back({{"at", attempt.at},
+                                    {"outcome", attempt.outcome},
+                                    {"code", attempt.code},
+                                    {"text", attempt.text}});
+      deliveries.push_back(std::move(item));
+    }
+    reply(res, 200,
+          json{{"now", std::time(nullptr)}, {"message_id", msg->id}, {"sender", msg->sender},
+               {"received_at", msg->received_at}, {"size", msg->content.size()},
+               {"deliveries", deliveries}});
+  }
+
+  void hold_or_release(const std::string& id, bool hold, httplib::Response& res) {
+    std::string error;
+    if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
+      return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
+    auto changed = hold ? ask<std::int32_t>(sys_, sup_, error, hold_atom::value, id)
+                        : ask<std::int32_t>(sys_, sup_, error, release_atom::value, id);
+    if (!changed)
+      return fail(res, 503, "supervisor: " + error);
+    reply(res, 200, json{{hold ? "held" : "released", *changed}});
+  }
+
+  void flush(const std::string& postoffice, const std::string& message_id,
+             httplib::Response& res) {
+    if (!postoffice.empty() && !configured(postoffice))
+      return fail(res, 404, "no postoffice " + postoffice);
+    std::string error;
+    auto flushed = ask<std::int32_t>(sys_, sup_, error, flush_atom::value, postoffice,
+                                     message_id);
+    if (!flushed)
+      return fail(res, 503, "supervisor: " + error);
+    reply(res, 200, json{{"flushed", *flushed}});
+  }
+
+  void postoffices(httplib::Response& res) {
+    std::string error;
+    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
+                                                       postoffice_atom::value);
+    if (!reports)
+      return fail(res, 503, "supervisor: " + error);
+    auto list = json::array();
+    for (const auto& r : *reports)
+      list.push_back({{"name", r.name},          {"transport", r.transport},
+                      {"up", r.up},              {"since", r.since},
+                      {"problem", r.problem},    {"queued", r.queued},
+                      {"held", r.held},          {"in_flight", r.in_flight},
+                      {"open_failures", r.open_failures}});
+    reply(res, 200, json{{"now", std::time(nullptr)}, {"postoffices", list}});
+  }
+
+  void fault(const std::string& postoffice, const httplib::Request& req,
+             httplib::Response& res) {
+    if (!configured(postoffice))
+      return fail(res, 404, "no postoffice " + postoffice);
+    std::string error;
+    auto table = table_of(req.body, error);
+    if (!table)
+      return fail(res, 400, error);
+    std::vector<std::string> problems;
+    fault_config fault;
+    read_fault(table_reader{*table, "fault", problems}, fault);
+    if (!problems.empty()) {
+      std::string text;
+      for (const auto& problem : problems)
+        text += (text.empty() ? "" : "; ") + problem;
+      return fail(res, 400, text);
+    }
+    auto found = ask<bool>(sys_, sup_, error, fault_atom::value, postoffice, fault);
+    if (!found)
+      return fail(res, 503, "supervisor: " + error);
+    reply(res, 200, json{{"postoffice", postoffice}, {"fault", to_string(fault.mode)}});
+  }
+
+  void metrics(httplib::Response& res) {
+    std::string error;
+    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
+    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
+                                                       postoffice_atom::value);
+    auto store = ask<store_status>(sys_, store_, error, status_atom::value);
+    if (!ledger || !reports || !store) {
+      res.status = 503;
+      res.set_content("# " + error + "\n", "text/plain");
+      return;
+    }
+    std::ostringstream out;
+    out << "# HELP postconn_queue_deliveries Unfinished deliveries by postoffice and state.\n"
+           "# TYPE postconn_queue_deliveries gauge\n";
+    std::map<std::pair<std::string, std::string>, int> depth;
+    for (const auto& po : cfg_.postoffices)
+      for (auto state : {delivery_state::queued, delivery_state::in_flight,
+                         delivery_state::deferred, delivery_state::held})
+        depth[{po.name, to_string(state)}] = 0;
+    for (const auto& entry : *ledger)
+      ++depth[{entry.postoffice, to_string(entry.state)}];
+    for (const auto& [key, count] : depth)
+      out << "postconn_queue_deliveries{postoffice=\"" << key.first << "\",state=\""
+          << key.second << "\"} " << count << "\n";
+    out << "# HELP postconn_postoffice_up Whether the postoffice's last probe succeeded.\n"
+           "# TYPE postconn_postoffice_up gauge\n";
+    for (const auto& r : *reports)
+      out << "postconn_postoffice_up{postoffice=\"" << r.name << "\"} " << (r.up ? 1 : 0)
+          << "\n";
+    out << "# HELP postconn_postoffice_open_failures Failed opens counted against the "
+           "postoffice's queued deliveries.\n"
+           "# TYPE postconn_postoffice_open_failures gauge\n";
+    for (const auto& r : *reports)
+      out << "postconn_postoffice_open_failures{postoffice=\"" << r.name << "\"} "
+          << r.open_failures << "\n";
+    out << "# HELP postconn_store_commits_total Queue transactions committed.\n"
+           "# TYPE postconn_store_commits_total counter\n"
+           "postconn_store_commits_total " << store->commits << "\n"
+           "# HELP postconn_store_writes_total Queue writes acknowledged.\n"
+           "# TYPE postconn_store_writes_total counter\n"
+           "postconn_store_writes_total " << store->writes << "\n"
+           "# HELP postconn_store_failed_writes_total Queue writes that failed.\n"
+           "# TYPE postconn_store_failed_writes_total counter\n"
+           "postconn_store_failed_writes_total " << store->failed_writes << "\n";
+    res.status = 200;
+    res.set_content(out.str(), "text/plain; version=0.0.4");
+  }
+
+private:
+  bool configured(const std::string& postoffice) const {
+    return std::any_of(cfg_.postoffices.begin(), cfg_.postoffices.end(),
+                       [&](const auto& po) { return po.name == postoffice; });
+  }
+
+  const retry_policy& policy_of(const std::string& postoffice) const {
+    for (const auto& po : cfg_.postoffices)
+      if (po.name == postoffice)
+        return po.retry;
+    return cfg_.retry;
+  }
+
+  json delivery_json(const ledger_entry& e) const {
+    const auto& policy = policy_of(e.postoffice);
+    auto last_error = e.last_error_code;
+    if (!e.last_error_text.empty())
+      last_error += (last_error.empty() ? "" : " ") + e.last_error_text;
+    return {{"delivery_id", e.delivery_id},
+            {"message_id", e.message_id},
+            {"postoffice", e.postoffice},
+            {"recipients", e.recipients},
+            {"state", to_string(e.state)},
+            {"queued_at", e.queued_at},
+            {"open_retries", e.open_retries},
+            {"max_open_retries", policy.max_open_retries},
+            {"transfer_retries", e.transfer_retries},
+            {"max_transfer_retries", policy.max_transfer_retries},
+            {"next_attempt_at", e.next_attempt_at},
+            {"last_error", last_error}};
+  }
+
+  /// A JSON object as a TOML table, so it is checked as the config is.
+  static std::optional<toml::table> table_of(const std::string& body, std::string& error) {
+    auto parsed = json::parse(body, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      error = "expected a JSON object, e.g. {\"mode\": \"unreachable\"}";
+      return std::nullopt;
+    }
+    toml::table table;
+    for (const auto& [key, value] : parsed.items()) {
+      if (value.is_string()) {
+        table.insert(key, value.get<std::string>());
+      } else if (value.is_boolean()) {
+        table.insert(key, value.get<bool>());
+      } else if (value.is_number_integer()) {
+        table.insert(key, value.get<std::int64_t>());
+      } else if (value.is_number_float()) {
+        table.insert(key, value.get<double>());
+      } else if (value.is_array()
+                 && std::all_of(value.begin(), value.end(),
+                                [](const json& item) { return item.is_string(); })) {
+        toml::array items;
+        for (const auto& item : value)
+          items.push_back(item.get<std::string>());
+        table.insert(key, std::move(items));
+      } else {
+        error = "fault." + key + ": expected a string, number, boolean or list of strings";
+        return std::nullopt;
+      }
+    }
+    return table;
+  }
+
+  const config& cfg_;
+  caf::actor_system& sys_;
+  supervisor_actor sup_;
+  store_actor store_;
+};
+
+} // namespace
+
+admin_api::admin_api(const config& cfg) : cfg_(cfg), server_(new httplib::Server) {
+  auto address = parse_listen_address(cfg_.admin.listen);
+  if (!address || !server_->bind_to_port(address->host, address->port))
+    throw std::runtime_error(cfg_.admin.listen + ": address in use or not available");
+}
+
+admin_api::~admin_api() {
+  stop();
+}
+
+void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor store) {
+  auto on = std::make_shared<handlers>(cfg_, sys, std::move(sup), std::move(store));
+  auto& srv = *server_;
+  srv.Get("/queue", [on](const httplib::Request& req, httplib::Response& res) {
+    on->queue(req, res);
+  });
+  srv.Get(R"(/messages/([0-9a-f]+))",
+          [on](const httplib::Request& req, httplib::Response& res) {
+            on->message(req.matches[1], res);
+          });
+  srv.Post(R"(/messages/([0-9a-f]+)/(hold|release|flush))",
+           [on](const httplib::Request& req, httplib::Response& res) {
+             std::string id = req.matches[1];
+             std::string action = req.matches[2];
+             if (action == "flush")
+               on->flush("", id, res);
+             else
+               on->hold_or_release(id, action == "hold", res);
+           });
+  srv.Post("/flush", [on](const httplib::Request& req, httplib::Response& res) {
+    on->flush(req.get_param_value("postoffice"), "", res);
+  });
+  srv.Get("/postoffices", [on](const httplib::Request&, httplib::Response& res) {
+    on->postoffices(res);
+  });
+  srv.Put(R"(/postoffices/([a-z0-9_-]+)/fault)",
+          [on](const httplib::Request& req, httplib::Response& res) {
+            on->fault(req.matches[1], req, res);
+          });
+  srv.Get("/metrics", [on](const httplib::Request&, httplib::Response& res) {
+    on->metrics(res);
+  });
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty())
+      fail(res, res.status, "no such resource: " + req.method + " " + req.path);
+  });
+  thread_ = std::thread{[this] { server_->listen_after_bind(); }};
+  // A stop() before the listener runs would be lost: wait until it runs.
+  for (int waited = 0; waited < 5000 && !server_->is_running(); ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void admin_api::stop() {
+  if (!server_)
+    return;
+  server_->stop();
+  if (thread_.joinable())
+    thread_.join();
+  // The handlers hold actor handles: dropped here, so a detached actor (the
+  // store) is not kept alive past the actor system's shutdown.
+  server_.reset();
+}
+
+} // namespace postconn

@@ -1,0 +1,61 @@
+// NAME
+//   admin_api -- the admin HTTP API: the queue, a message's ledger and
+//   attempts, postoffice status, actions, and Prometheus metrics.
+//
+// DESCRIPTION
+//   JSON over HTTP on `[admin] listen` (loopback by default), served by
+//   cpp-httplib on threads of its own, which ask the actors with typed
+//   requests and wait for the answers (never on a scheduler thread):
+//
+//     GET  /queue?postoffice=&state=&min_age=&limit=&offset=
+//     GET  /messages/ID              the message, its deliveries, attempts
+//     POST /messages/ID/hold | release | flush
+//     POST /flush[?postoffice=P]     every deferred delivery due now
+//     GET  /postoffices              up/down since when, why, counts
+//     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
+//     GET  /metrics                  Prometheus text format
+//
+//   Errors are a status code with {"error": "..."}. The port is bound when
+//   the object is made, so a taken port stops the server before it starts
+//   anything; serve() starts answering once the actors exist.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "messages/actors.hpp"
+#include "runtime/config.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace httplib {
+class Server;
+} // namespace httplib
+
+namespace postconn {
+
+class admin_api {
+public:
+  /// Binds `cfg.admin.listen`; throws std::runtime_error when it cannot.
+  explicit admin_api(const config& cfg);
+  ~admin_api();
+
+  admin_api(const admin_api&) = delete;
+  admin_api& operator=(const admin_api&) = delete;
+
+  /// Answers requests from now on, on threads of its own.
+  void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store);
+
+  /// Stops answering and waits for the threads; before the actors stop.
+  void stop();
+
+private:
+  config cfg_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+} // namespace postconn

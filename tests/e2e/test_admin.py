@@ -1,0 +1,157 @@
+"""End-to-end admin API: the real server's /queue, /messages/ID,
+/postoffices, hold, release, flush, run-time faults and /metrics, read with
+an HTTP client as a dashboard or a script would. A held message is not
+delivered until it is released; /metrics parses with the Prometheus
+project's own text-format parser."""
+import json
+import os
+import subprocess
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from postconn_process import free_port
+from test_delivery import RETRIES, DeliveryTest, wait_for_files
+
+
+def metrics_families(text):
+    """Parses Prometheus text with prometheus_client (Debian's
+    python3-prometheus-client, for Debian's interpreter): {name: {labels
+    as a sorted tuple: value}}."""
+    script = (
+        "import json, sys\n"
+        "from prometheus_client.parser import text_string_to_metric_families\n"
+        "out = {}\n"
+        "for family in text_string_to_metric_families(sys.stdin.read()):\n"
+        "    for s in family.samples:\n"
+        "        out.setdefault(s.name, []).append([sorted(s.labels.items()), s.value])\n"
+        "print(json.dumps(out))\n")
+    done = subprocess.run(["/usr/bin/python3", "-c", script], input=text,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, "not valid Prometheus text:\n" + done.stderr
+    return {name: {tuple(map(tuple, labels)): value for labels, value in samples}
+            for name, samples in json.loads(done.stdout).items()}
+
+
+class AdminApi(DeliveryTest):
+    def setUp(self):
+        self.admin_port = free_port()
+        self.start_server(RETRIES.replace("max_open_retries = 2", "max_open_retries = 50"),
+                          admin_port=self.admin_port)
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}",
+                                         data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                raw = reply.read().decode()
+                status = reply.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read().decode(), e.code
+        content = json.loads(raw) if raw.startswith("{") else raw
+        return status, content
+
+    def queued_id(self, postoffice="sales"):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            _, queue = self.call("GET", f"/queue?postoffice={postoffice}")
+            if queue["deliveries"]:
+                return queue["deliveries"][0]["message_id"]
+            time.sleep(0.05)
+        raise AssertionError("nothing queued for " + postoffice)
+
+    def wait_for(self, predicate, what, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.assertLess(time.monotonic(), deadline, what)
+            time.sleep(0.05)
+
+    def test_queue_message_and_postoffices_show_a_share_that_is_down(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        message_id = self.queued_id()
+        self.wait_for(lambda: self.call("GET", "/queue")[1]["deliveries"][0]["open_retries"] >= 1,
+                      "no failed open counted")
+        status, queue = self.call("GET", "/queue?state=deferred&postoffice=sales")
+        self.assertEqual(status, 200)
+        self.assertEqual(queue["total"], 1)
+        delivery = queue["deliveries"][0]
+        self.assertEqual(delivery["recipients"], ["bob@sales.example.test"])
+        self.assertEqual(delivery["max_open_retries"], 50)
+        self.assertIn("4.4.1", delivery["last_error"])
+        self.assertEqual(self.call("GET", "/queue?postoffice=support")[1]["total"], 0)
+        self.assertEqual(self.call("GET", "/queue?limit=x")[0], 400)
+
+        _, offices = self.call("GET", "/postoffices")
+        sales = next(p for p in offices["postoffices"] if p["name"] == "sales")
+        self.assertFalse(sales["up"])
+        self.assertIn("root", sales["problem"])
+        self.assertEqual((sales["transport"], sales["queued"] + sales["in_flight"]), ("maildir", 1))
+        self.assertGreater(sales["since"], 0)
+
+        status, message = self.call("GET", f"/messages/{message_id}")
+        self.assertEqual(status, 200)
+        self.assertEqual(message["sender"], "ann@support.example.test")
+        [attempts] = [d["attempts"] for d in message["deliveries"]]
+        self.assertEqual(attempts[0]["outcome"], "open_failed")
+        self.assertEqual(self.call("GET", "/messages/0123456789abcdef")[0], 404)
+
+    def test_a_held_message_waits_for_its_release(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        message_id = self.queued_id()
+        self.assertEqual(self.call("POST", f"/messages/{message_id}/hold"), (200, {"held": 1}))
+        os.rename(self.sales + ".gone", self.sales)
+        self.assertEqual(self.call("POST", "/flush")[0], 200)
+        time.sleep(2.5)  # two open intervals: it would have gone by now
+        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/new")), [])
+        _, queue = self.call("GET", "/queue?state=held")
+        self.assertEqual([d["message_id"] for d in queue["deliveries"]], [message_id])
+        self.assertEqual(self.call("POST", f"/messages/{message_id}/release"),
+                         (200, {"released": 1}))
+        wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
+        _, message = self.call("GET", f"/messages/{message_id}")
+        outcomes = [a["outcome"] for a in message["deliveries"][0]["attempts"]]
+        self.assertEqual(outcomes[-3:], ["held", "released", "delivered"])
+        self.assertEqual(message["deliveries"][0]["state"], "delivered")
+
+    def test_a_fault_injected_at_run_time_holds_mail_until_lifted(self):
+        status, reply = self.call("PUT", "/postoffices/sales/fault", {"mode": "unreachable"})
+        self.assertEqual((status, reply), (200, {"postoffice": "sales", "fault": "unreachable"}))
+        self.send(["bob@sales.example.test"])
+        self.queued_id()
+        self.wait_for(lambda: self.call("GET", "/queue")[1]["deliveries"][0]["open_retries"] >= 2,
+                      "no failed opens counted")
+        self.assertEqual(os.listdir(os.path.join(self.sales, "bob/new")), [])
+        self.assertIn("fault injection", self.call("GET", "/queue")[1]["deliveries"][0]["last_error"])
+        self.assertEqual(self.call("PUT", "/postoffices/sales/fault", {"mode": "none"})[0], 200)
+        self.call("POST", "/flush?postoffice=sales")
+        wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
+        status, reply = self.call("PUT", "/postoffices/sales/fault", {"mode": "explode"})
+        self.assertEqual(status, 400)
+        self.assertIn("fault.mode: unknown fault \"explode\"", reply["error"])
+        self.assertEqual(self.call("PUT", "/postoffices/nowhere/fault", {"mode": "none"})[0], 404)
+        self.assertEqual(self.call("POST", "/flush?postoffice=nowhere")[0], 404)
+
+    def test_metrics_parse_as_prometheus_text(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        self.queued_id()
+        self.wait_for(lambda: not next(p for p in self.call("GET", "/postoffices")[1]["postoffices"]
+                                       if p["name"] == "sales")["up"], "sales never went down")
+        status, text = self.call("GET", "/metrics")
+        self.assertEqual(status, 200)
+        families = metrics_families(text)
+        up = families["postconn_postoffice_up"]
+        self.assertEqual(up[(("postoffice", "sales"),)], 0)
+        self.assertEqual(up[(("postoffice", "support"),)], 1)
+        depth = families["postconn_queue_deliveries"]
+        queued = sum(v for labels, v in depth.items() if ("postoffice", "sales") in labels)
+        self.assertEqual(queued, 1)
+        self.assertGreaterEqual(families["postconn_store_commits_total"][()], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
