@@ -18,6 +18,12 @@
 
 namespace postconn {
 
+/// The running config, replaced by a reload while handlers read it.
+struct config_holder {
+  std::mutex mutex;
+  std::shared_ptr<const config> current;
+};
+
 namespace {
 
 using json = nlohmann::json;
@@ -64,8 +70,9 @@ std::optional<std::int64_t> number_param(const httplib::Request& req, const char
 
 class handlers {
 public:
-  handlers(const config& cfg, caf::actor_system& sys, supervisor_actor sup, store_actor store)
-    : cfg_(cfg), sys_(sys), sup_(std::move(sup)), store_(std::move(store)) {}
+  handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
+           store_actor store)
+    : cfg_(std::move(cfg)), sys_(sys), sup_(std::move(sup)), store_(std::move(store)) {}
 
   void queue(const httplib::Request& req, httplib::Response& res) {
     auto limit = number_param(req, "limit", default_page);
@@ -210,7 +217,7 @@ public:
     out << "# HELP postconn_queue_deliveries Unfinished deliveries by postoffice and state.\n"
            "# TYPE postconn_queue_deliveries gauge\n";
     std::map<std::pair<std::string, std::string>, int> depth;
-    for (const auto& po : cfg_.postoffices)
+    for (const auto& po : cfg()->postoffices)
       for (auto state : {delivery_state::queued, delivery_state::in_flight,
                          delivery_state::deferred, delivery_state::held})
         depth[{po.name, to_string(state)}] = 0;
@@ -244,20 +251,27 @@ public:
   }
 
 private:
+  std::shared_ptr<const config> cfg() const {
+    std::lock_guard<std::mutex> guard{cfg_->mutex};
+    return cfg_->current;
+  }
+
   bool configured(const std::string& postoffice) const {
-    return std::any_of(cfg_.postoffices.begin(), cfg_.postoffices.end(),
+    auto current = cfg();
+    return std::any_of(current->postoffices.begin(), current->postoffices.end(),
                        [&](const auto& po) { return po.name == postoffice; });
   }
 
-  const retry_policy& policy_of(const std::string& postoffice) const {
-    for (const auto& po : cfg_.postoffices)
+  retry_policy policy_of(const std::string& postoffice) const {
+    auto current = cfg();
+    for (const auto& po : current->postoffices)
       if (po.name == postoffice)
         return po.retry;
-    return cfg_.retry;
+    return current->retry;
   }
 
   json delivery_json(const ledger_entry& e) const {
-    const auto& policy = policy_of(e.postoffice);
+    auto policy = policy_of(e.postoffice);
     auto last_error = e.last_error_code;
     if (!e.last_error_text.empty())
       last_error += (last_error.empty() ? "" : " ") + e.last_error_text;
@@ -307,7 +321,7 @@ private:
     return table;
   }
 
-  const config& cfg_;
+  std::shared_ptr<config_holder> cfg_;
   caf::actor_system& sys_;
   supervisor_actor sup_;
   store_actor store_;
@@ -315,10 +329,18 @@ private:
 
 } // namespace
 
-admin_api::admin_api(const config& cfg) : cfg_(cfg), server_(new httplib::Server) {
-  auto address = parse_listen_address(cfg_.admin.listen);
+admin_api::admin_api(const config& cfg)
+  : cfg_(std::make_shared<config_holder>()), server_(new httplib::Server) {
+  update_config(cfg);
+  auto address = parse_listen_address(cfg.admin.listen);
   if (!address || !server_->bind_to_port(address->host, address->port))
-    throw std::runtime_error(cfg_.admin.listen + ": address in use or not available");
+    throw std::runtime_error(cfg.admin.listen + ": address in use or not available");
+}
+
+void admin_api::update_config(const config& cfg) {
+  auto fresh = std::make_shared<const config>(cfg);
+  std::lock_guard<std::mutex> guard{cfg_->mutex};
+  cfg_->current = std::move(fresh);
 }
 
 admin_api::~admin_api() {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,8 @@ class Server;
 
 namespace postconn {
 
+struct config_holder;
+
 class admin_api {
 public:
   /// Binds `cfg.admin.listen`; throws std::runtime_error when it cannot.
@@ -52,8 +55,12 @@ public:
   /// Stops answering and waits for the threads; before the actors stop.
   void stop();
 
+  /// The config after a reload (the limits shown next to the counts).
+  void update_config(const config& cfg);
+
 private:
-  config cfg_;
+  /// Shared with the handlers, which read it on their own threads.
+  std::shared_ptr<config_holder> cfg_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

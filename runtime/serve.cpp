@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <cstdio>
@@ -84,27 +85,81 @@ private:
   int fd_ = -1;
 };
 
-/// Blocks the shutdown signals in this thread and every thread started
-/// after it (CAF's workers), so only wait_for_shutdown_signal() sees them.
-sigset_t block_shutdown_signals() {
+/// Blocks the signals the server waits for (SIGTERM, SIGINT, SIGHUP) in
+/// this thread and every thread started after it (CAF's workers), so only
+/// wait_for_signal() sees them.
+sigset_t block_server_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-int wait_for_shutdown_signal(const sigset_t& set) {
+int wait_for_signal(const sigset_t& set) {
   int signal = 0;
   sigwait(&set, &signal);
   return signal;
 }
 
-int run(const config& cfg) {
+bool same_fault(const fault_config& a, const fault_config& b) {
+  return a.mode == b.mode && a.probability == b.probability && a.seed == b.seed
+         && a.recipients == b.recipients && a.latency == b.latency && a.up == b.up
+         && a.down == b.down;
+}
+
+/// SIGHUP: reads the config file again. An invalid one is refused and the
+/// running config kept. Retry policies and injected faults take effect at
+/// once (deliveries keep their counts); other changes need a restart, and
+/// the log says which.
+void reload(const std::filesystem::path& file, config& running, const supervisor_actor& sup,
+            admin_api& admin) {
+  auto loaded = load_config_file(file);
+  if (!loaded.value) {
+    spdlog::error("reload: {} has {} problem(s); the running config stays", file.string(),
+                  loaded.problems.size());
+    for (const auto& problem : loaded.problems)
+      spdlog::error("reload: {}", problem);
+    return;
+  }
+  const auto& fresh = *loaded.value;
+  std::vector<postoffice_policy> policies;
+  for (auto& po : running.postoffices) {
+    auto found = std::find_if(fresh.postoffices.begin(), fresh.postoffices.end(),
+                              [&](const auto& candidate) { return candidate.name == po.name; });
+    if (found == fresh.postoffices.end()) {
+      spdlog::warn("reload: postoffice {} removed: takes effect at the next restart", po.name);
+      continue;
+    }
+    po.retry = found->retry;
+    policies.push_back({po.name, po.retry});
+    if (!same_fault(po.fault, found->fault)) {
+      po.fault = found->fault;
+      caf::anon_send(sup, fault_atom::value, po.name, po.fault);
+    }
+    if (found->transport != po.transport || found->path != po.path
+        || found->address != po.address || found->domains != po.domains
+        || found->probe_timeout != po.probe_timeout
+        || found->create_mailboxes != po.create_mailboxes)
+      spdlog::warn("reload: postoffice {} changed: its transport settings take effect at "
+                   "the next restart", po.name);
+  }
+  for (const auto& po : fresh.postoffices)
+    if (std::none_of(running.postoffices.begin(), running.postoffices.end(),
+                     [&](const auto& old) { return old.name == po.name; }))
+      spdlog::warn("reload: postoffice {} added: takes effect at the next restart", po.name);
+  running.retry = fresh.retry;
+  caf::anon_send(sup, reload_atom::value, std::move(policies));
+  admin.update_config(running);
+  spdlog::info("reload: {} read; retry settings and faults applied", file.string());
+}
+
+int run(config cfg, const std::filesystem::path& config_file) {
   // Before anything can be seen from outside (the bound port), so a signal
-  // always means a clean shutdown.
-  auto signals = block_shutdown_signals();
+  // always means a clean shutdown (or a reload).
+  auto signals = block_server_signals();
   auto data_dir = cfg.server.data_dir;
   check_data_dir(data_dir);
   data_dir_lock lock{data_dir};
@@ -163,7 +218,9 @@ int run(const config& cfg) {
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
-  auto signal = wait_for_shutdown_signal(signals);
+  auto signal = wait_for_signal(signals);
+  for (; signal == SIGHUP; signal = wait_for_signal(signals))
+    reload(config_file, cfg, sup, *admin);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
   // The admin API and the sessions first (sessions answer 421), then the
   // actors that use the store (the supervisor takes its postoffice actors
@@ -193,7 +250,7 @@ int serve(const serve_options& options) {
                                          : options.log_level;
   setup_logging(level);
   try {
-    auto rc = run(cfg);
+    auto rc = run(cfg, options.config_file);
     spdlog::info("shutdown: clean");
     return rc;
   } catch (const startup_error& e) {

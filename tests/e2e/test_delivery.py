@@ -57,7 +57,9 @@ class DeliveryTest(unittest.TestCase):
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
         self.port = free_port()
-        self.server = Server(self.dir, write_config(self.dir, self.port, admin_port, extra=extra))
+        self.admin_port = admin_port or free_port()
+        self.server = Server(self.dir, write_config(self.dir, self.port, self.admin_port,
+                                                    extra=extra))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
         self.server.wait_for_log("serving on")
