@@ -4,6 +4,7 @@
 // SYNOPSIS
 //   postconn serve --config FILE [--log-level LEVEL]
 //   postconn check-config FILE
+//   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
 //   postconn --version
 #include <cstdio>
 #include <string>
@@ -13,6 +14,7 @@
 #include "runtime/config.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/serve.hpp"
+#include "runtime/simulate.hpp"
 
 namespace {
 
@@ -50,8 +52,26 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "validate a config file");
   check_cmd->add_option("FILE", config_file, "config file (TOML)")->required();
 
+  postconn::simulate_options simulate_opts;
+  auto* simulate_cmd = app.add_subcommand(
+    "simulate", "replay a scenario on the real actors in simulated time");
+  simulate_cmd->add_option("SCENARIO", simulate_opts.scenario_file, "scenario file (TOML)")
+    ->required();
+  simulate_cmd->add_option("--svg", simulate_opts.svg_file,
+                           "chart file (default: SCENARIO's name with .svg, here)");
+  simulate_cmd->add_option("--keep", simulate_opts.keep_dir,
+                           "keep each run's queue and maildirs in this directory");
+  simulate_cmd->add_option("--log-level", simulate_opts.log_level,
+                           "the actors' log on stderr (default off)")
+    ->check([](const std::string& level) {
+      return postconn::is_log_level(level) ? std::string{}
+                                           : "unknown log level " + level;
+    });
+
   CLI11_PARSE(app, argc, argv);
   if (*serve_cmd)
     return postconn::serve(serve_opts);
+  if (*simulate_cmd)
+    return postconn::simulate(simulate_opts);
   return check_config(config_file);
 }
