@@ -5,12 +5,20 @@
 //   postconn serve --config FILE [--log-level LEVEL]
 //   postconn check-config FILE
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
+//   postconn queue [--postoffice PO] [--state STATE] [--min-age SECONDS]
+//   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
+//     (each admin verb: [--admin URL | --config FILE] [--json])
 //   postconn --version
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/admin_client.hpp"
 #include "runtime/config.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/serve.hpp"
@@ -28,6 +36,42 @@ int check_config(const std::string& file) {
   std::printf("%s: ok (%zu postoffices)\n", file.c_str(),
               loaded.value->postoffices.size());
   return 0;
+}
+
+/// An admin verb's subcommand: its options fill `verb`, and `config_file`
+/// names a config whose [admin] listen is the URL when --admin is not given.
+struct admin_command {
+  CLI::App* app = nullptr;
+  postconn::admin_verb verb;
+  std::string config_file;
+};
+
+admin_command& add_admin_verb(CLI::App& app, std::vector<std::unique_ptr<admin_command>>& all,
+                              const std::string& name, const std::string& help) {
+  auto command = std::make_unique<admin_command>();
+  command->verb.name = name;
+  command->app = app.add_subcommand(name, help);
+  command->app->add_option("--admin", command->verb.admin_url,
+                           "the server's admin API (default http://127.0.0.1:8025)");
+  command->app->add_option("--config", command->config_file,
+                           "take the admin API's address from this config");
+  command->app->add_flag("--json", command->verb.json, "print the server's JSON as it is");
+  all.push_back(std::move(command));
+  return *all.back();
+}
+
+/// Runs the admin verb the command line chose.
+int run_admin_command(admin_command& command) {
+  if (!command.config_file.empty() && command.app->count("--admin") == 0) {
+    auto loaded = postconn::load_config_file(command.config_file);
+    if (!loaded.value) {
+      std::fprintf(stderr, "postconn %s: %s has problems (see postconn check-config)\n",
+                   command.verb.name.c_str(), command.config_file.c_str());
+      return 2;
+    }
+    command.verb.admin_url = loaded.value->admin.listen;
+  }
+  return postconn::run_admin_verb(command.verb);
 }
 
 } // namespace
@@ -68,7 +112,32 @@ int main(int argc, char** argv) {
                                            : "unknown log level " + level;
     });
 
+  std::vector<std::unique_ptr<admin_command>> admin_commands;
+  auto& queue = add_admin_verb(app, admin_commands, "queue", "list the queue (admin API)");
+  for (const auto* filter : {"postoffice", "state", "min_age"}) {
+    auto flag = std::string{"--"} + filter;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    queue.app->add_option(flag, queue.verb.filters[filter],
+                          std::string{"only deliveries with this "} + filter);
+  }
+  add_admin_verb(app, admin_commands, "postoffices", "show every postoffice (admin API)");
+  for (const auto& [name, what, required] :
+       {std::tuple{"ledger", "show a message, its ledger and attempts", true},
+        std::tuple{"hold", "hold a message's deliveries", true},
+        std::tuple{"release", "release a held message", true},
+        std::tuple{"flush", "retry deferred deliveries now (of one postoffice)", false}}) {
+    auto& command = add_admin_verb(app, admin_commands, name, std::string{what} + " (admin API)");
+    auto* argument = command.app->add_option(required ? "ID" : "PO", command.verb.argument,
+                                             required ? "the message's queue id"
+                                                      : "the postoffice (default: all)");
+    if (required)
+      argument->required();
+  }
+
   CLI11_PARSE(app, argc, argv);
+  for (auto& command : admin_commands)
+    if (*command->app)
+      return run_admin_command(*command);
   if (*serve_cmd)
     return postconn::serve(serve_opts);
   if (*simulate_cmd)

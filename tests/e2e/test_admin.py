@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from postconn_process import free_port
+from postconn_process import free_port, run
 from test_delivery import RETRIES, DeliveryTest, wait_for_files
 
 
@@ -34,7 +34,10 @@ def metrics_families(text):
             for name, samples in json.loads(done.stdout).items()}
 
 
-class AdminApi(DeliveryTest):
+class AdminServer(DeliveryTest):
+    """A server with its admin API on a known port; mail to sales is
+    retried every second, up to 50 failed opens."""
+
     def setUp(self):
         self.admin_port = free_port()
         self.start_server(RETRIES.replace("max_open_retries = 2", "max_open_retries = 50"),
@@ -68,6 +71,9 @@ class AdminApi(DeliveryTest):
             self.assertLess(time.monotonic(), deadline, what)
             time.sleep(0.05)
 
+
+
+class AdminApi(AdminServer):
     def test_queue_message_and_postoffices_show_a_share_that_is_down(self):
         os.rename(self.sales, self.sales + ".gone")
         self.send(["bob@sales.example.test"])
@@ -151,6 +157,50 @@ class AdminApi(DeliveryTest):
         queued = sum(v for labels, v in depth.items() if ("postoffice", "sales") in labels)
         self.assertEqual(queued, 1)
         self.assertGreaterEqual(families["postconn_store_commits_total"][()], 1)
+
+
+class AdminVerbs(AdminServer):
+    """The admin verbs of the command line against the same server."""
+
+    def verb(self, *args):
+        return run(*args, "--admin", f"127.0.0.1:{self.admin_port}")
+
+    def test_queue_postoffices_ledger_hold_release_and_flush(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        message_id = self.queued_id()
+        self.server.wait_for_log("open_retries=1/50")
+        code, out, err = self.verb("queue")
+        self.assertEqual(code, 0, err)
+        self.assertIn(message_id, out)
+        self.assertRegex(out, r"sales +(deferred|queued|in_flight) ")
+        self.assertIn("1 delivery", out)
+        code, out, _ = self.verb("queue", "--postoffice", "support")
+        self.assertEqual((code, out.strip()), (0, "queue is empty"))
+        code, out, _ = self.verb("queue", "--json")
+        self.assertEqual(json.loads(out)["deliveries"][0]["message_id"], message_id)
+        code, out, _ = self.verb("postoffices")
+        self.assertRegex(out, r"sales +maildir +DOWN")
+        self.assertEqual(self.verb("hold", message_id)[:2], (0, "held 1 delivery\n"))
+        code, out, _ = self.verb("ledger", message_id)
+        self.assertEqual(code, 0)
+        self.assertIn("ann@support.example.test", out)
+        self.assertIn("held", out)
+        os.rename(self.sales + ".gone", self.sales)
+        self.assertEqual(self.verb("flush", "sales")[0], 0)
+        self.assertEqual(self.verb("release", message_id)[:2], (0, "released 1 delivery\n"))
+        wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
+        code, _, err = self.verb("ledger", "0123456789abcdef")
+        self.assertEqual(code, 1)
+        self.assertIn("no message 0123456789abcdef", err)
+        code, out, _ = run("postoffices", "--config", os.path.join(self.dir, "postconn.toml"))
+        self.assertEqual(code, 0)
+        self.assertRegex(out, r"sales +maildir +up")
+
+    def test_a_server_that_is_not_there(self):
+        code, _, err = run("queue", "--admin", f"127.0.0.1:{free_port()}")
+        self.assertEqual(code, 3)
+        self.assertIn("cannot reach the admin API", err)
 
 
 if __name__ == "__main__":
