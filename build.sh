@@ -18,7 +18,7 @@ PACKAGES=(
   libtomlplusplus-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
 )
 # Real peers for the end-to-end tests.
-TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-client)
+TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-client systemd)
 
 install_missing() {
   local missing=() pkg

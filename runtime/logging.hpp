@@ -3,7 +3,10 @@
 //
 // DESCRIPTION
 //   Log lines name the actor and the ids they are about, e.g.
-//   "store: commit of 12 writes failed: disk I/O error".
+//   "store: commit of 12 writes failed: disk I/O error". Formats: "text",
+//   one line with the time and level (under systemd, whose journal stamps
+//   lines itself, "<priority>message" instead), or "json", one object per
+//   line with time, level and message.
 #pragma once
 
 #include <string_view>
@@ -13,7 +16,10 @@ namespace postconn {
 /// True for a level name spdlog knows (trace ... critical, off).
 bool is_log_level(std::string_view name);
 
-/// Logs to stderr at `level` (a name is_log_level() accepts).
-void setup_logging(std::string_view level);
+/// True for "text" and "json".
+bool is_log_format(std::string_view name);
+
+/// Logs to stderr at `level` (a name is_log_level() accepts) in `format`.
+void setup_logging(std::string_view level, std::string_view format = "text");
 
 } // namespace postconn

@@ -2,7 +2,7 @@
 //   postconn -- the mail connector's command line.
 //
 // SYNOPSIS
-//   postconn serve --config FILE [--log-level LEVEL]
+//   postconn serve --config FILE [--log-level LEVEL] [--log-format text|json]
 //   postconn check-config FILE
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
 //   postconn queue [--postoffice PO] [--state STATE] [--min-age SECONDS]
@@ -90,6 +90,12 @@ int main(int argc, char** argv) {
     ->check([](const std::string& level) {
       return postconn::is_log_level(level) ? std::string{}
                                            : "unknown log level " + level;
+    });
+
+  serve_cmd->add_option("--log-format", serve_opts.log_format, "text (default) or json")
+    ->check([](const std::string& format) {
+      return postconn::is_log_format(format) ? std::string{}
+                                             : "unknown log format " + format;
     });
 
   std::string config_file;

@@ -248,7 +248,7 @@ int serve(const serve_options& options) {
   const auto& cfg = *loaded.value;
   auto level = options.log_level.empty() ? cfg.server.log_level
                                          : options.log_level;
-  setup_logging(level);
+  setup_logging(level, options.log_format);
   try {
     auto rc = run(cfg, options.config_file);
     spdlog::info("shutdown: clean");

@@ -18,6 +18,8 @@ struct serve_options {
   std::filesystem::path config_file;
   /// Overrides server.log_level when not empty.
   std::string log_level;
+  /// "text" or "json".
+  std::string log_format = "text";
 };
 
 /// Runs the server; returns the process exit code.

@@ -1,14 +1,16 @@
 """End-to-end tests of the command line: `postconn --version`,
 `postconn check-config` and `postconn serve` start-up checks and shutdown,
 run against the real binary."""
+import json
 import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 import unittest
 
-from postconn_process import (SOURCE_DIR, Server, free_port, run,
+from postconn_process import (POSTCONN, SOURCE_DIR, Server, free_port, run,
                               temp_workdir, write_config)
 
 
@@ -94,6 +96,46 @@ class Serve(unittest.TestCase):
                 self.assertEqual(server.stop(), 0)
             # At warn level the start-up info lines are not printed.
             self.assertNotIn("serving on", server.log)
+
+    def test_json_log_lines(self):
+        with temp_workdir() as d:
+            with Server(d, write_config(d, free_port()), "--log-format", "json") as server:
+                server.wait_for_log("serving on")
+                self.assertEqual(server.stop(), 0)
+            lines = [json.loads(line) for line in server.log.splitlines()]
+            self.assertIn("serving on", lines[1]["message"])
+            self.assertEqual({line["level"] for line in lines}, {"info"})
+            self.assertRegex(lines[0]["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+    def test_journal_lines_under_systemd(self):
+        with temp_workdir() as d, open(os.path.join(d, "stderr"), "w+") as err:
+            info = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
+            proc = subprocess.Popen([POSTCONN, "serve", "--config", write_config(d, free_port())],
+                                    cwd=d, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            deadline = time.monotonic() + 20
+            while "serving on" not in open(err.name).read():
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(20), 0)
+            lines = open(err.name).read().splitlines()
+            self.assertTrue(lines[0].startswith("<6>queue: "), lines)
+            self.assertTrue(all(line.startswith("<") for line in lines), lines)
+
+    def test_the_systemd_unit_verifies(self):
+        with temp_workdir() as d:
+            with open(os.path.join(SOURCE_DIR, "conf/postconn.service")) as f:
+                unit = f.read().replace("/usr/local/bin/postconn", os.path.abspath(POSTCONN))
+            # The unit's user exists on a real install only.
+            unit = unit.replace("User=postconn", "User=root").replace("Group=postconn",
+                                                                      "Group=root")
+            path = os.path.join(d, "postconn.service")
+            with open(path, "w") as f:
+                f.write(unit)
+            done = subprocess.run(["systemd-analyze", "verify", path], capture_output=True,
+                                  text=True)
+            self.assertEqual((done.returncode, done.stderr), (0, ""))
 
     def test_refuses_an_invalid_config(self):
         with temp_workdir() as d:
