@@ -35,6 +35,18 @@ constexpr auto ask_timeout = std::chrono::seconds(10);
 constexpr std::int64_t default_page = 100;
 constexpr std::int64_t largest_page = 1000;
 
+/// "Bearer <token>" with the right token; compared in time that does not
+/// depend on where a wrong token differs.
+bool bearer_matches(const std::string& header, const std::string& token) {
+  const std::string prefix = "Bearer ";
+  if (header.size() != prefix.size() + token.size() || header.compare(0, prefix.size(), prefix))
+    return false;
+  unsigned char differs = 0;
+  for (std::size_t i = 0; i < token.size(); ++i)
+    differs |= static_cast<unsigned char>(header[prefix.size() + i] ^ token[i]);
+  return differs == 0;
+}
+
 /// Asks `dest` and waits; the answer, or `error` set to why there is none.
 template <class Result, class Handle, class... Ts>
 std::optional<Result> ask(caf::actor_system& sys, const Handle& dest, std::string& error,
@@ -332,6 +344,12 @@ private:
 admin_api::admin_api(const config& cfg)
   : cfg_(std::make_shared<config_holder>()), server_(new httplib::Server) {
   update_config(cfg);
+  if (!cfg.admin.token_file.empty()) {
+    auto read = read_token_file(cfg.admin.token_file);
+    if (!read.problem.empty())
+      throw std::runtime_error("token_file " + read.problem);
+    token_ = std::move(read.token);
+  }
   auto address = parse_listen_address(cfg.admin.listen);
   if (!address || !server_->bind_to_port(address->host, address->port))
     throw std::runtime_error(cfg.admin.listen + ": address in use or not available");
@@ -379,6 +397,15 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   srv.Get("/metrics", [on](const httplib::Request&, httplib::Response& res) {
     on->metrics(res);
   });
+  if (!token_.empty())
+    srv.set_pre_routing_handler([token = token_](const httplib::Request& req,
+                                                 httplib::Response& res) {
+      if (bearer_matches(req.get_header_value("Authorization"), token))
+        return httplib::Server::HandlerResponse::Unhandled;
+      res.set_header("WWW-Authenticate", "Bearer");
+      fail(res, 401, "missing or wrong bearer token");
+      return httplib::Server::HandlerResponse::Handled;
+    });
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty())
       fail(res, res.status, "no such resource: " + req.method + " " + req.path);

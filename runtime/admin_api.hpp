@@ -15,7 +15,9 @@
 //     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
 //     GET  /metrics                  Prometheus text format
 //
-//   Errors are a status code with {"error": "..."}. The port is bound when
+//   With `[admin] token_file`, every request needs "Authorization: Bearer
+//   <token>" (401 otherwise). Errors are a status code with {"error": "..."}.
+//   The port is bound when
 //   the object is made, so a taken port stops the server before it starts
 //   anything; serve() starts answering once the actors exist.
 #pragma once
@@ -42,7 +44,8 @@ struct config_holder;
 
 class admin_api {
 public:
-  /// Binds `cfg.admin.listen`; throws std::runtime_error when it cannot.
+  /// Reads the token file and binds `cfg.admin.listen`; throws
+  /// std::runtime_error when either fails.
   explicit admin_api(const config& cfg);
   ~admin_api();
 
@@ -61,6 +64,8 @@ public:
 private:
   /// Shared with the handlers, which read it on their own threads.
   std::shared_ptr<config_holder> cfg_;
+  /// Every request must carry it as a bearer token; empty: none needed.
+  std::string token_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

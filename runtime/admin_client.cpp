@@ -526,7 +526,8 @@ std::optional<admin_address> parse_admin_url(std::string_view url) {
 }
 
 admin_reply admin_call(const std::string& base_url, const std::string& method,
-                       const std::string& path_and_query, const std::string& body) {
+                       const std::string& path_and_query, const std::string& body,
+                       const std::string& token) {
   auto address = parse_admin_url(base_url);
   if (!address)
     return {0, {}, "not an http://HOST[:PORT] URL: " + base_url};
@@ -541,6 +542,8 @@ admin_reply admin_call(const std::string& base_url, const std::string& method,
   request.body = body;
   if (!body.empty())
     request.set_header("Content-Type", "application/json");
+  if (!token.empty())
+    request.set_header("Authorization", "Bearer " + token);
   auto result = client.send(request);
   if (!result)
     return {0, {},
@@ -632,7 +635,7 @@ int run_admin_verb(const admin_verb& verb, std::ostream& out, std::ostream& err)
   if (auto problem = usage_problem(verb); !problem.empty())
     return fail(2, problem);
   auto request = request_for(verb);
-  auto reply = admin_call(verb.admin_url, request.method, request.path_and_query);
+  auto reply = admin_call(verb.admin_url, request.method, request.path_and_query, "", verb.token);
   if (reply.status == 0)
     return fail(3, reply.error);
   if (reply.status < 200 || reply.status > 299)

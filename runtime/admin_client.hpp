@@ -59,6 +59,8 @@ struct admin_verb {
   std::string admin_url = std::string{default_admin_url};
   /// Print the server's JSON as it is instead of a table.
   bool json = false;
+  /// Sent as "Authorization: Bearer <token>" when not empty.
+  std::string token;
   /// queue only, sent as query parameters: postoffice, state, min_age
   /// (seconds), limit, offset.
   std::map<std::string, std::string> filters;
@@ -87,7 +89,8 @@ std::optional<admin_address> parse_admin_url(std::string_view url);
 
 /// Sends one request to the admin API at `base_url`.
 admin_reply admin_call(const std::string& base_url, const std::string& method,
-                       const std::string& path_and_query, const std::string& body = "");
+                       const std::string& path_and_query, const std::string& body = "",
+                       const std::string& token = "");
 
 /// A span of time in at most two units: "0s", "45s", "3m20s", "3h12m", "2d4h".
 std::string format_age(std::int64_t seconds);

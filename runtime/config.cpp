@@ -114,8 +114,14 @@ void read_retry(table_reader in, retry_policy& retry) {
 namespace {
 
 void read_admin(table_reader in, admin_config& admin) {
-  in.reject_unknown_keys({"listen"});
+  in.reject_unknown_keys({"listen", "token_file"});
   in.read_listen("listen", admin.listen);
+  std::string token_file;
+  if (in.read("token_file", token_file)) {
+    if (token_file.empty())
+      in.problem("token_file", "must not be empty (leave it out for no token)");
+    admin.token_file = token_file;
+  }
 }
 
 /// Lower-cases and checks the domains; only a default may have none.
@@ -318,6 +324,17 @@ config_result parse_config(std::string_view toml_text, std::string_view source) 
   if (result.problems.empty())
     result.value = std::move(cfg);
   return result;
+}
+
+token_result read_token_file(const std::filesystem::path& file) {
+  std::string text;
+  if (int error = read_whole_file(file, text))
+    return {{}, file.string() + ": cannot read: " + std::strerror(error)};
+  auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos)
+    return {{}, file.string() + ": empty, no token in it"};
+  auto last = text.find_last_not_of(" \t\r\n");
+  return {text.substr(first, last - first + 1), {}};
 }
 
 config_result load_config_file(const std::filesystem::path& file) {

@@ -93,7 +93,17 @@ struct smtp_config {
 struct admin_config {
   /// "host:port" of the admin HTTP API.
   std::string listen = "127.0.0.1:8025";
+  /// A file holding the bearer token every request must carry; empty: none.
+  std::filesystem::path token_file;
 };
+
+/// The token in `file` (surrounding white space removed), or why there is
+/// none: unreadable, or empty.
+struct token_result {
+  std::string token;
+  std::string problem;
+};
+token_result read_token_file(const std::filesystem::path& file);
 
 struct config {
   server_config server;

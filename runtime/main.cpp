@@ -7,7 +7,7 @@
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
 //   postconn queue [--postoffice PO] [--state STATE] [--min-age SECONDS]
 //   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
-//     (each admin verb: [--admin URL | --config FILE] [--json])
+//     (each admin verb: [--admin URL] [--config FILE] [--token-file FILE] [--json])
 //   postconn --version
 #include <algorithm>
 #include <cstdio>
@@ -44,6 +44,7 @@ struct admin_command {
   CLI::App* app = nullptr;
   postconn::admin_verb verb;
   std::string config_file;
+  std::string token_file;
 };
 
 admin_command& add_admin_verb(CLI::App& app, std::vector<std::unique_ptr<admin_command>>& all,
@@ -56,20 +57,34 @@ admin_command& add_admin_verb(CLI::App& app, std::vector<std::unique_ptr<admin_c
   command->app->add_option("--config", command->config_file,
                            "take the admin API's address from this config");
   command->app->add_flag("--json", command->verb.json, "print the server's JSON as it is");
+  command->app->add_option("--token-file", command->token_file,
+                           "a file with the admin API's bearer token");
   all.push_back(std::move(command));
   return *all.back();
 }
 
 /// Runs the admin verb the command line chose.
 int run_admin_command(admin_command& command) {
-  if (!command.config_file.empty() && command.app->count("--admin") == 0) {
+  const auto* verb = command.verb.name.c_str();
+  if (!command.config_file.empty()) {
     auto loaded = postconn::load_config_file(command.config_file);
     if (!loaded.value) {
-      std::fprintf(stderr, "postconn %s: %s has problems (see postconn check-config)\n",
-                   command.verb.name.c_str(), command.config_file.c_str());
+      std::fprintf(stderr, "postconn %s: %s has problems (see postconn check-config)\n", verb,
+                   command.config_file.c_str());
       return 2;
     }
-    command.verb.admin_url = loaded.value->admin.listen;
+    if (command.app->count("--admin") == 0)
+      command.verb.admin_url = loaded.value->admin.listen;
+    if (command.token_file.empty())
+      command.token_file = loaded.value->admin.token_file.string();
+  }
+  if (!command.token_file.empty()) {
+    auto read = postconn::read_token_file(command.token_file);
+    if (!read.problem.empty()) {
+      std::fprintf(stderr, "postconn %s: token: %s\n", verb, read.problem.c_str());
+      return 2;
+    }
+    command.verb.token = read.token;
   }
   return postconn::run_admin_verb(command.verb);
 }

@@ -174,7 +174,10 @@ int run(config cfg, const std::filesystem::path& config_file) {
   try {
     admin.emplace(cfg);
   } catch (const std::runtime_error& e) {
-    throw startup_error(std::string{"admin.listen: cannot listen on "} + e.what());
+    auto what = std::string{e.what()};
+    throw startup_error(what.rfind("token_file ", 0) == 0
+                          ? "admin." + what
+                          : "admin.listen: cannot listen on " + what);
   }
   std::shared_ptr<queue_db> db;
   auto db_file = data_dir / "queue.db";

@@ -11,7 +11,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from postconn_process import free_port, run
+from postconn_process import Server, free_port, run
 from test_delivery import RETRIES, DeliveryTest, wait_for_files
 
 
@@ -201,6 +201,51 @@ class AdminVerbs(AdminServer):
         code, _, err = run("queue", "--admin", f"127.0.0.1:{free_port()}")
         self.assertEqual(code, 3)
         self.assertIn("cannot reach the admin API", err)
+
+
+class BearerToken(AdminServer):
+    """[admin] token_file: every request needs the token, the verbs send it."""
+
+    def setUp(self):
+        super().setUp()
+        self.token_file = os.path.join(self.dir, "admin.token")
+        with open(self.token_file, "w") as f:
+            f.write("s3cret-token\n")
+        self.config = os.path.join(self.dir, "postconn.toml")
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace("[admin]\n", '[admin]\ntoken_file = "admin.token"\n', 1))
+        self.assertEqual(self.server.stop(), 0)
+        self.server = Server(self.dir, self.config)
+        self.addCleanup(self.server.__exit__)
+        self.addCleanup(self.server.stop)
+
+    def test_requests_need_the_token_and_the_verbs_send_it(self):
+        self.server.wait_for_log("serving on")
+        status, reply = self.call("GET", "/queue")
+        self.assertEqual((status, reply), (401, {"error": "missing or wrong bearer token"}))
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/queue",
+                                         headers={"Authorization": "Bearer s3cret-token"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            self.assertEqual(json.loads(reply.read())["total"], 0)
+        code, _, err = run("queue", "--admin", f"127.0.0.1:{self.admin_port}")
+        self.assertEqual(code, 1)
+        self.assertIn("missing or wrong bearer token", err)
+        code, out, _ = run("queue", "--admin", f"127.0.0.1:{self.admin_port}",
+                           "--token-file", self.token_file)
+        self.assertEqual((code, out.strip()), (0, "queue is empty"))
+        code, out, err = run("postoffices", "--config", self.config, cwd=self.dir)
+        self.assertEqual(code, 0, err)
+
+    def test_a_token_file_that_cannot_be_read_stops_the_start(self):
+        self.server.wait_for_log("serving on")
+        self.assertEqual(self.server.stop(), 0)
+        os.unlink(self.token_file)
+        with Server(self.dir, self.config) as server:
+            self.assertEqual(server.proc.wait(20), 1)
+            server.stop()
+        self.assertIn("admin.token_file admin.token: cannot read", server.log)
 
 
 if __name__ == "__main__":

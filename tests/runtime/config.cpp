@@ -494,3 +494,16 @@ TEST_CASE("every rule of [postoffice.fault] names its key") {
   problems = fault_problems("mode = \"drop\"\nwhen = \"now\"\n");
   CHECK(has_problem(problems, "postoffice[0].fault.when"));
 }
+
+TEST_CASE("admin.token_file is a path, not empty, and read_token_file trims the token") {
+  auto result = parse_config("[admin]\ntoken_file = \"/etc/postconn/admin.token\"\n"
+                               + sales_postoffice,
+                             "test.toml");
+  REQUIRE(result.value);
+  CHECK(result.value->admin.token_file == "/etc/postconn/admin.token");
+  CHECK(has_problem(problems_of("[admin]\ntoken_file = \"\"\n" + sales_postoffice),
+                    "admin.token_file", "must not be empty"));
+  auto missing = read_token_file("/nonexistent/admin.token");
+  CHECK(missing.token.empty());
+  CHECK(missing.problem == "/nonexistent/admin.token: cannot read: No such file or directory");
+}
