@@ -50,7 +50,8 @@ struct chart_run {
 };
 
 /// A standalone SVG document: `title` on top, then one panel per run, all
-/// sharing a time axis from 0 to `duration` seconds.
+/// sharing a time axis from 0 to `duration` seconds. Times outside that
+/// range are drawn at its nearer end; a duration under 1 s is drawn as 1 s.
 std::string timeline_chart_svg(const std::string& title, std::int64_t duration,
                                const std::vector<chart_run>& runs);
 
