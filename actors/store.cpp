@@ -174,6 +174,19 @@ store(store_actor::stateful_pointer<store_state> self,
         return make_error(store_errc::read_failed, e.what());
       }
     },
+    [=](delete_atom, const std::string& id) -> caf::result<bool> {
+      auto promise = self->make_response_promise<bool>();
+      auto found = std::make_shared<bool>(false);
+      enqueue_write(self, pending_write{
+        [id, found](queue_db& db) { *found = db.delete_message(id); },
+        [promise, found](const caf::error& err) mutable {
+          if (err)
+            promise.deliver(err);
+          else
+            promise.deliver(*found);
+        }});
+      return promise;
+    },
     [=](status_atom) { return self->state.counters; },
     [=](commit_atom) {
       auto& st = self->state;

@@ -242,6 +242,53 @@ std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
   return flushed;
 }
 
+/// Deletes a message: its unfinished deliveries bounce with an NDR, or the
+/// store removes it with no trace (and it leaves the ledger once that is
+/// committed).
+caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string& message_id,
+                                         bool with_ndr) {
+  auto& st = self->state;
+  std::vector<std::int64_t> ids;
+  for (const auto& [id, entry] : st.ledger) {
+    if (entry.message_id != message_id)
+      continue;
+    if (st.busy.count(id))
+      return std::int32_t{-1};
+    ids.push_back(id);
+  }
+  auto count = static_cast<std::int32_t>(ids.size());
+  if (with_ndr) {
+    auto now = unix_now(self);
+    for (auto id : ids) {
+      st.busy.insert(id);
+      apply(self, after_deletion(st.ledger.at(id), now));
+    }
+    return count;
+  }
+  for (auto id : ids)
+    st.busy.insert(id);
+  auto promise = self->make_response_promise<std::int32_t>();
+  self->request(st.store, store_timeout, delete_atom::value, message_id)
+    .then(
+      [=](bool) mutable {
+        auto& st = self->state;
+        for (auto id : ids) {
+          st.ledger.erase(id);
+          st.busy.erase(id);
+          st.hold_requested.erase(id);
+        }
+        spdlog::info("supervisor: msg {} deleted with its {} unfinished deliveries",
+                     message_id, count);
+        promise.deliver(count);
+      },
+      [=](const caf::error& err) mutable {
+        for (auto id : ids)
+          self->state.busy.erase(id);
+        promise.deliver(err);
+      });
+  return promise;
+}
+
 /// Asks every postoffice actor for its last probe and adds the ledger's
 /// counts; a postoffice that does not answer in time is reported down.
 caf::typed_response_promise<std::vector<postoffice_report>>
@@ -399,6 +446,10 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [=](status_atom, postoffice_atom) {
       return report_postoffices(self);
+    },
+    [=](delete_atom, const std::string& message_id,
+        bool with_ndr) -> caf::result<std::int32_t> {
+      return delete_message(self, message_id, with_ndr);
     },
     [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
       auto& st = self->state;

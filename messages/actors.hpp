@@ -38,6 +38,9 @@ using store_actor = caf::typed_actor<
   caf::replies_to<load_atom, std::string>::with<std::vector<ledger_entry>>,
   // Reads the attempt log of a delivery, oldest first.
   caf::replies_to<load_atom, std::int64_t>::with<std::vector<attempt_record>>,
+  // Removes a message with its deliveries and attempts; false when there
+  // was none.
+  caf::replies_to<delete_atom, std::string>::with<bool>,
   // Reports the store's counters.
   caf::replies_to<status_atom>::with<store_status>,
   // Internal: commits the writes received so far in one transaction.
@@ -100,6 +103,10 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<reload_atom, std::vector<postoffice_policy>>,
   // Reports every postoffice: its last probe and its deliveries' counts.
   caf::replies_to<status_atom, postoffice_atom>::with<std::vector<postoffice_report>>,
+  // Deletes a message: with an NDR, its unfinished deliveries bounce
+  // (5.0.0); without, it leaves the queue with no trace. Replies with the
+  // unfinished deliveries it ended, -1 while one has an attempt under way.
+  caf::replies_to<delete_atom, std::string, bool>::with<std::int32_t>,
   // Replaces a postoffice's injected fault; false when there is no such
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,

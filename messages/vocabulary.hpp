@@ -42,6 +42,7 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using postoffice_atom = caf::atom_constant<caf::atom("postoffice")>;
+using delete_atom = caf::atom_constant<caf::atom("delete")>;
 
 // -- messages and deliveries ----------------------------------------------------
 

@@ -163,6 +163,18 @@ public:
     reply(res, 200, json{{hold ? "held" : "released", *changed}});
   }
 
+  void remove(const std::string& id, bool with_ndr, httplib::Response& res) {
+    std::string error;
+    if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
+      return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
+    auto ended = ask<std::int32_t>(sys_, sup_, error, delete_atom::value, id, with_ndr);
+    if (!ended)
+      return fail(res, 503, "supervisor: " + error);
+    if (*ended < 0)
+      return fail(res, 409, "an attempt to deliver it is under way; try again in a moment");
+    reply(res, 200, json{{with_ndr ? "bounced" : "deleted", *ended}});
+  }
+
   void flush(const std::string& postoffice, const std::string& message_id,
              httplib::Response& res) {
     if (!postoffice.empty() && !configured(postoffice))
@@ -384,6 +396,10 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
              else
                on->hold_or_release(id, action == "hold", res);
            });
+  srv.Delete(R"(/messages/([0-9a-f]+))",
+             [on](const httplib::Request& req, httplib::Response& res) {
+               on->remove(req.matches[1], req.get_param_value("ndr") == "1", res);
+             });
   srv.Post("/flush", [on](const httplib::Request& req, httplib::Response& res) {
     on->flush(req.get_param_value("postoffice"), "", res);
   });

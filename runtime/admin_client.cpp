@@ -345,7 +345,8 @@ struct verb_rule {
 constexpr verb_rule verb_rules[] = {
   {"queue", argument_rule::none},       {"postoffices", argument_rule::none},
   {"ledger", argument_rule::required},  {"flush", argument_rule::optional},
-  {"hold", argument_rule::required},    {"release", argument_rule::required}};
+  {"hold", argument_rule::required},    {"release", argument_rule::required},
+  {"delete", argument_rule::required}};
 
 constexpr std::string_view queue_filters[] = {"postoffice", "state", "min_age", "limit",
                                               "offset"};
@@ -361,7 +362,7 @@ const verb_rule* rule_of(std::string_view name) {
 std::string usage_problem(const admin_verb& verb) {
   const auto* rule = rule_of(verb.name);
   if (!rule)
-    return "not an admin verb (queue, postoffices, ledger, flush, hold, release)";
+    return "not an admin verb (queue, postoffices, ledger, flush, hold, release, delete)";
   if (rule->argument == argument_rule::required && verb.argument.empty())
     return "which message? give its ID";
   if (rule->argument == argument_rule::none && !verb.argument.empty())
@@ -423,6 +424,8 @@ admin_request request_for(const admin_verb& verb) {
     return {"GET", message};
   if (verb.name == "flush")
     return {"POST", "/flush" + query_of({{"postoffice", verb.argument}})};
+  if (verb.name == "delete")
+    return {"DELETE", message + (verb.with_ndr ? "?ndr=1" : "")};
   return {"POST", message + "/" + verb.name};
 }
 
@@ -616,11 +619,11 @@ std::string format_ledger(const json& reply) {
 }
 
 std::string format_action(const json& reply) {
-  for (const char* done : {"held", "released", "flushed"})
+  for (const char* done : {"held", "released", "flushed", "deleted", "bounced"})
     if (reply.is_object() && reply.contains(done))
       return std::string{done} + " "
              + counted(reply[done].get<std::int64_t>(), "delivery", "deliveries") + "\n";
-  throw std::invalid_argument("not a hold, release or flush reply");
+  throw std::invalid_argument("not a hold, release, flush or delete reply");
 }
 
 int run_admin_verb(const admin_verb& verb) {

@@ -1,7 +1,7 @@
 // NAME
 //   admin_client -- the admin verbs of the command line: `postconn queue`,
 //   `postconn postoffices`, `postconn ledger ID`, `postconn flush [PO]`,
-//   `postconn hold ID`, `postconn release ID`.
+//   `postconn hold ID`, `postconn release ID`, `postconn delete ID [--ndr]`.
 //
 // DESCRIPTION
 //   Each verb makes one request to a running server's admin API (see
@@ -61,6 +61,9 @@ struct admin_verb {
   bool json = false;
   /// Sent as "Authorization: Bearer <token>" when not empty.
   std::string token;
+  /// delete: bounce the message's deliveries with an NDR instead of
+  /// removing it without a trace.
+  bool with_ndr = false;
   /// queue only, sent as query parameters: postoffice, state, min_age
   /// (seconds), limit, offset.
   std::map<std::string, std::string> filters;

@@ -68,6 +68,14 @@ std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy) {
   return wake;
 }
 
+ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now) {
+  ledger_decision decision{entry, {}, {}, {}};
+  const std::string text = "deleted from the queue by the administrator";
+  decision.attempt = {entry.delivery_id, now, "deleted", "5.0.0", text};
+  bounce_all(decision, "5.0.0", text, false);
+  return decision;
+}
+
 std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
                                                  const retry_policy& policy,
                                                  std::int64_t now) {

@@ -50,6 +50,10 @@ ledger_decision after_open_failure(const ledger_entry& entry,
                                    const std::string& status,
                                    const std::string& text);
 
+/// An administrator deleted the delivery and asked for an NDR: every
+/// recipient bounces with 5.0.0.
+ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now);
+
 /// The postoffice was opened and every recipient got a result.
 ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& policy,
                                std::int64_t now, const delivery_outcome& outcome);

@@ -7,6 +7,7 @@
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
 //   postconn queue [--postoffice PO] [--state STATE] [--min-age SECONDS]
 //   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
+//   postconn delete ID [--ndr]
 //     (each admin verb: [--admin URL] [--config FILE] [--token-file FILE] [--json])
 //   postconn --version
 #include <algorithm>
@@ -146,6 +147,7 @@ int main(int argc, char** argv) {
        {std::tuple{"ledger", "show a message, its ledger and attempts", true},
         std::tuple{"hold", "hold a message's deliveries", true},
         std::tuple{"release", "release a held message", true},
+        std::tuple{"delete", "delete a message, without a trace or with NDRs", true},
         std::tuple{"flush", "retry deferred deliveries now (of one postoffice)", false}}) {
     auto& command = add_admin_verb(app, admin_commands, name, std::string{what} + " (admin API)");
     auto* argument = command.app->add_option(required ? "ID" : "PO", command.verb.argument,
@@ -153,6 +155,9 @@ int main(int argc, char** argv) {
                                                       : "the postoffice (default: all)");
     if (required)
       argument->required();
+    if (std::string{name} == "delete")
+      command.app->add_flag("--ndr", command.verb.with_ndr,
+                            "bounce its deliveries with an NDR to the sender instead");
   }
 
   CLI11_PARSE(app, argc, argv);

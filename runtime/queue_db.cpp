@@ -210,6 +210,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->select_attempts_ = db->prepare(
     "SELECT delivery_id, at, outcome, code, text FROM attempts"
     " WHERE delivery_id = ?1 ORDER BY id");
+  // Its deliveries and their attempts go with it (ON DELETE CASCADE).
+  db->delete_message_ = db->prepare("DELETE FROM messages WHERE id = ?1");
   return db;
 }
 
@@ -416,6 +418,15 @@ std::optional<stored_message> queue_db::message(const std::string& id) {
   if (!query.step())
     return std::nullopt;
   return stored_message{id, query.text(0), query.text(1), query.integer(2)};
+}
+
+bool queue_db::delete_message(const std::string& id) {
+  auto number = parse_message_id(id);
+  if (!number)
+    return false;
+  statement remove{handle_, delete_message_};
+  remove.bind(1, static_cast<std::int64_t>(*number)).step();
+  return sqlite3_changes(handle_) > 0;
 }
 
 std::vector<attempt_record> queue_db::attempts_of(std::int64_t delivery_id) {

@@ -79,6 +79,9 @@ public:
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
   void insert_attempt(const attempt_record& attempt);
+  /// Removes a message with its deliveries and their attempts; false when
+  /// there is no such message.
+  bool delete_message(const std::string& id);
 
   /// Caps the file at `max_pages` pages (SQLite's max_page_count), so
   /// writes beyond it fail as on a full disk. Fault-injection tests use it.
@@ -119,6 +122,7 @@ private:
   sqlite3_stmt* select_unfinished_ = nullptr;
   sqlite3_stmt* select_deliveries_of_ = nullptr;
   sqlite3_stmt* select_message_ = nullptr;
+  sqlite3_stmt* delete_message_ = nullptr;
   sqlite3_stmt* select_attempts_ = nullptr;
 };
 

@@ -5,6 +5,7 @@ delivered until it is released; /metrics parses with the Prometheus
 project's own text-format parser."""
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -64,6 +65,16 @@ class AdminServer(DeliveryTest):
                 return queue["deliveries"][0]["message_id"]
             time.sleep(0.05)
         raise AssertionError("nothing queued for " + postoffice)
+
+    def until_not_busy(self, request):
+        """Repeats `request` while the server answers that an attempt is
+        under way (409), as an administrator would."""
+        deadline = time.monotonic() + 10
+        while True:
+            result = request()
+            if "under way" not in str(result) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.1)
 
     def wait_for(self, predicate, what, timeout=10):
         deadline = time.monotonic() + timeout
@@ -140,6 +151,34 @@ class AdminApi(AdminServer):
         self.assertIn("fault.mode: unknown fault \"explode\"", reply["error"])
         self.assertEqual(self.call("PUT", "/postoffices/nowhere/fault", {"mode": "none"})[0], 404)
         self.assertEqual(self.call("POST", "/flush?postoffice=nowhere")[0], 404)
+
+    def test_delete_leaves_no_trace_and_delete_with_ndr_bounces(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        gone = self.queued_id()
+        self.server.wait_for_log("open_retries=1/50")
+        self.assertEqual(self.until_not_busy(lambda: self.call("DELETE", f"/messages/{gone}")),
+                         (200, {"deleted": 1}))
+        self.assertEqual(self.call("GET", f"/messages/{gone}")[0], 404)
+        self.assertEqual(self.call("DELETE", f"/messages/{gone}")[0], 404)
+        self.assertEqual(self.call("GET", "/queue")[1]["total"], 0)
+        db = sqlite3.connect(os.path.join(self.dir, "var/queue.db"))
+        row = int(gone, 16)
+        self.assertEqual(db.execute("SELECT count(*) FROM messages WHERE id = ?", (row,))
+                         .fetchone()[0], 0)
+        self.assertEqual(db.execute("SELECT count(*) FROM deliveries WHERE message_id = ?",
+                                    (row,)).fetchone()[0], 0)
+        self.assertEqual(db.execute("SELECT count(*) FROM attempts WHERE delivery_id NOT IN"
+                                    " (SELECT id FROM deliveries)").fetchone()[0], 0)
+        db.close()
+        self.send(["bob@sales.example.test"])
+        bounced = self.queued_id()
+        code, out, err = self.until_not_busy(
+            lambda: run("delete", bounced, "--ndr", "--admin", f"127.0.0.1:{self.admin_port}"))
+        self.assertEqual((code, out), (0, "bounced 1 delivery\n"), err)
+        _, status = self.ndr()
+        self.assertIn("Status: 5.0.0", status)
+        self.assertIn("deleted from the queue by the administrator", " ".join(status.split()))
 
     def test_metrics_parse_as_prometheus_text(self):
         os.rename(self.sales, self.sales + ".gone")

@@ -365,7 +365,9 @@ TEST_CASE("action replies count deliveries in the right number") {
   CHECK(format_action(json{{"held", 1}}) == "held 1 delivery\n");
   CHECK(format_action(json{{"released", 0}}) == "released 0 deliveries\n");
   CHECK(format_action(json{{"flushed", 3}}) == "flushed 3 deliveries\n");
-  CHECK_THROWS_AS(format_action(json{{"deleted", 1}}), std::invalid_argument);
+  CHECK(format_action(json{{"deleted", 1}}) == "deleted 1 delivery\n");
+  CHECK(format_action(json{{"bounced", 2}}) == "bounced 2 deliveries\n");
+  CHECK_THROWS_AS(format_action(json{{"requeued", 1}}), std::invalid_argument);
 }
 
 TEST_CASE("control characters from the server are shown as question marks") {
@@ -488,7 +490,8 @@ TEST_CASE("usage problems exit 2 before any request") {
   CHECK(usage(verb_at(refusing.url(), "ledger")) == 2);
   CHECK(usage(verb_at(refusing.url(), "hold")) == 2);
   CHECK(usage(verb_at(refusing.url(), "queue", "extra")) == 2);
-  CHECK(usage(verb_at(refusing.url(), "delete", "0006615ab267c25e")) == 2);
+  CHECK(usage(verb_at(refusing.url(), "requeue", "0006615ab267c25e")) == 2);
+  CHECK(usage(verb_at(refusing.url(), "delete")) == 2);
   CHECK(usage(verb_at("https://127.0.0.1:8025", "queue")) == 2);
   auto filtered_hold = verb_at(refusing.url(), "hold", "0006615ab267c25e");
   filtered_hold.filters["state"] = "held";

@@ -174,3 +174,18 @@ TEST_CASE("one delay warning per delivery, once delay_warning has passed") {
   policy.delay_warning = 0s;
   CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 10 * 3600));
 }
+
+TEST_CASE("a deletion with an NDR bounces every recipient with 5.0.0") {
+  auto entry = fresh_delivery({"bob@x.test", "eve@x.test"});
+  entry.open_retries = 3;
+  auto d = after_deletion(entry, 1'700'000'500);
+  CHECK(d.entry.state == delivery_state::bounced);
+  CHECK(d.entry.recipients.empty());
+  CHECK(d.entry.open_retries == 3);
+  REQUIRE(d.bounced.size() == 2);
+  CHECK(d.bounced[1].address == "eve@x.test");
+  CHECK(d.bounced[0].status == "5.0.0");
+  CHECK(d.bounced[0].diagnostic == "deleted from the queue by the administrator");
+  CHECK(d.attempt.outcome == "deleted");
+  CHECK(d.attempt.at == 1'700'000'500);
+}
