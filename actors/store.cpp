@@ -38,6 +38,16 @@ bool store_state::run_transaction(std::vector<pending_write>& batch,
   return true;
 }
 
+void store_state::note_commit_latency(double seconds) {
+  auto& buckets = counters.commit_latency_buckets;
+  buckets.resize(std::size(commit_latency_bounds) + 1);
+  auto bucket = std::lower_bound(std::begin(commit_latency_bounds),
+                                 std::end(commit_latency_bounds), seconds)
+                - std::begin(commit_latency_bounds);
+  ++buckets[static_cast<std::size_t>(bucket)];
+  counters.commit_seconds += seconds;
+}
+
 std::size_t store_state::commit_pending() {
   auto count = std::min(pending.size(), std::max<std::size_t>(options.max_batch, 1));
   if (count == 0)
@@ -47,11 +57,15 @@ std::size_t store_state::commit_pending() {
   pending.erase(pending.begin(), pending.begin() + count);
   std::vector<caf::error> outcomes(batch.size());
   try {
+    auto started = std::chrono::steady_clock::now();
     // Savepoints cost a third of the throughput, and requests at fault are
     // rare: try the batch without them first.
     if (!run_transaction(batch, outcomes, false))
       run_transaction(batch, outcomes, true);
     ++counters.commits;
+    note_commit_latency(std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                                      - started)
+                          .count());
   } catch (const queue_db_error& e) {
     db->rollback();
     spdlog::error("store: commit of {} writes failed: {}", batch.size(), e.what());
@@ -99,7 +113,9 @@ store(store_actor::stateful_pointer<store_state> self,
         [receipt, shared_msg](queue_db& db) {
           receipt->deliveries = db.insert_message(receipt->id, *shared_msg);
         },
-        [receipt, promise](const caf::error& err) mutable {
+        [self, receipt, promise](const caf::error& err) mutable {
+          if (!err)
+            ++self->state.counters.messages_accepted;
           if (err)
             promise.deliver(err);
           else

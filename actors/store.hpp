@@ -58,6 +58,9 @@ struct store_state {
   store_options options;
   store_status counters;
 
+  /// Counts one commit in the latency histogram.
+  void note_commit_latency(double seconds);
+
   /// Runs up to options.max_batch pending writes in one transaction and
   /// answers them. Returns the number of writes handled.
   std::size_t commit_pending();

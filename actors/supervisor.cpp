@@ -59,6 +59,9 @@ void apply(supervisor_ptr self, ledger_decision decision) {
       && st.hold_requested.erase(id) > 0)
     entry.state = delivery_state::held;
   log_decision(st, decision);
+  ++st.outcomes[{entry.postoffice, decision.attempt.outcome}];
+  for (const auto& rcpt : decision.bounced)
+    ++st.outcomes[{"", rcpt.status}];
   if (!decision.bounced.empty() || !decision.delayed.empty()) {
     auto generator = self->spawn<caf::monitored>(ndr_generator, std::move(decision),
                                                  st.ndr, st.store,
@@ -443,6 +446,12 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         st.postoffices[slot->second].retry = policy.retry;
       }
       work(self);
+    },
+    [=](status_atom, report_atom) {
+      std::vector<outcome_count> counts;
+      for (const auto& [key, count] : self->state.outcomes)
+        counts.push_back({key.first, key.second, count});
+      return counts;
     },
     [=](status_atom, postoffice_atom) {
       return report_postoffices(self);

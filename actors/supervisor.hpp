@@ -75,6 +75,9 @@ struct supervisor_state {
   std::set<std::int64_t> busy;
   /// Busy deliveries to hold once their attempt is decided.
   std::set<std::int64_t> hold_requested;
+  /// Decisions by postoffice and outcome, and bounced recipients by status
+  /// (under postoffice ""), since start: for metrics.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
   std::vector<postoffice_slot> postoffices;
   std::map<std::string, std::size_t> postoffice_index;
   /// NDR generators at work, by address, with the delivery they bounce.

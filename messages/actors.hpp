@@ -101,6 +101,9 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<flush_atom, std::string, std::string>::with<std::int32_t>,
   // New retry policies (a config reload); deliveries keep their counts.
   caf::reacts_to<reload_atom, std::vector<postoffice_policy>>,
+  // Counts decisions by postoffice and outcome, and bounced recipients by
+  // status (postoffice ""), since start.
+  caf::replies_to<status_atom, report_atom>::with<std::vector<outcome_count>>,
   // Reports every postoffice: its last probe and its deliveries' counts.
   caf::replies_to<status_atom, postoffice_atom>::with<std::vector<postoffice_report>>,
   // Deletes a message: with an NDR, its unfinished deliveries bounce

@@ -335,6 +335,20 @@ typename Inspector::result_type inspect(Inspector& f, postoffice_report& x) {
            x.since, x.queued, x.held, x.in_flight, x.open_failures);
 }
 
+/// How many attempts ended how at a postoffice ("delivered", "open_failed",
+/// "transfer_failed", "rejected", "expired", ...), or, for NDRs, how many
+/// recipients bounced with which status (postoffice empty).
+struct outcome_count {
+  std::string postoffice;
+  std::string outcome;
+  std::uint64_t count = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outcome_count& x) {
+  return f(caf::meta::type_name("outcome_count"), x.postoffice, x.outcome, x.count);
+}
+
 /// A postoffice's retry policy, as a config reload hands it over.
 struct postoffice_policy {
   std::string postoffice;
@@ -353,6 +367,11 @@ typename Inspector::result_type inspect(Inspector& f, postoffice_policy& x) {
   return f(caf::meta::type_name("postoffice_policy"), x.postoffice, x.retry);
 }
 
+/// Upper bounds (seconds) of the store's commit latency histogram buckets;
+/// a last bucket takes everything slower.
+constexpr double commit_latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                            0.05,  0.1,    0.25,  0.5,  1.0};
+
 /// Counters of the store, for benchmarks and metrics.
 struct store_status {
   /// Transactions committed since start.
@@ -361,12 +380,19 @@ struct store_status {
   std::uint64_t writes = 0;
   /// Write requests that failed (and were answered with an error).
   std::uint64_t failed_writes = 0;
+  /// Messages committed from SMTP (NDRs and delay warnings not included).
+  std::uint64_t messages_accepted = 0;
+  /// Commits per latency bucket (commit_latency_bounds, then the rest), and
+  /// the seconds they took in all.
+  std::vector<std::uint64_t> commit_latency_buckets;
+  double commit_seconds = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_status& x) {
   return f(caf::meta::type_name("store_status"), x.commits, x.writes,
-           x.failed_writes);
+           x.failed_writes, x.messages_accepted, x.commit_latency_buckets,
+           x.commit_seconds);
 }
 
 // -- errors ---------------------------------------------------------------------

@@ -232,7 +232,9 @@ public:
     auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
                                                        postoffice_atom::value);
     auto store = ask<store_status>(sys_, store_, error, status_atom::value);
-    if (!ledger || !reports || !store) {
+    auto outcomes = ask<std::vector<outcome_count>>(sys_, sup_, error, status_atom::value,
+                                                    report_atom::value);
+    if (!ledger || !reports || !store || !outcomes) {
       res.status = 503;
       res.set_content("# " + error + "\n", "text/plain");
       return;
@@ -270,6 +272,36 @@ public:
            "# HELP postconn_store_failed_writes_total Queue writes that failed.\n"
            "# TYPE postconn_store_failed_writes_total counter\n"
            "postconn_store_failed_writes_total " << store->failed_writes << "\n";
+    out << "# HELP postconn_messages_received_total Messages accepted over SMTP and "
+           "committed.\n"
+           "# TYPE postconn_messages_received_total counter\n"
+           "postconn_messages_received_total " << store->messages_accepted << "\n"
+           "# HELP postconn_attempts_total Attempt outcomes by postoffice: delivered, "
+           "open_failed, transfer_failed, rejected, expired, ...\n"
+           "# TYPE postconn_attempts_total counter\n";
+    for (const auto& c : *outcomes)
+      if (!c.postoffice.empty())
+        out << "postconn_attempts_total{postoffice=\"" << c.postoffice << "\",outcome=\""
+            << c.outcome << "\"} " << c.count << "\n";
+    out << "# HELP postconn_ndr_recipients_total Recipients reported in NDRs, by status.\n"
+           "# TYPE postconn_ndr_recipients_total counter\n";
+    for (const auto& c : *outcomes)
+      if (c.postoffice.empty())
+        out << "postconn_ndr_recipients_total{status=\"" << c.outcome << "\"} " << c.count
+            << "\n";
+    out << "# HELP postconn_store_commit_seconds Time to commit one queue transaction "
+           "(fsync included).\n"
+           "# TYPE postconn_store_commit_seconds histogram\n";
+    std::uint64_t cumulative = 0;
+    const auto& buckets = store->commit_latency_buckets;
+    for (std::size_t i = 0; i < std::size(commit_latency_bounds); ++i) {
+      cumulative += i < buckets.size() ? buckets[i] : 0;
+      out << "postconn_store_commit_seconds_bucket{le=\"" << commit_latency_bounds[i]
+          << "\"} " << cumulative << "\n";
+    }
+    out << "postconn_store_commit_seconds_bucket{le=\"+Inf\"} " << store->commits << "\n"
+        << "postconn_store_commit_seconds_sum " << store->commit_seconds << "\n"
+        << "postconn_store_commit_seconds_count " << store->commits << "\n";
     res.status = 200;
     res.set_content(out.str(), "text/plain; version=0.0.4");
   }

@@ -195,7 +195,18 @@ class AdminApi(AdminServer):
         depth = families["postconn_queue_deliveries"]
         queued = sum(v for labels, v in depth.items() if ("postoffice", "sales") in labels)
         self.assertEqual(queued, 1)
-        self.assertGreaterEqual(families["postconn_store_commits_total"][()], 1)
+        commits = families["postconn_store_commits_total"][()]
+        self.assertGreaterEqual(commits, 1)
+        self.assertEqual(families["postconn_messages_received_total"][()], 1)
+        attempts = families["postconn_attempts_total"]
+        self.assertGreaterEqual(attempts[(("outcome", "open_failed"), ("postoffice", "sales"))], 1)
+        # The histogram's buckets are cumulative and end with every commit.
+        buckets = families["postconn_store_commit_seconds_bucket"]
+        counts = [count for _, count in sorted(
+            buckets.items(), key=lambda item: float(dict(item[0])["le"]))]
+        self.assertEqual(counts, sorted(counts))
+        self.assertEqual(counts[-1], families["postconn_store_commit_seconds_count"][()])
+        self.assertGreaterEqual(counts[-1], commits)
 
 
 class AdminVerbs(AdminServer):
