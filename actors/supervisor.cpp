@@ -389,6 +389,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
                     self->system().render(msg.reason));
       slot.actor = slot.start();
       self->monitor(slot.actor);
+      if (slot.injected)
+        self->send(slot.actor, fault_atom::value, *slot.injected);
       return;
     }
     auto found = st.generators.find(msg.source);
@@ -465,7 +467,9 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       auto slot = st.postoffice_index.find(postoffice);
       if (slot == st.postoffice_index.end())
         return false;
-      self->send(st.postoffices[slot->second].actor, fault_atom::value, fault);
+      auto& target = st.postoffices[slot->second];
+      target.injected = fault;
+      self->send(target.actor, fault_atom::value, fault);
       return true;
     },
     [=](tick_atom) {

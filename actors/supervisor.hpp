@@ -20,6 +20,7 @@
 #include <functional>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -52,6 +53,8 @@ struct postoffice_slot {
   postoffice_actor actor;
   /// An attempt is in flight; the next one waits for its outcome.
   bool busy = false;
+  /// The fault last injected at run time; given again to a restarted actor.
+  std::optional<fault_config> injected;
 };
 
 struct supervisor_options {

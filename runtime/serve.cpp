@@ -206,7 +206,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
     auto start = [&sys, po, pool, store, hostname = cfg.server.hostname] {
       return sys.spawn(postoffice, po, pool, store, hostname);
     };
-    slots.push_back({po.name, po.retry, start, {}, false});
+    slots.push_back({po.name, po.retry, start, {}, false, {}});
   }
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});

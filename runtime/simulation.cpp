@@ -154,7 +154,7 @@ private:
         postoffices_[po.name] = actor;
         return actor;
       };
-      slots.push_back({po.name, po.retry, start, {}, false});
+      slots.push_back({po.name, po.retry, start, {}, false, {}});
     }
     auto ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg_.server.hostname, routing_table{cfg_}});

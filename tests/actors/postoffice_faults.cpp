@@ -91,8 +91,8 @@ struct fault_fixture : fault_dirs, test::queue_fixture {
     options.attempt_timeout = 120s;
     options.fallback_retry = cfg.retry;
     sup = sys.spawn(supervisor,
-                    std::vector<postoffice_slot>{{"sales", cfg.retry, start(sales, sales_po), {}, false},
-                                                 {"support", cfg.retry, start(support, support_po), {}, false}},
+                    std::vector<postoffice_slot>{{"sales", cfg.retry, start(sales, sales_po), {}, false, {}},
+                                                 {"support", cfg.retry, start(support, support_po), {}, false, {}}},
                     db->unfinished_deliveries(), store, ndr, options);
     sched.run();
   }

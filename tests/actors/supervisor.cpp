@@ -223,6 +223,24 @@ TEST_CASE("a postoffice actor that dies is restarted, and its mail still arrives
         == std::vector<std::string>{"bob@dead.example.test"});
 }
 
+TEST_CASE("a fault injected at run time is injected again into a restarted postoffice actor") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  fault_config fault;
+  fault.mode = fault_mode::flap;
+  caf::anon_send(f.sup, fault_atom::value, std::string{"dead"}, fault);
+  f.sched.run();
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).injected
+        == std::vector<fault_mode>{fault_mode::flap});
+  auto first = f.dead;
+  caf::anon_send_exit(first, caf::exit_reason::kill);
+  f.sched.run();
+  REQUIRE(f.dead != first);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).injected
+        == std::vector<fault_mode>{fault_mode::flap});
+  CHECK(f.state_of<fake_postoffice_state>(f.live).injected.empty());
+}
+
 TEST_CASE("delay_warning sends one delayed DSN, and the NDR still comes at the limit") {
   test::temp_dir dir;
   auto policy = defaults();

@@ -37,6 +37,8 @@ struct fake_postoffice_state {
   std::vector<std::string> delivered_copies;
   /// Attempts left unanswered in hang mode.
   std::vector<caf::typed_response_promise<std::vector<delivery_outcome>>> hung;
+  /// Faults it was told to inject (it has its own faults: `mode`).
+  std::vector<fault_mode> injected;
 
   static inline const char* name = "fake_postoffice";
 };
@@ -78,8 +80,8 @@ fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) 
       }
       return outcomes;
     },
-    // The fake has its own faults (po_mode), not injected ones.
-    [=](fault_atom, const fault_config&) {},
+    // The fake only records injected faults; `mode` is what it does.
+    [=](fault_atom, const fault_config& fault) { self->state.injected.push_back(fault.mode); },
     [=](status_atom) {
       postoffice_report report;
       report.up = self->state.mode != po_mode::down;
@@ -197,8 +199,8 @@ struct supervisor_fixture : queue_fixture {
     options.attempt_timeout = 30s;
     options.fallback_retry = retry;
     sup = sys.spawn(supervisor,
-                    std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false},
-                                                 {"live", retry, restartable(live), {}, false}},
+                    std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false, {}},
+                                                 {"live", retry, restartable(live), {}, false, {}}},
                     db->unfinished_deliveries(), store, ndr, options);
     sched.run();
   }

@@ -99,7 +99,7 @@ scenario make_scenario(std::mt19937& rng) {
                               "nobody@dead.example.test"};
   std::int64_t horizon = 12 * 3600;
   for (int i = pick(1, 5); i > 0; --i) {
-    scripted_event e{t0 + pick(0, 6 * 3600), scripted_event::arrival, po_mode::up, {}};
+    scripted_event e{t0 + pick(0, 6 * 3600), scripted_event::arrival, po_mode::up, {}, 0, {}};
     std::vector<std::string> dead;
     for (const auto* rcpt : dead_rcpts)
       if (pick(0, 1))
@@ -111,11 +111,11 @@ scenario make_scenario(std::mt19937& rng) {
     s.events.push_back(e);
   }
   for (int i = pick(0, 6); i > 0; --i)
-    s.events.push_back({t0 + pick(0, horizon), scripted_event::dead_mode, random_mode(rng), {}});
+    s.events.push_back({t0 + pick(0, horizon), scripted_event::dead_mode, random_mode(rng), {}, 0, {}});
   for (int i = pick(0, 3); i > 0; --i)
-    s.events.push_back({t0 + pick(0, horizon), scripted_event::live_mode, random_mode(rng), {}});
+    s.events.push_back({t0 + pick(0, horizon), scripted_event::live_mode, random_mode(rng), {}, 0, {}});
   for (int i = pick(0, 2); i > 0; --i)
-    s.events.push_back({t0 + pick(0, horizon), scripted_event::restart, po_mode::up, {}});
+    s.events.push_back({t0 + pick(0, horizon), scripted_event::restart, po_mode::up, {}, 0, {}});
   std::vector<std::int64_t> arrivals;
   for (const auto& e : s.events)
     if (e.what == scripted_event::arrival)

@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
   options.start_time = std::time(nullptr);
   options.fallback_retry = policy;
   auto sup = sys.spawn(supervisor,
-                       std::vector<postoffice_slot>{{"dead", policy, fake, {}, false},
-                                                    {"live", policy, fake, {}, false}},
+                       std::vector<postoffice_slot>{{"dead", policy, fake, {}, false, {}},
+                                                    {"live", policy, fake, {}, false, {}}},
                        std::move(ledger), store, ndr, options);
   if (load) {
     for (int i = 0; i < 4; ++i)
