@@ -203,6 +203,11 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->select_unfinished_
     = select_deliveries_where("state NOT IN ('delivered', 'bounced')");
   db->select_deliveries_of_ = select_deliveries_where("message_id = ?1");
+  db->select_unfinished_page_ = db->prepare(
+    (std::string{"SELECT "} + delivery_columns
+     + " FROM deliveries WHERE state NOT IN ('delivered', 'bounced') AND id > ?1"
+       " ORDER BY id LIMIT ?2")
+      .c_str());
   db->savepoint_ = db->prepare("SAVEPOINT request");
   db->release_savepoint_ = db->prepare("RELEASE request");
   db->select_message_ = db->prepare(
@@ -368,11 +373,12 @@ void queue_db::insert_attempt(const attempt_record& attempt) {
 
 std::vector<ledger_entry>
 queue_db::select_deliveries(sqlite3_stmt* stmt,
-                            std::optional<std::int64_t> message_row) {
+                            std::initializer_list<std::int64_t> parameters) {
   std::vector<ledger_entry> entries;
   statement query{handle_, stmt};
-  if (message_row)
-    query.bind(1, *message_row);
+  int index = 0;
+  for (auto parameter : parameters)
+    query.bind(++index, parameter);
   while (query.step()) {
     ledger_entry entry;
     entry.delivery_id = query.integer(0);
@@ -397,7 +403,12 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
 }
 
 std::vector<ledger_entry> queue_db::unfinished_deliveries() {
-  return select_deliveries(select_unfinished_, std::nullopt);
+  return select_deliveries(select_unfinished_, {});
+}
+
+std::vector<ledger_entry> queue_db::unfinished_deliveries_after(std::int64_t after,
+                                                                std::int64_t limit) {
+  return select_deliveries(select_unfinished_page_, {after, limit});
 }
 
 std::vector<ledger_entry>
@@ -405,8 +416,7 @@ queue_db::deliveries_of(const std::string& message_id) {
   auto number = parse_message_id(message_id);
   if (!number)
     return {};
-  return select_deliveries(select_deliveries_of_,
-                           static_cast<std::int64_t>(*number));
+  return select_deliveries(select_deliveries_of_, {static_cast<std::int64_t>(*number)});
 }
 
 std::optional<stored_message> queue_db::message(const std::string& id) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -91,6 +92,10 @@ public:
 
   /// Deliveries neither delivered nor bounced, oldest first.
   std::vector<ledger_entry> unfinished_deliveries();
+  /// At most `limit` of them with an id above `after`, in id order: a large
+  /// queue read page by page.
+  std::vector<ledger_entry> unfinished_deliveries_after(std::int64_t after,
+                                                        std::int64_t limit);
   std::vector<ledger_entry> deliveries_of(const std::string& message_id);
   std::optional<stored_message> message(const std::string& id);
   std::vector<attempt_record> attempts_of(std::int64_t delivery_id);
@@ -104,9 +109,9 @@ private:
   void exec(const char* sql);
   void migrate();
   sqlite3_stmt* prepare(const char* sql);
-  /// Runs a delivery query, binding ?1 to `message_row` when given.
+  /// Runs a delivery query, binding ?1, ?2, ... to `parameters`.
   std::vector<ledger_entry>
-  select_deliveries(sqlite3_stmt* stmt, std::optional<std::int64_t> message_row);
+  select_deliveries(sqlite3_stmt* stmt, std::initializer_list<std::int64_t> parameters);
   /// First column of the first row of a one-off query, as text.
   std::string single_value(const char* sql);
 
@@ -120,6 +125,7 @@ private:
   sqlite3_stmt* savepoint_ = nullptr;
   sqlite3_stmt* release_savepoint_ = nullptr;
   sqlite3_stmt* select_unfinished_ = nullptr;
+  sqlite3_stmt* select_unfinished_page_ = nullptr;
   sqlite3_stmt* select_deliveries_of_ = nullptr;
   sqlite3_stmt* select_message_ = nullptr;
   sqlite3_stmt* delete_message_ = nullptr;

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -156,6 +157,30 @@ void reload(const std::filesystem::path& file, config& running, const supervisor
   spdlog::info("reload: {} read; retry settings and faults applied", file.string());
 }
 
+/// Every unfinished delivery, read page by page, with a progress line every
+/// few seconds while a large queue loads.
+std::vector<ledger_entry> read_ledger(queue_db& db) {
+  constexpr std::int64_t page_size = 10000;
+  constexpr auto progress_every = std::chrono::seconds(2);
+  auto started = std::chrono::steady_clock::now();
+  auto last_progress = started;
+  std::vector<ledger_entry> ledger;
+  for (std::int64_t after = 0;;) {
+    auto page = db.unfinished_deliveries_after(after, page_size);
+    if (page.empty())
+      break;
+    after = page.back().delivery_id;
+    std::move(page.begin(), page.end(), std::back_inserter(ledger));
+    if (auto now = std::chrono::steady_clock::now(); now - last_progress >= progress_every) {
+      spdlog::info("queue: reading the ledger, {} unfinished deliveries so far", ledger.size());
+      last_progress = now;
+    }
+  }
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+  spdlog::info("queue: {} unfinished deliveries (read in {:.1f}s)", ledger.size(), took.count());
+  return ledger;
+}
+
 int run(config cfg, const std::filesystem::path& config_file) {
   // Before anything can be seen from outside (the bound port), so a signal
   // always means a clean shutdown (or a reload).
@@ -188,11 +213,10 @@ int run(config cfg, const std::filesystem::path& config_file) {
     throw startup_error(std::string{"queue: cannot open "} + e.what());
   }
   try {
-    ledger = db->unfinished_deliveries();
+    ledger = read_ledger(*db);
   } catch (const queue_db_error& e) {
     throw startup_error(std::string{"queue: cannot read the ledger: "} + e.what());
   }
-  spdlog::info("queue: {} unfinished deliveries", ledger.size());
   auto smtp = make_smtp_settings(cfg);
   caf::actor_system_config sys_cfg;
   register_types(sys_cfg);

@@ -175,3 +175,38 @@ TEST_CASE("a queue database from a newer build is refused with a clear message")
     CHECK(std::string{e.what()}.find("newer than this build") != std::string::npos);
   }
 }
+
+TEST_CASE("unfinished deliveries read page by page are the same as read at once") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  db->begin();
+  for (int i = 0; i < 25; ++i) {
+    incoming_message msg;
+    msg.sender = "ann@example.org";
+    msg.content = "Subject: " + std::to_string(i) + "\r\n\r\nx\r\n";
+    msg.received_at = 1'700'000'000 + i;
+    msg.deliveries = {{"sales", {"bob@sales.example.test"}}, {"support", {"ann@example.org"}}};
+    auto entries = db->insert_message("00000000000001" + std::to_string(10 + i), msg);
+    if (i % 3 == 0) {
+      entries[0].state = delivery_state::delivered;
+      db->update_delivery(entries[0]);
+    }
+  }
+  db->commit();
+  auto all = db->unfinished_deliveries();
+  REQUIRE(all.size() == 50 - 9);
+  std::vector<std::int64_t> paged;
+  for (std::int64_t after = 0;;) {
+    auto page = db->unfinished_deliveries_after(after, 7);
+    CHECK(page.size() <= 7);
+    if (page.empty())
+      break;
+    after = page.back().delivery_id;
+    for (const auto& entry : page)
+      paged.push_back(entry.delivery_id);
+  }
+  std::vector<std::int64_t> at_once;
+  for (const auto& entry : all)
+    at_once.push_back(entry.delivery_id);
+  CHECK(paged == at_once);
+}
