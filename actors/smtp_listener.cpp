@@ -29,6 +29,9 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
       self->monitor(session);
       self->state.sessions.insert(session);
     },
+    [=](status_atom) {
+      return static_cast<std::uint64_t>(self->state.sessions.size());
+    },
     [=](const caf::io::acceptor_closed_msg&) {
       spdlog::error("smtp: listening socket closed, no longer accepting");
       self->quit();

@@ -3,8 +3,9 @@
 //
 // DESCRIPTION
 //   A broker that takes over the listening socket serve() bound at start-up.
-//   It keeps the sessions it forked; when it is told to exit (shutdown), it
-//   stops accepting and tells every open session to say 421 and close.
+//   It keeps the sessions it forked (`status` answers how many are open);
+//   when it is told to exit (shutdown), it stops accepting and tells every
+//   open session to say 421 and close.
 #pragma once
 
 #include <memory>

@@ -83,8 +83,12 @@ std::optional<std::int64_t> number_param(const httplib::Request& req, const char
 class handlers {
 public:
   handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
-           store_actor store)
-    : cfg_(std::move(cfg)), sys_(sys), sup_(std::move(sup)), store_(std::move(store)) {}
+           store_actor store, caf::actor listener)
+    : cfg_(std::move(cfg)),
+      sys_(sys),
+      sup_(std::move(sup)),
+      store_(std::move(store)),
+      listener_(std::move(listener)) {}
 
   void queue(const httplib::Request& req, httplib::Response& res) {
     auto limit = number_param(req, "limit", default_page);
@@ -234,7 +238,8 @@ public:
     auto store = ask<store_status>(sys_, store_, error, status_atom::value);
     auto outcomes = ask<std::vector<outcome_count>>(sys_, sup_, error, status_atom::value,
                                                     report_atom::value);
-    if (!ledger || !reports || !store || !outcomes) {
+    auto sessions = ask<std::uint64_t>(sys_, listener_, error, status_atom::value);
+    if (!ledger || !reports || !store || !outcomes || !sessions) {
       res.status = 503;
       res.set_content("# " + error + "\n", "text/plain");
       return;
@@ -272,6 +277,9 @@ public:
            "# HELP postconn_store_failed_writes_total Queue writes that failed.\n"
            "# TYPE postconn_store_failed_writes_total counter\n"
            "postconn_store_failed_writes_total " << store->failed_writes << "\n";
+    out << "# HELP postconn_smtp_sessions Open SMTP sessions.\n"
+           "# TYPE postconn_smtp_sessions gauge\n"
+           "postconn_smtp_sessions " << *sessions << "\n";
     out << "# HELP postconn_messages_received_total Messages accepted over SMTP and "
            "committed.\n"
            "# TYPE postconn_messages_received_total counter\n"
@@ -381,6 +389,7 @@ private:
   caf::actor_system& sys_;
   supervisor_actor sup_;
   store_actor store_;
+  caf::actor listener_;
 };
 
 } // namespace
@@ -409,8 +418,10 @@ admin_api::~admin_api() {
   stop();
 }
 
-void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor store) {
-  auto on = std::make_shared<handlers>(cfg_, sys, std::move(sup), std::move(store));
+void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
+                      caf::actor listener) {
+  auto on = std::make_shared<handlers>(cfg_, sys, std::move(sup), std::move(store),
+                                       std::move(listener));
   auto& srv = *server_;
   srv.Get("/queue", [on](const httplib::Request& req, httplib::Response& res) {
     on->queue(req, res);

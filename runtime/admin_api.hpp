@@ -27,6 +27,8 @@
 #include <string>
 #include <thread>
 
+#include <caf/actor.hpp>
+
 #include "messages/actors.hpp"
 #include "runtime/config.hpp"
 
@@ -52,8 +54,10 @@ public:
   admin_api(const admin_api&) = delete;
   admin_api& operator=(const admin_api&) = delete;
 
-  /// Answers requests from now on, on threads of its own.
-  void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store);
+  /// Answers requests from now on, on threads of its own; `listener` is
+  /// the SMTP listener, asked for its open sessions.
+  void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
+             caf::actor listener);
 
   /// Stops answering and waits for the threads; before the actors stop.
   void stop();

@@ -241,7 +241,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
                        sup_options);
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
-  admin->serve(sys, sup, store);
+  admin->serve(sys, sup, store, listener);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());

@@ -5,6 +5,7 @@ delivered until it is released; /metrics parses with the Prometheus
 project's own text-format parser."""
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -186,9 +187,12 @@ class AdminApi(AdminServer):
         self.queued_id()
         self.wait_for(lambda: not next(p for p in self.call("GET", "/postoffices")[1]["postoffices"]
                                        if p["name"] == "sales")["up"], "sales never went down")
-        status, text = self.call("GET", "/metrics")
+        with socket.create_connection(("127.0.0.1", self.port)) as client:
+            client.recv(512)  # the greeting: the session is open
+            status, text = self.call("GET", "/metrics")
         self.assertEqual(status, 200)
         families = metrics_families(text)
+        self.assertEqual(families["postconn_smtp_sessions"][()], 1)
         up = families["postconn_postoffice_up"]
         self.assertEqual(up[(("postoffice", "sales"),)], 0)
         self.assertEqual(up[(("postoffice", "support"),)], 1)
