@@ -207,6 +207,19 @@ process_tree_ticks() {
   echo "$total"
 }
 
+# cpu_busy_percent: how busy all CPUs were over the next second.
+cpu_busy_percent() {
+  local before after
+  before=$(head -n 1 /proc/stat)
+  sleep 1
+  after=$(head -n 1 /proc/stat)
+  awk -v a="$before" -v b="$after" 'BEGIN {
+    split(a, x); split(b, y)
+    for (i = 2; i <= 9; i++) total += y[i] - x[i]
+    idle = y[5] - x[5] + y[6] - x[6]
+    printf "%.0f", (total > 0 ? 100 * (total - idle) / total : 0) }'
+}
+
 cpu_per_thousand() {
   awk -v t="$1" -v hz="$ticks_per_second" -v n="$messages" \
     'BEGIN { printf "%.3f", t / hz / n * 1000 }'
@@ -522,9 +535,8 @@ echo "postconn vs Postfix: $messages messages of $bytes bytes, $sessions session
   "$([ ${#reuse[@]} -gt 0 ] && echo "connections reused (-d)" || echo "a connection per message")"
 echo "$(nproc) CPUs, $(uname -sr), queues on $(df -P "$work" | awk 'NR == 2 { print $1 }')" \
   "($(stat -f -c %T "$work")); $("$postconn" --version)"
-read -r load_1min _ </proc/loadavg
-echo "load average $load_1min at the start$(awk -v l="$load_1min" -v n="$(nproc)" \
-  'BEGIN { if (l > n / 4) printf ": the machine is busy, the figures will be noisy" }')"
+echo "CPUs busy before the run: $(cpu_busy_percent)%" \
+  "(other work on this machine makes the figures noisy)"
 run_raw
 run_postfix
 run_postconn
