@@ -18,7 +18,9 @@ PACKAGES=(
   libtomlplusplus-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
 )
 # Real peers for the end-to-end tests.
-TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-client systemd)
+TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-client systemd
+  # libFuzzer and the sanitizers for the fuzz smoke tests (fuzz/).
+  clang-14 libclang-rt-14-dev)
 
 install_missing() {
   local missing=() pkg

@@ -145,12 +145,15 @@ std::string original_subject(std::string_view block) {
   return text.empty() ? "(no subject)" : text;
 }
 
-/// An RFC 5322 date in UTC: "Mon, 01 Jan 2024 00:00:00 +0000".
+/// An RFC 5322 date in UTC: "Mon, 01 Jan 2024 00:00:00 +0000". Times
+/// before 1970 or after 9999 are clamped, so it is always a valid date.
 std::string rfc5322_date(std::int64_t unix_seconds) {
   static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t time = static_cast<std::time_t>(unix_seconds);
+  constexpr std::int64_t end_of_9999 = 253402300799;
+  auto clamped = std::clamp<std::int64_t>(unix_seconds, 0, end_of_9999);
+  auto time = static_cast<std::time_t>(clamped);
   std::tm utc{};
   gmtime_r(&time, &utc);
   char text[64];
@@ -160,11 +163,13 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
   return text;
 }
 
-/// A span of time for people: "1d 0h", "2h 5m", "3m 0s", "40s".
-std::string duration_text(std::int64_t seconds) {
-  if (seconds < 0)
-    seconds = 0;
-  auto pair = [](std::int64_t big, const char* big_unit, std::int64_t small,
+/// The span from `from` to `to` for people: "1d 0h", "2h 5m", "3m 0s",
+/// "40s"; "0s" unless `to` is later.
+std::string duration_text(std::int64_t from, std::int64_t to) {
+  // Unsigned: the difference of any two int64 values fits.
+  std::uint64_t seconds
+    = to > from ? static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(from) : 0;
+  auto pair = [](std::uint64_t big, const char* big_unit, std::uint64_t small,
                  const char* small_unit) {
     return std::to_string(big) + big_unit + " " + std::to_string(small) + small_unit;
   };
@@ -218,7 +223,7 @@ std::string attempts_text(const dsn_report& report) {
   if (report.first_attempt_at == 0 || report.last_attempt_date == 0)
     return text + ".\r\n";
   return text + " over "
-         + duration_text(report.last_attempt_date - report.first_attempt_at)
+         + duration_text(report.first_attempt_at, report.last_attempt_date)
          + ".\r\nThe last attempt was on " + rfc5322_date(report.last_attempt_date)
          + ".\r\n";
 }

@@ -11,6 +11,7 @@
 //     after_cr      a CR inside a line, stored: LF next ends the line
 #include "runtime/smtp_data.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace postconn {
@@ -106,11 +107,17 @@ void smtp_data_decoder::step_in_line(char c) {
 }
 
 void smtp_data_decoder::keep(std::string_view bytes) {
+  // When one run of bytes passes both limits, the one its earlier byte
+  // passes is the first problem, as if the bytes had come one by one.
+  auto line_room = max_text_line_length - std::min(line_length_, max_text_line_length);
+  auto size_room = max_message_size_ - std::min(size_, max_message_size_);
   size_ += bytes.size();
   line_length_ += bytes.size();
-  if (line_length_ > max_text_line_length)
+  bool line_passed = line_length_ > max_text_line_length;
+  bool size_passed = size_ > max_message_size_;
+  if (line_passed && (!size_passed || line_room <= size_room))
     reject(500, "5.5.2", "Line too long; text lines are limited to 1000 octets");
-  if (size_ > max_message_size_)
+  if (size_passed)
     reject(552, "5.3.4", "Message too big; the limit is "
                            + std::to_string(max_message_size_) + " octets");
   if (!rejection_)

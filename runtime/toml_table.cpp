@@ -19,6 +19,27 @@ int read_whole_file(const std::filesystem::path& file, std::string& text) {
   return std::ferror(in.get()) ? errno : 0;
 }
 
+namespace {
+
+/// The parser's message with control characters it quotes from the input
+/// escaped, so a problem stays one line.
+std::string one_line(std::string_view text) {
+  std::string line;
+  for (unsigned char c : text) {
+    if (c == '\n')
+      line += "\\n";
+    else if (c < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      line += escaped;
+    } else
+      line += static_cast<char>(c);
+  }
+  return line;
+}
+
+} // namespace
+
 std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
                                       std::vector<std::string>& problems) {
   try {
@@ -26,7 +47,7 @@ std::optional<toml::table> parse_toml(std::string_view text, std::string_view so
   } catch (const toml::parse_error& e) {
     std::ostringstream line;
     line << source << ":" << e.source().begin.line << ":" << e.source().begin.column
-         << ": " << e.description();
+         << ": " << one_line(e.description());
     problems.push_back(line.str());
     return std::nullopt;
   }

@@ -507,3 +507,10 @@ TEST_CASE("admin.token_file is a path, not empty, and read_token_file trims the 
   CHECK(missing.token.empty());
   CHECK(missing.problem == "/nonexistent/admin.token: cannot read: No such file or directory");
 }
+
+TEST_CASE("a TOML syntax error quoting a line break is still one problem on one line") {
+  auto result = parse_config("h=t\n", "bad.toml");
+  REQUIRE(result.problems.size() == 1);
+  CHECK(result.problems[0].find('\n') == std::string::npos);
+  CHECK(result.problems[0].rfind("bad.toml:1:", 0) == 0);
+}

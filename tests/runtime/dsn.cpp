@@ -1,8 +1,11 @@
 // Tests runtime/dsn.cpp: DSN headers, parts and fields; no injection from the original.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runtime/dsn.hpp"
@@ -114,6 +117,40 @@ std::string header_value(const std::string& message, std::string_view name) {
     if (line.compare(0, name.size() + 2, std::string{name} + ": ") == 0)
       return line.substr(name.size() + 2);
   return "(missing)";
+}
+
+/// Part 2 as RFC 3464 reads it: field groups separated by empty lines, each
+/// field "Name: value" with continuation lines unfolded; empty when a line
+/// is neither a field nor a continuation.
+std::vector<std::vector<std::pair<std::string, std::string>>>
+delivery_status_fields(const std::string& part) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> groups{{}};
+  auto body = part.substr(part.find("\r\n\r\n") + 4);
+  for (const auto& line : lines_of(body)) {
+    if (line.empty()) {
+      groups.emplace_back();
+    } else if (line[0] == ' ' || line[0] == '\t') {
+      if (groups.back().empty())
+        return {};
+      groups.back().back().second += line;
+    } else {
+      auto colon = line.find(": ");
+      if (colon == std::string::npos || colon == 0
+          || line.find_first_of(" \t") < colon)
+        return {};
+      groups.back().emplace_back(line.substr(0, colon), line.substr(colon + 2));
+    }
+  }
+  return groups;
+}
+
+/// The names of the fields in one group, in order.
+std::vector<std::string> names_in(
+  const std::vector<std::pair<std::string, std::string>>& group) {
+  std::vector<std::string> names;
+  for (const auto& field : group)
+    names.push_back(field.first);
+  return names;
 }
 
 } // namespace
@@ -234,6 +271,103 @@ TEST_CASE("hostile addresses and diagnostics cannot add a field, header or part"
   CHECK(count_lines_starting(parts[1], "Final-Recipient: rfc822; bob@sales.example "
                                        "Action: delivered") == 1);
   CHECK(lines_are_valid(message));
+}
+
+TEST_CASE("no line break in the Subject or an address adds a header or a field") {
+  const std::vector<std::string> breaks = {"\r\n", "\r", "\n", "\n\r", "\r\r\n",
+                                           std::string{"\0", 1}, "\r\n\r\n"};
+  for (const auto& line_break : breaks) {
+    CAPTURE(line_break);
+    auto report = sample_report();
+    report.original_content = "Subject: hi" + line_break + "Bcc: victim@x" + line_break
+                              + "Content-Type: text/html\r\n\r\nbody\r\n";
+    report.original_sender = "alice@example.com" + line_break + "Cc: victim@x";
+    report.recipients[0].address = "bob@sales.example" + line_break
+                                   + "Action: delivered" + line_break
+                                   + "Status: 2.0.0";
+    report.recipients[1].diagnostic = "550 no" + line_break + "Final-Recipient: "
+                                      "rfc822; extra@x";
+    auto message = build_dsn(report);
+    CHECK(field_names(message)
+          == std::vector<std::string>{"From", "To", "Subject", "Date", "Message-ID",
+                                      "Auto-Submitted", "MIME-Version", "Content-Type",
+                                      "X-Postconn-Queue-Id"});
+    CHECK(lines_are_valid(message));
+    CHECK(count_lines_starting(top_headers(message), "Bcc:") == 0);
+    CHECK(count_lines_starting(top_headers(message), "Cc:") == 0);
+    auto parts = parts_of(message);
+    REQUIRE(parts.size() == 3);
+    auto groups = delivery_status_fields(parts[1]);
+    REQUIRE(groups.size() == 3);
+    for (std::size_t i = 1; i < groups.size(); ++i)
+      CHECK(names_in(groups[i])
+            == std::vector<std::string>{"Final-Recipient", "Action", "Status",
+                                        "Diagnostic-Code", "Last-Attempt-Date"});
+    CHECK(groups[1][1].second == "failed");
+    CHECK(groups[1][2].second == "5.4.1");
+  }
+}
+
+TEST_CASE("an encoded-word that decodes to CRLF stays inside the Subject") {
+  for (std::string encoded : {"=?UTF-8?Q?hi=0D=0ABcc:_victim@x?=",
+                              "=?UTF-8?B?aGkNCkJjYzogdmljdGltQHg=?=",
+                              "=?ISO-8859-1?q?hi=0d=0a=0d=0a<b>body</b>?="}) {
+    CAPTURE(encoded);
+    auto report = sample_report();
+    report.original_content = "Subject: " + encoded + "\r\n\r\n";
+    auto message = build_dsn(report);
+    CHECK(header_value(message, "Subject") == "Undeliverable: " + encoded);
+    CHECK(field_names(message).size() == 9);
+    CHECK(parts_of(message).size() == 3);
+    CHECK(lines_are_valid(message));
+  }
+}
+
+TEST_CASE("the NDR parses as a DSN: multipart/report with RFC 3464 fields") {
+  auto report = sample_report();
+  report.original_content = "Subject: =?UTF-8?Q?a=0D=0Ab?=\rX: y\n\r\n\r\n";
+  report.recipients[0].address = "\"odd\r\nname\"@sales.example";
+  for (auto action : {dsn_action::failed, dsn_action::delayed}) {
+    report.action = action;
+    auto message = build_dsn(report);
+    CHECK(header_value(message, "Content-Type")
+          == "multipart/report; report-type=delivery-status; boundary=\""
+               + boundary_of(message) + "\"");
+    auto parts = parts_of(message);
+    REQUIRE(parts.size() == 3);
+    CHECK(parts[1].rfind("Content-Type: message/delivery-status\r\n\r\n", 0) == 0);
+    CHECK(parts[2].rfind("Content-Type: text/rfc822-headers\r\n\r\n", 0) == 0);
+    auto groups = delivery_status_fields(parts[1]);
+    REQUIRE(groups.size() == 1 + report.recipients.size());
+    CHECK(names_in(groups[0]) == std::vector<std::string>{"Reporting-MTA", "Arrival-Date"});
+    CHECK(groups[0][0].second == "dns; mx.example.org");
+    for (std::size_t i = 1; i < groups.size(); ++i) {
+      REQUIRE(groups[i].size() == 5);
+      CHECK(groups[i][0].second.rfind("rfc822; ", 0) == 0);
+      CHECK(groups[i][1].second
+            == (action == dsn_action::failed ? "failed" : "delayed"));
+      CHECK(groups[i][2].second[0] == (action == dsn_action::failed ? '5' : '4'));
+    }
+    CHECK(groups[1][0].second == "rfc822; \"odd name\"@sales.example");
+  }
+}
+
+TEST_CASE("dates and spans far outside any real queue still make a valid DSN") {
+  auto report = sample_report();
+  report.arrival_date = std::numeric_limits<std::int64_t>::min();
+  report.first_attempt_at = std::numeric_limits<std::int64_t>::min();
+  report.last_attempt_date = std::numeric_limits<std::int64_t>::max();
+  report.now = std::numeric_limits<std::int64_t>::max();
+  auto message = build_dsn(report);
+  CHECK(lines_are_valid(message));
+  CHECK(header_value(message, "Date") == "Fri, 31 Dec 9999 23:59:59 +0000");
+  auto parts = parts_of(message);
+  REQUIRE(parts.size() == 3);
+  CHECK(count_lines_starting(parts[1], "Arrival-Date: Thu, 01 Jan 1970 00:00:00 +0000")
+        == 1);
+  CHECK(count_lines_starting(parts[0],
+                             "144 attempts were made over 213503982334601d 7h.")
+        == 1);
 }
 
 TEST_CASE("the boundary changes when the original contains it") {

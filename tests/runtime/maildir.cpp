@@ -353,6 +353,36 @@ TEST_CASE("hostile recipients cannot write outside their own mailbox") {
     {"outside", ""},
     {"a@b@example.test", ""},
     {"a..b@example.test", ""},
+    {"...@example.test", ""},
+    {".bob@example.test", ""},
+    {"%2E%2E%2F%2E%2E%2Foutside@example.test", ""},
+    {"%252e%252e@example.test", ""},
+    {"..%c0%af..%c0%afoutside@example.test", ""},
+    {"=2E=2E@example.test", ""},
+    {"&#46;&#46;@example.test", ""},
+    {"\"..\"@example.test", ""},
+    {"\"\\.\\.\"@example.test", ""},
+    {"\"/etc/passwd\"@example.test", ""},
+    {"\"bob\\/..\"@example.test", ""},
+    {"bob\\..\\..@example.test", ""},
+    {"bob\t@example.test", ""},
+    {"bob outside@example.test", ""},
+    {"\xef\xbc\x8e\xef\xbc\x8e@example.test", ""},       // fullwidth ..
+    {"\xe2\x80\xa4\xe2\x80\xa4@example.test", ""},       // one dot leaders
+    {"a\xe2\x88\x95" "b@example.test", ""},            // division slash
+    {"a\xef\xbc\x8f" "b@example.test", ""},            // fullwidth solidus
+    {"a\xc0\xaf" "b@example.test", ""},                 // overlong '/'
+    {"\xe0\x80\xae\xe0\x80\xae@example.test", ""},       // overlong '.', 3 bytes
+    {"\xf0\x80\x80\xae\xf0\x80\x80\xae@example.test", ""}, // overlong '.', 4 bytes
+    {"bob\xe2\x80\xae@example.test", ""},              // right-to-left override
+    {"b\xcc\x8aob@example.test", ""},                   // combining ring
+    {"\xc4\xb1@example.test", ""},                      // dotless i
+    {"\xe2\x84\xaa@example.test", ""},                 // Kelvin sign (lower-cases to k)
+    {std::string(64, 'a') + "\xc3\xa9@example.test", ""},
+    {std::string(1 << 16, '.') + "@example.test", ""},
+    {"@evil.example:../outside@example.test", ""},
+    {"POSTMASTER@Example.Test", "postmaster"},
+    {"a.@example.test", ""},
     {"\"bob\"@example.test", ""},
     {"Bob.Smith+Tag@Example.TEST", "bob.smith+tag"},
     {"postmaster", "postmaster"},
@@ -373,6 +403,35 @@ TEST_CASE("hostile recipients cannot write outside their own mailbox") {
     for (const char* path : {"", "/tmp", "/new", "/cur"})
       expected.insert("po/" + mailbox + path);
     expected.insert("po/" + mailbox + "/new/" + delivery_key + ".postconn");
+  }
+  CHECK(tree(dir.path()) == expected);
+}
+
+TEST_CASE("local parts of path characters land in their own mailbox or nowhere") {
+  test::temp_dir dir;
+  auto root = make_postoffice(dir);
+  const std::string alphabet{"./\\%a~\0", 7};
+  std::vector<std::string> local_parts{""};
+  for (std::size_t length = 0; length < 3; ++length)
+    for (std::size_t i = local_parts.size(); i-- > 0;)
+      if (local_parts[i].size() == length)
+        for (char c : alphabet)
+          local_parts.push_back(local_parts[i] + c);
+  std::set<std::string> expected = {"po", "po/.postoffice"};
+  int key = 0;
+  for (const auto& local_part : local_parts) {
+    CAPTURE(local_part);
+    auto delivery_key = "q." + std::to_string(++key);
+    auto recipient = local_part + "@example.test";
+    auto result = deliver_to_maildir(root, true, message_to(recipient, delivery_key));
+    if (result.kind != maildir_result_kind::delivered) {
+      CHECK(result.status == "5.1.3");
+      continue;
+    }
+    CHECK(local_part.find_first_not_of("a.") == std::string::npos);
+    for (const char* path : {"", "/tmp", "/new", "/cur"})
+      expected.insert("po/" + local_part + path);
+    expected.insert("po/" + local_part + "/new/" + delivery_key + ".postconn");
   }
   CHECK(tree(dir.path()) == expected);
 }

@@ -182,6 +182,20 @@ TEST_CASE("the first problem found is the one reported") {
   CHECK(decode("0123456789ab\n\r\n.\r\n", {}, 10).verdict == "552 5.3.4");
 }
 
+// Found by fuzz/smtp_data.cpp: a run of text passing both limits at once
+// reported the line limit even when it had passed the size limit first.
+TEST_CASE("the first limit passed is reported whatever the chunking") {
+  const std::string long_line = std::string(1100, 'a') + "\r\n.\r\n";
+  std::vector<std::size_t> every_byte;
+  for (std::size_t i = 1; i < long_line.size(); ++i)
+    every_byte.push_back(i);
+  for (const auto& cuts : {std::vector<std::size_t>{}, every_byte}) {
+    CHECK(decode(long_line, cuts, 256).verdict == "552 5.3.4");
+    CHECK(decode(long_line, cuts, 1050).verdict == "500 5.5.2");
+    CHECK(decode(long_line, cuts, 1000).verdict == "500 5.5.2");
+  }
+}
+
 TEST_CASE("every split point of a clean message decodes the same") {
   const std::string wire = "..a\r\n\r\n.b\r\nc.\r\n.\r\nNOOP\r\n";
   const std::string expected = ".a\r\n\r\nb\r\nc.\r\n";
