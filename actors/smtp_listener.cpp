@@ -12,6 +12,7 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                             std::shared_ptr<const smtp_settings> settings,
                             store_actor store, supervisor_actor supervisor) {
   self->add_doorman(listening_fd);
+  self->state.settings = std::move(settings);
   self->set_down_handler(
     [=](const caf::down_msg& msg) {
       self->state.sessions.erase(caf::actor_cast<caf::actor>(msg.source));
@@ -25,9 +26,13 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
   });
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      auto session = self->fork(smtp_session, msg.handle, settings, store, supervisor);
+      auto session = self->fork(smtp_session, msg.handle, self->state.settings, store,
+                                supervisor);
       self->monitor(session);
       self->state.sessions.insert(session);
+    },
+    [=](reload_atom, std::shared_ptr<const smtp_settings>& fresh) {
+      self->state.settings = std::move(fresh);
     },
     [=](status_atom) {
       return static_cast<std::uint64_t>(self->state.sessions.size());

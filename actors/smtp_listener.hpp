@@ -5,7 +5,9 @@
 //   A broker that takes over the listening socket serve() bound at start-up.
 //   It keeps the sessions it forked (`status` answers how many are open);
 //   when it is told to exit (shutdown), it stops accepting and tells every
-//   open session to say 421 and close.
+//   open session to say 421 and close. `(reload_atom, settings)` gives new
+//   settings (a config reload): sessions opened from then on use them, open
+//   ones keep theirs.
 #pragma once
 
 #include <memory>
@@ -22,6 +24,8 @@ namespace postconn {
 struct smtp_listener_state {
   /// Sessions still open.
   std::unordered_set<caf::actor> sessions;
+  /// For the sessions opened from now on.
+  std::shared_ptr<const smtp_settings> settings;
 
   static inline const char* name = "smtp_listener";
 };

@@ -88,11 +88,11 @@ void apply(supervisor_ptr self, ledger_decision decision) {
 }
 
 /// Hands due deliveries to a postoffice and applies the outcomes.
-void attempt(supervisor_ptr self, std::size_t slot_index,
-             std::vector<std::int64_t> due) {
+void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_t> due) {
   auto& st = self->state;
-  auto& slot = st.postoffices[slot_index];
   slot.busy = true;
+  auto postoffice = slot.name;
+  auto served_by = slot.actor;
   std::vector<delivery_job> jobs;
   for (auto id : due) {
     const auto& entry = st.ledger.at(id);
@@ -101,13 +101,16 @@ void attempt(supervisor_ptr self, std::size_t slot_index,
   }
   auto on_outcomes = [=](std::vector<delivery_outcome>& outcomes) {
     auto& st = self->state;
-    st.postoffices[slot_index].busy = false;
+    if (auto* slot = st.slot_named(postoffice); slot && slot->actor == served_by)
+      slot->busy = false;
+    else // replaced or removed by a reload while it worked: retired now
+      self->send_exit(served_by, caf::exit_reason::user_shutdown);
     auto now = unix_now(self);
-    const auto& policy = st.postoffices[slot_index].retry;
     for (auto id : due) {
       auto found = std::find_if(outcomes.begin(), outcomes.end(),
                                 [id](const auto& o) { return o.delivery_id == id; });
       const auto& entry = st.ledger.at(id);
+      const auto& policy = st.policy_of(entry);
       if (found == outcomes.end())
         apply(self, after_open_failure(entry, policy, now, "4.3.0",
                                        "postoffice actor gave no outcome"));
@@ -125,8 +128,7 @@ void attempt(supervisor_ptr self, std::size_t slot_index,
       none.push_back({id, false, "4.4.1", reason, {}});
     on_outcomes(none);
   };
-  self->request(slot.actor, st.options.attempt_timeout, deliver_atom::value,
-                std::move(jobs))
+  self->request(served_by, st.options.attempt_timeout, deliver_atom::value, std::move(jobs))
     .then(on_outcomes, on_error);
 }
 
@@ -168,7 +170,7 @@ void work(supervisor_ptr self) {
   }
   for (std::size_t i = 0; i < due.size(); ++i)
     if (!due[i].empty())
-      attempt(self, i, std::move(due[i]));
+      attempt(self, st.postoffices[i], std::move(due[i]));
   // Wake at the earliest moment a delivery needs the supervisor again.
   auto wake = std::numeric_limits<std::int64_t>::max();
   for (const auto& [id, entry] : st.ledger) {
@@ -318,9 +320,9 @@ report_postoffices(supervisor_ptr self) {
     return promise;
   }
   for (std::size_t i = 0; i < st.postoffices.size(); ++i) {
+    (*reports)[i].name = st.postoffices[i].name;
     auto finish = [=](postoffice_report probe) mutable {
       auto& report = (*reports)[i];
-      report.name = self->state.postoffices[i].name;
       report.transport = std::move(probe.transport);
       report.up = probe.up;
       report.problem = std::move(probe.problem);
@@ -340,6 +342,62 @@ report_postoffices(supervisor_ptr self) {
   return promise;
 }
 
+void start_actor(supervisor_ptr self, postoffice_slot& slot) {
+  slot.actor = slot.start();
+  self->monitor(slot.actor);
+  if (slot.injected)
+    self->send(slot.actor, fault_atom::value, *slot.injected);
+}
+
+/// Takes the postoffices of a reloaded config. An actor that is replaced or
+/// removed while it attempts is retired when its outcomes arrive, so the
+/// attempt counts as it would have.
+void reload(supervisor_ptr self, postoffice_lineup& lineup) {
+  auto& st = self->state;
+  auto listed = [&](const std::string& name) {
+    return std::any_of(lineup.postoffices.begin(), lineup.postoffices.end(),
+                       [&](const auto& def) { return def.name == name; });
+  };
+  for (const auto& slot : st.postoffices) {
+    if (listed(slot.name))
+      continue;
+    if (!slot.busy)
+      self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+    spdlog::warn("postoffice {}: removed; its deliveries fail to open until it is "
+                 "configured again or they are requeued", slot.name);
+  }
+  std::vector<postoffice_slot> next;
+  for (auto& def : lineup.postoffices) {
+    auto* running = st.slot_named(def.name);
+    if (!running) {
+      if (!def.start)
+        continue;
+      next.push_back({def.name, def.retry, std::move(def.start), {}, false, {}});
+      start_actor(self, next.back());
+      spdlog::info("postoffice {}: added", def.name);
+      continue;
+    }
+    auto slot = std::move(*running);
+    slot.retry = def.retry;
+    if (def.start) {
+      if (!slot.busy)
+        self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+      slot.start = std::move(def.start);
+      slot.busy = false;
+      start_actor(self, slot);
+      spdlog::info("postoffice {}: restarted with its new settings", def.name);
+    }
+    next.push_back(std::move(slot));
+  }
+  st.postoffices = std::move(next);
+  st.postoffice_index.clear();
+  for (std::size_t i = 0; i < st.postoffices.size(); ++i)
+    st.postoffice_index[st.postoffices[i].name] = i;
+  st.options.fallback_retry = lineup.fallback_retry;
+  if (lineup.ndr)
+    st.ndr = std::move(lineup.ndr);
+}
+
 void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
   for (auto& entry : entries) {
     // An attempt under way when the server stopped is simply due again.
@@ -357,6 +415,11 @@ const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const
                                         : postoffices[slot->second].retry;
 }
 
+postoffice_slot* supervisor_state::slot_named(const std::string& postoffice) {
+  auto slot = postoffice_index.find(postoffice);
+  return slot == postoffice_index.end() ? nullptr : &postoffices[slot->second];
+}
+
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
            std::vector<postoffice_slot> postoffices, std::vector<ledger_entry> ledger,
@@ -366,10 +429,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   for (std::size_t i = 0; i < postoffices.size(); ++i)
     st.postoffice_index[postoffices[i].name] = i;
   st.postoffices = std::move(postoffices);
-  for (auto& slot : st.postoffices) {
-    slot.actor = slot.start();
-    self->monitor(slot.actor);
-  }
+  for (auto& slot : st.postoffices)
+    start_actor(self, slot);
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     for (const auto& slot : self->state.postoffices)
       self->send_exit(slot.actor, msg.reason);
@@ -387,10 +448,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       // Its attempt in flight, if any, fails by timeout as a failed open.
       spdlog::error("postoffice {}: actor ended ({}), restarting", slot.name,
                     self->system().render(msg.reason));
-      slot.actor = slot.start();
-      self->monitor(slot.actor);
-      if (slot.injected)
-        self->send(slot.actor, fault_atom::value, *slot.injected);
+      start_actor(self, slot);
       return;
     }
     auto found = st.generators.find(msg.source);
@@ -436,17 +494,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](flush_atom, const std::string& postoffice, const std::string& message_id) {
       return flush(self, postoffice, message_id);
     },
-    [=](reload_atom, const std::vector<postoffice_policy>& policies) {
-      auto& st = self->state;
-      for (const auto& policy : policies) {
-        auto slot = st.postoffice_index.find(policy.postoffice);
-        if (slot == st.postoffice_index.end()) {
-          spdlog::warn("supervisor: reload names postoffice {}, which is not running",
-                       policy.postoffice);
-          continue;
-        }
-        st.postoffices[slot->second].retry = policy.retry;
-      }
+    [=](reload_atom, postoffice_lineup& lineup) {
+      reload(self, lineup);
       work(self);
     },
     [=](status_atom, report_atom) {
@@ -463,13 +512,11 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       return delete_message(self, message_id, with_ndr);
     },
     [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
-      auto& st = self->state;
-      auto slot = st.postoffice_index.find(postoffice);
-      if (slot == st.postoffice_index.end())
+      auto* slot = self->state.slot_named(postoffice);
+      if (!slot)
         return false;
-      auto& target = st.postoffices[slot->second];
-      target.injected = fault;
-      self->send(target.actor, fault_atom::value, fault);
+      slot->injected = fault;
+      self->send(slot->actor, fault_atom::value, fault);
       return true;
     },
     [=](tick_atom) {

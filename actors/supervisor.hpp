@@ -11,9 +11,10 @@
 //   ledger values are persisted before the supervisor acts on them, and a
 //   decision that bounces recipients is handed to an NDR generator, which
 //   commits the NDR and the bounce in one transaction. The supervisor starts
-//   the postoffice actors and restarts one that dies. A delivery for a
-//   postoffice that is not configured fails to open, so its limits still
-//   end it: no delivery can wait forever.
+//   the postoffice actors and restarts one that dies; a config reload adds,
+//   replaces and stops them. A delivery for a postoffice that is not
+//   configured (or no longer) fails to open, so its limits still end it: no
+//   delivery can wait forever.
 #pragma once
 
 #include <chrono>
@@ -39,9 +40,6 @@ class actor_system;
 } // namespace caf
 
 namespace postconn {
-
-/// Starts (and restarts) the actor of one postoffice.
-using postoffice_factory = std::function<postoffice_actor()>;
 
 /// A configured postoffice as the supervisor sees it.
 struct postoffice_slot {
@@ -95,6 +93,9 @@ struct supervisor_state {
 
   /// The retry policy of a delivery's postoffice.
   const retry_policy& policy_of(const ledger_entry& entry) const;
+
+  /// The running postoffice of that name, null when there is none.
+  postoffice_slot* slot_named(const std::string& postoffice);
 
   static inline const char* name = "supervisor";
 };

@@ -8,9 +8,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -81,6 +84,31 @@ using share_pool_actor = share_calls::extend<
   // From a worker: it finished a request and is idle.
   caf::reacts_to<done_atom, share_worker_actor>>;
 
+/// Starts (and restarts) the actor of one postoffice.
+using postoffice_factory = std::function<postoffice_actor()>;
+
+struct ndr_settings;
+struct smtp_settings;
+
+/// A postoffice as a config (re)load defines it.
+struct postoffice_definition {
+  std::string name;
+  retry_policy retry;
+  /// Starts its actor with the new transport settings; empty when they did
+  /// not change and the running actor stays.
+  postoffice_factory start;
+};
+
+/// Every postoffice after a config reload: the supervisor starts the new
+/// ones, replaces those with a new `start`, and stops those not listed.
+struct postoffice_lineup {
+  std::vector<postoffice_definition> postoffices;
+  /// For deliveries of postoffices that are not configured.
+  retry_policy fallback_retry;
+  /// NDR routing by the new config; null keeps the running one.
+  std::shared_ptr<const ndr_settings> ndr;
+};
+
 /// Owns the retry ledger of every unfinished delivery and schedules attempts.
 using supervisor_actor = caf::typed_actor<
   // Deliveries newly committed to the queue.
@@ -99,8 +127,9 @@ using supervisor_actor = caf::typed_actor<
   // Makes the deferred deliveries of a postoffice and/or a message due now
   // (empty: any); replies with how many.
   caf::replies_to<flush_atom, std::string, std::string>::with<std::int32_t>,
-  // New retry policies (a config reload); deliveries keep their counts.
-  caf::reacts_to<reload_atom, std::vector<postoffice_policy>>,
+  // A config reload: postoffices added, changed or removed, new retry
+  // policies; deliveries keep their counts.
+  caf::reacts_to<reload_atom, postoffice_lineup>,
   // Counts decisions by postoffice and outcome, and bounced recipients by
   // status (postoffice ""), since start.
   caf::replies_to<status_atom, report_atom>::with<std::vector<outcome_count>>,
@@ -117,3 +146,7 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<tick_atom>>;
 
 } // namespace postconn
+
+// Local only: they carry functions and shared settings, never cross nodes.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::postoffice_lineup)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const postconn::smtp_settings>)

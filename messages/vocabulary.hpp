@@ -349,22 +349,11 @@ typename Inspector::result_type inspect(Inspector& f, outcome_count& x) {
   return f(caf::meta::type_name("outcome_count"), x.postoffice, x.outcome, x.count);
 }
 
-/// A postoffice's retry policy, as a config reload hands it over.
-struct postoffice_policy {
-  std::string postoffice;
-  retry_policy retry;
-};
-
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, retry_policy& x) {
   return f(caf::meta::type_name("retry_policy"), x.max_open_retries, x.open_interval,
            x.max_transfer_retries, x.transfer_interval, x.enforce_retry_limits,
            x.max_lifetime, x.delay_warning);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, postoffice_policy& x) {
-  return f(caf::meta::type_name("postoffice_policy"), x.postoffice, x.retry);
 }
 
 /// Upper bounds (seconds) of the store's commit latency histogram buckets;

@@ -111,11 +111,41 @@ bool same_fault(const fault_config& a, const fault_config& b) {
          && a.down == b.down;
 }
 
+/// The settings a postoffice actor is started with (routing aside).
+bool same_transport(const postoffice_config& a, const postoffice_config& b) {
+  return a.transport == b.transport && a.path == b.path && a.address == b.address
+         && a.probe_timeout == b.probe_timeout && a.create_mailboxes == b.create_mailboxes;
+}
+
+/// The actors a reload talks to, and what a new postoffice actor needs.
+struct server_actors {
+  caf::actor_system& sys;
+  share_pool_actor pool;
+  store_actor store;
+  supervisor_actor supervisor;
+  caf::actor listener;
+
+  postoffice_factory starter(const postoffice_config& po, const std::string& hostname) const {
+    return [&sys = sys, po, pool = pool, store = store, hostname] {
+      return sys.spawn(postoffice, po, pool, store, hostname);
+    };
+  }
+};
+
+std::string names(const std::vector<std::string>& list) {
+  std::string text;
+  for (const auto& name : list)
+    text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
 /// SIGHUP: reads the config file again. An invalid one is refused and the
-/// running config kept. Retry policies and injected faults take effect at
-/// once (deliveries keep their counts); other changes need a restart, and
-/// the log says which.
-void reload(const std::filesystem::path& file, config& running, const supervisor_actor& sup,
+/// running config kept. Postoffices added, removed or changed, retry
+/// policies, faults, routing and SMTP limits take effect at once (new SMTP
+/// sessions route by the new config; deliveries keep their counts); the
+/// listen addresses and the data directory need a restart, and the log
+/// says so.
+void reload(const fs::path& file, config& running, const server_actors& actors,
             admin_api& admin) {
   auto loaded = load_config_file(file);
   if (!loaded.value) {
@@ -125,36 +155,49 @@ void reload(const std::filesystem::path& file, config& running, const supervisor
       spdlog::error("reload: {}", problem);
     return;
   }
-  const auto& fresh = *loaded.value;
-  std::vector<postoffice_policy> policies;
-  for (auto& po : running.postoffices) {
-    auto found = std::find_if(fresh.postoffices.begin(), fresh.postoffices.end(),
-                              [&](const auto& candidate) { return candidate.name == po.name; });
-    if (found == fresh.postoffices.end()) {
-      spdlog::warn("reload: postoffice {} removed: takes effect at the next restart", po.name);
-      continue;
+  auto fresh = std::move(*loaded.value);
+  auto keep = [](const char* key, auto& now, const auto& before) {
+    if (now == before)
+      return;
+    spdlog::warn("reload: {} changed: takes effect at the next restart", key);
+    now = before;
+  };
+  keep("smtp.listen", fresh.smtp.listen, running.smtp.listen);
+  keep("admin.listen", fresh.admin.listen, running.admin.listen);
+  keep("admin.token_file", fresh.admin.token_file, running.admin.token_file);
+  keep("server.data_dir", fresh.server.data_dir, running.server.data_dir);
+  postoffice_lineup lineup;
+  std::vector<std::string> added, changed, removed;
+  for (const auto& po : fresh.postoffices) {
+    auto old = std::find_if(running.postoffices.begin(), running.postoffices.end(),
+                            [&](const auto& candidate) { return candidate.name == po.name; });
+    postoffice_definition definition{po.name, po.retry, {}};
+    if (old == running.postoffices.end() || !same_transport(*old, po)) {
+      definition.start = actors.starter(po, fresh.server.hostname);
+      (old == running.postoffices.end() ? added : changed).push_back(po.name);
     }
-    po.retry = found->retry;
-    policies.push_back({po.name, po.retry});
-    if (!same_fault(po.fault, found->fault)) {
-      po.fault = found->fault;
-      caf::anon_send(sup, fault_atom::value, po.name, po.fault);
-    }
-    if (found->transport != po.transport || found->path != po.path
-        || found->address != po.address || found->domains != po.domains
-        || found->probe_timeout != po.probe_timeout
-        || found->create_mailboxes != po.create_mailboxes)
-      spdlog::warn("reload: postoffice {} changed: its transport settings take effect at "
-                   "the next restart", po.name);
+    lineup.postoffices.push_back(std::move(definition));
   }
-  for (const auto& po : fresh.postoffices)
-    if (std::none_of(running.postoffices.begin(), running.postoffices.end(),
-                     [&](const auto& old) { return old.name == po.name; }))
-      spdlog::warn("reload: postoffice {} added: takes effect at the next restart", po.name);
-  running.retry = fresh.retry;
-  caf::anon_send(sup, reload_atom::value, std::move(policies));
+  for (const auto& po : running.postoffices)
+    if (std::none_of(fresh.postoffices.begin(), fresh.postoffices.end(),
+                     [&](const auto& candidate) { return candidate.name == po.name; }))
+      removed.push_back(po.name);
+  lineup.fallback_retry = fresh.retry;
+  lineup.ndr = std::make_shared<const ndr_settings>(
+    ndr_settings{fresh.server.hostname, routing_table{fresh}});
+  caf::anon_send(actors.supervisor, reload_atom::value, std::move(lineup));
+  for (const auto& po : fresh.postoffices) {
+    auto old = std::find_if(running.postoffices.begin(), running.postoffices.end(),
+                            [&](const auto& candidate) { return candidate.name == po.name; });
+    if (old != running.postoffices.end() && !same_fault(old->fault, po.fault))
+      caf::anon_send(actors.supervisor, fault_atom::value, po.name, po.fault);
+  }
+  caf::anon_send(actors.listener, reload_atom::value, make_smtp_settings(fresh));
+  running = std::move(fresh);
   admin.update_config(running);
-  spdlog::info("reload: {} read; retry settings and faults applied", file.string());
+  spdlog::info("reload: {} read; {} postoffices (added: {}; changed: {}; removed: {})",
+               file.string(), running.postoffices.size(), added.empty() ? "-" : names(added),
+               changed.empty() ? "-" : names(changed), removed.empty() ? "-" : names(removed));
 }
 
 /// Every unfinished delivery, read page by page, with a progress line every
@@ -225,13 +268,10 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto store = spawn_store(sys, db, store_options{}, true);
   db.reset();
   auto pool = sys.spawn(share_pool, share_pool_options{});
+  server_actors actors{sys, pool, store, {}, {}};
   std::vector<postoffice_slot> slots;
-  for (const auto& po : cfg.postoffices) {
-    auto start = [&sys, po, pool, store, hostname = cfg.server.hostname] {
-      return sys.spawn(postoffice, po, pool, store, hostname);
-    };
-    slots.push_back({po.name, po.retry, start, {}, false, {}});
-  }
+  for (const auto& po : cfg.postoffices)
+    slots.push_back({po.name, po.retry, actors.starter(po, cfg.server.hostname), {}, false, {}});
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
   supervisor_options sup_options;
@@ -241,13 +281,15 @@ int run(config cfg, const std::filesystem::path& config_file) {
                        sup_options);
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
+  actors.supervisor = sup;
+  actors.listener = listener;
   admin->serve(sys, sup, store, listener);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_signal(signals);
   for (; signal == SIGHUP; signal = wait_for_signal(signals))
-    reload(config_file, cfg, sup, *admin);
+    reload(config_file, cfg, actors, *admin);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
   // The admin API and the sessions first (sessions answer 421), then the
   // actors that use the store (the supervisor takes its postoffice actors

@@ -356,11 +356,90 @@ TEST_CASE("a reload with lower limits bounces by the new limits, counts kept") {
   f.advance(2 * 600s, 600s); // 3 failed opens
   auto lower = defaults();
   lower.max_open_retries = 4;
-  caf::anon_send(f.sup, reload_atom::value, std::vector<postoffice_policy>{{"dead", lower}});
+  caf::anon_send(f.sup, reload_atom::value,
+                 postoffice_lineup{{{"dead", lower, {}}, {"live", defaults(), {}}}, lower, nullptr});
   f.sched.run();
   f.advance(600s, 600s); // the 4th: still within the limit
   CHECK(f.ndrs().empty());
   f.advance(600s, 600s); // the 5th exceeds it
   CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::bounced);
   CHECK(f.ndrs().size() == 1);
+}
+
+namespace {
+
+/// The fixture's two postoffices as a reload lists them, unchanged.
+std::vector<postoffice_definition> both_unchanged(const retry_policy& retry) {
+  return {{"dead", retry, {}}, {"live", retry, {}}};
+}
+
+/// Starts a fake postoffice that delivers, and remembers it in `started`.
+postoffice_factory up_fake(supervisor_fixture& f, postoffice_actor& started) {
+  return [&f, &started] {
+    started = f.sys.spawn(test::fake_postoffice);
+    f.sched.run();
+    f.state_of<fake_postoffice_state>(started).mode = po_mode::up;
+    return started;
+  };
+}
+
+} // namespace
+
+TEST_CASE("a postoffice added by a reload takes its waiting deliveries, counts kept") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto id = f.submit({{"new", {"ann@new.example.test"}}});
+  CHECK(delivery_of(*f.db, id, "new").open_retries == 1); // not configured yet
+  postoffice_actor added;
+  auto lineup = both_unchanged(defaults());
+  lineup.push_back({"new", defaults(), up_fake(f, added)});
+  caf::anon_send(f.sup, reload_atom::value, postoffice_lineup{lineup, defaults(), nullptr});
+  f.sched.run();
+  REQUIRE(added);
+  f.advance(600s, 600s);
+  auto entry = delivery_of(*f.db, id, "new");
+  CHECK(entry.state == delivery_state::delivered);
+  CHECK(entry.open_retries == 1);
+  CHECK(f.state_of<fake_postoffice_state>(added).delivered
+        == std::vector<std::string>{"ann@new.example.test"});
+}
+
+TEST_CASE("a postoffice removed by a reload stops, its deliveries fail to open and end by their limits") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 2;
+  supervisor_fixture f{dir / "queue.db", policy};
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::up;
+  caf::anon_send(f.sup, reload_atom::value,
+                 postoffice_lineup{{{"live", policy, {}}}, policy, nullptr});
+  f.sched.run();
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  f.advance(2 * 600s, 600s);
+  CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 0);
+  auto entry = delivery_of(*f.db, id, "dead");
+  CHECK(entry.state == delivery_state::bounced);
+  CHECK(entry.last_error_text == "postoffice dead is not configured");
+  CHECK(f.ndrs().size() == 1);
+}
+
+TEST_CASE("a postoffice changed by a reload gets a new actor, the attempt under way ends as it would have") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto old_actor = f.dead;
+  f.state_of<fake_postoffice_state>(old_actor).mode = po_mode::hang;
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  REQUIRE(f.state_of<fake_postoffice_state>(old_actor).attempts == 1);
+  postoffice_actor replacement;
+  auto lineup = both_unchanged(defaults());
+  lineup[0].start = up_fake(f, replacement);
+  caf::anon_send(f.sup, reload_atom::value, postoffice_lineup{lineup, defaults(), nullptr});
+  f.sched.run();
+  REQUIRE(replacement);
+  f.advance(30s, 30s); // the hung attempt times out: a failed open
+  CHECK(delivery_of(*f.db, id, "dead").open_retries == 1);
+  f.advance(600s, 600s);
+  CHECK(delivery_of(*f.db, id, "dead").state == delivery_state::delivered);
+  CHECK(f.state_of<fake_postoffice_state>(replacement).delivered
+        == std::vector<std::string>{"bob@dead.example.test"});
+  CHECK(f.state_of<fake_postoffice_state>(old_actor).attempts == 1);
 }

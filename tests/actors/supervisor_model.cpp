@@ -214,7 +214,8 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
         case scripted_event::reload:
           policy = e.policy;
           caf::anon_send(f->sup, reload_atom::value,
-                         std::vector<postoffice_policy>{{"dead", policy}, {"live", policy}});
+                         postoffice_lineup{{{"dead", policy, {}}, {"live", policy, {}}},
+                                           policy, nullptr});
           break;
       }
       f->sched.run();
