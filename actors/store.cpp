@@ -183,6 +183,14 @@ store(store_actor::stateful_pointer<store_state> self,
         return make_error(store_errc::read_failed, e.what());
       }
     },
+    [=](load_atom, sender_atom,
+        const std::string& sender_part) -> caf::result<std::vector<std::string>> {
+      try {
+        return self->state.db->queued_messages_from(sender_part);
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
     [=](load_atom, std::int64_t delivery_id) -> caf::result<std::vector<attempt_record>> {
       try {
         return self->state.db->attempts_of(delivery_id);

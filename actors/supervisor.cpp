@@ -294,6 +294,29 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
   return promise;
 }
 
+/// Moves a message's unfinished deliveries to `postoffice`, each change
+/// persisted with its line in the attempt log.
+std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
+                     const std::string& postoffice) {
+  auto& st = self->state;
+  if (!st.slot_named(postoffice))
+    return -2;
+  std::vector<std::int64_t> ids;
+  for (const auto& [id, entry] : st.ledger) {
+    if (entry.message_id != message_id)
+      continue;
+    if (st.busy.count(id))
+      return -1;
+    ids.push_back(id);
+  }
+  auto now = unix_now(self);
+  for (auto id : ids) {
+    st.busy.insert(id);
+    apply(self, after_requeue(st.ledger.at(id), postoffice, now));
+  }
+  return static_cast<std::int32_t>(ids.size());
+}
+
 /// Asks every postoffice actor for its last probe and adds the ledger's
 /// counts; a postoffice that does not answer in time is reported down.
 caf::typed_response_promise<std::vector<postoffice_report>>
@@ -510,6 +533,9 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](delete_atom, const std::string& message_id,
         bool with_ndr) -> caf::result<std::int32_t> {
       return delete_message(self, message_id, with_ndr);
+    },
+    [=](requeue_atom, const std::string& message_id, const std::string& postoffice) {
+      return requeue(self, message_id, postoffice);
     },
     [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
       auto* slot = self->state.slot_named(postoffice);

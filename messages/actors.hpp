@@ -39,6 +39,9 @@ using store_actor = caf::typed_actor<
   caf::replies_to<fetch_atom, std::string>::with<stored_message>,
   // Lists every delivery of a message, finished or not.
   caf::replies_to<load_atom, std::string>::with<std::vector<ledger_entry>>,
+  // Lists the messages with unfinished deliveries whose sender contains the
+  // text (any case), by queue id.
+  caf::replies_to<load_atom, sender_atom, std::string>::with<std::vector<std::string>>,
   // Reads the attempt log of a delivery, oldest first.
   caf::replies_to<load_atom, std::int64_t>::with<std::vector<attempt_record>>,
   // Removes a message with its deliveries and attempts; false when there
@@ -139,6 +142,11 @@ using supervisor_actor = caf::typed_actor<
   // (5.0.0); without, it leaves the queue with no trace. Replies with the
   // unfinished deliveries it ended, -1 while one has an attempt under way.
   caf::replies_to<delete_atom, std::string, bool>::with<std::int32_t>,
+  // Moves a message's unfinished deliveries to another postoffice, their
+  // counts reset (its lifetime still runs from acceptance); replies with
+  // how many, -1 while one has an attempt under way, -2 when there is no
+  // such postoffice.
+  caf::replies_to<requeue_atom, std::string, std::string>::with<std::int32_t>,
   // Replaces a postoffice's injected fault; false when there is no such
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,

@@ -43,6 +43,8 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using postoffice_atom = caf::atom_constant<caf::atom("postoffice")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
+using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
+using sender_atom = caf::atom_constant<caf::atom("sender")>;
 
 // -- messages and deliveries ----------------------------------------------------
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <set>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -99,7 +100,16 @@ public:
                             "(limit at least 1)");
     auto postoffice = req.get_param_value("postoffice");
     auto state = req.get_param_value("state");
+    auto sender = req.get_param_value("sender");
     std::string error;
+    std::set<std::string> from_sender;
+    if (!sender.empty()) {
+      auto ids = ask<std::vector<std::string>>(sys_, store_, error, load_atom::value,
+                                               sender_atom::value, sender);
+      if (!ids)
+        return fail(res, 503, error);
+      from_sender.insert(ids->begin(), ids->end());
+    }
     auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
     if (!ledger)
       return fail(res, 503, "supervisor: " + error);
@@ -108,6 +118,7 @@ public:
     for (auto& entry : *ledger)
       if ((postoffice.empty() || entry.postoffice == postoffice)
           && (state.empty() || to_string(entry.state) == state)
+          && (sender.empty() || from_sender.count(entry.message_id))
           && now - entry.queued_at >= *min_age)
         chosen.push_back(std::move(entry));
     std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
@@ -177,6 +188,24 @@ public:
     if (*ended < 0)
       return fail(res, 409, "an attempt to deliver it is under way; try again in a moment");
     reply(res, 200, json{{with_ndr ? "bounced" : "deleted", *ended}});
+  }
+
+  void requeue(const std::string& id, const std::string& postoffice, httplib::Response& res) {
+    if (postoffice.empty())
+      return fail(res, 400, "requeue to which postoffice? give ?postoffice=P");
+    if (!configured(postoffice))
+      return fail(res, 404, "no postoffice " + postoffice);
+    std::string error;
+    if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
+      return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
+    auto moved = ask<std::int32_t>(sys_, sup_, error, requeue_atom::value, id, postoffice);
+    if (!moved)
+      return fail(res, 503, "supervisor: " + error);
+    if (*moved == -1)
+      return fail(res, 409, "an attempt to deliver it is under way; try again in a moment");
+    if (*moved < 0)
+      return fail(res, 409, "postoffice " + postoffice + " is not running yet");
+    reply(res, 200, json{{"requeued", *moved}, {"postoffice", postoffice}});
   }
 
   void flush(const std::string& postoffice, const std::string& message_id,
@@ -430,6 +459,10 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
           [on](const httplib::Request& req, httplib::Response& res) {
             on->message(req.matches[1], res);
           });
+  srv.Post(R"(/messages/([0-9a-f]+)/requeue)",
+           [on](const httplib::Request& req, httplib::Response& res) {
+             on->requeue(req.matches[1], req.get_param_value("postoffice"), res);
+           });
   srv.Post(R"(/messages/([0-9a-f]+)/(hold|release|flush))",
            [on](const httplib::Request& req, httplib::Response& res) {
              std::string id = req.matches[1];

@@ -7,9 +7,12 @@
 //   cpp-httplib on threads of its own, which ask the actors with typed
 //   requests and wait for the answers (never on a scheduler thread):
 //
-//     GET  /queue?postoffice=&state=&min_age=&limit=&offset=
+//     GET  /queue?postoffice=&state=&sender=&min_age=&limit=&offset=
+//                                    sender: part of the address, any case
 //     GET  /messages/ID              the message, its deliveries, attempts
 //     POST /messages/ID/hold | release | flush
+//     POST /messages/ID/requeue?postoffice=P
+//                                    its deliveries to P, counts reset
 //     POST /flush[?postoffice=P]     every deferred delivery due now
 //     GET  /postoffices              up/down since when, why, counts
 //     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON

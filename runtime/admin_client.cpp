@@ -346,10 +346,10 @@ constexpr verb_rule verb_rules[] = {
   {"queue", argument_rule::none},       {"postoffices", argument_rule::none},
   {"ledger", argument_rule::required},  {"flush", argument_rule::optional},
   {"hold", argument_rule::required},    {"release", argument_rule::required},
-  {"delete", argument_rule::required}};
+  {"delete", argument_rule::required},  {"requeue", argument_rule::required}};
 
-constexpr std::string_view queue_filters[] = {"postoffice", "state", "min_age", "limit",
-                                              "offset"};
+constexpr std::string_view queue_filters[] = {"postoffice", "state", "sender", "min_age",
+                                              "limit", "offset"};
 
 const verb_rule* rule_of(std::string_view name) {
   for (const auto& rule : verb_rules)
@@ -362,9 +362,12 @@ const verb_rule* rule_of(std::string_view name) {
 std::string usage_problem(const admin_verb& verb) {
   const auto* rule = rule_of(verb.name);
   if (!rule)
-    return "not an admin verb (queue, postoffices, ledger, flush, hold, release, delete)";
+    return "not an admin verb (queue, postoffices, ledger, flush, hold, release, delete, "
+           "requeue)";
   if (rule->argument == argument_rule::required && verb.argument.empty())
     return "which message? give its ID";
+  if (verb.name == "requeue" && verb.to.empty())
+    return "to which postoffice? give --to PO";
   if (rule->argument == argument_rule::none && !verb.argument.empty())
     return "takes no argument, got \"" + verb.argument + "\"";
   for (const auto& [name, value] : verb.filters)
@@ -426,6 +429,8 @@ admin_request request_for(const admin_verb& verb) {
     return {"POST", "/flush" + query_of({{"postoffice", verb.argument}})};
   if (verb.name == "delete")
     return {"DELETE", message + (verb.with_ndr ? "?ndr=1" : "")};
+  if (verb.name == "requeue")
+    return {"POST", message + "/requeue" + query_of({{"postoffice", verb.to}})};
   return {"POST", message + "/" + verb.name};
 }
 
@@ -619,11 +624,11 @@ std::string format_ledger(const json& reply) {
 }
 
 std::string format_action(const json& reply) {
-  for (const char* done : {"held", "released", "flushed", "deleted", "bounced"})
+  for (const char* done : {"held", "released", "flushed", "deleted", "bounced", "requeued"})
     if (reply.is_object() && reply.contains(done))
       return std::string{done} + " "
              + counted(reply[done].get<std::int64_t>(), "delivery", "deliveries") + "\n";
-  throw std::invalid_argument("not a hold, release, flush or delete reply");
+  throw std::invalid_argument("not a hold, release, flush, delete or requeue reply");
 }
 
 int run_admin_verb(const admin_verb& verb) {

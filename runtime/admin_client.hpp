@@ -50,9 +50,9 @@ inline constexpr std::string_view default_admin_url = "http://127.0.0.1:8025";
 
 /// One admin verb as the command line gave it.
 struct admin_verb {
-  /// queue, postoffices, ledger, flush, hold or release.
+  /// queue, postoffices, ledger, flush, hold, release, delete or requeue.
   std::string name;
-  /// The message ID (ledger, hold, release; required) or the postoffice
+  /// The message ID (ledger, hold, release, delete, requeue; required) or the postoffice
   /// (flush; optional, empty: every postoffice).
   std::string argument;
   /// The admin API: http://HOST[:PORT], or HOST:PORT as in `[admin] listen`.
@@ -64,8 +64,10 @@ struct admin_verb {
   /// delete: bounce the message's deliveries with an NDR instead of
   /// removing it without a trace.
   bool with_ndr = false;
-  /// queue only, sent as query parameters: postoffice, state, min_age
-  /// (seconds), limit, offset.
+  /// requeue: the postoffice the message's deliveries move to.
+  std::string to;
+  /// queue only, sent as query parameters: postoffice, state, sender (part
+  /// of the address), min_age (seconds), limit, offset.
   std::map<std::string, std::string> filters;
 };
 

@@ -68,6 +68,25 @@ std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy) {
   return wake;
 }
 
+ledger_decision after_requeue(const ledger_entry& entry, const std::string& postoffice,
+                              std::int64_t now) {
+  ledger_decision decision{entry, {}, {}, {}};
+  auto& moved = decision.entry;
+  moved.postoffice = postoffice;
+  if (moved.state != delivery_state::held)
+    moved.state = delivery_state::queued;
+  moved.open_retries = 0;
+  moved.transfer_retries = 0;
+  moved.first_attempt_at = 0;
+  moved.next_attempt_at = now;
+  moved.last_error_code.clear();
+  moved.last_error_text.clear();
+  decision.attempt = {entry.delivery_id, now, "requeued", "",
+                      "requeued from " + entry.postoffice + " to " + postoffice
+                        + " by the administrator"};
+  return decision;
+}
+
 ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now) {
   ledger_decision decision{entry, {}, {}, {}};
   const std::string text = "deleted from the queue by the administrator";

@@ -50,6 +50,12 @@ ledger_decision after_open_failure(const ledger_entry& entry,
                                    const std::string& status,
                                    const std::string& text);
 
+/// An administrator moved the delivery to `postoffice`: due now with fresh
+/// counts there; a held delivery stays held. Its lifetime still runs from
+/// acceptance, so requeueing cannot keep mail forever.
+ledger_decision after_requeue(const ledger_entry& entry, const std::string& postoffice,
+                              std::int64_t now);
+
 /// An administrator deleted the delivery and asked for an NDR: every
 /// recipient bounces with 5.0.0.
 ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now);

@@ -5,9 +5,9 @@
 //   postconn serve --config FILE [--log-level LEVEL] [--log-format text|json]
 //   postconn check-config FILE
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
-//   postconn queue [--postoffice PO] [--state STATE] [--min-age SECONDS]
+//   postconn queue [--postoffice PO] [--state STATE] [--sender TEXT] [--min-age SECONDS]
 //   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
-//   postconn delete ID [--ndr]
+//   postconn delete ID [--ndr] | requeue ID --to PO
 //     (each admin verb: [--admin URL] [--config FILE] [--token-file FILE] [--json])
 //   postconn --version
 #include <algorithm>
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<admin_command>> admin_commands;
   auto& queue = add_admin_verb(app, admin_commands, "queue", "list the queue (admin API)");
-  for (const auto* filter : {"postoffice", "state", "min_age"}) {
+  for (const auto* filter : {"postoffice", "state", "sender", "min_age"}) {
     auto flag = std::string{"--"} + filter;
     std::replace(flag.begin(), flag.end(), '_', '-');
     queue.app->add_option(flag, queue.verb.filters[filter],
@@ -148,6 +148,7 @@ int main(int argc, char** argv) {
         std::tuple{"hold", "hold a message's deliveries", true},
         std::tuple{"release", "release a held message", true},
         std::tuple{"delete", "delete a message, without a trace or with NDRs", true},
+        std::tuple{"requeue", "move a message's deliveries to another postoffice", true},
         std::tuple{"flush", "retry deferred deliveries now (of one postoffice)", false}}) {
     auto& command = add_admin_verb(app, admin_commands, name, std::string{what} + " (admin API)");
     auto* argument = command.app->add_option(required ? "ID" : "PO", command.verb.argument,
@@ -158,6 +159,8 @@ int main(int argc, char** argv) {
     if (std::string{name} == "delete")
       command.app->add_flag("--ndr", command.verb.with_ndr,
                             "bounce its deliveries with an NDR to the sender instead");
+    if (std::string{name} == "requeue")
+      command.app->add_option("--to", command.verb.to, "the postoffice to move them to");
   }
 
   CLI11_PARSE(app, argc, argv);

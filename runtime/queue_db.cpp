@@ -190,7 +190,7 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->update_delivery_ = db->prepare(
     "UPDATE deliveries SET recipients = ?2, state = ?3, open_retries = ?4,"
     " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
-    " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10"
+    " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11"
     " WHERE id = ?1");
   db->insert_attempt_ = db->prepare(
     "INSERT INTO attempts(delivery_id, at, outcome, code, text)"
@@ -212,6 +212,10 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->release_savepoint_ = db->prepare("RELEASE request");
   db->select_message_ = db->prepare(
     "SELECT sender, content, received_at FROM messages WHERE id = ?1");
+  db->select_queued_from_ = db->prepare(
+    "SELECT DISTINCT m.id FROM messages m JOIN deliveries d ON d.message_id = m.id"
+    " WHERE d.state NOT IN ('delivered', 'bounced')"
+    " AND instr(lower(m.sender), lower(?1)) > 0 ORDER BY m.id");
   db->select_attempts_ = db->prepare(
     "SELECT delivery_id, at, outcome, code, text FROM attempts"
     " WHERE delivery_id = ?1 ORDER BY id");
@@ -350,6 +354,7 @@ void queue_db::update_delivery(const ledger_entry& entry) {
     .bind(8, entry.last_error_code)
     .bind(9, entry.last_error_text)
     .bind(10, std::int64_t{entry.delay_warned ? 1 : 0})
+    .bind(11, entry.postoffice)
     .step();
   if (sqlite3_changes(handle_) != 1)
     throw queue_db_error("no delivery with id "
@@ -437,6 +442,15 @@ bool queue_db::delete_message(const std::string& id) {
   statement remove{handle_, delete_message_};
   remove.bind(1, static_cast<std::int64_t>(*number)).step();
   return sqlite3_changes(handle_) > 0;
+}
+
+std::vector<std::string> queue_db::queued_messages_from(const std::string& sender_part) {
+  std::vector<std::string> ids;
+  statement query{handle_, select_queued_from_};
+  query.bind(1, sender_part);
+  while (query.step())
+    ids.push_back(format_message_id(static_cast<std::uint64_t>(query.integer(0))));
+  return ids;
 }
 
 std::vector<attempt_record> queue_db::attempts_of(std::int64_t delivery_id) {

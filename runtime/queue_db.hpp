@@ -99,6 +99,9 @@ public:
   std::vector<ledger_entry> deliveries_of(const std::string& message_id);
   std::optional<stored_message> message(const std::string& id);
   std::vector<attempt_record> attempts_of(std::int64_t delivery_id);
+  /// Ids of the messages with unfinished deliveries whose sender contains
+  /// `sender_part`, in any case.
+  std::vector<std::string> queued_messages_from(const std::string& sender_part);
   /// The greatest message id in the queue, or "" when it is empty.
   std::string last_message_id();
   /// PRAGMA integrity_check: "ok" or the first problem found.
@@ -130,6 +133,7 @@ private:
   sqlite3_stmt* select_message_ = nullptr;
   sqlite3_stmt* delete_message_ = nullptr;
   sqlite3_stmt* select_attempts_ = nullptr;
+  sqlite3_stmt* select_queued_from_ = nullptr;
 };
 
 } // namespace postconn

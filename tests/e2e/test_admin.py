@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 from postconn_process import Server, free_port, run
-from test_delivery import RETRIES, DeliveryTest, wait_for_files
+from test_delivery import RETRIES, DeliveryTest, make_postoffice, wait_for_files
 
 
 def metrics_families(text):
@@ -250,6 +250,33 @@ class AdminVerbs(AdminServer):
         code, out, _ = run("postoffices", "--config", os.path.join(self.dir, "postconn.toml"))
         self.assertEqual(code, 0)
         self.assertRegex(out, r"sales +maildir +up")
+
+    def test_queue_by_sender_and_requeue_to_another_postoffice(self):
+        os.rename(self.sales, self.sales + ".gone")
+        make_postoffice(self.support, "bob")
+        self.send(["bob@sales.example.test"])
+        message_id = self.queued_id()
+        self.server.wait_for_log("open_retries=1/50")
+        code, out, _ = self.verb("queue", "--sender", "ANN@Support", "--json")
+        self.assertEqual([d["message_id"] for d in json.loads(out)["deliveries"]], [message_id])
+        code, out, _ = self.verb("queue", "--sender", "carol@")
+        self.assertEqual((code, out.strip()), (0, "queue is empty"))
+        self.assertEqual(self.call("POST", f"/messages/{message_id}/requeue")[0], 400)
+        self.assertEqual(self.call("POST", f"/messages/{message_id}/requeue?postoffice=hr"),
+                         (404, {"error": "no postoffice hr"}))
+        code, _, err = self.verb("requeue", message_id)
+        self.assertEqual(code, 2, err)
+        code, out, err = self.until_not_busy(lambda: self.verb("requeue", message_id,
+                                                               "--to", "support"))
+        self.assertEqual((code, out), (0, "requeued 1 delivery\n"), err)
+        [path] = wait_for_files(os.path.join(self.support, "bob/new"))
+        self.assertIn(b"line one", open(path, "rb").read())
+        _, ledger = self.call("GET", f"/messages/{message_id}")
+        [delivery] = ledger["deliveries"]
+        self.assertEqual((delivery["postoffice"], delivery["state"]), ("support", "delivered"))
+        self.assertIn("requeued from sales to support by the administrator",
+                      json.dumps(delivery["attempts"]))
+        self.assertEqual(os.listdir(os.path.join(self.sales + ".gone", "bob/new")), [])
 
     def test_a_server_that_is_not_there(self):
         code, _, err = run("queue", "--admin", f"127.0.0.1:{free_port()}")

@@ -367,7 +367,8 @@ TEST_CASE("action replies count deliveries in the right number") {
   CHECK(format_action(json{{"flushed", 3}}) == "flushed 3 deliveries\n");
   CHECK(format_action(json{{"deleted", 1}}) == "deleted 1 delivery\n");
   CHECK(format_action(json{{"bounced", 2}}) == "bounced 2 deliveries\n");
-  CHECK_THROWS_AS(format_action(json{{"requeued", 1}}), std::invalid_argument);
+  CHECK(format_action(json{{"requeued", 1}}) == "requeued 1 delivery\n");
+  CHECK_THROWS_AS(format_action(json{{"resent", 1}}), std::invalid_argument);
 }
 
 TEST_CASE("control characters from the server are shown as question marks") {
@@ -497,8 +498,11 @@ TEST_CASE("usage problems exit 2 before any request") {
   filtered_hold.filters["state"] = "held";
   CHECK(usage(filtered_hold) == 2);
   auto unknown_filter = verb_at(refusing.url(), "queue");
-  unknown_filter.filters["sender"] = "ann";
+  unknown_filter.filters["recipient"] = "ann";
   CHECK(usage(unknown_filter) == 2);
   CHECK(run(verb_at(refusing.url(), "ledger")).err
         == "postconn ledger: which message? give its ID\n");
+  CHECK(run(verb_at(refusing.url(), "requeue", "0006615ab267c25e")).err
+        == "postconn requeue: to which postoffice? give --to PO\n");
+  CHECK(usage(verb_at(refusing.url(), "resend", "0006615ab267c25e")) == 2);
 }

@@ -189,3 +189,26 @@ TEST_CASE("a deletion with an NDR bounces every recipient with 5.0.0") {
   CHECK(d.attempt.outcome == "deleted");
   CHECK(d.attempt.at == 1'700'000'500);
 }
+
+TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held one stays held") {
+  auto entry = fresh_delivery({"bob@x.test"});
+  entry.state = delivery_state::deferred;
+  entry.open_retries = 7;
+  entry.transfer_retries = 2;
+  entry.first_attempt_at = 1'700'000'010;
+  entry.last_error_code = "4.4.1";
+  auto d = after_requeue(entry, "other", 1'700'000'500);
+  CHECK(d.entry.postoffice == "other");
+  CHECK(d.entry.state == delivery_state::queued);
+  CHECK(d.entry.open_retries == 0);
+  CHECK(d.entry.transfer_retries == 0);
+  CHECK(d.entry.first_attempt_at == 0);
+  CHECK(d.entry.next_attempt_at == 1'700'000'500);
+  CHECK(d.entry.queued_at == entry.queued_at);
+  CHECK(d.entry.last_error_code.empty());
+  CHECK(d.bounced.empty());
+  CHECK(d.attempt.outcome == "requeued");
+  CHECK(d.attempt.text == "requeued from " + entry.postoffice + " to other by the administrator");
+  entry.state = delivery_state::held;
+  CHECK(after_requeue(entry, "other", 1'700'000'500).entry.state == delivery_state::held);
+}
