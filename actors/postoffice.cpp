@@ -2,6 +2,7 @@
 //   postoffice -- one actor per postoffice (see postoffice.hpp).
 #include "actors/postoffice.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -287,9 +288,14 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   st.store = std::move(store);
   st.hostname = std::move(hostname);
   inject(self, st.cfg.fault);
-  std::minstd_rand spread{static_cast<unsigned>(std::hash<std::string>{}(st.cfg.name))};
+  // The first idle probe falls anywhere in the first interval, so that many
+  // postoffices do not probe in step. (A 31-bit draw taken as nanoseconds
+  // would bunch them all into the first 2.1 s.)
+  std::mt19937_64 spread{std::hash<std::string>{}(st.cfg.name)};
   auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg.retry.open_interval);
-  schedule_idle_probe(self, caf::timespan{spread() % interval.count()});
+  std::uniform_int_distribution<caf::timespan::rep> offset{
+    0, std::max<caf::timespan::rep>(interval.count(), 1) - 1};
+  schedule_idle_probe(self, caf::timespan{offset(spread)});
   return {
     [=](deliver_atom, std::vector<delivery_job>& jobs) -> caf::result<outcomes> {
       if (self->state.cfg.transport != transport_kind::maildir)
