@@ -27,6 +27,17 @@ std::int64_t unix_now(supervisor_ptr self) {
 
 void work(supervisor_ptr self);
 
+/// Asks for one pass of work() after the messages already in the mailbox:
+/// a burst of outcomes, bounces and new mail then costs one pass over the
+/// ledger instead of one pass each.
+void schedule_work(supervisor_ptr self) {
+  auto& st = self->state;
+  if (st.work_scheduled)
+    return;
+  st.work_scheduled = true;
+  self->send(self, work_atom::value);
+}
+
 /// The ledger entry leaves the supervisor when nothing is left to do.
 void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
   if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced)
@@ -74,7 +85,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
     .then(
       [=](bool) {
         store_in_ledger(self->state, decision.entry);
-        work(self);
+        schedule_work(self);
       },
       [=](const caf::error& err) {
         auto& st = self->state;
@@ -83,7 +94,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
         if (auto found = st.ledger.find(id); found != st.ledger.end())
           found->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
         st.busy.erase(id);
-        work(self);
+        schedule_work(self);
       });
 }
 
@@ -119,7 +130,7 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
       else
         apply(self, after_transfer(entry, policy, now, *found));
     }
-    work(self);
+    schedule_work(self);
   };
   auto on_error = [=](const caf::error& err) {
     std::vector<delivery_outcome> none;
@@ -243,7 +254,7 @@ std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
     entry.next_attempt_at = now;
     ++flushed;
   }
-  work(self);
+  schedule_work(self);
   return flushed;
 }
 
@@ -484,7 +495,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       if (auto entry = st.ledger.find(id); entry != st.ledger.end())
         entry->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
       st.busy.erase(id);
-      work(self);
+      schedule_work(self);
     }
   });
   add_to_ledger(st, ledger);
@@ -492,13 +503,13 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   return {
     [=](enqueue_atom, std::vector<ledger_entry>& entries) {
       add_to_ledger(self->state, entries);
-      work(self);
+      schedule_work(self);
     },
     [=](reported_atom, const ledger_entry& entry, std::vector<ledger_entry>& ndrs) {
       auto& st = self->state;
       store_in_ledger(st, entry);
       add_to_ledger(st, ndrs);
-      work(self);
+      schedule_work(self);
     },
     [=](status_atom) {
       std::vector<ledger_entry> entries;
@@ -511,7 +522,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [=](release_atom, const std::string& message_id) {
       auto released = hold_or_release(self, message_id, false);
-      work(self);
+      schedule_work(self);
       return released;
     },
     [=](flush_atom, const std::string& postoffice, const std::string& message_id) {
@@ -519,7 +530,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [=](reload_atom, postoffice_lineup& lineup) {
       reload(self, lineup);
-      work(self);
+      schedule_work(self);
     },
     [=](status_atom, report_atom) {
       std::vector<outcome_count> counts;
@@ -547,6 +558,10 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [=](tick_atom) {
       self->state.wake_at = 0;
+      schedule_work(self);
+    },
+    [=](work_atom) {
+      self->state.work_scheduled = false;
       work(self);
     },
   };

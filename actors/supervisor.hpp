@@ -90,6 +90,8 @@ struct supervisor_state {
   caf::actor_clock::time_point started;
   /// When the pending wake-up fires, 0 when none is pending.
   std::int64_t wake_at = 0;
+  /// A work_atom is on its way: a pass over the ledger is coming.
+  bool work_scheduled = false;
 
   /// The retry policy of a delivery's postoffice.
   const retry_policy& policy_of(const ledger_entry& entry) const;

@@ -151,7 +151,9 @@ using supervisor_actor = caf::typed_actor<
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,
   // Internal: attempts what is due and enforces the limits.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  // One pass over the ledger, asked for by the supervisor itself.
+  caf::reacts_to<work_atom>>;
 
 } // namespace postconn
 

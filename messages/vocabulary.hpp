@@ -45,6 +45,7 @@ using postoffice_atom = caf::atom_constant<caf::atom("postoffice")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using sender_atom = caf::atom_constant<caf::atom("sender")>;
+using work_atom = caf::atom_constant<caf::atom("work")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
