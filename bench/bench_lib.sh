@@ -1,0 +1,124 @@
+# bench_lib.sh -- helpers shared by the scale benchmarks (sourced, not run).
+# The caller sets `work` (its scratch directory) and `server_pid` (empty
+# while no server runs) and traps EXIT to call bench_cleanup.
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source_dir=$(dirname "$bench_dir")
+ticks_per_second=$(getconf CLK_TCK)
+PATH=$PATH:/usr/sbin:/usr/lib/postfix/sbin
+
+fail() {
+  echo "$(basename "$0"): $*" >&2
+  exit 1
+}
+
+# resolve_binary PATH: PATH made absolute, or fail.
+resolve_binary() {
+  [ -x "$1" ] || fail "no postconn binary at $1 (build it, or pass its path)"
+  (cd "$(dirname "$1")" && echo "$PWD/$(basename "$1")")
+}
+
+now() {
+  echo "$EPOCHREALTIME"
+}
+
+seconds_since() {
+  awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
+}
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# wait_for_banner PORT PID TIMEOUT: until a connection to PORT reads a 220
+# greeting (the port is bound before the queue is read, so a connect alone
+# proves nothing); fails when PID dies or after TIMEOUT seconds.
+wait_for_banner() {
+  python3 - "$@" <<'PY'
+import os, socket, sys, time
+port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+deadline = time.time() + timeout
+while time.time() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit("the server exited before greeting")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.settimeout(max(0.1, deadline - time.time()))
+            if s.recv(512).startswith(b"220"):
+                s.sendall(b"QUIT\r\n")
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.02)
+sys.exit(f"no 220 on port {port} after {timeout:.0f}s")
+PY
+}
+
+# cpu_ticks PID: utime+stime of PID in clock ticks.
+cpu_ticks() {
+  local stat fields
+  stat=$(<"/proc/$1/stat") || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+
+ticks_to_seconds() {
+  awk -v t="$1" -v hz="$ticks_per_second" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# status_field PID FIELD: a /proc/PID/status value (VmHWM, VmRSS, Threads).
+status_field() {
+  awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+mib() {
+  awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'
+}
+
+# metric URL NAME [LABELS]: the sum of the samples of NAME whose labels
+# contain LABELS (e.g. 'status="5.4.1"'), 0 when there is none.
+metric() {
+  curl -sf --max-time 30 "$1/metrics" | awk -v name="$2" -v labels="${3:-}" '
+    { split($1, key, "{") }
+    key[1] == name && index($1, labels) { sum += $2 }
+    END { printf "%.0f\n", sum }'
+}
+
+stop_server() {
+  [ -n "${server_pid:-}" ] || return 0
+  local waited
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for waited in $(seq 300); do
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+bench_cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  set +e
+  # The helpers first (load generators, sinks), so they see no shutdown.
+  for pid in ${extra_pids:-}; do
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  stop_server
+  if [ -n "${keep:-}" ]; then
+    echo "kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
