@@ -3,15 +3,20 @@
 //
 // DESCRIPTION
 //   A broker that takes over the listening socket serve() bound at start-up.
-//   It keeps the sessions it forked (`status` answers how many are open);
+//   It keeps the sessions it forked (`status` answers how many are open); a
+//   connection beyond smtp.max_connections, or beyond
+//   smtp.max_connections_per_client from one address, is answered 421 4.7.0
+//   and closed;
 //   when it is told to exit (shutdown), it stops accepting and tells every
 //   open session to say 421 and close. `(reload_atom, settings)` gives new
 //   settings (a config reload): sessions opened from then on use them, open
 //   ones keep theirs.
 #pragma once
 
+#include <cstddef>
 #include <memory>
-#include <unordered_set>
+#include <string>
+#include <unordered_map>
 
 #include <caf/actor.hpp>
 #include <caf/io/broker.hpp>
@@ -22,8 +27,10 @@
 namespace postconn {
 
 struct smtp_listener_state {
-  /// Sessions still open.
-  std::unordered_set<caf::actor> sessions;
+  /// Sessions still open, with their client's address.
+  std::unordered_map<caf::actor, std::string> sessions;
+  /// Open sessions by client address.
+  std::unordered_map<std::string, std::size_t> per_client;
   /// For the sessions opened from now on.
   std::shared_ptr<const smtp_settings> settings;
 

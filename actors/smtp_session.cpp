@@ -261,7 +261,17 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
     throw std::runtime_error(relay.problems.front());
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
-    cfg.smtp.idle_timeout, routing_table{cfg}, std::move(*relay.value)});
+    cfg.smtp.idle_timeout, cfg.smtp.max_connections, cfg.smtp.max_connections_per_client,
+    routing_table{cfg}, std::move(*relay.value)});
+}
+
+void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
+                  std::string why) {
+  auto line = format_reply(smtp_reply{421, "4.7.0", std::move(why)});
+  self->write(connection, line.size(), line.data());
+  self->flush(connection);
+  self->close(connection);
+  self->quit();
 }
 
 caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,

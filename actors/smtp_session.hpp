@@ -39,6 +39,8 @@ struct smtp_settings {
   std::uint64_t max_message_size = 0;
   std::uint32_t max_recipients = 0;
   std::chrono::seconds idle_timeout{300};
+  std::uint32_t max_connections = 0;
+  std::uint32_t max_connections_per_client = 0;
   routing_table routes;
   network_list relay_networks;
 };
@@ -89,5 +91,9 @@ caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
                            caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
                            store_actor store, supervisor_actor supervisor);
+
+/// A connection over a connection limit: answers 421 4.7.0 `why` and closes.
+void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
+                  std::string why);
 
 } // namespace postconn

@@ -84,6 +84,10 @@ struct smtp_config {
   /// Bytes; advertised as SIZE.
   std::uint64_t max_message_size = 35882577;
   std::uint32_t max_recipients = 1000;
+  /// Open SMTP connections at most, in all and from one client address;
+  /// one more is answered 421 4.7.0 and closed.
+  std::uint32_t max_connections = 500;
+  std::uint32_t max_connections_per_client = 20;
   /// A client silent this long is disconnected with 421 4.4.2.
   std::chrono::seconds idle_timeout{300};
   /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".

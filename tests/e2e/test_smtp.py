@@ -392,6 +392,54 @@ class Relay(SmtpServerTest):
                          [("catchall", "someone@elsewhere.example.net")])
 
 
+class ConnectionLimitTest(SmtpServerTest):
+    """One connection over smtp.max_connections_per_client, or over
+    smtp.max_connections, is answered 421 4.7.0 and closed; once one closes,
+    the next is served."""
+
+    def refused(self):
+        c = self.client()
+        self.assertTrue(c.closed(), "the refused connection stays open")
+        return c.greeting
+
+    def wait_until_served(self):
+        deadline = time.monotonic() + 10
+        while True:
+            c = self.client()
+            if c.greeting[0] == 220:
+                return c
+            self.assertLess(time.monotonic(), deadline, "no 220 after a session closed")
+            time.sleep(0.05)
+
+
+class PerClientConnectionLimit(ConnectionLimitTest):
+    smtp_config = LIMITS + "max_connections_per_client = 2\n"
+
+    def test_a_third_connection_from_one_address_is_refused(self):
+        first, second = self.client(), self.client()
+        self.assertEqual(first.greeting[0], 220)
+        code, text = self.refused()
+        self.assertEqual((code, text[:5]), (421, "4.7.0"), text)
+        self.assertIn("Too many connections from your address", text)
+        self.assertEqual(second.command("NOOP")[0], 250)
+        self.assertEqual(first.command("QUIT")[0], 221)
+        self.assertEqual(self.wait_until_served().command("EHLO again.example.org")[0], 250)
+        self.server.wait_for_log("(smtp.max_connections_per_client)")
+
+
+class TotalConnectionLimit(ConnectionLimitTest):
+    smtp_config = LIMITS + "max_connections = 1\n"
+
+    def test_a_second_connection_is_refused(self):
+        first = self.client()
+        code, text = self.refused()
+        self.assertEqual((code, text[:5]), (421, "4.7.0"), text)
+        self.assertNotIn("your address", text)
+        self.assertEqual(first.command("QUIT")[0], 221)
+        self.assertEqual(self.wait_until_served().command("NOOP")[0], 250)
+        self.server.wait_for_log("(smtp.max_connections)")
+
+
 class StoreFailure(SmtpServerTest):
     """A queue that cannot grow (RLIMIT_FSIZE, as on a full disk) answers
     451 4.3.0, keeps what it had, and never answers 250 for the refused."""

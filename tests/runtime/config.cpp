@@ -145,6 +145,8 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.smtp.listen == "127.0.0.1:2525");
   CHECK(cfg.smtp.max_message_size == 35882577);
   CHECK(cfg.smtp.max_recipients == 1000);
+  CHECK(cfg.smtp.max_connections == 500);
+  CHECK(cfg.smtp.max_connections_per_client == 20);
   CHECK(cfg.smtp.idle_timeout == 300s);
   CHECK(cfg.smtp.relay_networks == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
   CHECK(cfg.retry.max_open_retries == 144);
@@ -513,4 +515,12 @@ TEST_CASE("a TOML syntax error quoting a line break is still one problem on one 
   REQUIRE(result.problems.size() == 1);
   CHECK(result.problems[0].find('\n') == std::string::npos);
   CHECK(result.problems[0].rfind("bad.toml:1:", 0) == 0);
+}
+
+TEST_CASE("connection limits are at least 1") {
+  auto result = parse_config("[smtp]\nmax_connections = 0\nmax_connections_per_client = -3\n",
+                             "limits.toml");
+  auto text = all_of(result.problems);
+  CHECK(text.find("smtp.max_connections:") != std::string::npos);
+  CHECK(text.find("smtp.max_connections_per_client:") != std::string::npos);
 }
