@@ -132,6 +132,7 @@ std::string lower_cased(std::string_view text) {
 std::optional<std::string> maildir_mailbox_name(std::string_view local_part) {
   auto name = lower_cased(local_part);
   if (name.empty() || name.size() > max_mailbox_length || name.front() == '.'
+      || name.back() == '.'
       || !std::all_of(name.begin(), name.end(), is_mailbox_char))
     return std::nullopt;
   return name;

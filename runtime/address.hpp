@@ -10,9 +10,11 @@
 //   domain comes back lower-cased; the local part as written.
 //
 //   maildir_mailbox_name() is the only way a local part becomes a folder
-//   name: lower-cased, [a-z0-9._+-] only, no leading dot, 1 to 64
-//   characters. Everything else ("../x", "a/b", "%2e%2e", ".", non-ASCII)
-//   is refused, so a recipient can never name a path outside the postoffice.
+//   name: lower-cased, [a-z0-9._+-] only, no leading or trailing dot, 1 to
+//   64 characters. Everything else ("../x", "a/b", "%2e%2e", ".", non-ASCII)
+//   is refused, so a recipient can never name a path outside the postoffice,
+//   nor another mailbox on an SMB share, which drops trailing dots ("bob."
+//   would be "bob").
 #pragma once
 
 #include <cstddef>

@@ -88,7 +88,12 @@ TEST_CASE("a mailbox name is the lower-cased local part of allowed characters") 
   CHECK(maildir_mailbox_name("John.Doe") == "john.doe");
   CHECK(maildir_mailbox_name("a+tag_x-1") == "a+tag_x-1");
   CHECK(maildir_mailbox_name(std::string(64, 'A')) == std::string(64, 'a'));
-  CHECK(maildir_mailbox_name("trailing.") == "trailing.");
+  CHECK(maildir_mailbox_name("inner..dots") == "inner..dots");
+}
+
+TEST_CASE("a trailing dot names no mailbox: an SMB share would drop it") {
+  CHECK_FALSE(maildir_mailbox_name("bob."));
+  CHECK_FALSE(maildir_mailbox_name("bob.."));
 }
 
 TEST_CASE("local parts that could name another path are no mailbox") {
