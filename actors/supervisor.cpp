@@ -388,12 +388,11 @@ void start_actor(supervisor_ptr self, postoffice_slot& slot) {
 /// attempt counts as it would have.
 void reload(supervisor_ptr self, postoffice_lineup& lineup) {
   auto& st = self->state;
-  auto listed = [&](const std::string& name) {
-    return std::any_of(lineup.postoffices.begin(), lineup.postoffices.end(),
-                       [&](const auto& def) { return def.name == name; });
-  };
+  std::set<std::string> listed;
+  for (const auto& def : lineup.postoffices)
+    listed.insert(def.name);
   for (const auto& slot : st.postoffices) {
-    if (listed(slot.name))
+    if (listed.count(slot.name))
       continue;
     if (!slot.busy)
       self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
@@ -404,8 +403,10 @@ void reload(supervisor_ptr self, postoffice_lineup& lineup) {
   for (auto& def : lineup.postoffices) {
     auto* running = st.slot_named(def.name);
     if (!running) {
-      if (!def.start)
+      if (!def.start) {
+        spdlog::error("postoffice {}: not running and given no way to start", def.name);
         continue;
+      }
       next.push_back({def.name, def.retry, std::move(def.start), {}, false, {}});
       start_actor(self, next.back());
       spdlog::info("postoffice {}: added", def.name);

@@ -12,15 +12,7 @@ import unittest
 import urllib.request
 
 from postconn_process import Server, free_port, temp_workdir
-from test_delivery import make_postoffice
-
-RETRIES = """
-[retry]
-max_open_retries = 2
-open_interval = "1s"
-max_transfer_retries = 1
-transfer_interval = "1s"
-"""
+from test_delivery import RETRIES, make_postoffice
 
 
 def node_config(directory, name, smtp_port, admin_port, other, other_port):
