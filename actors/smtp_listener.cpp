@@ -49,13 +49,20 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                    st.settings->hostname + " Too many connections from your address");
         return;
       }
-      auto session = self->fork(smtp_session, msg.handle, st.settings, store, supervisor);
+      auto session = self->fork(smtp_session, msg.handle, st.settings, store, supervisor,
+                                st.backlogged);
       self->monitor(session);
       st.sessions.emplace(session, client);
       ++st.per_client[client];
     },
     [=](reload_atom, std::shared_ptr<const smtp_settings>& fresh) {
       self->state.settings = std::move(fresh);
+    },
+    [=](backlog_atom, bool backlogged) {
+      auto& st = self->state;
+      st.backlogged = backlogged;
+      for (const auto& [session, client] : st.sessions)
+        self->send(session, backlog_atom::value, backlogged);
     },
     [=](status_atom) {
       return static_cast<std::uint64_t>(self->state.sessions.size());

@@ -10,7 +10,8 @@
 //   when it is told to exit (shutdown), it stops accepting and tells every
 //   open session to say 421 and close. `(reload_atom, settings)` gives new
 //   settings (a config reload): sessions opened from then on use them, open
-//   ones keep theirs.
+//   ones keep theirs. `(backlog_atom, bool)` from the supervisor goes to
+//   every open session and to those opened later.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +34,8 @@ struct smtp_listener_state {
   std::unordered_map<std::string, std::size_t> per_client;
   /// For the sessions opened from now on.
   std::shared_ptr<const smtp_settings> settings;
+  /// The queue is over its high-water mark (the supervisor says so).
+  bool backlogged = false;
 
   static inline const char* name = "smtp_listener";
 };

@@ -148,6 +148,8 @@ void on_mail(session_ptr self, const smtp_command& cmd) {
     return reply(self, 503, "5.5.1", "Error: nested MAIL command");
   if (cmd.size && *cmd.size > st.settings->max_message_size)
     return reply(self, 552, "5.3.4", "Message size exceeds fixed limit");
+  if (st.backlogged)
+    return reply(self, 452, "4.3.1", "Insufficient system storage: queue full, try again later");
   st.sender = cmd.path;
   reply(self, 250, "2.1.0", "Ok");
 }
@@ -176,6 +178,7 @@ void on_data(session_ptr self, const smtp_command& cmd) {
   if (st.recipients.empty())
     return reply(self, 554, "5.5.1", "Error: no valid recipients");
   st.data.emplace(st.settings->max_message_size);
+  st.data_started = self->clock().now();
   reply(self, 354, "", "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -241,14 +244,30 @@ void process_input(session_ptr self) {
       on_command(self, std::string_view{st.input}.substr(0, length));
     }
     st.input.erase(0, lf + 1);
+    ++st.lines_handled;
   }
 }
 
-/// Checks for idleness at the moment the client would have timed out.
-void schedule_idle_check(session_ptr self) {
-  auto& st = self->state;
-  auto due = st.last_activity + st.settings->idle_timeout;
-  auto wait = std::max(due - self->clock().now(),
+/// The first moment the client runs out of time, and what it ran out of.
+struct session_deadline {
+  caf::actor_clock::time_point at;
+  std::string what;
+};
+
+session_deadline next_deadline(const smtp_session_state& st) {
+  session_deadline next{st.last_activity + st.settings->idle_timeout,
+                        "silent for " + std::to_string(st.settings->idle_timeout.count())
+                          + "s"};
+  if (st.data && st.data_started + st.settings->data_timeout < next.at)
+    next = {st.data_started + st.settings->data_timeout, "DATA not finished in time"};
+  if (!st.data && st.line_started && *st.line_started + st.settings->idle_timeout < next.at)
+    next = {*st.line_started + st.settings->idle_timeout, "command line not finished in time"};
+  return next;
+}
+
+/// Checks the deadlines at the moment the first of them passes.
+void schedule_deadline_check(session_ptr self) {
+  auto wait = std::max(next_deadline(self->state).at - self->clock().now(),
                        caf::actor_clock::duration_type{std::chrono::seconds(1)});
   self->delayed_send(self, wait, idle_atom::value);
 }
@@ -261,7 +280,7 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
     throw std::runtime_error(relay.problems.front());
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
-    cfg.smtp.idle_timeout, cfg.smtp.max_connections, cfg.smtp.max_connections_per_client,
+    cfg.smtp.idle_timeout, cfg.smtp.data_timeout, cfg.smtp.max_connections, cfg.smtp.max_connections_per_client,
     routing_table{cfg}, std::move(*relay.value)});
 }
 
@@ -276,8 +295,10 @@ void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
 
 caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, supervisor_actor supervisor) {
+                           store_actor store, supervisor_actor supervisor,
+                           bool backlogged) {
   auto& st = self->state;
+  st.backlogged = backlogged;
   st.connection = connection;
   st.client_ip = self->remote_addr(connection);
   st.relay_client = settings->relay_networks.contains(st.client_ip);
@@ -296,25 +317,32 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
     self->quit(msg.reason);
   });
   reply(self, 220, "", st.settings->hostname + " ESMTP postconn");
-  schedule_idle_check(self);
+  schedule_deadline_check(self);
   return {
     [=](const caf::io::new_data_msg& msg) {
       auto& st = self->state;
       st.last_activity = self->clock().now();
+      auto lines_before = st.lines_handled;
       st.input.append(msg.buf.begin(), msg.buf.end());
       process_input(self);
+      if (st.input.empty() || st.data)
+        st.line_started.reset();
+      else if (!st.line_started || st.lines_handled != lines_before)
+        st.line_started = st.last_activity;
     },
     [=](idle_atom) {
       auto& st = self->state;
       if (st.closing)
         return;
-      auto idle = self->clock().now() - st.last_activity;
-      if (st.awaiting_store || idle < st.settings->idle_timeout)
-        return schedule_idle_check(self);
-      spdlog::info("smtp {}: idle for {}s, disconnected", st.client_ip,
-                   st.settings->idle_timeout.count());
+      auto deadline = next_deadline(st);
+      if (st.awaiting_store || self->clock().now() < deadline.at)
+        return schedule_deadline_check(self);
+      spdlog::info("smtp {}: {}, disconnected", st.client_ip, deadline.what);
       reply(self, 421, "4.4.2", st.settings->hostname + " Error: timeout exceeded");
       close_session(self);
+    },
+    [=](backlog_atom, bool backlogged) {
+      self->state.backlogged = backlogged;
     },
     [=](const caf::io::connection_closed_msg&) {
       self->state.closing = true;

@@ -9,8 +9,12 @@
 //   to the store. The "250 queued as" reply goes out only when the store has
 //   committed the message and its deliveries; a failed commit is answered
 //   with 451 4.3.0. While the store works, further pipelined input waits in
-//   the buffer. A client silent for smtp.idle_timeout gets 421 4.4.2 and is
-//   disconnected; at shutdown an open session says 421 4.3.2.
+//   the buffer. A client silent for smtp.idle_timeout, taking longer than
+//   that for one command line, or longer than smtp.data_timeout for the
+//   whole DATA phase gets 421 4.4.2 and is disconnected (slow clients cannot
+//   hold a connection slot forever); at shutdown an open session says 421
+//   4.3.2. While the queue is over its high-water mark (the listener passes
+//   on `(backlog_atom, true)`), MAIL FROM is answered 452 4.3.1.
 #pragma once
 
 #include <chrono>
@@ -39,6 +43,7 @@ struct smtp_settings {
   std::uint64_t max_message_size = 0;
   std::uint32_t max_recipients = 0;
   std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds data_timeout{600};
   std::uint32_t max_connections = 0;
   std::uint32_t max_connections_per_client = 0;
   routing_table routes;
@@ -71,6 +76,8 @@ struct smtp_session_state {
   std::optional<smtp_data_decoder> data;
   /// Received bytes not processed yet.
   std::string input;
+  /// Command lines handled so far.
+  std::uint64_t lines_handled = 0;
   /// An over-long command line is being skipped up to its LF.
   bool skipping_long_line = false;
   /// The store is committing this session's message; input waits.
@@ -79,6 +86,13 @@ struct smtp_session_state {
   bool closing = false;
   /// When the client last sent something.
   caf::actor_clock::time_point last_activity;
+  /// When the unfinished command line in `input` began (a client trickling
+  /// one line byte by byte is never idle).
+  std::optional<caf::actor_clock::time_point> line_started;
+  /// When DATA began (the 354).
+  caf::actor_clock::time_point data_started;
+  /// The queue is above smtp.queue_high_water: MAIL FROM gets 452 4.3.1.
+  bool backlogged = false;
   std::shared_ptr<const smtp_settings> settings;
   store_actor store;
   /// Learns of the deliveries each committed message created.
@@ -90,7 +104,8 @@ struct smtp_session_state {
 caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
                            caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, supervisor_actor supervisor);
+                           store_actor store, supervisor_actor supervisor,
+                           bool backlogged);
 
 /// A connection over a connection limit: answers 421 4.7.0 `why` and closes.
 void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,

@@ -38,6 +38,24 @@ void schedule_work(supervisor_ptr self) {
   self->send(self, work_atom::value);
 }
 
+/// Tells the backlog listener when the ledger crossed its high-water mark;
+/// it is clear again under 90 % of it, so the state does not flap.
+void note_backlog(supervisor_ptr self, bool always_tell) {
+  auto& st = self->state;
+  if (!st.backlog_listener)
+    return;
+  auto size = st.ledger.size();
+  auto backlogged = st.backlogged ? size * 10 >= st.high_water * 9 : size >= st.high_water;
+  if (backlogged == st.backlogged && !always_tell)
+    return;
+  if (backlogged != st.backlogged)
+    spdlog::warn("queue: {} unfinished deliveries, {} smtp.queue_high_water {}: new mail {}",
+                 size, backlogged ? "at" : "back under 90 % of", st.high_water,
+                 backlogged ? "gets 452 4.3.1" : "is accepted again");
+  st.backlogged = backlogged;
+  self->send(st.backlog_listener, backlog_atom::value, backlogged);
+}
+
 /// The ledger entry leaves the supervisor when nothing is left to do.
 void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
   if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced)
@@ -295,6 +313,7 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
         }
         spdlog::info("supervisor: msg {} deleted with its {} unfinished deliveries",
                      message_id, count);
+        note_backlog(self, false);
         promise.deliver(count);
       },
       [=](const caf::error& err) mutable {
@@ -564,6 +583,13 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](work_atom) {
       self->state.work_scheduled = false;
       work(self);
+      note_backlog(self, false);
+    },
+    [=](watch_atom, backlog_listener_actor& listener, std::uint64_t high_water) {
+      auto& st = self->state;
+      st.backlog_listener = std::move(listener);
+      st.high_water = high_water;
+      note_backlog(self, true);
     },
   };
 }

@@ -92,6 +92,10 @@ struct supervisor_state {
   std::int64_t wake_at = 0;
   /// A work_atom is on its way: a pass over the ledger is coming.
   bool work_scheduled = false;
+  /// Told when the ledger crosses `high_water` (see watch_atom).
+  backlog_listener_actor backlog_listener;
+  std::uint64_t high_water = 0;
+  bool backlogged = false;
 
   /// The retry policy of a delivery's postoffice.
   const retry_policy& policy_of(const ledger_entry& entry) const;

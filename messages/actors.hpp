@@ -112,6 +112,10 @@ struct postoffice_lineup {
   std::shared_ptr<const ndr_settings> ndr;
 };
 
+/// Learns whether the queue is over its high-water mark: true when the
+/// unfinished deliveries reach it, false when they are back under 90 % of it.
+using backlog_listener_actor = caf::typed_actor<caf::reacts_to<backlog_atom, bool>>;
+
 /// Owns the retry ledger of every unfinished delivery and schedules attempts.
 using supervisor_actor = caf::typed_actor<
   // Deliveries newly committed to the queue.
@@ -150,6 +154,9 @@ using supervisor_actor = caf::typed_actor<
   // Replaces a postoffice's injected fault; false when there is no such
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,
+  // Tells the listener the backlog state against this high-water mark (in
+  // unfinished deliveries) now and at every crossing; replaces an earlier one.
+  caf::reacts_to<watch_atom, backlog_listener_actor, std::uint64_t>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>,
   // One pass over the ledger, asked for by the supervisor itself.

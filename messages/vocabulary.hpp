@@ -46,6 +46,8 @@ using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;
 using sender_atom = caf::atom_constant<caf::atom("sender")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
+using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 
 // -- messages and deliveries ----------------------------------------------------
 

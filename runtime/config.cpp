@@ -82,13 +82,16 @@ void read_server(table_reader in, server_config& server) {
 void read_smtp(table_reader in, smtp_config& smtp) {
   in.reject_unknown_keys(
     {"listen", "max_message_size", "max_recipients", "max_connections",
-     "max_connections_per_client", "idle_timeout", "relay_networks"});
+     "max_connections_per_client", "idle_timeout", "data_timeout", "queue_high_water",
+     "relay_networks"});
   in.read_listen("listen", smtp.listen);
   in.read("max_message_size", smtp.max_message_size, 1);
   in.read("max_recipients", smtp.max_recipients, 1);
   in.read("max_connections", smtp.max_connections, 1);
   in.read("max_connections_per_client", smtp.max_connections_per_client, 1);
   in.read_duration("idle_timeout", smtp.idle_timeout, zero_duration::refused);
+  in.read_duration("data_timeout", smtp.data_timeout, zero_duration::refused);
+  in.read("queue_high_water", smtp.queue_high_water, 1);
   std::vector<std::string> networks;
   if (in.read("relay_networks", networks)) {
     auto parsed = network_list::parse(networks);

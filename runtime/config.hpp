@@ -88,8 +88,15 @@ struct smtp_config {
   /// one more is answered 421 4.7.0 and closed.
   std::uint32_t max_connections = 500;
   std::uint32_t max_connections_per_client = 20;
-  /// A client silent this long is disconnected with 421 4.4.2.
+  /// A client silent this long, or sending one command line for this long,
+  /// is disconnected with 421 4.4.2.
   std::chrono::seconds idle_timeout{300};
+  /// The whole DATA phase (354 to the final dot) must end within this, or
+  /// the client gets 421 4.4.2 and the message is not queued.
+  std::chrono::seconds data_timeout{600};
+  /// Unfinished deliveries in the queue at which MAIL FROM is answered
+  /// 452 4.3.1 until the queue is back under 90 % of it.
+  std::uint64_t queue_high_water = 1000000;
   /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".
   std::vector<std::string> relay_networks{"127.0.0.0/8", "::1/128"};
 };

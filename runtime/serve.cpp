@@ -133,6 +133,12 @@ struct server_actors {
   }
 };
 
+/// The listener hears from the supervisor when the queue crosses the mark.
+void watch_backlog(const server_actors& actors, std::uint64_t high_water) {
+  caf::anon_send(actors.supervisor, watch_atom::value,
+                 caf::actor_cast<backlog_listener_actor>(actors.listener), high_water);
+}
+
 std::string names(const std::vector<std::string>& list) {
   std::string text;
   for (const auto& name : list)
@@ -199,6 +205,7 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   for (const auto* po : new_faults)
     caf::anon_send(actors.supervisor, fault_atom::value, po->name, po->fault);
   caf::anon_send(actors.listener, reload_atom::value, make_smtp_settings(fresh));
+  watch_backlog(actors, fresh.smtp.queue_high_water);
   running = std::move(fresh);
   admin.update_config(running);
   spdlog::info("reload: {} read; {} postoffices (added: {}; changed: {}; removed: {})",
@@ -289,6 +296,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
                                                smtp, store, sup);
   actors.supervisor = sup;
   actors.listener = listener;
+  watch_backlog(actors, cfg.smtp.queue_high_water);
   admin->serve(sys, sup, store, listener);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,

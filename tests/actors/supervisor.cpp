@@ -443,3 +443,41 @@ TEST_CASE("a postoffice changed by a reload gets a new actor, the attempt under 
         == std::vector<std::string>{"bob@dead.example.test"});
   CHECK(f.state_of<fake_postoffice_state>(old_actor).attempts == 1);
 }
+
+namespace {
+
+struct backlog_recorder_state {
+  std::vector<bool> heard;
+  static inline const char* name = "backlog_recorder";
+};
+
+backlog_listener_actor::behavior_type
+backlog_recorder(backlog_listener_actor::stateful_pointer<backlog_recorder_state> self) {
+  return {[=](backlog_atom, bool backlogged) { self->state.heard.push_back(backlogged); }};
+}
+
+} // namespace
+
+TEST_CASE("the backlog listener hears of the high-water mark when crossed, not again until under 90 percent") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto listener = f.sys.spawn(backlog_recorder);
+  caf::anon_send(f.sup, watch_atom::value, listener, std::uint64_t{10});
+  f.sched.run();
+  auto& heard = f.state_of<backlog_recorder_state>(listener).heard;
+  CHECK(heard == std::vector<bool>{false});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i)
+    ids.push_back(f.submit({{"dead", {"bob@dead.example.test"}}}));
+  CHECK(heard == std::vector<bool>{false, true});
+  // 12 -> 10 -> 9: still at or over 90 % of 10.
+  for (int i = 0; i < 3; ++i) {
+    caf::anon_send(f.sup, delete_atom::value, ids[i], false);
+    f.sched.run();
+  }
+  CHECK(heard == std::vector<bool>{false, true});
+  caf::anon_send(f.sup, delete_atom::value, ids[3], false);
+  f.sched.run();
+  CHECK(heard == std::vector<bool>{false, true, false});
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+}

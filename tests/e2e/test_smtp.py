@@ -31,8 +31,9 @@ def queued_id(reply_text):
 class Client:
     """A raw SMTP connection: send bytes, read replies."""
 
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, source="127.0.0.1"):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0))
         self.buffer = b""
         self.greeting = self.reply()
 
@@ -84,8 +85,8 @@ class SmtpServerTest(unittest.TestCase):
         server.wait_for_log("serving on")
         return server
 
-    def client(self):
-        c = Client(self.port)
+    def client(self, source="127.0.0.1"):
+        c = Client(self.port, source)
         self.addCleanup(c.close)
         return c
 
@@ -361,18 +362,31 @@ path = "var/postoffices/catchall"
 
 
 class NoRelay(SmtpServerTest):
-    """A client outside relay_networks reaches only the domains postoffices
-    name; the default postoffice's catch-all is for relay clients."""
-    smtp_config = 'relay_networks = ["10.0.0.0/8", "fd00::/8"]\n'
+    """A client outside relay_networks (here from a second loopback address)
+    reaches only the domains postoffices name; the default postoffice's
+    catch-all is for relay clients."""
+    smtp_config = 'relay_networks = ["127.0.0.1/32"]\n'
     extra_config = CATCHALL
 
     def test_only_named_domains_from_outside_relay_networks(self):
-        c = self.client()
+        c = self.client(source="127.0.0.2")
         c.command("EHLO outside.example.org")
         c.command("MAIL FROM:<ann@example.org>")
         self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
-        code, text = c.command("RCPT TO:<someone@elsewhere.example.net>")
-        self.assertEqual((code, text[:5]), (554, "5.7.1"), text)
+        for foreign in ("someone@elsewhere.example.net", "someone@127.0.0.1",
+                        "someone@[127.0.0.1]", "bob%sales.example.test@elsewhere.example.net"):
+            code, text = c.command(f"RCPT TO:<{foreign}>")
+            self.assertIn(code, (501, 550, 553, 554), (foreign, text))
+        self.assertEqual(c.command("DATA")[0], 354)
+        c.send(b"Subject: outside\r\n\r\nx\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(self.deliveries(queued_id(text)),
+                         [("sales", "bob@sales.example.test")])
+        inside = self.client(source="127.0.0.1")
+        inside.command("EHLO inside.example.org")
+        inside.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual(inside.command("RCPT TO:<someone@elsewhere.example.net>")[0], 250)
 
 
 class Relay(SmtpServerTest):
@@ -438,6 +452,113 @@ class TotalConnectionLimit(ConnectionLimitTest):
         self.assertEqual(first.command("QUIT")[0], 221)
         self.assertEqual(self.wait_until_served().command("NOOP")[0], 250)
         self.server.wait_for_log("(smtp.max_connections)")
+
+
+class SlowClients(SmtpServerTest):
+    """A client that trickles bytes is never idle, but one command line may
+    take idle_timeout at most and the whole DATA phase data_timeout: then
+    421 4.4.2, the connection closed, nothing queued."""
+    smtp_config = LIMITS + 'data_timeout = "3s"\n'
+
+    def test_a_command_line_sent_byte_by_byte(self):
+        c = self.client()
+        started = time.monotonic()
+        for byte in b"EHLO " + b"x" * 20:
+            try:
+                c.send(bytes([byte]))
+            except OSError:  # already closed: the reply is in the buffer
+                break
+            time.sleep(0.25)
+            if time.monotonic() - started > 2.5:
+                break
+        code, text = c.reply()
+        self.assertEqual((code, text[:5]), (421, "4.4.2"), text)
+        self.assertTrue(c.closed())
+        self.server.wait_for_log("command line not finished in time")
+
+    def test_data_sent_line_by_line(self):
+        c = self.client()
+        c.command("EHLO slow.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        self.assertEqual(c.command("DATA")[0], 354)
+        started = time.monotonic()
+        for _ in range(40):
+            try:
+                c.send(b"line\r\n")
+            except OSError:
+                break
+            time.sleep(0.25)
+            if time.monotonic() - started > 3.5:
+                break
+        code, text = c.reply()
+        self.assertEqual((code, text[:5]), (421, "4.4.2"), text)
+        self.assertGreaterEqual(time.monotonic() - started, 2.5)
+        self.assertTrue(c.closed())
+        self.server.wait_for_log("DATA not finished in time")
+        self.assertEqual(self.message_count(), 0)
+        quick = self.client()
+        quick.command("EHLO quick.example.org")
+        quick.command("MAIL FROM:<ann@example.org>")
+        quick.command("RCPT TO:<bob@sales.example.test>")
+        quick.command("DATA")
+        quick.send(b"Subject: quick\r\n\r\nx\r\n.\r\n")
+        self.assertEqual(quick.reply()[0], 250)
+
+
+class QueueBackPressure(SmtpServerTest):
+    """Above smtp.queue_high_water unfinished deliveries MAIL FROM is
+    answered 452 4.3.1, also in sessions already open; once deliveries drain
+    under 90 % of the mark, mail is accepted again."""
+    smtp_config = LIMITS + "queue_high_water = 2\n"
+    extra_config = """
+[retry]
+open_interval = "1s"
+max_open_retries = 1000
+"""
+
+    def mail_from(self, c, wanted):
+        """MAIL FROM until the answer is `wanted`: the queue's state travels
+        from the supervisor to the sessions as a message, so a MAIL sent at
+        the moment it changes may still get the old answer."""
+        deadline = time.monotonic() + 5
+        while True:
+            code, text = c.command("MAIL FROM:<ann@example.org>")
+            if code == wanted or time.monotonic() > deadline:
+                return code, text
+            if code == 250:
+                c.command("RSET")
+            time.sleep(0.1)
+
+    def send(self, c, subject):
+        self.assertEqual(self.mail_from(c, 250)[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        c.send(b"Subject: " + subject + b"\r\n\r\nx\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+
+    def test_452_above_the_mark_until_the_queue_drains(self):
+        # The sales postoffice has no folder yet: its mail stays queued.
+        c = self.client()
+        c.command("EHLO busy.example.org")
+        self.send(c, b"one")
+        self.send(c, b"two")
+        self.server.wait_for_log("smtp.queue_high_water 2: new mail gets 452 4.3.1")
+        code, text = self.mail_from(c, 452)
+        self.assertEqual((code, text[:5]), (452, "4.3.1"), text)
+        later = self.client()
+        later.command("EHLO later.example.org")
+        code, text = later.command("MAIL FROM:<ann@example.org>")
+        self.assertEqual((code, text[:5]), (452, "4.3.1"), text)
+        sales = os.path.join(self.workdir, "var", "postoffices", "sales")
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(sales, "bob", sub))
+        open(os.path.join(sales, ".postoffice"), "w").close()
+        self.server.wait_for_log("new mail is accepted again")
+        self.assertEqual(len(os.listdir(os.path.join(sales, "bob", "new"))), 2)
+        self.send(c, b"three")
+        self.send(later, b"four")
 
 
 class StoreFailure(SmtpServerTest):

@@ -148,6 +148,8 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.smtp.max_connections == 500);
   CHECK(cfg.smtp.max_connections_per_client == 20);
   CHECK(cfg.smtp.idle_timeout == 300s);
+  CHECK(cfg.smtp.data_timeout == 600s);
+  CHECK(cfg.smtp.queue_high_water == 1000000);
   CHECK(cfg.smtp.relay_networks == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
   CHECK(cfg.retry.max_open_retries == 144);
   CHECK(cfg.retry.open_interval == 600s);
@@ -515,6 +517,14 @@ TEST_CASE("a TOML syntax error quoting a line break is still one problem on one 
   REQUIRE(result.problems.size() == 1);
   CHECK(result.problems[0].find('\n') == std::string::npos);
   CHECK(result.problems[0].rfind("bad.toml:1:", 0) == 0);
+}
+
+TEST_CASE("the queue high-water mark and the DATA deadline are positive") {
+  auto result = parse_config("[smtp]\nqueue_high_water = 0\ndata_timeout = \"0s\"\n",
+                             "limits.toml");
+  auto text = all_of(result.problems);
+  CHECK(text.find("smtp.queue_high_water:") != std::string::npos);
+  CHECK(text.find("smtp.data_timeout:") != std::string::npos);
 }
 
 TEST_CASE("connection limits are at least 1") {
