@@ -15,10 +15,12 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config python3 sqlite3
   libcaf-dev libspdlog-dev libfmt-dev doctest-dev libsqlite3-dev
-  libtomlplusplus-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
+  libtomlplusplus-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev libssl-dev
 )
 # Real peers for the end-to-end tests.
 TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-client systemd
+  # openssl makes the STARTTLS test's certificate; swaks --tls needs Net::SSLeay.
+  openssl libnet-ssleay-perl
   # libFuzzer and the sanitizers for the fuzz smoke tests (fuzz/).
   clang-14 libclang-rt-14-dev)
 

@@ -23,9 +23,19 @@ using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
 /// How long the store may take to commit before the client gets a 451.
 constexpr auto store_timeout = std::chrono::seconds(120);
 
-void send_text(session_ptr self, const std::string& text) {
-  self->write(self->state.connection, text.size(), text.data());
+void write_raw(session_ptr self, const std::string& bytes) {
+  if (bytes.empty())
+    return;
+  self->write(self->state.connection, bytes.size(), bytes.data());
   self->flush(self->state.connection);
+}
+
+void send_text(session_ptr self, const std::string& text) {
+  auto& tls = self->state.tls;
+  if (!tls)
+    return write_raw(self, text);
+  tls->send(text);
+  write_raw(self, tls->take_output());
 }
 
 void reply(session_ptr self, int code, const char* status, const std::string& text) {
@@ -62,7 +72,7 @@ std::string rfc5322_now() {
 std::string received_header(const smtp_session_state& st) {
   auto header = "Received: from " + st.helo + " ([" + st.client_ip + "])\r\n\tby "
                 + st.settings->hostname + " (postconn) with "
-                + (st.esmtp ? "ESMTP" : "SMTP");
+                + (st.esmtp ? "ESMTP" : "SMTP") + (st.tls ? "S" : "");
   if (st.recipients.size() == 1)
     header += "\r\n\tfor <" + st.recipients.front().address + ">";
   return header + "; " + rfc5322_now() + "\r\n";
@@ -134,10 +144,28 @@ void on_ehlo(session_ptr self, const smtp_command& cmd) {
   if (!st.esmtp)
     return reply(self, 250, "", st.settings->hostname);
   // RFC 2034: the EHLO response carries no enhanced status codes.
-  send_text(self, format_reply(250, "",
-                               {st.settings->hostname, "PIPELINING",
-                                "SIZE " + std::to_string(st.settings->max_message_size),
-                                "8BITMIME", "ENHANCEDSTATUSCODES"}));
+  std::vector<std::string> lines{st.settings->hostname, "PIPELINING",
+                                 "SIZE " + std::to_string(st.settings->max_message_size),
+                                 "8BITMIME", "ENHANCEDSTATUSCODES"};
+  if (st.settings->tls && !st.tls)
+    lines.push_back("STARTTLS");
+  send_text(self, format_reply(250, "", lines));
+}
+
+/// RFC 3207: 220, then the handshake; the session starts over inside TLS.
+void on_starttls(session_ptr self) {
+  auto& st = self->state;
+  if (!st.settings->tls)
+    return reply(self, 502, "5.5.1", "Command not implemented");
+  if (st.tls)
+    return reply(self, 503, "5.5.1", "Error: TLS already active");
+  if (st.sender)
+    return reply(self, 503, "5.5.1", "Error: MAIL transaction in progress");
+  reply(self, 220, "2.0.0", "Ready to start TLS");
+  st.tls = std::make_unique<tls_channel>(*st.settings->tls);
+  st.discard_input = true;
+  st.helo.clear();
+  st.esmtp = false;
 }
 
 void on_mail(session_ptr self, const smtp_command& cmd) {
@@ -202,12 +230,37 @@ void on_command(session_ptr self, std::string_view line) {
       return reply(self, 250, "2.0.0", "Ok");
     case smtp_verb::noop:
       return reply(self, 250, "2.0.0", "Ok");
+    case smtp_verb::starttls:
+      return on_starttls(self);
     case smtp_verb::vrfy:
       return reply(self, 252, "2.5.0", "Cannot VRFY user, but will accept message");
     case smtp_verb::quit:
       reply(self, 221, "2.0.0", "Bye");
       return close_session(self);
   }
+}
+
+/// Decrypts what came from the client into the input buffer; false when the
+/// session ended (a TLS failure, or the client closed TLS).
+bool receive_tls(session_ptr self, std::string_view bytes) {
+  auto& st = self->state;
+  auto was_done = st.tls->handshake_done();
+  try {
+    st.input += st.tls->receive(bytes);
+    write_raw(self, st.tls->take_output());
+  } catch (const tls_error& e) {
+    spdlog::info("smtp {}: TLS failed, disconnected: {}", st.client_ip, e.what());
+    write_raw(self, st.tls->take_output()); // the alert, if any
+    close_session(self);
+    return false;
+  }
+  if (!was_done && st.tls->handshake_done())
+    spdlog::info("smtp {}: TLS started, {}", st.client_ip, st.tls->description());
+  if (st.tls->closed() && st.input.empty()) {
+    close_session(self);
+    return false;
+  }
+  return true;
 }
 
 /// Handles every complete command line and DATA chunk in the buffer, in
@@ -245,6 +298,15 @@ void process_input(session_ptr self) {
     }
     st.input.erase(0, lf + 1);
     ++st.lines_handled;
+    if (st.discard_input) {
+      // Plaintext sent before the handshake must not count as sent inside
+      // TLS (the STARTTLS command injection of CVE-2011-0411).
+      if (!st.input.empty())
+        spdlog::warn("smtp {}: {} bytes pipelined after STARTTLS dropped", st.client_ip,
+                     st.input.size());
+      st.input.clear();
+      st.discard_input = false;
+    }
   }
 }
 
@@ -278,10 +340,24 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
   auto relay = network_list::parse(cfg.smtp.relay_networks);
   if (!relay.value)
     throw std::runtime_error(relay.problems.front());
+  std::shared_ptr<tls_server_context> tls;
+  if (!cfg.smtp.tls_certificate.empty()) {
+    tls = std::make_shared<tls_server_context>();
+    try {
+      tls->use_certificate_chain(cfg.smtp.tls_certificate);
+    } catch (const tls_error& e) {
+      throw std::runtime_error(std::string{"smtp.tls_certificate: "} + e.what());
+    }
+    try {
+      tls->use_private_key(cfg.smtp.tls_key);
+    } catch (const tls_error& e) {
+      throw std::runtime_error(std::string{"smtp.tls_key: "} + e.what());
+    }
+  }
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
     cfg.smtp.idle_timeout, cfg.smtp.data_timeout, cfg.smtp.max_connections, cfg.smtp.max_connections_per_client,
-    routing_table{cfg}, std::move(*relay.value)});
+    routing_table{cfg}, std::move(*relay.value), std::move(tls)});
 }
 
 void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
@@ -323,7 +399,10 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
       auto& st = self->state;
       st.last_activity = self->clock().now();
       auto lines_before = st.lines_handled;
-      st.input.append(msg.buf.begin(), msg.buf.end());
+      if (!st.tls)
+        st.input.append(msg.buf.begin(), msg.buf.end());
+      else if (!receive_tls(self, std::string_view{msg.buf.data(), msg.buf.size()}))
+        return;
       process_input(self);
       if (st.input.empty() || st.data)
         st.line_started.reset();

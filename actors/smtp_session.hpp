@@ -13,7 +13,9 @@
 //   that for one command line, or longer than smtp.data_timeout for the
 //   whole DATA phase gets 421 4.4.2 and is disconnected (slow clients cannot
 //   hold a connection slot forever); at shutdown an open session says 421
-//   4.3.2. While the queue is over its high-water mark (the listener passes
+//   4.3.2. STARTTLS (RFC 3207) is offered when smtp.tls_certificate and
+//   smtp.tls_key are set: input pipelined after it is discarded, and the
+//   session starts over (a new EHLO) inside TLS. While the queue is over its high-water mark (the listener passes
 //   on `(backlog_atom, true)`), MAIL FROM is answered 452 4.3.1.
 #pragma once
 
@@ -33,6 +35,7 @@
 #include "runtime/network_list.hpp"
 #include "runtime/routing.hpp"
 #include "runtime/smtp_data.hpp"
+#include "runtime/tls_channel.hpp"
 
 namespace postconn {
 
@@ -48,9 +51,12 @@ struct smtp_settings {
   std::uint32_t max_connections_per_client = 0;
   routing_table routes;
   network_list relay_networks;
+  /// Certificate and key for STARTTLS; null: STARTTLS is not offered.
+  std::shared_ptr<const tls_server_context> tls;
 };
 
-/// Builds the settings from a validated config.
+/// Builds the settings from a validated config; loads the TLS certificate
+/// and key (std::runtime_error naming the config key when one is unusable).
 std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg);
 
 /// One accepted recipient of the open transaction.
@@ -69,6 +75,8 @@ struct smtp_session_state {
   /// HELO/EHLO argument; empty until the client greeted.
   std::string helo;
   bool esmtp = false;
+  /// After STARTTLS: everything to and from the client passes through it.
+  std::unique_ptr<tls_channel> tls;
   /// MAIL FROM of the open transaction, if one is open ("" is <>).
   std::optional<std::string> sender;
   std::vector<accepted_recipient> recipients;
@@ -76,6 +84,9 @@ struct smtp_session_state {
   std::optional<smtp_data_decoder> data;
   /// Received bytes not processed yet.
   std::string input;
+  /// STARTTLS was answered: what the client pipelined after it is dropped,
+  /// never taken as commands.
+  bool discard_input = false;
   /// Command lines handled so far.
   std::uint64_t lines_handled = 0;
   /// An over-long command line is being skipped up to its LF.

@@ -79,11 +79,26 @@ void read_server(table_reader in, server_config& server) {
                               + " (trace, debug, info, warn, error, critical or off)");
 }
 
+/// tls_certificate and tls_key: both or neither.
+void read_tls_files(table_reader& in, smtp_config& smtp) {
+  for (auto [key, file] : {std::pair{"tls_certificate", &smtp.tls_certificate},
+                           std::pair{"tls_key", &smtp.tls_key}}) {
+    if (std::string path; in.read(key, path)) {
+      if (path.empty())
+        in.problem(key, "must not be empty (leave it out for no STARTTLS)");
+      *file = path;
+    }
+  }
+  if (smtp.tls_certificate.empty() != smtp.tls_key.empty())
+    in.problem(smtp.tls_key.empty() ? "tls_key" : "tls_certificate",
+               "missing: STARTTLS needs both tls_certificate and tls_key");
+}
+
 void read_smtp(table_reader in, smtp_config& smtp) {
   in.reject_unknown_keys(
     {"listen", "max_message_size", "max_recipients", "max_connections",
      "max_connections_per_client", "idle_timeout", "data_timeout", "queue_high_water",
-     "relay_networks"});
+     "relay_networks", "tls_certificate", "tls_key"});
   in.read_listen("listen", smtp.listen);
   in.read("max_message_size", smtp.max_message_size, 1);
   in.read("max_recipients", smtp.max_recipients, 1);
@@ -92,6 +107,7 @@ void read_smtp(table_reader in, smtp_config& smtp) {
   in.read_duration("idle_timeout", smtp.idle_timeout, zero_duration::refused);
   in.read_duration("data_timeout", smtp.data_timeout, zero_duration::refused);
   in.read("queue_high_water", smtp.queue_high_water, 1);
+  read_tls_files(in, smtp);
   std::vector<std::string> networks;
   if (in.read("relay_networks", networks)) {
     auto parsed = network_list::parse(networks);

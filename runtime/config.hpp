@@ -97,6 +97,10 @@ struct smtp_config {
   /// Unfinished deliveries in the queue at which MAIL FROM is answered
   /// 452 4.3.1 until the queue is back under 90 % of it.
   std::uint64_t queue_high_water = 1000000;
+  /// PEM files of the certificate (chain) and key for STARTTLS; both empty:
+  /// no STARTTLS.
+  std::filesystem::path tls_certificate;
+  std::filesystem::path tls_key;
   /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".
   std::vector<std::string> relay_networks{"127.0.0.0/8", "::1/128"};
 };

@@ -163,6 +163,13 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
     return;
   }
   auto fresh = std::move(*loaded.value);
+  std::shared_ptr<const smtp_settings> smtp;
+  try {
+    smtp = make_smtp_settings(fresh); // a renewed TLS certificate, say
+  } catch (const std::runtime_error& e) {
+    spdlog::error("reload: {}; the running config stays", e.what());
+    return;
+  }
   auto keep = [](const char* key, auto& now, const auto& before) {
     if (now == before)
       return;
@@ -204,7 +211,7 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   // After the lineup: a replaced actor gets the fault too.
   for (const auto* po : new_faults)
     caf::anon_send(actors.supervisor, fault_atom::value, po->name, po->fault);
-  caf::anon_send(actors.listener, reload_atom::value, make_smtp_settings(fresh));
+  caf::anon_send(actors.listener, reload_atom::value, std::move(smtp));
   watch_backlog(actors, fresh.smtp.queue_high_water);
   running = std::move(fresh);
   admin.update_config(running);
@@ -244,6 +251,12 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto data_dir = cfg.server.data_dir;
   check_data_dir(data_dir);
   data_dir_lock lock{data_dir};
+  std::shared_ptr<const smtp_settings> smtp;
+  try {
+    smtp = make_smtp_settings(cfg);
+  } catch (const std::runtime_error& e) {
+    throw startup_error(e.what());
+  }
   auto smtp_address = parse_listen_address(cfg.smtp.listen);
   std::optional<listen_socket> smtp_socket;
   try {
@@ -273,7 +286,6 @@ int run(config cfg, const std::filesystem::path& config_file) {
   } catch (const queue_db_error& e) {
     throw startup_error(std::string{"queue: cannot read the ledger: "} + e.what());
   }
-  auto smtp = make_smtp_settings(cfg);
   caf::actor_system_config sys_cfg;
   register_types(sys_cfg);
   sys_cfg.load<caf::io::middleman>();

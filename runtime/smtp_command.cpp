@@ -13,7 +13,7 @@ namespace postconn {
 
 namespace {
 
-constexpr std::array<std::pair<smtp_verb, std::string_view>, 9> verb_names{{
+constexpr std::array<std::pair<smtp_verb, std::string_view>, 10> verb_names{{
   {smtp_verb::ehlo, "EHLO"},
   {smtp_verb::helo, "HELO"},
   {smtp_verb::mail, "MAIL"},
@@ -23,6 +23,7 @@ constexpr std::array<std::pair<smtp_verb, std::string_view>, 9> verb_names{{
   {smtp_verb::noop, "NOOP"},
   {smtp_verb::quit, "QUIT"},
   {smtp_verb::vrfy, "VRFY"},
+  {smtp_verb::starttls, "STARTTLS"},
 }};
 
 /// A MAIL or RCPT path split from the text that follows it.
@@ -196,7 +197,8 @@ smtp_command_result parse_rcpt(std::string_view argument) {
   return {command_of(smtp_verb::rcpt, argument, *path), {}};
 }
 
-// EHLO, HELO, VRFY need an argument; DATA, RSET, QUIT take none; NOOP any.
+// EHLO, HELO, VRFY need an argument; DATA, RSET, QUIT, STARTTLS take none;
+// NOOP any.
 smtp_command_result parse_simple(smtp_verb verb, std::string_view argument) {
   bool needs_argument = verb == smtp_verb::ehlo || verb == smtp_verb::helo
                         || verb == smtp_verb::vrfy;

@@ -41,7 +41,7 @@ struct smtp_reply {
   std::string text;
 };
 
-enum class smtp_verb { ehlo, helo, mail, rcpt, data, rset, noop, quit, vrfy };
+enum class smtp_verb { ehlo, helo, mail, rcpt, data, rset, noop, quit, vrfy, starttls };
 
 /// The verb as written on the wire, upper-cased ("EHLO", ...).
 std::string_view to_string(smtp_verb verb);

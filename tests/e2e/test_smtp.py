@@ -9,11 +9,13 @@ import signal
 import smtplib
 import socket
 import sqlite3
+import ssl
 import subprocess
+import tempfile
 import time
 import unittest
 
-from postconn_process import Server, free_port, temp_workdir, write_config
+from postconn_process import POSTCONN, Server, free_port, temp_workdir, write_config
 
 LIMITS = """
 max_message_size = 20000
@@ -361,6 +363,15 @@ path = "var/postoffices/catchall"
 """
 
 
+class NoStartTls(SmtpServerTest):
+    def test_without_a_certificate_starttls_is_not_offered(self):
+        c = self.client()
+        code, text = c.command("EHLO plain.example.org")
+        self.assertNotIn("STARTTLS", text)
+        self.assertEqual(c.command("STARTTLS"), (502, "5.5.1 Command not implemented"))
+        self.assertEqual(c.command("NOOP")[0], 250)
+
+
 class NoRelay(SmtpServerTest):
     """A client outside relay_networks (here from a second loopback address)
     reaches only the domains postoffices name; the default postoffice's
@@ -559,6 +570,125 @@ max_open_retries = 1000
         self.assertEqual(len(os.listdir(os.path.join(sales, "bob", "new"))), 2)
         self.send(c, b"three")
         self.send(later, b"four")
+
+
+def make_certificate(directory, name="connector.example.test"):
+    """A self-signed certificate and its key, made by Debian's openssl."""
+    certificate = os.path.join(directory, name + ".crt")
+    key = os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=" + name,
+                    "-keyout", key, "-out", certificate],
+                   check=True, capture_output=True)
+    return certificate, key
+
+
+class StartTls(SmtpServerTest):
+    """RFC 3207 with real clients: smtplib verifying the certificate, swaks
+    --tls, and a raw client trying the STARTTLS command injection."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certificates = tempfile.TemporaryDirectory(prefix="postconn-tls-")
+        cls.certificate, cls.key = make_certificate(cls.certificates.name)
+        cls.smtp_config = LIMITS + f'tls_certificate = "{cls.certificate}"\n' \
+                                   f'tls_key = "{cls.key}"\n'
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.certificates.cleanup()
+
+    def test_smtplib_sends_inside_tls(self):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            client.ehlo("tls.example.org")
+            self.assertTrue(client.has_extn("starttls"))
+            context = ssl.create_default_context(cafile=self.certificate)
+            context.check_hostname = False  # the certificate names the host, not 127.0.0.1
+            code, _ = client.starttls(context=context)
+            self.assertEqual(code, 220)
+            client.ehlo("tls.example.org")
+            self.assertFalse(client.has_extn("starttls"))
+            self.assertEqual(client.sock.version(), "TLSv1.3")
+            refused = client.sendmail("ann@example.org", ["bob@sales.example.test"],
+                                      b"Subject: secret\r\n\r\nover TLS\r\n")
+            self.assertEqual(refused, {})
+            code, text = client.docmd("STARTTLS")
+            self.assertEqual((code, text[:5]), (503, b"5.5.1"))
+        self.server.wait_for_log("TLS started, TLSv1.3 with cipher")
+        with self.db() as db:
+            content, = db.execute("SELECT content FROM messages").fetchone()
+        self.assertIn(b"with ESMTPS", content.split(b"\r\n\r\n")[0])
+        self.assertTrue(content.endswith(b"over TLS\r\n"))
+
+    def test_swaks_tls(self):
+        done = subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{self.port}", "--tls",
+             "--from", "ann@example.org", "--to", "bob@sales.example.test",
+             "--helo", "swaks.example.org", "--header", "Subject: swaks over TLS"],
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("<-  220 2.0.0 Ready to start TLS", done.stdout)
+        self.assertIn("=== TLS started with cipher TLSv1.3", done.stdout)
+        self.assertIn("<~  250 2.0.0 Ok: queued as", done.stdout)
+        self.assertEqual(self.message_count(), 1)
+
+    def test_commands_pipelined_with_starttls_are_dropped(self):
+        c = self.client()
+        c.command("EHLO tls.example.org")
+        c.send(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n")
+        self.assertEqual(c.reply()[0], 220)
+        context = ssl.create_default_context(cafile=self.certificate)
+        context.check_hostname = False
+        with context.wrap_socket(c.sock, server_hostname="connector.example.test") as tls:
+            tls.sendall(b"EHLO tls.example.org\r\n")
+            c.sock, c.buffer = tls, b""
+            self.assertEqual(c.reply()[0], 250)
+            code, text = c.command("RCPT TO:<bob@sales.example.test>")
+            self.assertEqual((code, text), (503, "5.5.1 Error: need MAIL command"))
+        self.server.wait_for_log("bytes pipelined after STARTTLS dropped")
+
+    def test_plaintext_instead_of_a_handshake_closes_the_connection(self):
+        c = self.client()
+        c.command("EHLO tls.example.org")
+        self.assertEqual(c.command("STARTTLS")[0], 220)
+        c.send(b"MAIL FROM:<ann@example.org>\r\n")
+        self.assertTrue(c.closed())
+        self.server.wait_for_log("TLS failed, disconnected")
+
+    def peer_name(self):
+        c = self.client()
+        c.command("EHLO renew.example.org")
+        c.command("STARTTLS")
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(c.sock, server_hostname="connector.example.test") as tls:
+            der = tls.getpeercert(binary_form=True)
+        return subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                              input=der, capture_output=True, check=True).stdout.decode()
+
+    def test_sighup_takes_a_renewed_certificate(self):
+        self.assertIn("CN = connector.example.test", self.peer_name())
+        renewed, renewed_key = make_certificate(self.workdir, "renewed.example.test")
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace(self.certificate, renewed).replace(self.key, renewed_key))
+        self.server.proc.send_signal(signal.SIGHUP)
+        self.server.wait_for_log("reload: " + self.config)
+        self.assertIn("CN = renewed.example.test", self.peer_name())
+
+    def test_a_key_that_does_not_match_refuses_to_start(self):
+        _, other_key = make_certificate(self.workdir, "other.example.test")
+        with temp_workdir() as elsewhere:
+            config = write_config(elsewhere, free_port(), smtp=f'tls_certificate = '
+                                  f'"{self.certificate}"\ntls_key = "{other_key}"\n')
+            with Server(elsewhere, config) as server:
+                code = server.proc.wait(20)
+                server.stop()
+        self.assertEqual(code, 1)
+        self.assertIn(f"smtp.tls_key: {other_key}: the key does not match the certificate",
+                      server.log)
 
 
 class StoreFailure(SmtpServerTest):

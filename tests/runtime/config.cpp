@@ -150,6 +150,8 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.smtp.idle_timeout == 300s);
   CHECK(cfg.smtp.data_timeout == 600s);
   CHECK(cfg.smtp.queue_high_water == 1000000);
+  CHECK(cfg.smtp.tls_certificate.empty());
+  CHECK(cfg.smtp.tls_key.empty());
   CHECK(cfg.smtp.relay_networks == std::vector<std::string>{"127.0.0.0/8", "::1/128"});
   CHECK(cfg.retry.max_open_retries == 144);
   CHECK(cfg.retry.open_interval == 600s);
@@ -517,6 +519,19 @@ TEST_CASE("a TOML syntax error quoting a line break is still one problem on one 
   REQUIRE(result.problems.size() == 1);
   CHECK(result.problems[0].find('\n') == std::string::npos);
   CHECK(result.problems[0].rfind("bad.toml:1:", 0) == 0);
+}
+
+TEST_CASE("STARTTLS needs both the certificate and the key") {
+  auto only_certificate = parse_config("[smtp]\ntls_certificate = \"cert.pem\"\n", "tls.toml");
+  CHECK(all_of(only_certificate.problems).find("smtp.tls_key: missing")
+        != std::string::npos);
+  auto empty_key = parse_config(
+    "[smtp]\ntls_certificate = \"cert.pem\"\ntls_key = \"\"\n", "tls.toml");
+  CHECK(all_of(empty_key.problems).find("smtp.tls_key: must not be empty")
+        != std::string::npos);
+  auto both = parse_config(
+    "[smtp]\ntls_certificate = \"cert.pem\"\ntls_key = \"key.pem\"\n", "tls.toml");
+  CHECK(all_of(both.problems).find("smtp.tls") == std::string::npos);
 }
 
 TEST_CASE("the queue high-water mark and the DATA deadline are positive") {

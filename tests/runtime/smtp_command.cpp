@@ -36,13 +36,14 @@ TEST_CASE("verbs are matched case-insensitively") {
   CHECK(parsed("NOOP").verb == smtp_verb::noop);
   CHECK(parsed("NOOP anything goes").argument == "anything goes");
   CHECK(parsed("VRFY someone").verb == smtp_verb::vrfy);
+  CHECK(parsed("starttls").verb == smtp_verb::starttls);
+  CHECK(refusal("STARTTLS now") == "501 5.5.4");
   CHECK(to_string(smtp_verb::rcpt) == "RCPT");
 }
 
 TEST_CASE("unknown and unimplemented verbs get 502 5.5.1") {
   CHECK(refusal("HELP") == "502 5.5.1");
   CHECK(refusal("EXPN list") == "502 5.5.1");
-  CHECK(refusal("STARTTLS") == "502 5.5.1");
   CHECK(refusal("BDAT 10 LAST") == "502 5.5.1");
   CHECK(refusal("MAILFROM:<a@b.test>") == "502 5.5.1");
   CHECK(refusal(" MAIL FROM:<a@b.test>") == "502 5.5.1");
