@@ -23,6 +23,11 @@ using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
 /// How long the store may take to commit before the client gets a 451.
 constexpr auto store_timeout = std::chrono::seconds(120);
 
+/// Input kept while it cannot be handled (the store is committing): more
+/// than pipelining ever needs. Beyond it the socket is not read, so a
+/// client cannot fill the server's memory.
+constexpr std::size_t max_waiting_input = 256 * 1024;
+
 void write_raw(session_ptr self, const std::string& bytes) {
   if (bytes.empty())
     return;
@@ -263,9 +268,33 @@ bool receive_tls(session_ptr self, std::string_view bytes) {
   return true;
 }
 
+/// Stops reading the socket while too much input waits, and reads again
+/// once it is handled.
+void pace_reading(session_ptr self) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  if (!st.reading_paused && st.input.size() > max_waiting_input) {
+    spdlog::info("smtp {}: {} bytes waiting, reading paused", st.client_ip, st.input.size());
+    self->halt(st.connection);
+    st.reading_paused = true;
+  } else if (st.reading_paused && st.input.size() <= max_waiting_input) {
+    self->trigger(st.connection);
+    st.reading_paused = false;
+  }
+}
+
+void handle_input(session_ptr self);
+
+/// Handles the buffered input, then paces reading by what is left.
+void process_input(session_ptr self) {
+  handle_input(self);
+  pace_reading(self);
+}
+
 /// Handles every complete command line and DATA chunk in the buffer, in
 /// order, until the buffer is empty or the session must wait for the store.
-void process_input(session_ptr self) {
+void handle_input(session_ptr self) {
   auto& st = self->state;
   while (!st.closing && !st.awaiting_store && !st.input.empty()) {
     if (st.data) {

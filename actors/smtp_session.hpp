@@ -93,6 +93,8 @@ struct smtp_session_state {
   bool skipping_long_line = false;
   /// The store is committing this session's message; input waits.
   bool awaiting_store = false;
+  /// Too much input waits: the socket is not read (TCP holds the rest).
+  bool reading_paused = false;
   /// QUIT or a fatal error: no more input is processed.
   bool closing = false;
   /// When the client last sent something.

@@ -517,6 +517,41 @@ class SlowClients(SmtpServerTest):
         self.assertEqual(quick.reply()[0], 250)
 
 
+class BoundedSessionMemory(SmtpServerTest):
+    """While the store commits, a client that keeps sending is not read past
+    a bound (TCP holds the rest); its input is handled once the store
+    answers."""
+
+    def test_input_pipelined_during_a_commit_waits_in_the_socket(self):
+        c = self.client()
+        c.command("EHLO flood.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        self.assertEqual(c.command("DATA")[0], 354)
+        flood = b"NOOP " + b"x" * (32 << 20)  # one 32 MiB line: refused as too long
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        with self.db() as locker:
+            locker.execute("BEGIN EXCLUSIVE")  # the store's commit waits (busy_timeout)
+            c.send(b"Subject: flood\r\n\r\nx\r\n.\r\n")
+            c.sock.settimeout(0.5)
+            sent = 0
+            try:
+                while sent < len(flood):
+                    sent += c.sock.send(flood[sent:sent + 65536])
+            except socket.timeout:
+                pass  # the server stopped reading: the socket buffers are full
+            self.server.wait_for_log("bytes waiting, reading paused")
+            self.assertLess(sent, len(flood))
+            locker.rollback()
+        c.sock.settimeout(10)
+        c.sock.sendall(flood[sent:] + b"\r\nNOOP\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertIn("queued as", text)
+        self.assertEqual(c.reply(), (500, "5.5.2 Error: line too long"))
+        self.assertEqual(c.reply()[0], 250)
+
+
 class QueueBackPressure(SmtpServerTest):
     """Above smtp.queue_high_water unfinished deliveries MAIL FROM is
     answered 452 4.3.1, also in sessions already open; once deliveries drain
