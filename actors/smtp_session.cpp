@@ -28,11 +28,16 @@ constexpr auto store_timeout = std::chrono::seconds(120);
 /// client cannot fill the server's memory.
 constexpr std::size_t max_waiting_input = 256 * 1024;
 
+/// Replies not yet taken by a client that pipelines commands without
+/// reading the answers; beyond it the socket is not read either.
+constexpr std::uint64_t max_unsent_output = 256 * 1024;
+
 void write_raw(session_ptr self, const std::string& bytes) {
   if (bytes.empty())
     return;
   self->write(self->state.connection, bytes.size(), bytes.data());
   self->flush(self->state.connection);
+  self->state.unsent_output += bytes.size();
 }
 
 void send_text(session_ptr self, const std::string& text) {
@@ -274,11 +279,18 @@ void pace_reading(session_ptr self) {
   auto& st = self->state;
   if (st.closing)
     return;
-  if (!st.reading_paused && st.input.size() > max_waiting_input) {
-    spdlog::info("smtp {}: {} bytes waiting, reading paused", st.client_ip, st.input.size());
+  auto too_much_input = st.input.size() > max_waiting_input;
+  auto too_much_output = st.unsent_output > max_unsent_output;
+  if (!st.reading_paused && (too_much_input || too_much_output)) {
+    if (too_much_input)
+      spdlog::info("smtp {}: {} bytes waiting, reading paused", st.client_ip,
+                   st.input.size());
+    else
+      spdlog::info("smtp {}: {} bytes of replies not taken, reading paused",
+                   st.client_ip, st.unsent_output);
     self->halt(st.connection);
     st.reading_paused = true;
-  } else if (st.reading_paused && st.input.size() <= max_waiting_input) {
+  } else if (st.reading_paused && !too_much_input && !too_much_output) {
     self->trigger(st.connection);
     st.reading_paused = false;
   }
@@ -412,6 +424,7 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
   st.supervisor = std::move(supervisor);
   st.last_activity = self->clock().now();
   self->configure_read(connection, caf::io::receive_policy::at_most(64 * 1024));
+  self->ack_writes(connection, true);
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     if (!self->state.closing) {
       reply(self, 421, "4.3.2", self->state.settings->hostname
@@ -448,6 +461,10 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
       spdlog::info("smtp {}: {}, disconnected", st.client_ip, deadline.what);
       reply(self, 421, "4.4.2", st.settings->hostname + " Error: timeout exceeded");
       close_session(self);
+    },
+    [=](const caf::io::data_transferred_msg& msg) {
+      self->state.unsent_output = msg.remaining;
+      pace_reading(self);
     },
     [=](backlog_atom, bool backlogged) {
       self->state.backlogged = backlogged;

@@ -93,7 +93,10 @@ struct smtp_session_state {
   bool skipping_long_line = false;
   /// The store is committing this session's message; input waits.
   bool awaiting_store = false;
-  /// Too much input waits: the socket is not read (TCP holds the rest).
+  /// Replies written but not yet taken by the client's socket.
+  std::uint64_t unsent_output = 0;
+  /// Too much input waits, or the client does not read its replies: the
+  /// socket is not read (TCP holds the rest).
   bool reading_paused = false;
   /// QUIT or a fatal error: no more input is processed.
   bool closing = false;

@@ -12,6 +12,7 @@ import sqlite3
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -550,6 +551,33 @@ class BoundedSessionMemory(SmtpServerTest):
         self.assertIn("queued as", text)
         self.assertEqual(c.reply(), (500, "5.5.2 Error: line too long"))
         self.assertEqual(c.reply()[0], 250)
+
+
+    def test_a_client_that_does_not_read_its_replies_is_not_read_either(self):
+        c = self.client()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        count = 600_000
+        commands = b"NOOP\r\n" * count  # 3.6 MB of commands, 8.4 MB of replies
+        c.sock.settimeout(0.5)
+        sent = 0
+        try:
+            while sent < len(commands):
+                sent += c.sock.send(commands[sent:sent + 65536])
+        except socket.timeout:
+            pass
+        self.server.wait_for_log("bytes of replies not taken, reading paused")
+        self.assertLess(sent, len(commands))
+        c.sock.settimeout(30)
+        replies = []
+        reader = threading.Thread(target=lambda: replies.extend(
+            c.reply()[0] for _ in range(count + 1)))
+        reader.start()
+        c.sock.sendall(commands[sent:] + b"QUIT\r\n")
+        reader.join(60)
+        self.assertEqual(len(replies), count + 1)
+        self.assertEqual(set(replies[:-1]), {250})
+        self.assertEqual(replies[-1], 221)
 
 
 class QueueBackPressure(SmtpServerTest):
