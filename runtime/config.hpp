@@ -119,6 +119,12 @@ struct cluster_config {
   std::chrono::seconds reconnect_interval{5};
   /// A peer silent this long (no heartbeat) is declared lost.
   std::chrono::seconds peer_timeout{10};
+
+  bool operator==(const cluster_config& other) const {
+    return node == other.node && listen == other.listen && seeds == other.seeds
+           && reconnect_interval == other.reconnect_interval
+           && peer_timeout == other.peer_timeout;
+  }
 };
 
 /// The token in `file` (surrounding white space removed), or why there is
