@@ -1,8 +1,9 @@
 // Tests actors/cluster.cpp and the supervisor's handoff on the deterministic
 // scheduler: which postoffices a lineup runs, a delivery handed to another
 // node with its counts and finished only on the owner's reply, a failed
-// handoff that counts nothing, two nodes joining, and the retry contract
-// across an ownership move (the NDR at the same count and time).
+// handoff that counts nothing, two nodes joining, a member lost and back,
+// and the retry contract across an ownership move (the NDR at the same count
+// and time).
 #include <doctest/doctest.h>
 
 #include "actors/cluster.hpp"
@@ -262,6 +263,50 @@ TEST_CASE("the retry contract holds across a move: the NDR comes at the same cou
   for (const auto& entry : b.db->unfinished_deliveries())
     ndrs += entry.postoffice == "live" ? 1 : 0;
   CHECK(ndrs == 1);
+  for (const auto& node : {cluster_a, cluster_b})
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a lost member's postoffices move to the survivor and come back when it rejoins") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "a.db", retry_policy{}};
+  second_node b{f, dir / "b.db", retry_policy{}};
+  // No explicit owner: rendezvous hashing gives dead to a and live to b.
+  auto hashed = [](postoffice_factory dead, postoffice_factory live) {
+    return owned_by("", retry_policy{}, std::move(dead), std::move(live), nullptr);
+  };
+  auto cluster_a = f.sys.spawn(cluster, node_config("a"), f.store, f.sup,
+                               hashed(f.restartable(f.dead), f.restartable(f.live)));
+  auto start_b = [&] {
+    return f.sys.spawn(cluster, node_config("b"), b.store, b.sup,
+                       hashed(b.fake(b.dead), b.fake(b.live)));
+  };
+  auto cluster_b = start_b();
+  f.sched.run();
+  auto join = [&] {
+    caf::anon_send(cluster_a, connected_atom::value, std::string{"127.0.0.1:4201"},
+                   caf::actor_cast<caf::strong_actor_ptr>(cluster_b));
+    f.sched.run();
+  };
+  join();
+  auto& a = f.state_of<cluster_state>(cluster_a);
+  std::map<std::string, std::string> both{{"dead", "a"}, {"live", "b"}};
+  CHECK(a.owners == both);
+  CHECK(a.running == std::set<std::string>{"dead"});
+  // b's connection is gone: a gets the down message and owns everything.
+  caf::anon_send_exit(cluster_b, caf::exit_reason::remote_link_unreachable);
+  f.sched.run();
+  CHECK(a.live_nodes() == std::vector<std::string>{"a"});
+  CHECK(a.running == std::set<std::string>{"dead", "live"});
+  CHECK(f.state_of<supervisor_state>(f.sup).elsewhere.empty());
+  // b starts again under the same name and joins: the owners are as before.
+  cluster_b = start_b();
+  f.sched.run();
+  join();
+  CHECK(a.live_nodes() == std::vector<std::string>{"a", "b"});
+  CHECK(a.owners == both);
+  CHECK(a.running == std::set<std::string>{"dead"});
+  CHECK(f.state_of<supervisor_state>(f.sup).elsewhere.count("live") == 1);
   for (const auto& node : {cluster_a, cluster_b})
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
 }
