@@ -54,8 +54,9 @@ std::string owner_of(const std::string& postoffice, const std::string& explicit_
   return best ? *best : std::string{};
 }
 
-std::map<std::string, std::string> owners_of(const std::map<std::string, std::string>& explicit_owners,
-                                             const std::vector<std::string>& live_nodes) {
+std::map<std::string, std::string>
+owners_of(const std::map<std::string, std::string>& explicit_owners,
+          const std::vector<std::string>& live_nodes) {
   std::map<std::string, std::string> owners;
   for (const auto& [postoffice, explicit_owner] : explicit_owners)
     owners[postoffice] = owner_of(postoffice, explicit_owner, live_nodes);

@@ -32,7 +32,8 @@ std::string owner_of(const std::string& postoffice, const std::string& explicit_
 
 /// The owner of every postoffice in `explicit_owners` (name -> explicit
 /// owner, "" for none) among `live_nodes`.
-std::map<std::string, std::string> owners_of(const std::map<std::string, std::string>& explicit_owners,
-                                             const std::vector<std::string>& live_nodes);
+std::map<std::string, std::string>
+owners_of(const std::map<std::string, std::string>& explicit_owners,
+          const std::vector<std::string>& live_nodes);
 
 } // namespace postconn

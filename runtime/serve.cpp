@@ -304,10 +304,11 @@ int run(config cfg, const std::filesystem::path& config_file) {
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
   for (const auto& po : cfg.postoffices) {
-    if (cfg.cluster)
-      everywhere.postoffices.push_back({po.name, po.retry, actors.starter(po, cfg.server.hostname)});
+    auto start = actors.starter(po, cfg.server.hostname);
+    if (cfg.cluster) // the cluster actor starts those this node owns
+      everywhere.postoffices.push_back({po.name, po.retry, std::move(start)});
     else
-      slots.push_back({po.name, po.retry, actors.starter(po, cfg.server.hostname), {}, false, {}});
+      slots.push_back({po.name, po.retry, std::move(start), {}, false, {}});
   }
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
@@ -329,7 +330,8 @@ int run(config cfg, const std::filesystem::path& config_file) {
       actors.cluster = start_cluster(sys, *cfg.cluster, store, sup,
                                      cluster_lineup(std::move(everywhere), cfg, {}));
     } catch (const std::runtime_error& e) {
-      for (const auto& actor : {caf::actor_cast<caf::actor>(sup), caf::actor_cast<caf::actor>(pool),
+      for (const auto& actor : {caf::actor_cast<caf::actor>(sup),
+                                caf::actor_cast<caf::actor>(pool),
                                 caf::actor_cast<caf::actor>(store)})
         caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
       throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());

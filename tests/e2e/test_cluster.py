@@ -1,6 +1,7 @@
-"""End-to-end cluster: three real `postconn serve` nodes on loopback share seven
-maildir postoffices (po0 owned by a by `owner`, the rest by hashing). Mail sent to every node for postoffices the other nodes
-own is handed to the owner and arrives exactly once. One node is killed with
+"""End-to-end cluster: three real `postconn serve` nodes on loopback share
+seven maildir postoffices (po0 is a's by its `owner` key, the rest go by
+hashing). Mail sent to every node for postoffices the other nodes own is
+handed to the owner and arrives exactly once. One node is killed with
 kill -9 while mail flows: the survivors take over its postoffices and go on
 accepting and delivering; mail stranded in its own queue (its postoffice was
 unreachable then) waits for it; when it starts again it rejoins, takes its
