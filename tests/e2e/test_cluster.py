@@ -6,7 +6,9 @@ kill -9 while mail flows: the survivors take over its postoffices and go on
 accepting and delivering; mail stranded in its own queue (its postoffice was
 unreachable then) waits for it; when it starts again it rejoins, takes its
 postoffices back, and delivers what was left in its own queue. In the end
-every message that was accepted (250) is in exactly one maildir file."""
+every message that was accepted (250) is in exactly one maildir file. A node
+that hangs (SIGSTOP) is lost by its missing heartbeats and rejoins when it
+resumes."""
 import json
 import os
 import signal
@@ -18,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from postconn_process import POSTCONN, free_port, temp_workdir
+from postconn_process import POSTCONN, free_port, run, temp_workdir
 from test_delivery import make_postoffice
 
 NODES = ["a", "b", "c"]
@@ -182,6 +184,16 @@ class Cluster(unittest.TestCase):
         self.assertEqual(sorted(owners), POSTOFFICES)
         self.assertEqual(owners, {"po0": "a", "po1": "b", "po2": "b", "po3": "b",
                                   "po4": "c", "po5": "c", "po6": "a"})
+        code, out, err = run("postoffices", "--admin",
+                             "http://127.0.0.1:%d" % self.nodes["c"].ports["admin"])
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^cluster: node c; members c \(127.0.0.1:\d+\) "
+                                   r"a \(127.0.0.1:\d+\) b \(127.0.0.1:\d+\)$")
+        self.assertRegex(lines[1], r"^NAME +OWNER +TRANSPORT")
+        self.assertRegex(out, r"\npo1 +b +- ")
+        self.assertRegex(out, r"\npo4 +c +maildir +up ")
+        self.assertEqual(lines[-1], "7 postoffices, 0 down, 5 owned by other nodes")
         accepted, attempted = [], []
 
         # Every node takes mail for the postoffices the others own.
@@ -262,6 +274,25 @@ class Cluster(unittest.TestCase):
         for node in self.nodes.values():
             node.stop()
             self.assertEqual(node.proc.returncode, 0, node.log()[-3000:])
+
+    def test_a_hung_node_is_lost_by_its_silence_and_rejoins_when_it_resumes(self):
+        self.wait_for_members(NODES, NODES)
+        owners = wait_until("owners", lambda: self.owners(self.nodes["a"]))
+        # SIGSTOP keeps b's connections open: only the missing heartbeats
+        # (peer_timeout = 3s) tell the others it is gone.
+        self.nodes["b"].proc.send_signal(signal.SIGSTOP)
+        self.wait_for_members(["a", "c"], ["a", "c"])
+        tags = ["hung-%s" % po for po in POSTOFFICES if owners[po] == "b"]
+        for tag in tags:
+            self.assertTrue(self.nodes["a"].send(tag[len("hung-"):], tag))
+        wait_until("b's postoffices served while it hangs",
+                   lambda: set(tags) <= set(self.delivered()))
+        self.nodes["b"].proc.send_signal(signal.SIGCONT)
+        self.wait_for_members(NODES, NODES)
+        wait_until("b owns its postoffices again",
+                   lambda: all(self.owners(self.nodes[n]) == owners for n in NODES))
+        wait_until("every queue empty", lambda: self.queued(NODES) == 0)
+        self.assertEqual(self.delivered(), {tag: 1 for tag in tags})
 
 
 if __name__ == "__main__":
