@@ -358,12 +358,13 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
   return promise;
 }
 
-/// Moves a message's unfinished deliveries to `postoffice`, each change
+/// Moves a message's unfinished deliveries to `postoffice` (running here or
+/// owned by another node, which they are then handed to), each change
 /// persisted with its line in the attempt log.
 std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
                      const std::string& postoffice) {
   auto& st = self->state;
-  if (!st.slot_named(postoffice))
+  if (!st.slot_named(postoffice) && !st.elsewhere.count(postoffice))
     return -2;
   std::vector<std::int64_t> ids;
   for (const auto& [id, entry] : st.ledger) {

@@ -310,3 +310,26 @@ TEST_CASE("a lost member's postoffices move to the survivor and come back when i
   for (const auto& node : {cluster_a, cluster_b})
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("a message requeued to a postoffice another node owns is handed to that node") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", retry_policy{}};
+  auto courier = f.sys.spawn(fake_handoff);
+  caf::anon_send(f.sup, reload_atom::value, dead_elsewhere(retry_policy{}, courier));
+  f.sched.run();
+  f.state_of<fake_postoffice_state>(f.live).mode = test::po_mode::down;
+  auto id = f.submit({{"live", {"bob@live.example.test"}}});
+  REQUIRE(delivery_of(*f.db, id).open_retries == 1);
+  auto moved = f.self->request(f.sup, caf::infinite, requeue_atom::value, id,
+                               std::string{"dead"});
+  f.sched.run();
+  moved.receive([](std::int32_t count) { CHECK(count == 1); },
+                [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  f.sched.run();
+  auto& handed = f.state_of<fake_handoff_state>(courier).handed;
+  REQUIRE(handed.size() == 1);
+  CHECK(handed[0].postoffice == "dead");
+  CHECK(handed[0].open_retries == 0);
+  CHECK(delivery_of(*f.db, id).state == delivery_state::delivered);
+  caf::anon_send_exit(courier, caf::exit_reason::user_shutdown);
+}
