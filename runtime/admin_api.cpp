@@ -357,6 +357,22 @@ public:
     out << "postconn_store_commit_seconds_bucket{le=\"+Inf\"} " << store->commits << "\n"
         << "postconn_store_commit_seconds_sum " << store->commit_seconds << "\n"
         << "postconn_store_commit_seconds_count " << store->commits << "\n";
+    if (cluster_) {
+      auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
+      if (!report) {
+        res.status = 503;
+        res.set_content("# cluster: " + error + "\n", "text/plain");
+        return;
+      }
+      auto owned = std::count_if(report->owners.begin(), report->owners.end(),
+                                 [&](const auto& owner) { return owner.second == report->node; });
+      out << "# HELP postconn_cluster_members Live cluster members, this node included.\n"
+             "# TYPE postconn_cluster_members gauge\n"
+             "postconn_cluster_members " << report->members.size() << "\n"
+             "# HELP postconn_cluster_postoffices_owned Postoffices this node owns.\n"
+             "# TYPE postconn_cluster_postoffices_owned gauge\n"
+             "postconn_cluster_postoffices_owned " << owned << "\n";
+    }
     res.status = 200;
     res.set_content(out.str(), "text/plain; version=0.0.4");
   }

@@ -194,6 +194,11 @@ class Cluster(unittest.TestCase):
         self.assertRegex(out, r"\npo1 +b +- ")
         self.assertRegex(out, r"\npo4 +c +maildir +up ")
         self.assertEqual(lines[-1], "7 postoffices, 0 down, 5 owned by other nodes")
+        url = "http://127.0.0.1:%d/metrics" % self.nodes["c"].ports["admin"]
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            metrics = reply.read().decode()
+        self.assertIn("\npostconn_cluster_members 3\n", metrics)
+        self.assertIn("\npostconn_cluster_postoffices_owned 2\n", metrics)
         accepted, attempted = [], []
 
         # Every node takes mail for the postoffices the others own.
