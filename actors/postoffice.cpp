@@ -158,7 +158,7 @@ void transfer(postoffice_ptr self, std::shared_ptr<attempt_state> attempt,
           }
           maildir_job work{st.cfg.path.string(),
                            st.cfg.create_mailboxes,
-                           msg.id + "." + std::to_string(attempt->jobs[index].delivery_id),
+                           attempt->jobs[index].key,
                            msg.sender,
                            rcpt,
                            received_header(st, msg, rcpt),

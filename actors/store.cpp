@@ -95,6 +95,19 @@ void enqueue_write(store_actor::stateful_pointer<store_state> self,
   }
 }
 
+/// Answers `promise` with what the write produced once it is durable, or
+/// with its error.
+template <class T>
+std::function<void(const caf::error&)> answer_with(caf::typed_response_promise<T> promise,
+                                                   std::shared_ptr<T> result) {
+  return [promise, result](const caf::error& err) mutable {
+    if (err)
+      promise.deliver(err);
+    else
+      promise.deliver(std::move(*result));
+  };
+}
+
 } // namespace
 
 store_actor::behavior_type
@@ -136,12 +149,7 @@ store(store_actor::stateful_pointer<store_state> self,
           db.update_delivery(entry);
           db.insert_attempt(attempt);
         },
-        [created, promise](const caf::error& err) mutable {
-          if (err)
-            promise.deliver(err);
-          else
-            promise.deliver(std::move(*created));
-        }});
+        answer_with(promise, created)});
       return promise;
     },
     [=](record_atom, ledger_entry& entry,
@@ -158,6 +166,24 @@ store(store_actor::stateful_pointer<store_state> self,
           else
             promise.deliver(true);
         }});
+      return promise;
+    },
+    [=](adopt_atom, handoff& incoming,
+        attempt_record& attempt) -> caf::result<std::vector<ledger_entry>> {
+      auto promise = self->make_response_promise<std::vector<ledger_entry>>();
+      auto adopted = std::make_shared<std::vector<ledger_entry>>();
+      enqueue_write(self, pending_write{
+        [adopted, id = self->state.ids.next(), incoming = std::move(incoming),
+         attempt = std::move(attempt)](queue_db& db) mutable {
+          adopted->clear(); // the batch may run twice (see store.hpp)
+          auto entry = db.adopt_delivery(id, incoming.message, incoming.delivery);
+          if (!entry)
+            return;
+          attempt.delivery_id = entry->delivery_id;
+          db.insert_attempt(attempt);
+          adopted->push_back(std::move(*entry));
+        },
+        answer_with(promise, adopted)});
       return promise;
     },
     [=](load_atom) -> caf::result<std::vector<ledger_entry>> {

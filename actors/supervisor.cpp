@@ -58,9 +58,10 @@ void note_backlog(supervisor_ptr self, bool always_tell) {
 
 /// The ledger entry leaves the supervisor when nothing is left to do.
 void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
-  if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced)
+  if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced) {
     st.ledger.erase(entry.delivery_id);
-  else
+    st.handoff_wait.erase(entry.delivery_id);
+  } else
     st.ledger[entry.delivery_id] = entry;
   st.busy.erase(entry.delivery_id);
 }
@@ -126,7 +127,8 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
   for (auto id : due) {
     const auto& entry = st.ledger.at(id);
     st.busy.insert(id);
-    jobs.push_back({id, entry.message_id, entry.recipients});
+    jobs.push_back({id, entry.message_id, entry.recipients,
+                    delivery_key(entry, st.options.node)});
   }
   auto on_outcomes = [=](std::vector<delivery_outcome>& outcomes) {
     auto& st = self->state;
@@ -161,13 +163,50 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
     .then(on_outcomes, on_error);
 }
 
+/// Hands a delivery of a postoffice another node owns to that node. It is
+/// finished here ("delivered", the attempt log says to whom) once the owner
+/// has committed it; until then it stays queued here. A failed handoff is
+/// no failed open: nothing is counted, it is only tried again later.
+void hand_off(supervisor_ptr self, std::int64_t id) {
+  auto& st = self->state;
+  st.busy.insert(id);
+  st.handoff_wait.erase(id);
+  ++st.handoffs_in_flight;
+  const auto& entry = st.ledger.at(id);
+  self->request(st.handoff, st.options.handoff_timeout, handoff_atom::value, entry)
+    .then(
+      [=](const std::string& owner) {
+        auto& st = self->state;
+        --st.handoffs_in_flight;
+        st.hold_requested.erase(id);
+        ledger_decision decision{st.ledger.at(id), {}, {}, {}};
+        decision.entry.state = delivery_state::delivered;
+        decision.attempt = {id, unix_now(self), "handed_off", "", "to node " + owner};
+        apply(self, std::move(decision));
+      },
+      [=](const caf::error& err) {
+        auto& st = self->state;
+        --st.handoffs_in_flight;
+        const auto& entry = st.ledger.at(id);
+        spdlog::warn("postoffice {}: msg {} delivery {} not handed over ({}); again in {}s",
+                     entry.postoffice, entry.message_id, id, self->system().render(err),
+                     st.options.handoff_retry.count());
+        st.handoff_wait[id] = unix_now(self) + st.options.handoff_retry.count();
+        st.busy.erase(id);
+        schedule_work(self);
+      });
+}
+
 /// Bounces deliveries whose lifetime ended, fails deliveries of unknown
 /// postoffices, and starts attempts at every idle postoffice with due mail.
 void work(supervisor_ptr self) {
   auto& st = self->state;
+  if (st.options.await_lineup)
+    return;
   auto now = unix_now(self);
   std::vector<std::vector<std::int64_t>> due(st.postoffices.size());
   std::vector<ledger_decision> decisions;
+  std::vector<std::int64_t> handoffs;
   for (const auto& [id, entry] : st.ledger) {
     if (st.busy.count(id) || entry.state == delivery_state::held)
       continue;
@@ -180,9 +219,18 @@ void work(supervisor_ptr self) {
       decisions.push_back(std::move(*warning));
       continue;
     }
+    auto slot = st.postoffice_index.find(entry.postoffice);
+    if (slot == st.postoffice_index.end() && st.elsewhere.count(entry.postoffice)) {
+      // Handed over at once, however long its next attempt is away: its
+      // ledger moves with it.
+      auto wait = st.handoff_wait.find(id);
+      if ((wait == st.handoff_wait.end() || wait->second <= now)
+          && handoffs.size() + st.handoffs_in_flight < st.options.max_batch)
+        handoffs.push_back(id);
+      continue;
+    }
     if (entry.next_attempt_at > now)
       continue;
-    auto slot = st.postoffice_index.find(entry.postoffice);
     if (slot == st.postoffice_index.end()) {
       decisions.push_back(after_open_failure(entry, policy, now, "4.3.5",
                                              "postoffice " + entry.postoffice
@@ -197,6 +245,8 @@ void work(supervisor_ptr self) {
     st.busy.insert(decision.entry.delivery_id);
     apply(self, std::move(decision));
   }
+  for (auto id : handoffs)
+    hand_off(self, id);
   for (std::size_t i = 0; i < due.size(); ++i)
     if (!due[i].empty())
       attempt(self, st.postoffices[i], std::move(due[i]));
@@ -208,6 +258,9 @@ void work(supervisor_ptr self) {
     // A busy postoffice calls work() when its attempt ends.
     auto slot = st.postoffice_index.find(entry.postoffice);
     auto wake_entry = next_wake(entry, st.policy_of(entry));
+    if (auto wait = st.handoff_wait.find(id);
+        wait != st.handoff_wait.end() && st.elsewhere.count(entry.postoffice))
+      wake_entry = std::min(wake_entry, wait->second);
     if (slot != st.postoffice_index.end() && st.postoffices[slot->second].busy
         && wake_entry <= now)
       continue;
@@ -324,12 +377,13 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
   return promise;
 }
 
-/// Moves a message's unfinished deliveries to `postoffice`, each change
+/// Moves a message's unfinished deliveries to `postoffice` (running here or
+/// owned by another node, which they are then handed to), each change
 /// persisted with its line in the attempt log.
 std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
                      const std::string& postoffice) {
   auto& st = self->state;
-  if (!st.slot_named(postoffice))
+  if (!st.slot_named(postoffice) && !st.elsewhere.count(postoffice))
     return -2;
   std::vector<std::int64_t> ids;
   for (const auto& [id, entry] : st.ledger) {
@@ -415,8 +469,12 @@ void reload(supervisor_ptr self, postoffice_lineup& lineup) {
       continue;
     if (!slot.busy)
       self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
-    spdlog::warn("postoffice {}: removed; its deliveries fail to open until it is "
-                 "configured again or they are requeued", slot.name);
+    if (lineup.elsewhere.count(slot.name))
+      spdlog::info("postoffice {}: owned by another node now; its deliveries are "
+                   "handed over", slot.name);
+    else
+      spdlog::warn("postoffice {}: removed; its deliveries fail to open until it is "
+                   "configured again or they are requeued", slot.name);
   }
   std::vector<postoffice_slot> next;
   for (auto& def : lineup.postoffices) {
@@ -450,6 +508,12 @@ void reload(supervisor_ptr self, postoffice_lineup& lineup) {
   st.options.fallback_retry = lineup.fallback_retry;
   if (lineup.ndr)
     st.ndr = std::move(lineup.ndr);
+  st.elsewhere = std::move(lineup.elsewhere);
+  // The owners changed: failed handoffs may go through now.
+  st.handoff_wait.clear();
+  if (lineup.handoff)
+    st.handoff = std::move(lineup.handoff);
+  st.options.await_lineup = false;
 }
 
 void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
@@ -464,9 +528,10 @@ void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
 } // namespace
 
 const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const {
-  auto slot = postoffice_index.find(entry.postoffice);
-  return slot == postoffice_index.end() ? options.fallback_retry
-                                        : postoffices[slot->second].retry;
+  if (auto slot = postoffice_index.find(entry.postoffice); slot != postoffice_index.end())
+    return postoffices[slot->second].retry;
+  auto remote = elsewhere.find(entry.postoffice);
+  return remote == elsewhere.end() ? options.fallback_retry : remote->second;
 }
 
 postoffice_slot* supervisor_state::slot_named(const std::string& postoffice) {

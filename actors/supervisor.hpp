@@ -14,7 +14,10 @@
 //   the postoffice actors and restarts one that dies; a config reload adds,
 //   replaces and stops them. A delivery for a postoffice that is not
 //   configured (or no longer) fails to open, so its limits still end it: no
-//   delivery can wait forever.
+//   delivery can wait forever. In a cluster, deliveries of postoffices
+//   another node owns are handed to that node through the cluster actor
+//   (with their counts) and finish here once the owner has committed them;
+//   their lifetime and delay limits are still checked here until then.
 #pragma once
 
 #include <chrono>
@@ -67,6 +70,16 @@ struct supervisor_options {
   std::chrono::seconds store_retry{60};
   /// Policy for deliveries of postoffices that are not configured.
   retry_policy fallback_retry;
+  /// Cluster: this node's name, in the maildir keys of its deliveries
+  /// (delivery_key()); empty on a single node.
+  std::string node;
+  /// Cluster: no attempt until the cluster actor's first lineup says which
+  /// postoffices run here (until then every one would look unconfigured).
+  bool await_lineup = false;
+  /// How long the owner may take to commit a delivery handed over.
+  std::chrono::seconds handoff_timeout{30};
+  /// Wait before a failed handoff is tried again (it counts no retry).
+  std::chrono::seconds handoff_retry{5};
 };
 
 struct supervisor_state {
@@ -81,6 +94,14 @@ struct supervisor_state {
   std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
   std::vector<postoffice_slot> postoffices;
   std::map<std::string, std::size_t> postoffice_index;
+  /// Cluster: postoffices other nodes own, with their retry policies.
+  std::map<std::string, retry_policy> elsewhere;
+  /// Cluster: hands deliveries of those postoffices to their owners.
+  handoff_actor handoff;
+  /// Handoffs under way.
+  std::size_t handoffs_in_flight = 0;
+  /// Deliveries whose handoff failed, with the Unix time to try again.
+  std::map<std::int64_t, std::int64_t> handoff_wait;
   /// NDR generators at work, by address, with the delivery they bounce.
   std::map<caf::actor_addr, std::int64_t> generators;
   store_actor store;

@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include <caf/actor_control_block.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -31,6 +34,10 @@ using store_actor = caf::typed_actor<
   // DSN's deliveries.
   caf::replies_to<report_atom, ledger_entry, attempt_record,
                   incoming_message>::with<std::vector<ledger_entry>>,
+  // Commits a delivery handed over by another node under a new queue id,
+  // with the attempt that records it; replies with its ledger entry, none
+  // when that delivery was handed over before.
+  caf::replies_to<adopt_atom, handoff, attempt_record>::with<std::vector<ledger_entry>>,
   // Persists a ledger entry's new values with the attempt that changed it.
   caf::replies_to<record_atom, ledger_entry, attempt_record>::with<bool>,
   // Lists every delivery that is not finished (delivered or bounced).
@@ -87,6 +94,22 @@ using share_pool_actor = share_calls::extend<
   // From a worker: it finished a request and is idle.
   caf::reacts_to<done_atom, share_worker_actor>>;
 
+/// What the cluster actors of two nodes say to each other: the only
+/// interface published on the network.
+using cluster_peer_actor = caf::typed_actor<
+  // A peer joined (its name and cluster address); replies with this node
+  // first, then every other live member it knows.
+  caf::replies_to<join_atom, cluster_member>::with<std::vector<cluster_member>>,
+  // A delivery handed over; replies once it is committed here (also when it
+  // was committed before: a retry after a lost reply).
+  caf::replies_to<handoff_atom, handoff>::with<bool>>;
+
+/// Where the supervisor sends deliveries of postoffices other nodes own.
+using handoff_actor = caf::typed_actor<
+  // Hands a delivery to its postoffice's owner; replies with the owner's
+  // name once the owner has committed it.
+  caf::replies_to<handoff_atom, ledger_entry>::with<std::string>>;
+
 /// Starts (and restarts) the actor of one postoffice.
 using postoffice_factory = std::function<postoffice_actor()>;
 
@@ -110,11 +133,39 @@ struct postoffice_lineup {
   retry_policy fallback_retry;
   /// NDR routing by the new config; null keeps the running one.
   std::shared_ptr<const ndr_settings> ndr;
+  /// Cluster: postoffices other nodes own, with their retry policies. Their
+  /// deliveries are handed to `handoff`; their limits are still checked here.
+  std::map<std::string, retry_policy> elsewhere = {};
+  handoff_actor handoff = {};
 };
 
 /// Learns whether the queue is over its high-water mark: true when the
 /// unfinished deliveries reach it, false when they are back under 90 % of it.
 using backlog_listener_actor = caf::typed_actor<caf::reacts_to<backlog_atom, bool>>;
+
+/// Every configured postoffice, for the cluster actor to line up those this
+/// node owns.
+struct cluster_postoffices {
+  /// Every postoffice, each with a way to start its actor.
+  postoffice_lineup all;
+  /// Explicit owners by postoffice (empty: rendezvous hashing decides).
+  std::map<std::string, std::string> owners;
+  /// Postoffices whose transport changed: restarted if they run here.
+  std::set<std::string> changed;
+};
+
+/// This node's place in the cluster: keeps the membership, lines up the
+/// postoffices this node owns, and carries deliveries between nodes.
+using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend<
+  // The configured postoffices, at start and after a reload.
+  caf::reacts_to<reload_atom, cluster_postoffices>,
+  // Reports the live members and every postoffice's owner.
+  caf::replies_to<status_atom>::with<cluster_report>,
+  // Internal: the connection to the cluster actor at an address was made
+  // (null: it failed).
+  caf::reacts_to<connected_atom, std::string, caf::strong_actor_ptr>,
+  // Internal: reaches seeds and lost members that are not live.
+  caf::reacts_to<tick_atom>>;
 
 /// Owns the retry ledger of every unfinished delivery and schedules attempts.
 using supervisor_actor = caf::typed_actor<
@@ -166,4 +217,5 @@ using supervisor_actor = caf::typed_actor<
 
 // Local only: they carry functions and shared settings, never cross nodes.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::postoffice_lineup)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::cluster_postoffices)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const postconn::smtp_settings>)

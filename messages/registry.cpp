@@ -64,6 +64,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<share_worker_actor>("share_worker_actor");
   cfg.add_message_type<share_pool_actor>("share_pool_actor");
   cfg.add_message_type<store_actor>("store_actor");
+  cfg.add_message_type<cluster_member>("cluster_member");
+  cfg.add_message_type<handoff>("handoff");
+  cfg.add_message_type<cluster_report>("cluster_report");
+  cfg.add_message_type<cluster_peer_actor>("cluster_peer_actor");
   cfg.add_error_category(caf::atom("store"), render_store_error);
 }
 

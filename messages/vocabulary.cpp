@@ -28,6 +28,13 @@ bool from_string(const std::string& name, delivery_state& state) {
   return false;
 }
 
+std::string delivery_key(const ledger_entry& entry, const std::string& node) {
+  if (!entry.origin.empty())
+    return entry.origin;
+  auto local = entry.message_id + "." + std::to_string(entry.delivery_id);
+  return node.empty() ? local : node + "." + local;
+}
+
 caf::error make_error(store_errc code, std::string detail) {
   return caf::error{static_cast<std::uint8_t>(code), caf::atom("store"),
                     caf::make_message(std::move(detail))};

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ using sender_atom = caf::atom_constant<caf::atom("sender")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
 using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
+using connected_atom = caf::atom_constant<caf::atom("connected")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -128,7 +133,18 @@ struct ledger_entry {
   std::string last_error_text;
   /// A "delayed" DSN was sent for this delivery.
   bool delay_warned = false;
+  /// Handed over by another node: the delivery key it had there (see
+  /// delivery_key()); empty for a delivery first queued here.
+  std::string origin;
 };
+
+/// The name a delivery's maildir file is derived from, the same on every
+/// node it passes through, so a delivery repeated on another node after a
+/// lost acknowledgement replaces the file instead of duplicating it:
+/// its origin when it was handed over, else "<message id>.<delivery id>"
+/// (a single node) or "<node>.<message id>.<delivery id>" (a cluster, where
+/// ids are only unique per node).
+std::string delivery_key(const ledger_entry& entry, const std::string& node);
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
@@ -136,7 +152,7 @@ typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
            x.postoffice, x.recipients, x.state, x.open_retries,
            x.transfer_retries, x.queued_at, x.first_attempt_at,
            x.next_attempt_at, x.last_error_code, x.last_error_text,
-           x.delay_warned);
+           x.delay_warned, x.origin);
 }
 
 /// One line of a delivery's attempt log.
@@ -173,12 +189,14 @@ struct delivery_job {
   std::int64_t delivery_id = 0;
   std::string message_id;
   std::vector<std::string> recipients;
+  /// Names the maildir file (delivery_key()).
+  std::string key;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
   return f(caf::meta::type_name("delivery_job"), x.delivery_id, x.message_id,
-           x.recipients);
+           x.recipients, x.key);
 }
 
 /// What became of one recipient in a transfer.
@@ -220,6 +238,50 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_outcome& x) {
   return f(caf::meta::type_name("delivery_outcome"), x.delivery_id, x.opened,
            x.status, x.text, x.recipients);
+}
+
+// -- cluster (actors/cluster.hpp) ------------------------------------------------
+
+/// A node of the cluster: its name and the address its cluster actor is
+/// published on.
+struct cluster_member {
+  std::string node;
+  std::string address;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_member& x) {
+  return f(caf::meta::type_name("cluster_member"), x.node, x.address);
+}
+
+/// A delivery handed from the node that queued it to its postoffice's
+/// owner: the message and the ledger entry with its counts, so the retry
+/// limits hold across the move. `delivery.origin` is the key that detects
+/// a delivery handed over twice.
+struct handoff {
+  std::string from_node;
+  stored_message message;
+  ledger_entry delivery;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, handoff& x) {
+  return f(caf::meta::type_name("handoff"), x.from_node, x.message, x.delivery);
+}
+
+/// The cluster as one node sees it: the live members and every
+/// postoffice's owner.
+struct cluster_report {
+  std::string node;
+  /// Live members, this node included, by name.
+  std::vector<cluster_member> members;
+  /// Postoffice name -> owner node.
+  std::map<std::string, std::string> owners;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_report& x) {
+  return f(caf::meta::type_name("cluster_report"), x.node, x.members, x.owners);
 }
 
 // -- fault injection (runtime/fault.hpp) ----------------------------------------

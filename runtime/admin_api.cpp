@@ -84,12 +84,13 @@ std::optional<std::int64_t> number_param(const httplib::Request& req, const char
 class handlers {
 public:
   handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
-           store_actor store, caf::actor listener)
+           store_actor store, caf::actor listener, cluster_actor cluster)
     : cfg_(std::move(cfg)),
       sys_(sys),
       sup_(std::move(sup)),
       store_(std::move(store)),
-      listener_(std::move(listener)) {}
+      listener_(std::move(listener)),
+      cluster_(std::move(cluster)) {}
 
   void queue(const httplib::Request& req, httplib::Response& res) {
     auto limit = number_param(req, "limit", default_page);
@@ -233,7 +234,24 @@ public:
                       {"problem", r.problem},    {"queued", r.queued},
                       {"held", r.held},          {"in_flight", r.in_flight},
                       {"open_failures", r.open_failures}});
-    reply(res, 200, json{{"now", std::time(nullptr)}, {"postoffices", list}});
+    auto body = json{{"now", std::time(nullptr)}, {"postoffices", list}};
+    if (cluster_) {
+      auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
+      if (!report)
+        return fail(res, 503, "cluster: " + error);
+      add_owners(body, *report);
+    }
+    reply(res, 200, body);
+  }
+
+  void cluster(httplib::Response& res) {
+    if (!cluster_)
+      return fail(res, 404, "a single node: no [cluster] in its config");
+    std::string error;
+    auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
+    if (!report)
+      return fail(res, 503, "cluster: " + error);
+    reply(res, 200, cluster_json(*report));
   }
 
   void fault(const std::string& postoffice, const httplib::Request& req,
@@ -339,6 +357,22 @@ public:
     out << "postconn_store_commit_seconds_bucket{le=\"+Inf\"} " << store->commits << "\n"
         << "postconn_store_commit_seconds_sum " << store->commit_seconds << "\n"
         << "postconn_store_commit_seconds_count " << store->commits << "\n";
+    if (cluster_) {
+      auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
+      if (!report) {
+        res.status = 503;
+        res.set_content("# cluster: " + error + "\n", "text/plain");
+        return;
+      }
+      auto owned = std::count_if(report->owners.begin(), report->owners.end(),
+                                 [&](const auto& owner) { return owner.second == report->node; });
+      out << "# HELP postconn_cluster_members Live cluster members, this node included.\n"
+             "# TYPE postconn_cluster_members gauge\n"
+             "postconn_cluster_members " << report->members.size() << "\n"
+             "# HELP postconn_cluster_postoffices_owned Postoffices this node owns.\n"
+             "# TYPE postconn_cluster_postoffices_owned gauge\n"
+             "postconn_cluster_postoffices_owned " << owned << "\n";
+    }
     res.status = 200;
     res.set_content(out.str(), "text/plain; version=0.0.4");
   }
@@ -414,11 +448,33 @@ private:
     return table;
   }
 
+  static json cluster_json(const cluster_report& report) {
+    auto members = json::array();
+    for (const auto& member : report.members)
+      members.push_back({{"node", member.node}, {"address", member.address}});
+    return {{"node", report.node}, {"members", members}, {"owners", report.owners}};
+  }
+
+  /// Each postoffice running here gets its owner (this node), those other
+  /// nodes own are listed with theirs, and the membership comes along.
+  static void add_owners(json& body, const cluster_report& report) {
+    std::set<std::string> here;
+    for (auto& po : body["postoffices"]) {
+      here.insert(po["name"].get<std::string>());
+      po["owner"] = report.node;
+    }
+    for (const auto& [name, owner] : report.owners)
+      if (!here.count(name))
+        body["postoffices"].push_back({{"name", name}, {"owner", owner}});
+    body["cluster"] = cluster_json(report);
+  }
+
   std::shared_ptr<config_holder> cfg_;
   caf::actor_system& sys_;
   supervisor_actor sup_;
   store_actor store_;
   caf::actor listener_;
+  cluster_actor cluster_;
 };
 
 } // namespace
@@ -448,9 +504,9 @@ admin_api::~admin_api() {
 }
 
 void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
-                      caf::actor listener) {
+                      caf::actor listener, cluster_actor cluster) {
   auto on = std::make_shared<handlers>(cfg_, sys, std::move(sup), std::move(store),
-                                       std::move(listener));
+                                       std::move(listener), std::move(cluster));
   auto& srv = *server_;
   srv.Get("/queue", [on](const httplib::Request& req, httplib::Response& res) {
     on->queue(req, res);
@@ -481,6 +537,9 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   });
   srv.Get("/postoffices", [on](const httplib::Request&, httplib::Response& res) {
     on->postoffices(res);
+  });
+  srv.Get("/cluster", [on](const httplib::Request&, httplib::Response& res) {
+    on->cluster(res);
   });
   srv.Put(R"(/postoffices/([a-z0-9_-]+)/fault)",
           [on](const httplib::Request& req, httplib::Response& res) {

@@ -14,7 +14,11 @@
 //     POST /messages/ID/requeue?postoffice=P
 //                                    its deliveries to P, counts reset
 //     POST /flush[?postoffice=P]     every deferred delivery due now
-//     GET  /postoffices              up/down since when, why, counts
+//     GET  /postoffices              up/down since when, why, counts; in a
+//                                    cluster also each one's owner, and
+//                                    those other nodes own
+//     GET  /cluster                  this node, the live members, and every
+//                                    postoffice's owner (404: single node)
 //     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
 //     GET  /metrics                  Prometheus text format
 //
@@ -58,9 +62,10 @@ public:
   admin_api& operator=(const admin_api&) = delete;
 
   /// Answers requests from now on, on threads of its own; `listener` is
-  /// the SMTP listener, asked for its open sessions.
+  /// the SMTP listener, asked for its open sessions; `cluster` is null on a
+  /// single node.
   void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
-             caf::actor listener);
+             caf::actor listener, cluster_actor cluster = {});
 
   /// Stops answering and waits for the threads; before the actors stop.
   void stop();

@@ -592,20 +592,50 @@ std::string format_queue(const json& reply, std::int64_t offset) {
   return table + queue_summary(total, offset, rows.size());
 }
 
+/// In a cluster: this node and the live members, one line.
+std::string cluster_line(const json& cluster) {
+  auto text = "cluster: node " + printable(text_of(cluster, "node")) + "; members";
+  for (const auto& member : list_of(cluster, "members"))
+    text += " " + printable(text_of(member, "node")) + " ("
+            + printable(text_of(member, "address")) + ")";
+  return text + "\n";
+}
+
 std::string format_postoffices(const json& reply) {
   const auto& postoffices = list_of(reply, "postoffices");
   if (postoffices.empty())
     return "no postoffices\n";
   auto now = number_of(reply, "now");
+  auto in_cluster = reply.contains("cluster");
+  auto here = in_cluster ? text_of(reply["cluster"], "node") : std::string{};
+  auto columns = postoffice_columns;
+  if (in_cluster)
+    columns.insert(columns.begin() + 1, column{"OWNER"});
   std::vector<table_row> rows;
   std::int64_t down = 0;
+  std::int64_t elsewhere = 0;
   for (const auto& postoffice : postoffices) {
+    auto owner = text_of(postoffice, "owner");
+    if (in_cluster && owner != here) {
+      // Probed and counted by its owner: `postconn postoffices` there.
+      table_row row(columns.size(), "-");
+      row[0] = printable(text_of(postoffice, "name"));
+      row[1] = printable(owner);
+      rows.push_back(std::move(row));
+      ++elsewhere;
+      continue;
+    }
     rows.push_back(postoffice_row(postoffice, now));
+    if (in_cluster)
+      rows.back().insert(rows.back().begin() + 1, printable(owner));
     down += postoffice.value("up", false) ? 0 : 1;
   }
-  return table_text(postoffice_columns, rows)
-         + counted(static_cast<std::int64_t>(rows.size()), "postoffice", "postoffices") + ", "
-         + std::to_string(down) + " down\n";
+  auto summary = counted(static_cast<std::int64_t>(rows.size()), "postoffice", "postoffices")
+                 + ", " + std::to_string(down) + " down";
+  if (in_cluster)
+    summary += ", " + std::to_string(elsewhere) + " owned by other nodes";
+  return (in_cluster ? cluster_line(reply["cluster"]) : std::string{})
+         + table_text(columns, rows) + summary + "\n";
 }
 
 std::string format_ledger(const json& reply) {

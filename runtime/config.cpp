@@ -135,6 +135,34 @@ void read_retry(table_reader in, retry_policy& retry) {
 
 namespace {
 
+constexpr const char* node_name_rule = "use lower-case letters, digits and -";
+
+bool is_node_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+cluster_config read_cluster(table_reader in) {
+  in.reject_unknown_keys({"node", "listen", "seeds", "reconnect_interval", "peer_timeout"});
+  cluster_config cluster;
+  if (in.require("node", "this node's name in the cluster") && in.read("node", cluster.node)
+      && !is_node_name(cluster.node))
+    in.problem("node", "invalid node name " + in_quotes(cluster.node) + " (" + node_name_rule
+                         + ")");
+  if (in.require("listen", "the host:port peers connect to"))
+    in.read_listen("listen", cluster.listen);
+  if (in.read("seeds", cluster.seeds))
+    for (std::size_t i = 0; i < cluster.seeds.size(); ++i)
+      if (!parse_listen_address(cluster.seeds[i]))
+        in.problem("seeds[" + std::to_string(i) + "]",
+                   "invalid address " + in_quotes(cluster.seeds[i])
+                     + " (use host:port, e.g. \"10.0.0.2:4200\")");
+  in.read_duration("reconnect_interval", cluster.reconnect_interval, zero_duration::refused);
+  in.read_duration("peer_timeout", cluster.peer_timeout, zero_duration::refused);
+  return cluster;
+}
+
 void read_admin(table_reader in, admin_config& admin) {
   in.reject_unknown_keys({"listen", "token_file"});
   in.read_listen("listen", admin.listen);
@@ -238,7 +266,8 @@ namespace {
 
 postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
-                          "address", "default", "probe_timeout", "retry", "fault"});
+                          "address", "default", "probe_timeout", "retry", "fault",
+                          "owner"});
   postoffice_config po;
   po.retry = global;
   if (in.require("name", "every postoffice needs one") && in.read("name", po.name)
@@ -259,6 +288,8 @@ postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
     read_retry(*overrides, po.retry);
   if (auto fault = in.table("fault"))
     read_fault(*fault, po.fault);
+  if (in.read("owner", po.owner) && !is_node_name(po.owner))
+    in.problem("owner", "invalid node name " + in_quotes(po.owner) + " (" + node_name_rule + ")");
   return po;
 }
 
@@ -308,7 +339,7 @@ void read_postoffices(const toml::node* node, config& cfg,
 
 void read_document(const toml::table& doc, config& cfg, std::vector<std::string>& problems) {
   table_reader in{doc, "", problems};
-  in.reject_unknown_keys({"server", "smtp", "retry", "admin", "postoffice"});
+  in.reject_unknown_keys({"server", "smtp", "retry", "admin", "postoffice", "cluster"});
   if (auto server = in.table("server"))
     read_server(*server, cfg.server);
   if (auto smtp = in.table("smtp"))
@@ -319,6 +350,12 @@ void read_document(const toml::table& doc, config& cfg, std::vector<std::string>
     read_admin(*admin, cfg.admin);
   // After [retry], wherever it stands in the file: postoffices start from it.
   read_postoffices(in.get("postoffice"), cfg, problems);
+  if (auto cluster = in.table("cluster"))
+    cfg.cluster = read_cluster(*cluster);
+  for (std::size_t i = 0; i < cfg.postoffices.size(); ++i)
+    if (!cfg.cluster && !cfg.postoffices[i].owner.empty())
+      problems.push_back("postoffice[" + std::to_string(i)
+                         + "].owner: only with a [cluster] section");
 }
 
 

@@ -67,6 +67,9 @@ struct postoffice_config {
   retry_policy retry;
   /// [postoffice.fault]: the fault injected over the real transport.
   fault_config fault;
+  /// Cluster only: the node that owns it while that node is up; empty: the
+  /// live node rendezvous hashing picks (runtime/ownership.hpp).
+  std::string owner;
 };
 
 struct server_config {
@@ -112,6 +115,29 @@ struct admin_config {
   std::filesystem::path token_file;
 };
 
+/// [cluster]: this node's place among the nodes that share the postoffices.
+struct cluster_config {
+  /// This node's name, [a-z0-9-]+, unique in the cluster; it names the
+  /// node's maildir files, so it must not change while mail is queued.
+  std::string node;
+  /// "host:port" the cluster actor is published on; peers connect here.
+  std::string listen;
+  /// "host:port" of other nodes to join at start (the cluster listen
+  /// addresses); members learn the rest from each other.
+  std::vector<std::string> seeds;
+  /// Wait between attempts to reach a seed or a lost member, and before a
+  /// failed handoff is tried again.
+  std::chrono::seconds reconnect_interval{5};
+  /// A peer silent this long (no heartbeat) is declared lost.
+  std::chrono::seconds peer_timeout{10};
+
+  bool operator==(const cluster_config& other) const {
+    return node == other.node && listen == other.listen && seeds == other.seeds
+           && reconnect_interval == other.reconnect_interval
+           && peer_timeout == other.peer_timeout;
+  }
+};
+
 /// The token in `file` (surrounding white space removed), or why there is
 /// none: unreadable, or empty.
 struct token_result {
@@ -127,6 +153,8 @@ struct config {
   retry_policy retry;
   admin_config admin;
   std::vector<postoffice_config> postoffices;
+  /// Absent: a single node owning every postoffice.
+  std::optional<cluster_config> cluster;
 };
 
 /// A parsed config, or the problems that kept it from being one.

@@ -52,6 +52,12 @@ const char* const migrations[] = {
     text        TEXT NOT NULL);
   CREATE INDEX attempts_by_delivery ON attempts(delivery_id);
   )sql",
+  // 2: the delivery key a delivery handed over by another node had there,
+  // unique, so a delivery handed over twice is committed once.
+  R"sql(
+  ALTER TABLE deliveries ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+  CREATE UNIQUE INDEX deliveries_by_origin ON deliveries(origin) WHERE origin != '';
+  )sql",
 };
 
 constexpr int schema_version_count
@@ -137,7 +143,7 @@ private:
 const char* const delivery_columns
   = "id, message_id, postoffice, recipients, state, open_retries,"
     " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
-    " last_error_code, last_error_text, delay_warned";
+    " last_error_code, last_error_text, delay_warned, origin";
 
 } // namespace
 
@@ -192,6 +198,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
     " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
     " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11"
     " WHERE id = ?1");
+  db->set_origin_ = db->prepare("UPDATE deliveries SET origin = ?2 WHERE id = ?1");
+  db->select_origin_ = db->prepare("SELECT id FROM deliveries WHERE origin = ?1");
   db->insert_attempt_ = db->prepare(
     "INSERT INTO attempts(delivery_id, at, outcome, code, text)"
     " VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -340,6 +348,27 @@ std::vector<ledger_entry> queue_db::insert_message(const std::string& id,
   return created;
 }
 
+std::optional<ledger_entry> queue_db::adopt_delivery(const std::string& id,
+                                                    const stored_message& msg,
+                                                    ledger_entry entry) {
+  {
+    statement known{handle_, select_origin_};
+    if (known.bind(1, entry.origin).step())
+      return std::nullopt;
+  }
+  incoming_message copy{msg.sender, msg.content, msg.received_at,
+                        {{entry.postoffice, entry.recipients}}};
+  auto created = insert_message(id, copy);
+  entry.delivery_id = created.at(0).delivery_id;
+  entry.message_id = id;
+  entry.queued_at = created.at(0).queued_at;
+  if (entry.state == delivery_state::in_flight)
+    entry.state = delivery_state::queued;
+  update_delivery(entry);
+  statement{handle_, set_origin_}.bind(1, entry.delivery_id).bind(2, entry.origin).step();
+  return entry;
+}
+
 void queue_db::update_delivery(const ledger_entry& entry) {
   auto recipients = join_recipients(entry.recipients);
   std::string state = to_string(entry.state);
@@ -402,6 +431,7 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
     entry.last_error_code = query.text(10);
     entry.last_error_text = query.text(11);
     entry.delay_warned = query.integer(12) != 0;
+    entry.origin = query.text(13);
     entries.push_back(std::move(entry));
   }
   return entries;

@@ -77,6 +77,12 @@ public:
   /// new deliveries' ledger entries.
   std::vector<ledger_entry> insert_message(const std::string& id,
                                            const incoming_message& msg);
+  /// Commits a delivery another node handed over: `msg` under the new
+  /// queue id `id` with one delivery carrying `entry`'s recipients, counts
+  /// and origin. Nothing when a delivery of that origin is already here
+  /// (handed over twice); else the new ledger entry.
+  std::optional<ledger_entry> adopt_delivery(const std::string& id, const stored_message& msg,
+                                             ledger_entry entry);
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
   void insert_attempt(const attempt_record& attempt);
@@ -125,6 +131,8 @@ private:
   sqlite3_stmt* insert_delivery_ = nullptr;
   sqlite3_stmt* update_delivery_ = nullptr;
   sqlite3_stmt* insert_attempt_ = nullptr;
+  sqlite3_stmt* set_origin_ = nullptr;
+  sqlite3_stmt* select_origin_ = nullptr;
   sqlite3_stmt* savepoint_ = nullptr;
   sqlite3_stmt* release_savepoint_ = nullptr;
   sqlite3_stmt* select_unfinished_ = nullptr;

@@ -24,6 +24,7 @@
 #include <caf/scoped_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/cluster.hpp"
 #include "actors/postoffice.hpp"
 #include "actors/share_pool.hpp"
 #include "actors/smtp_listener.hpp"
@@ -125,6 +126,8 @@ struct server_actors {
   store_actor store;
   supervisor_actor supervisor;
   caf::actor listener;
+  /// Cluster only: lines up the postoffices this node owns.
+  cluster_actor cluster;
 
   postoffice_factory starter(const postoffice_config& po, const std::string& hostname) const {
     return [&sys = sys, po, pool = pool, store = store, hostname] {
@@ -137,6 +140,16 @@ struct server_actors {
 void watch_backlog(const server_actors& actors, std::uint64_t high_water) {
   caf::anon_send(actors.supervisor, watch_atom::value,
                  caf::actor_cast<backlog_listener_actor>(actors.listener), high_water);
+}
+
+/// Every postoffice with a way to start it, for the cluster actor, which
+/// starts those this node owns.
+cluster_postoffices cluster_lineup(postoffice_lineup all, const config& cfg,
+                                   const std::vector<std::string>& changed) {
+  cluster_postoffices postoffices{std::move(all), {}, {changed.begin(), changed.end()}};
+  for (const auto& po : cfg.postoffices)
+    postoffices.owners[po.name] = po.owner;
+  return postoffices;
 }
 
 std::string names(const std::vector<std::string>& list) {
@@ -180,6 +193,7 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   keep("admin.listen", fresh.admin.listen, running.admin.listen);
   keep("admin.token_file", fresh.admin.token_file, running.admin.token_file);
   keep("server.data_dir", fresh.server.data_dir, running.server.data_dir);
+  keep("cluster", fresh.cluster, running.cluster);
   postoffice_lineup lineup;
   std::vector<std::string> added, changed, removed;
   std::vector<const postoffice_config*> new_faults;
@@ -193,6 +207,9 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
     if (old == before.end() || !same_transport(*old->second, po)) {
       definition.start = actors.starter(po, fresh.server.hostname);
       (old == before.end() ? added : changed).push_back(po.name);
+    } else if (actors.cluster) {
+      // Started when its ownership moves here.
+      definition.start = actors.starter(po, fresh.server.hostname);
     }
     if (old != before.end()) {
       if (!same_fault(old->second->fault, po.fault))
@@ -207,7 +224,11 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   lineup.fallback_retry = fresh.retry;
   lineup.ndr = std::make_shared<const ndr_settings>(
     ndr_settings{fresh.server.hostname, routing_table{fresh}});
-  caf::anon_send(actors.supervisor, reload_atom::value, std::move(lineup));
+  if (actors.cluster)
+    caf::anon_send(actors.cluster, reload_atom::value,
+                   cluster_lineup(std::move(lineup), fresh, changed));
+  else
+    caf::anon_send(actors.supervisor, reload_atom::value, std::move(lineup));
   // After the lineup: a replaced actor gets the fault too.
   for (const auto* po : new_faults)
     caf::anon_send(actors.supervisor, fault_atom::value, po->name, po->fault);
@@ -289,27 +310,58 @@ int run(config cfg, const std::filesystem::path& config_file) {
   caf::actor_system_config sys_cfg;
   register_types(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
+  if (cfg.cluster) {
+    // Heartbeats find a peer that hangs with its connection open.
+    sys_cfg.set("middleman.heartbeat-interval", caf::timespan{cfg.cluster->peer_timeout} / 4);
+    sys_cfg.set("middleman.connection-timeout", caf::timespan{cfg.cluster->peer_timeout});
+  }
   caf::actor_system sys{sys_cfg};
   auto store = spawn_store(sys, db, store_options{}, true);
   db.reset();
   auto pool = sys.spawn(share_pool, share_pool_options{});
-  server_actors actors{sys, pool, store, {}, {}};
+  server_actors actors{sys, pool, store, {}, {}, {}};
   std::vector<postoffice_slot> slots;
-  for (const auto& po : cfg.postoffices)
-    slots.push_back({po.name, po.retry, actors.starter(po, cfg.server.hostname), {}, false, {}});
+  postoffice_lineup everywhere;
+  for (const auto& po : cfg.postoffices) {
+    auto start = actors.starter(po, cfg.server.hostname);
+    if (cfg.cluster) // the cluster actor starts those this node owns
+      everywhere.postoffices.push_back({po.name, po.retry, std::move(start)});
+    else
+      slots.push_back({po.name, po.retry, std::move(start), {}, false, {}});
+  }
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
   supervisor_options sup_options;
   sup_options.start_time = std::time(nullptr);
   sup_options.fallback_retry = cfg.retry;
+  if (cfg.cluster) {
+    sup_options.node = cfg.cluster->node;
+    sup_options.await_lineup = true;
+    sup_options.handoff_timeout = 2 * cfg.cluster->peer_timeout;
+    sup_options.handoff_retry = cfg.cluster->reconnect_interval;
+  }
   auto sup = sys.spawn(supervisor, std::move(slots), std::move(ledger), store, ndr,
                        sup_options);
+  if (cfg.cluster) {
+    everywhere.fallback_retry = cfg.retry;
+    everywhere.ndr = ndr;
+    try {
+      actors.cluster = start_cluster(sys, *cfg.cluster, store, sup,
+                                     cluster_lineup(std::move(everywhere), cfg, {}));
+    } catch (const std::runtime_error& e) {
+      for (const auto& actor : {caf::actor_cast<caf::actor>(sup),
+                                caf::actor_cast<caf::actor>(pool),
+                                caf::actor_cast<caf::actor>(store)})
+        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());
+    }
+  }
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
   actors.supervisor = sup;
   actors.listener = listener;
   watch_backlog(actors, cfg.smtp.queue_high_water);
-  admin->serve(sys, sup, store, listener);
+  admin->serve(sys, sup, store, listener, actors.cluster);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
@@ -322,6 +374,8 @@ int run(config cfg, const std::filesystem::path& config_file) {
   // with it), then the store.
   admin->stop();
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  if (actors.cluster)
+    caf::anon_send_exit(actors.cluster, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);

@@ -55,7 +55,7 @@ struct postoffice_fixture : test::actor_fixture {
     db->begin();
     auto entries = db->insert_message(id, msg);
     db->commit();
-    return {entries.at(0).delivery_id, id, recipients};
+    return {entries.at(0).delivery_id, id, recipients, delivery_key(entries.at(0), "")};
   }
 
   std::vector<delivery_outcome> attempt(std::vector<delivery_job> jobs) {

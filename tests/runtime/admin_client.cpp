@@ -329,6 +329,26 @@ TEST_CASE("the postoffices table shows a postoffice that is down and why") {
         == "no postoffices\n");
 }
 
+TEST_CASE("in a cluster the postoffices table shows the members and each postoffice's owner") {
+  json reply = {{"now", now},
+                {"cluster",
+                 {{"node", "a"},
+                  {"members", {{{"node", "a"}, {"address", "10.0.0.1:4200"}},
+                               {{"node", "b"}, {"address", "10.0.0.2:4200"}}}}}},
+                {"postoffices",
+                 {{{"name", "sales"}, {"owner", "a"}, {"transport", "maildir"}, {"up", true},
+                   {"since", 0}, {"problem", ""}, {"queued", 3}, {"held", 0},
+                   {"in_flight", 0}, {"open_failures", 0}},
+                  {{"name", "support"}, {"owner", "b"}}}}};
+  auto lines = lines_of(format_postoffices(reply));
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "cluster: node a; members a (10.0.0.1:4200) b (10.0.0.2:4200)");
+  CHECK(lines[1].find("NAME     OWNER  TRANSPORT") == 0);
+  CHECK(lines[2].find("sales    a      maildir    up") == 0);
+  CHECK(lines[3].find("support  b      -          -") == 0);
+  CHECK(lines[4] == "2 postoffices, 0 down, 1 owned by other nodes");
+}
+
 TEST_CASE("the ledger shows the message, each delivery and its attempt log") {
   auto lines = lines_of(format_ledger(ledger_reply()));
   REQUIRE(lines.size() == 16);

@@ -549,3 +549,51 @@ TEST_CASE("connection limits are at least 1") {
   CHECK(text.find("smtp.max_connections:") != std::string::npos);
   CHECK(text.find("smtp.max_connections_per_client:") != std::string::npos);
 }
+
+TEST_CASE("no [cluster] section: a single node") {
+  auto cfg = loaded(sales_postoffice);
+  CHECK_FALSE(cfg.cluster);
+  CHECK(cfg.postoffices[0].owner.empty());
+}
+
+TEST_CASE("[cluster] reads the node, its listen address, seeds and intervals") {
+  auto cfg = loaded(sales_postoffice + "owner = \"node-b\"\n" + R"(
+[cluster]
+node = "node-a"
+listen = "127.0.0.1:4200"
+seeds = ["127.0.0.1:4201", "10.0.0.3:4200"]
+reconnect_interval = "2s"
+peer_timeout = "6s"
+)");
+  REQUIRE(cfg.cluster);
+  CHECK(cfg.cluster->node == "node-a");
+  CHECK(cfg.cluster->listen == "127.0.0.1:4200");
+  CHECK(cfg.cluster->seeds == std::vector<std::string>{"127.0.0.1:4201", "10.0.0.3:4200"});
+  CHECK(cfg.cluster->reconnect_interval == 2s);
+  CHECK(cfg.cluster->peer_timeout == 6s);
+  CHECK(cfg.postoffices[0].owner == "node-b");
+}
+
+TEST_CASE("[cluster] problems name their keys") {
+  auto problems = problems_of(sales_postoffice + R"(
+[cluster]
+node = "Node_A"
+seeds = ["nowhere"]
+peer_timeout = "0"
+gossip = true
+)");
+  INFO(all_of(problems));
+  CHECK(has_problem(problems, "cluster.node", "invalid node name \"Node_A\""));
+  CHECK(has_problem(problems, "cluster.listen", "missing"));
+  CHECK(has_problem(problems, "cluster.seeds[0]", "invalid address \"nowhere\""));
+  CHECK(has_problem(problems, "cluster.peer_timeout", "longer than 0"));
+  CHECK(has_problem(problems, "cluster.gossip"));
+}
+
+TEST_CASE("a postoffice owner needs a [cluster] section and a valid node name") {
+  CHECK(has_problem(problems_of(sales_postoffice + "owner = \"node-b\"\n"),
+                    "postoffice[0].owner", "only with a [cluster] section"));
+  CHECK(has_problem(problems_of(sales_postoffice + "owner = \"b c\"\n"
+                                + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"),
+                    "postoffice[0].owner", "invalid node name"));
+}

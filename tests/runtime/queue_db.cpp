@@ -210,3 +210,51 @@ TEST_CASE("unfinished deliveries read page by page are the same as read at once"
     at_once.push_back(entry.delivery_id);
   CHECK(paged == at_once);
 }
+
+TEST_CASE("a delivery handed over keeps its counts and is committed once per origin") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  stored_message msg{"00000000000000aa", "ann@example.org", "Subject: hi\r\n\r\nhi\r\n",
+                     1700000000};
+  ledger_entry entry;
+  entry.delivery_id = 7;
+  entry.message_id = msg.id;
+  entry.postoffice = "sales";
+  entry.recipients = {"bob@sales.example.test"};
+  entry.state = delivery_state::deferred;
+  entry.open_retries = 3;
+  entry.transfer_retries = 1;
+  entry.first_attempt_at = 1700000010;
+  entry.next_attempt_at = 1700000600;
+  entry.last_error_code = "4.4.1";
+  entry.last_error_text = "root missing";
+  entry.origin = "node-a.00000000000000aa.7";
+  db->begin();
+  auto adopted = db->adopt_delivery("0000000000000001", msg, entry);
+  auto again = db->adopt_delivery("0000000000000002", msg, entry);
+  db->commit();
+  REQUIRE(adopted);
+  CHECK_FALSE(again);
+  auto stored = db->deliveries_of("0000000000000001");
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].delivery_id == adopted->delivery_id);
+  CHECK(stored[0].state == delivery_state::deferred);
+  CHECK(stored[0].open_retries == 3);
+  CHECK(stored[0].transfer_retries == 1);
+  CHECK(stored[0].queued_at == msg.received_at);
+  CHECK(stored[0].first_attempt_at == 1700000010);
+  CHECK(stored[0].next_attempt_at == 1700000600);
+  CHECK(stored[0].last_error_text == "root missing");
+  CHECK(stored[0].origin == entry.origin);
+  CHECK(delivery_key(stored[0], "node-b") == entry.origin);
+  CHECK(db->message("0000000000000001")->content == msg.content);
+  CHECK_FALSE(db->message("0000000000000002"));
+}
+
+TEST_CASE("delivery keys: message and delivery id alone, with the node in a cluster") {
+  ledger_entry entry;
+  entry.delivery_id = 7;
+  entry.message_id = "00000000000000aa";
+  CHECK(delivery_key(entry, "") == "00000000000000aa.7");
+  CHECK(delivery_key(entry, "node-a") == "node-a.00000000000000aa.7");
+}

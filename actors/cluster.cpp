@@ -1,0 +1,318 @@
+// NAME
+//   cluster -- membership, ownership and handoff between nodes (see
+//   cluster.hpp).
+#include "actors/cluster.hpp"
+
+#include <ctime>
+#include <stdexcept>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/sec.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/ownership.hpp"
+
+namespace postconn {
+
+namespace {
+
+using cluster_ptr = cluster_actor::stateful_pointer<cluster_state>;
+
+constexpr auto store_timeout = std::chrono::seconds(120);
+
+caf::error cluster_error(std::string text) {
+  return caf::make_error(caf::sec::runtime_error, std::move(text));
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names)
+    text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+/// Asks the middleman for the cluster actor published at `address` and
+/// tells `parent` (a null pointer when there is none). A helper actor of
+/// its own, because the middleman has an untyped interface.
+void reach_peer(caf::event_based_actor* self, std::string address, cluster_actor parent,
+                std::chrono::seconds timeout) {
+  auto where = parse_listen_address(address);
+  auto report = [=](caf::strong_actor_ptr peer) {
+    self->send(parent, connected_atom::value, address, std::move(peer));
+  };
+  self->request(self->system().middleman().actor_handle(), timeout, caf::connect_atom::value,
+                where->host, where->port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr& peer, const std::set<std::string>& ifs) {
+        if (peer && !self->system().assignable<cluster_peer_actor>(ifs)) {
+          spdlog::error("cluster: {} is no postconn cluster actor of this version", address);
+          peer = nullptr;
+        }
+        report(std::move(peer));
+      },
+      [=](const caf::error& err) {
+        spdlog::debug("cluster: cannot reach {}: {}", address, self->system().render(err));
+        report(nullptr);
+      });
+}
+
+/// Sends the supervisor a new lineup when the owners changed (or always,
+/// with `force`: a reload), once the first round of joins is over.
+void line_up(cluster_ptr self, bool force) {
+  auto& st = self->state;
+  if (!st.settled)
+    return;
+  auto live = st.live_nodes();
+  auto owners = owners_of(st.postoffices.owners, live);
+  if (owners == st.owners && !force)
+    return;
+  auto lineup = lineup_for(st.postoffices, owners, st.options.node, st.running);
+  st.owners = std::move(owners);
+  st.postoffices.changed.clear();
+  st.running.clear();
+  for (const auto& def : lineup.postoffices)
+    st.running.insert(def.name);
+  spdlog::info("cluster: members {}; node {} owns {} of {} postoffices", joined(live),
+               st.options.node, lineup.postoffices.size(), st.owners.size());
+  lineup.handoff = caf::actor_cast<handoff_actor>(self);
+  self->send(st.supervisor, reload_atom::value, std::move(lineup));
+}
+
+/// The first lineup waits for every seed's first answer.
+void settle_when_answered(cluster_ptr self) {
+  auto& st = self->state;
+  if (st.settled || !st.connecting.empty())
+    return;
+  st.settled = true;
+  line_up(self, true);
+}
+
+void add_peer(cluster_ptr self, const cluster_member& member, cluster_peer_actor actor) {
+  auto& st = self->state;
+  auto known = st.peers.find(member.node);
+  if (known != st.peers.end() && known->second.actor == actor)
+    return;
+  self->monitor(actor);
+  st.peers[member.node] = {member.address, std::move(actor)};
+  st.addresses.insert(member.address);
+  spdlog::info("cluster: node {} joined ({})", member.node, member.address);
+  line_up(self, false);
+}
+
+void connect(cluster_ptr self, const std::string& address) {
+  auto& st = self->state;
+  if (address == st.options.listen || st.connecting.count(address))
+    return;
+  for (const auto& [node, peer] : st.peers)
+    if (peer.address == address)
+      return;
+  st.connecting.insert(address);
+  self->spawn(reach_peer, address, cluster_actor{self}, st.options.peer_timeout);
+}
+
+/// Joins the cluster actor found at `address`, then every member it names.
+void join(cluster_ptr self, const std::string& address, caf::strong_actor_ptr found) {
+  auto& st = self->state;
+  if (!found) {
+    st.connecting.erase(address);
+    return settle_when_answered(self);
+  }
+  auto peer = caf::actor_cast<cluster_peer_actor>(std::move(found));
+  cluster_member me{st.options.node, st.options.listen};
+  self->request(peer, st.options.peer_timeout, join_atom::value, me)
+    .then(
+      [=](std::vector<cluster_member>& members) {
+        auto& st = self->state;
+        st.connecting.erase(address);
+        if (!members.empty()) {
+          add_peer(self, members.front(), peer);
+          for (const auto& member : members)
+            if (member.node != st.options.node && !st.peers.count(member.node)) {
+              st.addresses.insert(member.address);
+              connect(self, member.address);
+            }
+        }
+        settle_when_answered(self);
+      },
+      [=](const caf::error& err) {
+        spdlog::warn("cluster: joining {} failed: {}", address, self->system().render(err));
+        self->state.connecting.erase(address);
+        settle_when_answered(self);
+      });
+}
+
+/// A peer joined: it is a member from now on; the reply names this node
+/// first, then the other live members.
+caf::result<std::vector<cluster_member>> accept_join(cluster_ptr self,
+                                                    const cluster_member& caller) {
+  auto& st = self->state;
+  if (caller.node == st.options.node)
+    return cluster_error("node name " + caller.node + " is taken (" + st.options.listen + ")");
+  std::vector<cluster_member> members{{st.options.node, st.options.listen}};
+  for (const auto& [node, peer] : st.peers)
+    if (node != caller.node)
+      members.push_back({node, peer.address});
+  add_peer(self, caller, caf::actor_cast<cluster_peer_actor>(self->current_sender()));
+  return members;
+}
+
+/// Hands a delivery to its postoffice's owner: message and ledger entry go
+/// to the owner's cluster actor; the reply is the owner's name once it has
+/// committed them.
+caf::result<std::string> send_to_owner(cluster_ptr self, ledger_entry entry) {
+  auto& st = self->state;
+  auto owner = st.owners.find(entry.postoffice);
+  if (owner == st.owners.end() || owner->second == st.options.node)
+    return cluster_error("postoffice " + entry.postoffice + " has no other owner");
+  auto peer = st.peers.find(owner->second);
+  if (peer == st.peers.end())
+    return cluster_error("owner " + owner->second + " is not live");
+  auto node = owner->second;
+  auto target = peer->second.actor;
+  entry.origin = delivery_key(entry, st.options.node);
+  auto promise = self->make_response_promise<std::string>();
+  self->request(st.store, store_timeout, fetch_atom::value, entry.message_id)
+    .then(
+      [=](stored_message& msg) mutable {
+        auto& st = self->state;
+        handoff outgoing{st.options.node, std::move(msg), entry};
+        self->request(target, st.options.peer_timeout, handoff_atom::value, outgoing)
+          .then([=](bool) mutable { promise.deliver(node); },
+                [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+      },
+      [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
+/// Commits a delivery a peer handed over and enqueues it here.
+caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
+  auto& st = self->state;
+  auto origin = incoming.delivery.origin;
+  attempt_record attempt{0, std::time(nullptr), "handed_in", "",
+                         "from node " + incoming.from_node + " (its msg "
+                           + incoming.message.id + ")"};
+  auto promise = self->make_response_promise<bool>();
+  self->request(st.store, store_timeout, adopt_atom::value, std::move(incoming), attempt)
+    .then(
+      [=](std::vector<ledger_entry>& adopted) mutable {
+        if (adopted.empty()) {
+          spdlog::info("cluster: delivery {} handed over again: committed before", origin);
+        } else {
+          const auto& entry = adopted.front();
+          spdlog::info("postoffice {}: delivery {} handed over, queued as msg {} delivery {} "
+                       "open_retries={} transfer_retries={}",
+                       entry.postoffice, origin, entry.message_id, entry.delivery_id,
+                       entry.open_retries, entry.transfer_retries);
+          self->send(self->state.supervisor, enqueue_atom::value, std::move(adopted));
+        }
+        promise.deliver(true);
+      },
+      [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
+cluster_report report(const cluster_state& st) {
+  cluster_report out;
+  out.node = st.options.node;
+  out.members.push_back({st.options.node, st.options.listen});
+  for (const auto& [node, peer] : st.peers)
+    out.members.push_back({node, peer.address});
+  out.owners = st.owners;
+  return out;
+}
+
+} // namespace
+
+std::vector<std::string> cluster_state::live_nodes() const {
+  std::vector<std::string> nodes{options.node};
+  for (const auto& [node, peer] : peers)
+    nodes.push_back(node);
+  return nodes;
+}
+
+postoffice_lineup lineup_for(const cluster_postoffices& postoffices,
+                             const std::map<std::string, std::string>& owners,
+                             const std::string& node, const std::set<std::string>& running) {
+  postoffice_lineup lineup;
+  lineup.fallback_retry = postoffices.all.fallback_retry;
+  lineup.ndr = postoffices.all.ndr;
+  for (const auto& def : postoffices.all.postoffices) {
+    auto owner = owners.find(def.name);
+    if (owner != owners.end() && owner->second != node) {
+      lineup.elsewhere.emplace(def.name, def.retry);
+      continue;
+    }
+    postoffice_definition here{def.name, def.retry, {}};
+    if (!running.count(def.name) || postoffices.changed.count(def.name))
+      here.start = def.start;
+    lineup.postoffices.push_back(std::move(here));
+  }
+  return lineup;
+}
+
+cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_state> self,
+                                     cluster_config options, store_actor store,
+                                     supervisor_actor supervisor,
+                                     cluster_postoffices postoffices) {
+  auto& st = self->state;
+  st.options = std::move(options);
+  st.store = std::move(store);
+  st.supervisor = std::move(supervisor);
+  st.postoffices = std::move(postoffices);
+  for (const auto& seed : st.options.seeds)
+    if (seed != st.options.listen)
+      st.addresses.insert(seed);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    auto& st = self->state;
+    for (auto peer = st.peers.begin(); peer != st.peers.end(); ++peer) {
+      if (peer->second.actor.address() != msg.source)
+        continue;
+      spdlog::warn("cluster: node {} lost ({})", peer->first, self->system().render(msg.reason));
+      st.peers.erase(peer);
+      line_up(self, false);
+      return;
+    }
+  });
+  self->send(self, tick_atom::value);
+  return {
+    [=](join_atom, const cluster_member& caller) { return accept_join(self, caller); },
+    [=](handoff_atom, handoff& incoming) { return adopt(self, std::move(incoming)); },
+    [=](handoff_atom, ledger_entry& entry) { return send_to_owner(self, std::move(entry)); },
+    [=](reload_atom, cluster_postoffices& postoffices) {
+      self->state.postoffices = std::move(postoffices);
+      line_up(self, true);
+    },
+    [=](status_atom) { return report(self->state); },
+    [=](connected_atom, const std::string& address, caf::strong_actor_ptr& found) {
+      join(self, address, std::move(found));
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      for (const auto& address : std::set<std::string>{st.addresses})
+        connect(self, address);
+      settle_when_answered(self);
+      self->delayed_send(self, st.options.reconnect_interval, tick_atom::value);
+    },
+  };
+}
+
+cluster_actor start_cluster(caf::actor_system& sys, const cluster_config& options,
+                            store_actor store, supervisor_actor supervisor,
+                            cluster_postoffices postoffices) {
+  auto where = parse_listen_address(options.listen);
+  auto actor = sys.spawn(cluster, options, std::move(store), std::move(supervisor),
+                         std::move(postoffices));
+  auto port = sys.middleman().publish(caf::actor_cast<cluster_peer_actor>(actor), where->port,
+                                      where->host.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    throw std::runtime_error(options.listen + ": " + sys.render(port.error()));
+  }
+  return actor;
+}
+
+} // namespace postconn
