@@ -28,6 +28,11 @@ constexpr auto store_timeout = std::chrono::seconds(120);
 /// client cannot fill the server's memory.
 constexpr std::size_t max_waiting_input = 256 * 1024;
 
+/// CAF zeroes a read buffer of the configured size before every read: small
+/// for command lines, large only while DATA streams in.
+constexpr std::size_t command_read_size = 4 * 1024;
+constexpr std::size_t data_read_size = 64 * 1024;
+
 /// Replies not yet taken by a client that pipelines commands without
 /// reading the answers; beyond it the socket is not read either.
 constexpr std::uint64_t max_unsent_output = 256 * 1024;
@@ -110,6 +115,7 @@ void finish_data(session_ptr self) {
   auto& st = self->state;
   auto decoder = std::move(*st.data);
   st.data.reset();
+  self->configure_read(st.connection, caf::io::receive_policy::at_most(command_read_size));
   if (decoder.rejection()) {
     spdlog::info("smtp {}: message from <{}> refused: {} {}", st.client_ip,
                  *st.sender, decoder.rejection()->code, decoder.rejection()->text);
@@ -217,6 +223,7 @@ void on_data(session_ptr self, const smtp_command& cmd) {
     return reply(self, 554, "5.5.1", "Error: no valid recipients");
   st.data.emplace(st.settings->max_message_size);
   st.data_started = self->clock().now();
+  self->configure_read(st.connection, caf::io::receive_policy::at_most(data_read_size));
   reply(self, 354, "", "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -423,7 +430,7 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
   st.store = std::move(store);
   st.supervisor = std::move(supervisor);
   st.last_activity = self->clock().now();
-  self->configure_read(connection, caf::io::receive_policy::at_most(64 * 1024));
+  self->configure_read(connection, caf::io::receive_policy::at_most(command_read_size));
   self->ack_writes(connection, true);
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     if (!self->state.closing) {
