@@ -12,6 +12,7 @@
 #include "runtime/smtp_data.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace postconn {
@@ -47,9 +48,24 @@ std::string smtp_data_decoder::take_content() {
   return std::move(content_);
 }
 
+namespace {
+
+/// Where the first CR or LF is in `bytes` (its size when there is none).
+/// Two memchr scans instead of find_first_of, which tests every byte
+/// against each character of the set: half the decoder's instructions.
+std::size_t line_break(std::string_view bytes) {
+  const auto* begin = bytes.data();
+  const auto* cr = static_cast<const char*>(std::memchr(begin, '\r', bytes.size()));
+  auto before_cr = cr ? static_cast<std::size_t>(cr - begin) : bytes.size();
+  const auto* lf = static_cast<const char*>(std::memchr(begin, '\n', before_cr));
+  return lf ? static_cast<std::size_t>(lf - begin) : before_cr;
+}
+
+} // namespace
+
 // Inside a line: keeps the text up to the next CR or LF in one go.
 std::size_t smtp_data_decoder::consume_text(std::string_view bytes) {
-  auto text = bytes.substr(0, bytes.find_first_of("\r\n"));
+  auto text = bytes.substr(0, line_break(bytes));
   if (text.empty()) {
     step(bytes.front());
     return 1;
