@@ -1,6 +1,7 @@
-# bench_lib.sh -- helpers shared by the scale benchmarks (sourced, not run).
-# The caller sets `work` (its scratch directory) and `server_pid` (empty
-# while no server runs) and traps EXIT to call bench_cleanup.
+# bench_lib.sh -- helpers shared by the benchmarks (sourced, not run).
+# bench_start makes the scratch directory `work` and has bench_cleanup run
+# on exit; the caller keeps `server_pid` (empty while no server runs) and
+# `extra_pids` (load generators, sinks) up to date.
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source_dir=$(dirname "$bench_dir")
@@ -103,6 +104,17 @@ stop_server() {
   kill -KILL "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
+}
+
+# bench_start NAME: a fresh scratch directory in $work, removed on exit
+# (kept with keep=1), with the server and helpers stopped.
+bench_start() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/postconn-$1.XXXXXX")
+  server_pid=
+  extra_pids=
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 }
 
 bench_cleanup() {

@@ -45,11 +45,7 @@ done
 shift $((OPTIND - 1))
 postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/postconn-many-po.XXXXXX")
-server_pid=
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_start many-po
 read -r smtp_port admin_port <<<"$(free_ports 2)"
 
 # --- postoffices and config ---------------------------------------------------

@@ -57,12 +57,7 @@ postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
 queue_fill=$(resolve_binary "${2:-$(dirname "$postconn")/bench/queue_fill}")
 smtp_sink=$(command -v smtp-sink) || fail "smtp-sink not found (Debian package postfix)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/postconn-ndr-storm.XXXXXX")
-server_pid=
-extra_pids=
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_start ndr-storm
 read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
 admin=http://127.0.0.1:$admin_port
 

@@ -11,8 +11,8 @@
 # the instructions per message in all, then the functions with the most
 # instructions per message, inclusive (a function with its callees) and
 # exclusive (its own code). Instruction counts do not depend on the load of
-# the machine, unlike times. The callgrind file is kept (its path is printed)
-# for callgrind_annotate or kcachegrind.
+# the machine, unlike times. The scratch directory is kept (its path is
+# printed), with the callgrind file for callgrind_annotate or kcachegrind.
 set -euo pipefail
 export LC_ALL=C
 source "$(dirname "$0")/bench_lib.sh"
@@ -33,16 +33,8 @@ postconn=$(resolve_binary "${1:-${POSTCONN:-$source_dir/${BUILD_DIR:-build}/post
 command -v valgrind >/dev/null || fail "valgrind is not installed"
 command -v smtp-sink >/dev/null || fail "smtp-sink (Debian package postfix) is not installed"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/postconn-profile.XXXXXX")
-server_pid=
-sink_pid=
-cleanup() {
-  [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
-  [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work/var"
-}
-trap cleanup EXIT
+keep=1 # the callgrind data
+bench_start profile
 
 read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
 cat >"$work/postconn.toml" <<TOML
@@ -71,8 +63,8 @@ sink_user=()
 [ "$(id -u)" != 0 ] || sink_user=(-u nobody) # smtp-sink will not run as root
 python3 "$bench_dir/vs_postfix/sink.py" "$messages" "$work/delivered" \
   smtp-sink "${sink_user[@]}" "127.0.0.1:$sink_port" 256 &
-sink_pid=$!
-wait_for_banner "$sink_port" "$sink_pid" 10 || fail "smtp-sink did not start"
+extra_pids=$!
+wait_for_banner "$sink_port" "$extra_pids" 10 || fail "smtp-sink did not start"
 (cd "$work" && exec valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/callgrind.out" "$postconn" serve --config postconn.toml) \
   2>"$work/postconn.log" &

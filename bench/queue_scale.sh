@@ -45,11 +45,7 @@ postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
 queue_fill=$(resolve_binary "${2:-$(dirname "$postconn")/bench/queue_fill}")
 smtp_source=$(command -v smtp-source) || fail "smtp-source not found (Debian package postfix)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/postconn-queue-scale.XXXXXX")
-server_pid=
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_start queue-scale
 read -r smtp_port admin_port <<<"$(free_ports 2)"
 admin=http://127.0.0.1:$admin_port
 
