@@ -345,7 +345,7 @@ void handle_input(session_ptr self) {
       on_command(self, std::string_view{st.input}.substr(0, length));
     }
     st.input.erase(0, lf + 1);
-    ++st.lines_handled;
+    st.line_started.reset(); // what is left begins a new line
     if (st.discard_input) {
       // Plaintext sent before the handshake must not count as sent inside
       // TLS (the STARTTLS command injection of CVE-2011-0411).
@@ -391,21 +391,20 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
   std::shared_ptr<tls_server_context> tls;
   if (!cfg.smtp.tls_certificate.empty()) {
     tls = std::make_shared<tls_server_context>();
-    try {
-      tls->use_certificate_chain(cfg.smtp.tls_certificate);
-    } catch (const tls_error& e) {
-      throw std::runtime_error(std::string{"smtp.tls_certificate: "} + e.what());
-    }
-    try {
-      tls->use_private_key(cfg.smtp.tls_key);
-    } catch (const tls_error& e) {
-      throw std::runtime_error(std::string{"smtp.tls_key: "} + e.what());
-    }
+    auto load = [](const char* key, auto&& use) {
+      try {
+        use();
+      } catch (const tls_error& e) {
+        throw std::runtime_error(std::string{key} + ": " + e.what());
+      }
+    };
+    load("smtp.tls_certificate", [&] { tls->use_certificate_chain(cfg.smtp.tls_certificate); });
+    load("smtp.tls_key", [&] { tls->use_private_key(cfg.smtp.tls_key); });
   }
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
-    cfg.smtp.idle_timeout, cfg.smtp.data_timeout, cfg.smtp.max_connections, cfg.smtp.max_connections_per_client,
-    routing_table{cfg}, std::move(*relay.value), std::move(tls)});
+    cfg.smtp.idle_timeout, cfg.smtp.data_timeout, cfg.smtp.max_connections,
+    cfg.smtp.max_connections_per_client, routing_table{cfg}, std::move(*relay.value), std::move(tls)});
 }
 
 void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
@@ -447,7 +446,6 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
     [=](const caf::io::new_data_msg& msg) {
       auto& st = self->state;
       st.last_activity = self->clock().now();
-      auto lines_before = st.lines_handled;
       if (!st.tls)
         st.input.append(msg.buf.begin(), msg.buf.end());
       else if (!receive_tls(self, std::string_view{msg.buf.data(), msg.buf.size()}))
@@ -455,7 +453,7 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
       process_input(self);
       if (st.input.empty() || st.data)
         st.line_started.reset();
-      else if (!st.line_started || st.lines_handled != lines_before)
+      else if (!st.line_started)
         st.line_started = st.last_activity;
     },
     [=](idle_atom) {

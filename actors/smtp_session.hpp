@@ -87,8 +87,6 @@ struct smtp_session_state {
   /// STARTTLS was answered: what the client pipelined after it is dropped,
   /// never taken as commands.
   bool discard_input = false;
-  /// Command lines handled so far.
-  std::uint64_t lines_handled = 0;
   /// An over-long command line is being skipped up to its LF.
   bool skipping_long_line = false;
   /// The store is committing this session's message; input waits.
