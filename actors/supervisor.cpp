@@ -63,7 +63,7 @@ void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
     st.handoff_wait.erase(entry.delivery_id);
   } else
     st.ledger[entry.delivery_id] = entry;
-  st.busy.erase(entry.delivery_id);
+  st.mark_idle(entry.delivery_id);
 }
 
 void log_decision(const supervisor_state& st, const ledger_decision& d) {
@@ -112,7 +112,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
                       id, self->system().render(err), st.options.store_retry.count());
         if (auto found = st.ledger.find(id); found != st.ledger.end())
           found->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
-        st.busy.erase(id);
+        st.mark_idle(id);
         schedule_work(self);
       });
 }
@@ -126,7 +126,7 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
   std::vector<delivery_job> jobs;
   for (auto id : due) {
     const auto& entry = st.ledger.at(id);
-    st.busy.insert(id);
+    st.mark_busy(id);
     jobs.push_back({id, entry.message_id, entry.recipients,
                     delivery_key(entry, st.options.node)});
   }
@@ -169,7 +169,7 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
 /// no failed open: nothing is counted, it is only tried again later.
 void hand_off(supervisor_ptr self, std::int64_t id) {
   auto& st = self->state;
-  st.busy.insert(id);
+  st.mark_busy(id);
   st.handoff_wait.erase(id);
   ++st.handoffs_in_flight;
   const auto& entry = st.ledger.at(id);
@@ -192,82 +192,58 @@ void hand_off(supervisor_ptr self, std::int64_t id) {
                      entry.postoffice, entry.message_id, id, self->system().render(err),
                      st.options.handoff_retry.count());
         st.handoff_wait[id] = unix_now(self) + st.options.handoff_retry.count();
-        st.busy.erase(id);
+        st.mark_idle(id);
         schedule_work(self);
       });
 }
 
 /// Bounces deliveries whose lifetime ended, fails deliveries of unknown
-/// postoffices, and starts attempts at every idle postoffice with due mail.
+/// postoffices, hands over those of postoffices other nodes own, and starts
+/// attempts at every idle postoffice with due mail. It looks only at what
+/// the due index says is due.
 void work(supervisor_ptr self) {
   auto& st = self->state;
   if (st.options.await_lineup)
     return;
   auto now = unix_now(self);
-  std::vector<std::vector<std::int64_t>> due(st.postoffices.size());
-  std::vector<ledger_decision> decisions;
-  std::vector<std::int64_t> handoffs;
-  for (const auto& [id, entry] : st.ledger) {
-    if (st.busy.count(id) || entry.state == delivery_state::held)
-      continue;
+  // Limits first: a delivery past its lifetime bounces rather than waits.
+  for (auto id : st.due.limits_due(now)) {
+    const auto& entry = st.ledger.at(id);
     const auto& policy = st.policy_of(entry);
-    if (auto expired = after_lifetime_check(entry, policy, now)) {
-      decisions.push_back(std::move(*expired));
-      continue;
-    }
-    if (auto warning = after_delay_check(entry, policy, now)) {
-      decisions.push_back(std::move(*warning));
-      continue;
-    }
-    auto slot = st.postoffice_index.find(entry.postoffice);
-    if (slot == st.postoffice_index.end() && st.elsewhere.count(entry.postoffice)) {
-      // Handed over at once, however long its next attempt is away: its
-      // ledger moves with it.
-      auto wait = st.handoff_wait.find(id);
-      if ((wait == st.handoff_wait.end() || wait->second <= now)
-          && handoffs.size() + st.handoffs_in_flight < st.options.max_batch)
-        handoffs.push_back(id);
-      continue;
-    }
-    if (entry.next_attempt_at > now)
-      continue;
-    if (slot == st.postoffice_index.end()) {
-      decisions.push_back(after_open_failure(entry, policy, now, "4.3.5",
-                                             "postoffice " + entry.postoffice
-                                               + " is not configured"));
-      continue;
-    }
-    auto& batch = due[slot->second];
-    if (!st.postoffices[slot->second].busy && batch.size() < st.options.max_batch)
-      batch.push_back(id);
+    auto decision = after_lifetime_check(entry, policy, now);
+    if (!decision)
+      decision = after_delay_check(entry, policy, now);
+    st.mark_busy(id);
+    apply(self, std::move(*decision));
   }
-  for (auto& decision : decisions) {
-    st.busy.insert(decision.entry.delivery_id);
-    apply(self, std::move(decision));
-  }
-  for (auto id : handoffs)
-    hand_off(self, id);
-  for (std::size_t i = 0; i < due.size(); ++i)
-    if (!due[i].empty())
-      attempt(self, st.postoffices[i], std::move(due[i]));
-  // Wake at the earliest moment a delivery needs the supervisor again.
-  auto wake = std::numeric_limits<std::int64_t>::max();
-  for (const auto& [id, entry] : st.ledger) {
-    if (st.busy.count(id) || entry.state == delivery_state::held)
+  for (const auto& postoffice : st.due.postoffices_due(now)) {
+    if (auto* slot = st.slot_named(postoffice)) {
+      if (!slot->busy)
+        attempt(self, *slot, st.due.attempts_due(postoffice, now, st.options.max_batch));
       continue;
-    // A busy postoffice calls work() when its attempt ends.
-    auto slot = st.postoffice_index.find(entry.postoffice);
-    auto wake_entry = next_wake(entry, st.policy_of(entry));
-    if (auto wait = st.handoff_wait.find(id);
-        wait != st.handoff_wait.end() && st.elsewhere.count(entry.postoffice))
-      wake_entry = std::min(wake_entry, wait->second);
-    if (slot != st.postoffice_index.end() && st.postoffices[slot->second].busy
-        && wake_entry <= now)
+    }
+    if (st.elsewhere.count(postoffice)) {
+      auto room = st.options.max_batch - std::min(st.options.max_batch, st.handoffs_in_flight);
+      for (auto id : st.due.attempts_due(postoffice, now, room))
+        hand_off(self, id);
       continue;
-    wake = std::min(wake, std::max(wake_entry, now + 1));
+    }
+    for (auto id : st.due.attempts_due(postoffice, now, st.ledger.size())) {
+      st.mark_busy(id);
+      apply(self, after_open_failure(st.ledger.at(id), st.options.fallback_retry, now, "4.3.5",
+                                     "postoffice " + postoffice + " is not configured"));
+    }
   }
-  if (wake != std::numeric_limits<std::int64_t>::max()
-      && (st.wake_at == 0 || wake < st.wake_at)) {
+  // Wake at the earliest moment a delivery needs the supervisor again; a
+  // busy postoffice calls work() when its attempt ends.
+  auto wake = st.due.earliest([&](const std::string& postoffice, std::int64_t at) {
+    auto* slot = st.slot_named(postoffice);
+    return slot && slot->busy && at <= now;
+  });
+  if (wake == due_index::never)
+    return;
+  wake = std::max(wake, now + 1);
+  if (st.wake_at == 0 || wake < st.wake_at) {
     st.wake_at = wake;
     self->delayed_send(self, std::chrono::seconds(wake - now), tick_atom::value);
   }
@@ -302,7 +278,7 @@ std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id,
     decisions.push_back(std::move(decision));
   }
   for (auto& decision : decisions) {
-    st.busy.insert(decision.entry.delivery_id);
+    st.mark_busy(decision.entry.delivery_id);
     apply(self, std::move(decision));
     ++changed;
   }
@@ -323,6 +299,7 @@ std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
         || entry.next_attempt_at <= now)
       continue;
     entry.next_attempt_at = now;
+    st.reindex(id);
     ++flushed;
   }
   schedule_work(self);
@@ -347,13 +324,13 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
   if (with_ndr) {
     auto now = unix_now(self);
     for (auto id : ids) {
-      st.busy.insert(id);
+      st.mark_busy(id);
       apply(self, after_deletion(st.ledger.at(id), now));
     }
     return count;
   }
   for (auto id : ids)
-    st.busy.insert(id);
+    st.mark_busy(id);
   auto promise = self->make_response_promise<std::int32_t>();
   self->request(st.store, store_timeout, delete_atom::value, message_id)
     .then(
@@ -361,7 +338,7 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
         auto& st = self->state;
         for (auto id : ids) {
           st.ledger.erase(id);
-          st.busy.erase(id);
+          st.mark_idle(id);
           st.hold_requested.erase(id);
         }
         spdlog::info("supervisor: msg {} deleted with its {} unfinished deliveries",
@@ -371,7 +348,7 @@ caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string&
       },
       [=](const caf::error& err) mutable {
         for (auto id : ids)
-          self->state.busy.erase(id);
+          self->state.mark_idle(id);
         promise.deliver(err);
       });
   return promise;
@@ -395,7 +372,7 @@ std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
   }
   auto now = unix_now(self);
   for (auto id : ids) {
-    st.busy.insert(id);
+    st.mark_busy(id);
     apply(self, after_requeue(st.ledger.at(id), postoffice, now));
   }
   return static_cast<std::int32_t>(ids.size());
@@ -514,6 +491,10 @@ void reload(supervisor_ptr self, postoffice_lineup& lineup) {
   if (lineup.handoff)
     st.handoff = std::move(lineup.handoff);
   st.options.await_lineup = false;
+  // Policies and owners changed: every idle delivery's times may have too.
+  st.due.clear();
+  for (const auto& [id, entry] : st.ledger)
+    st.reindex(id);
 }
 
 void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
@@ -521,7 +502,9 @@ void add_to_ledger(supervisor_state& st, std::vector<ledger_entry>& entries) {
     // An attempt under way when the server stopped is simply due again.
     if (entry.state == delivery_state::in_flight)
       entry.state = delivery_state::queued;
-    st.ledger[entry.delivery_id] = std::move(entry);
+    auto id = entry.delivery_id;
+    st.ledger[id] = std::move(entry);
+    st.reindex(id);
   }
 }
 
@@ -537,6 +520,35 @@ const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const
 postoffice_slot* supervisor_state::slot_named(const std::string& postoffice) {
   auto slot = postoffice_index.find(postoffice);
   return slot == postoffice_index.end() ? nullptr : &postoffices[slot->second];
+}
+
+void supervisor_state::reindex(std::int64_t delivery_id) {
+  auto found = ledger.find(delivery_id);
+  if (found == ledger.end() || busy.count(delivery_id)
+      || found->second.state == delivery_state::held) {
+    due.remove(delivery_id);
+    return;
+  }
+  const auto& entry = found->second;
+  // A delivery another node owns is handed over at once, however long its
+  // next attempt is away (its ledger moves with it), unless a failed
+  // handoff waits.
+  auto attempt_at = entry.next_attempt_at;
+  if (!postoffice_index.count(entry.postoffice) && elsewhere.count(entry.postoffice)) {
+    auto wait = handoff_wait.find(delivery_id);
+    attempt_at = wait == handoff_wait.end() ? 0 : wait->second;
+  }
+  due.put(delivery_id, entry.postoffice, attempt_at, limit_wake(entry, policy_of(entry)));
+}
+
+void supervisor_state::mark_busy(std::int64_t delivery_id) {
+  busy.insert(delivery_id);
+  due.remove(delivery_id);
+}
+
+void supervisor_state::mark_idle(std::int64_t delivery_id) {
+  busy.erase(delivery_id);
+  reindex(delivery_id);
 }
 
 supervisor_actor::behavior_type
@@ -579,7 +591,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       // The bounce was not committed: decide again after a pause.
       if (auto entry = st.ledger.find(id); entry != st.ledger.end())
         entry->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
-      st.busy.erase(id);
+      st.mark_idle(id);
       schedule_work(self);
     }
   });

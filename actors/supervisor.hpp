@@ -36,6 +36,7 @@
 #include "actors/ndr_generator.hpp"
 #include "messages/actors.hpp"
 #include "runtime/config.hpp"
+#include "runtime/due_index.hpp"
 #include "runtime/ledger_rules.hpp"
 
 namespace caf {
@@ -87,6 +88,8 @@ struct supervisor_state {
   std::map<std::int64_t, ledger_entry> ledger;
   /// Deliveries with an attempt, a ledger write or an NDR under way.
   std::set<std::int64_t> busy;
+  /// When the idle, unheld deliveries need work(); see reindex().
+  due_index due;
   /// Busy deliveries to hold once their attempt is decided.
   std::set<std::int64_t> hold_requested;
   /// Decisions by postoffice and outcome, and bounced recipients by status
@@ -123,6 +126,13 @@ struct supervisor_state {
 
   /// The running postoffice of that name, null when there is none.
   postoffice_slot* slot_named(const std::string& postoffice);
+
+  /// Brings the delivery's place in `due` up to date with its ledger entry,
+  /// its busy state and its postoffice; every change to those calls it.
+  void reindex(std::int64_t delivery_id);
+
+  void mark_busy(std::int64_t delivery_id);
+  void mark_idle(std::int64_t delivery_id);
 
   static inline const char* name = "supervisor";
 };

@@ -3,6 +3,7 @@
 #include "runtime/ledger_rules.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "runtime/dsn.hpp"
 
@@ -59,10 +60,10 @@ std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& po
                                           : entry.queued_at + policy.max_lifetime.count();
 }
 
-std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy) {
-  auto wake = entry.next_attempt_at;
+std::int64_t limit_wake(const ledger_entry& entry, const retry_policy& policy) {
+  auto wake = std::numeric_limits<std::int64_t>::max();
   if (auto deadline = lifetime_deadline(entry, policy); deadline != 0)
-    wake = std::min(wake, deadline);
+    wake = deadline;
   if (policy.delay_warning.count() > 0 && !entry.delay_warned)
     wake = std::min(wake, entry.queued_at + policy.delay_warning.count());
   return wake;

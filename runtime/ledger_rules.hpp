@@ -79,8 +79,8 @@ std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
 /// When the delivery's lifetime ends (0: never).
 std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy);
 
-/// When the delivery next needs the supervisor: its next attempt, its delay
-/// warning or its lifetime's end, whichever is first.
-std::int64_t next_wake(const ledger_entry& entry, const retry_policy& policy);
+/// When a limit next acts on the delivery, whatever its attempts: its delay
+/// warning or its lifetime's end, whichever is first (INT64_MAX: never).
+std::int64_t limit_wake(const ledger_entry& entry, const retry_policy& policy);
 
 } // namespace postconn

@@ -5,6 +5,8 @@
 
 #include "runtime/ledger_rules.hpp"
 
+#include <limits>
+
 using namespace postconn;
 using namespace std::chrono_literals;
 
@@ -92,7 +94,9 @@ TEST_CASE("a delivery that never failed expires with 5.4.7") {
   REQUIRE(expired->bounced.size() == 1);
   CHECK(expired->bounced[0].status == "5.4.7");
   CHECK(lifetime_deadline(fresh_delivery(), policy) == t0 + 3600);
-  CHECK(next_wake(fresh_delivery(), policy) == t0);
+  CHECK(limit_wake(fresh_delivery(), policy) == t0 + 3600);
+  policy.max_lifetime = 0s;
+  CHECK(limit_wake(fresh_delivery(), policy) == std::numeric_limits<std::int64_t>::max());
 }
 
 TEST_CASE("temporary transfer failures count, past max_transfer_retries the last status bounces in class 5") {
@@ -159,9 +163,7 @@ TEST_CASE("one delay warning per delivery, once delay_warning has passed") {
   retry_policy policy;
   policy.delay_warning = 4h;
   auto d = after_open_failure(fresh_delivery(), policy, t0, "4.4.1", "down");
-  CHECK(next_wake(d.entry, policy) == t0 + 600);
-  d.entry.next_attempt_at = t0 + 5 * 3600;
-  CHECK(next_wake(d.entry, policy) == t0 + 4 * 3600);
+  CHECK(limit_wake(d.entry, policy) == t0 + 4 * 3600);
   CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 4 * 3600 - 1));
   auto warning = after_delay_check(d.entry, policy, t0 + 4 * 3600);
   REQUIRE(warning);
