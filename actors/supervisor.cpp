@@ -78,6 +78,20 @@ void log_decision(const supervisor_state& st, const ledger_decision& d) {
                e.transfer_retries, policy.max_transfer_retries, to_string(e.state));
 }
 
+/// Hands waiting bounces and delay warnings to NDR generators, as many as
+/// may work at once.
+void start_ndr_generators(supervisor_ptr self) {
+  auto& st = self->state;
+  while (!st.ndrs_waiting.empty() && st.generators.size() < st.options.max_ndr_generators) {
+    auto id = st.ndrs_waiting.front().entry.delivery_id;
+    auto generator = self->spawn<caf::monitored>(ndr_generator,
+                                                 std::move(st.ndrs_waiting.front()), st.ndr,
+                                                 st.store, supervisor_actor{self});
+    st.ndrs_waiting.pop_front();
+    st.generators.emplace(generator.address(), id);
+  }
+}
+
 /// Persists a decision, then acts on it: a bounce goes to an NDR generator,
 /// anything else is recorded in the ledger.
 void apply(supervisor_ptr self, ledger_decision decision) {
@@ -93,10 +107,8 @@ void apply(supervisor_ptr self, ledger_decision decision) {
   for (const auto& rcpt : decision.bounced)
     ++st.outcomes[{"", rcpt.status}];
   if (!decision.bounced.empty() || !decision.delayed.empty()) {
-    auto generator = self->spawn<caf::monitored>(ndr_generator, std::move(decision),
-                                                 st.ndr, st.store,
-                                                 supervisor_actor{self});
-    st.generators.emplace(generator.address(), id);
+    st.ndrs_waiting.push_back(std::move(decision));
+    start_ndr_generators(self);
     return;
   }
   self->request(st.store, store_timeout, record_atom::value, decision.entry,
@@ -587,6 +599,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       return;
     auto id = found->second;
     st.generators.erase(found);
+    start_ndr_generators(self);
     if (msg.reason && st.busy.count(id)) {
       // The bounce was not committed: decide again after a pause.
       if (auto entry = st.ledger.find(id); entry != st.ledger.end())

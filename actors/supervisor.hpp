@@ -23,6 +23,7 @@
 #include <chrono>
 #include <functional>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <memory>
@@ -81,6 +82,10 @@ struct supervisor_options {
   std::chrono::seconds handoff_timeout{30};
   /// Wait before a failed handoff is tried again (it counts no retry).
   std::chrono::seconds handoff_retry{5};
+  /// NDR generators at work at once, at most; more bounces wait their turn.
+  /// Each generator has two store requests, so in a storm this bounds the
+  /// store's queue: new mail is committed without waiting behind all of them.
+  std::size_t max_ndr_generators = 256;
 };
 
 struct supervisor_state {
@@ -107,6 +112,8 @@ struct supervisor_state {
   std::map<std::int64_t, std::int64_t> handoff_wait;
   /// NDR generators at work, by address, with the delivery they bounce.
   std::map<caf::actor_addr, std::int64_t> generators;
+  /// Bounces and delay warnings waiting for a generator, oldest first.
+  std::deque<ledger_decision> ndrs_waiting;
   store_actor store;
   std::shared_ptr<const ndr_settings> ndr;
   supervisor_options options;

@@ -198,6 +198,36 @@ TEST_CASE("a delivery whose postoffice is not configured still ends by its limit
   CHECK(f.ndrs().size() == 1);
 }
 
+TEST_CASE("bounces decided at once wait for an NDR generator, at most max_ndr_generators at work") {
+  test::temp_dir dir;
+  auto policy = defaults();
+  policy.max_open_retries = 0;
+  supervisor_options options;
+  options.max_ndr_generators = 2;
+  supervisor_fixture f{dir / "queue.db", policy, t0, options};
+  // Five postoffices that are not configured: five bounces in one pass.
+  std::vector<routed_recipients> deliveries;
+  for (int i = 0; i < 5; ++i) {
+    auto po = "gone" + std::to_string(i);
+    deliveries.push_back({po, {"bob@" + po + ".example.test"}});
+  }
+  auto id = std::make_shared<std::string>();
+  f.start_submit(deliveries, id);
+  const auto& st = f.state_of<supervisor_state>(f.sup);
+  std::size_t most_at_work = 0;
+  std::size_t most_waiting = 0;
+  while (f.sched.try_run_once()) {
+    most_at_work = std::max(most_at_work, st.generators.size());
+    most_waiting = std::max(most_waiting, st.ndrs_waiting.size());
+  }
+  CHECK(most_at_work == 2);
+  CHECK(most_waiting == 3);
+  CHECK(st.ledger.empty()); // the five NDRs were delivered to live too
+  for (const auto& entry : f.db->deliveries_of(*id))
+    CHECK(entry.state == delivery_state::bounced);
+  CHECK(f.ndrs().size() == 5);
+}
+
 TEST_CASE("an NDR for a message with the null sender is dropped as a double bounce") {
   test::temp_dir dir;
   auto policy = defaults();

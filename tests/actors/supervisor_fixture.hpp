@@ -127,21 +127,28 @@ struct queue_fixture : actor_fixture {
   std::string submit(std::vector<routed_recipients> deliveries,
                      std::int64_t received_at = t0,
                      std::string sender = "ann@live.example.test") {
+    auto id = std::make_shared<std::string>();
+    start_submit(std::move(deliveries), id, received_at, std::move(sender));
+    sched.run();
+    return *id;
+  }
+
+  /// submit() without running the scheduler: the test steps through it.
+  void start_submit(std::vector<routed_recipients> deliveries,
+                    std::shared_ptr<std::string> id, std::int64_t received_at = t0,
+                    std::string sender = "ann@live.example.test") {
     incoming_message msg;
-    msg.sender = sender;
+    msg.sender = std::move(sender);
     msg.content = "Subject: quarterly report\r\n\r\nnumbers\r\n";
     msg.received_at = received_at;
     msg.deliveries = std::move(deliveries);
-    std::string id;
-    sys.spawn([&, msg](caf::event_based_actor* client) {
+    sys.spawn([this, id, msg](caf::event_based_actor* client) {
       client->request(store, caf::infinite, accept_atom::value, msg)
-        .then([&, client](accept_receipt& receipt) {
-          id = receipt.id;
+        .then([this, id, client](accept_receipt& receipt) {
+          *id = receipt.id;
           client->send(sup, enqueue_atom::value, std::move(receipt.deliveries));
         });
     });
-    sched.run();
-    return id;
   }
 
   /// Moves simulated time forward by `total`, stopping at every timer so
@@ -185,7 +192,8 @@ struct queue_fixture : actor_fixture {
 /// fake postoffices "dead" and "live".
 struct supervisor_fixture : queue_fixture {
   explicit supervisor_fixture(const std::filesystem::path& file, retry_policy retry,
-                              std::int64_t start_time = t0)
+                              std::int64_t start_time = t0,
+                              supervisor_options options = {})
     : queue_fixture(file) {
     dead = sys.spawn(fake_postoffice);
     live = sys.spawn(fake_postoffice);
@@ -194,7 +202,6 @@ struct supervisor_fixture : queue_fixture {
     auto cfg = two_postoffices(retry);
     auto ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg.server.hostname, routing_table{cfg}});
-    supervisor_options options;
     options.start_time = start_time;
     options.attempt_timeout = 30s;
     options.fallback_retry = retry;
