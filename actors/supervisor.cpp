@@ -648,6 +648,15 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         counts.push_back({key.first, key.second, count});
       return counts;
     },
+    [=](status_atom, depth_atom) {
+      std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
+      for (const auto& [id, entry] : self->state.ledger)
+        ++depth[{entry.postoffice, entry.state}];
+      std::vector<queue_depth> counts;
+      for (const auto& [key, count] : depth)
+        counts.push_back({key.first, key.second, count});
+      return counts;
+    },
     [=](status_atom, postoffice_atom) {
       return report_postoffices(self);
     },

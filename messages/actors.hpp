@@ -191,6 +191,9 @@ using supervisor_actor = caf::typed_actor<
   // Counts decisions by postoffice and outcome, and bounced recipients by
   // status (postoffice ""), since start.
   caf::replies_to<status_atom, report_atom>::with<std::vector<outcome_count>>,
+  // Counts the unfinished deliveries by postoffice and state (for metrics:
+  // the ledger is not copied).
+  caf::replies_to<status_atom, depth_atom>::with<std::vector<queue_depth>>,
   // Reports every postoffice: its last probe and its deliveries' counts.
   caf::replies_to<status_atom, postoffice_atom>::with<std::vector<postoffice_report>>,
   // Deletes a message: with an NDR, its unfinished deliveries bounce

@@ -53,6 +53,7 @@ using join_atom = caf::atom_constant<caf::atom("join")>;
 using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
+using depth_atom = caf::atom_constant<caf::atom("depth")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -414,6 +415,18 @@ struct outcome_count {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outcome_count& x) {
   return f(caf::meta::type_name("outcome_count"), x.postoffice, x.outcome, x.count);
+}
+
+/// How many unfinished deliveries of a postoffice are in one state.
+struct queue_depth {
+  std::string postoffice;
+  delivery_state state = delivery_state::queued;
+  std::uint64_t count = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_depth& x) {
+  return f(caf::meta::type_name("queue_depth"), x.postoffice, x.state, x.count);
 }
 
 template <class Inspector>

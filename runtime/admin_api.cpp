@@ -279,14 +279,15 @@ public:
 
   void metrics(httplib::Response& res) {
     std::string error;
-    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
+    auto depths = ask<std::vector<queue_depth>>(sys_, sup_, error, status_atom::value,
+                                                depth_atom::value);
     auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
                                                        postoffice_atom::value);
     auto store = ask<store_status>(sys_, store_, error, status_atom::value);
     auto outcomes = ask<std::vector<outcome_count>>(sys_, sup_, error, status_atom::value,
                                                     report_atom::value);
     auto sessions = ask<std::uint64_t>(sys_, listener_, error, status_atom::value);
-    if (!ledger || !reports || !store || !outcomes || !sessions) {
+    if (!depths || !reports || !store || !outcomes || !sessions) {
       res.status = 503;
       res.set_content("# " + error + "\n", "text/plain");
       return;
@@ -294,13 +295,13 @@ public:
     std::ostringstream out;
     out << "# HELP postconn_queue_deliveries Unfinished deliveries by postoffice and state.\n"
            "# TYPE postconn_queue_deliveries gauge\n";
-    std::map<std::pair<std::string, std::string>, int> depth;
+    std::map<std::pair<std::string, std::string>, std::uint64_t> depth;
     for (const auto& po : cfg()->postoffices)
       for (auto state : {delivery_state::queued, delivery_state::in_flight,
                          delivery_state::deferred, delivery_state::held})
         depth[{po.name, to_string(state)}] = 0;
-    for (const auto& entry : *ledger)
-      ++depth[{entry.postoffice, to_string(entry.state)}];
+    for (const auto& d : *depths)
+      depth[{d.postoffice, to_string(d.state)}] += d.count;
     for (const auto& [key, count] : depth)
       out << "postconn_queue_deliveries{postoffice=\"" << key.first << "\",state=\""
           << key.second << "\"} " << count << "\n";
