@@ -20,9 +20,18 @@ using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 constexpr auto store_timeout = std::chrono::seconds(120);
 
 std::int64_t unix_now(supervisor_ptr self) {
-  auto elapsed = self->clock().now() - self->state.started;
-  return self->state.options.start_time
+  const auto& st = self->state;
+  auto elapsed = self->clock().now() - st.started + st.options.start_fraction;
+  return st.options.start_time
          + std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
+}
+
+/// How long until unix_now() turns to `unix_time`.
+caf::timespan time_until(supervisor_ptr self, std::int64_t unix_time) {
+  const auto& st = self->state;
+  auto at = st.started + std::chrono::seconds(unix_time - st.options.start_time)
+            - st.options.start_fraction;
+  return std::chrono::duration_cast<caf::timespan>(at - self->clock().now());
 }
 
 void work(supervisor_ptr self);
@@ -257,7 +266,7 @@ void work(supervisor_ptr self) {
   wake = std::max(wake, now + 1);
   if (st.wake_at == 0 || wake < st.wake_at) {
     st.wake_at = wake;
-    self->delayed_send(self, std::chrono::seconds(wake - now), tick_atom::value);
+    self->delayed_send(self, time_until(self, wake), tick_atom::value);
   }
 }
 

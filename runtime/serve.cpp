@@ -2,11 +2,13 @@
 //   serve -- `postconn serve` (see serve.hpp).
 #include "runtime/serve.hpp"
 
+#include <chrono>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <cstdio>
@@ -337,7 +339,9 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
   supervisor_options sup_options;
-  sup_options.start_time = std::time(nullptr);
+  auto wall = std::chrono::system_clock::now().time_since_epoch();
+  sup_options.start_time = std::chrono::duration_cast<std::chrono::seconds>(wall).count();
+  sup_options.start_fraction = wall - std::chrono::seconds(sup_options.start_time);
   sup_options.fallback_retry = cfg.retry;
   if (cfg.cluster) {
     sup_options.node = cfg.cluster->node;

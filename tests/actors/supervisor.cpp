@@ -228,6 +228,26 @@ TEST_CASE("bounces decided at once wait for an NDR generator, at most max_ndr_ge
   CHECK(f.ndrs().size() == 5);
 }
 
+TEST_CASE("mail queued in the wall clock's second is due at once, and a wake-up comes when that second begins") {
+  test::temp_dir dir;
+  supervisor_options options;
+  // The server started 0.9 s into second t0: its seconds turn 0.1 s later.
+  options.start_fraction = 900ms;
+  supervisor_fixture f{dir / "queue.db", defaults(), t0, options};
+  auto& live = f.state_of<fake_postoffice_state>(f.live);
+  f.advance(100ms);
+  f.submit({{"live", {"carol@live.example.test"}}}, t0 + 1);
+  CHECK(live.delivered.size() == 1);
+  // Queued for the next second, 0.1 s into this one: due when it begins,
+  // 0.9 s later (not a whole second later).
+  f.advance(100ms);
+  f.submit({{"live", {"dave@live.example.test"}}}, t0 + 2);
+  f.advance(800ms);
+  CHECK(live.delivered.size() == 1);
+  f.advance(100ms);
+  CHECK(live.delivered.size() == 2);
+}
+
 TEST_CASE("an NDR for a message with the null sender is dropped as a double bounce") {
   test::temp_dir dir;
   auto policy = defaults();
