@@ -234,8 +234,10 @@ void work(supervisor_ptr self) {
     auto decision = after_lifetime_check(entry, policy, now);
     if (!decision)
       decision = after_delay_check(entry, policy, now);
-    st.mark_busy(id);
-    apply(self, std::move(*decision));
+    if (decision) {
+      st.mark_busy(id);
+      apply(self, std::move(*decision));
+    }
   }
   for (const auto& postoffice : st.due.postoffices_due(now)) {
     if (auto* slot = st.slot_named(postoffice)) {
