@@ -272,8 +272,15 @@ void inject(postoffice_ptr self, const fault_config& fault) {
     spdlog::warn("postoffice {}: injecting fault {}", st.cfg.name, to_string(fault.mode));
 }
 
+/// Idle probes fire on ticks of the clock: with 100,000 postoffices the
+/// timer thread then wakes ten times a second for a burst of probes, not
+/// once per probe, and the spread over open_interval stays.
+constexpr caf::timespan probe_tick = std::chrono::milliseconds(100);
+
 void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
-  self->delayed_send(self, delay, probe_atom::value);
+  auto at = (self->clock().now() + delay).time_since_epoch();
+  auto on_tick = (at + probe_tick - caf::timespan{1}) / probe_tick * probe_tick;
+  self->delayed_send(self, delay + (on_tick - at), probe_atom::value);
 }
 
 } // namespace

@@ -133,3 +133,16 @@ TEST_CASE_FIXTURE(postoffice_fixture, "a repeated attempt of the same delivery l
   CHECK(again[0].recipients.at(0).result == recipient_result::delivered);
   CHECK(files_in(root / "bob" / "new") == 1);
 }
+
+TEST_CASE_FIXTURE(postoffice_fixture, "idle probes fall on 100 ms ticks of the clock, one per open_interval") {
+  using namespace std::chrono_literals;
+  auto& clock = sched.clock();
+  // Right after the start the first idle probe is the only timer.
+  REQUIRE(clock.schedule().size() == 1);
+  auto first = clock.schedule().begin()->first;
+  CHECK(first.time_since_epoch() % caf::timespan{100ms} == caf::timespan{0});
+  sched.advance_time(first - clock.current_time);
+  sched.run();
+  auto interval = std::chrono::duration_cast<caf::timespan>(retry_policy{}.open_interval);
+  CHECK(clock.schedule().count(first + interval) == 1);
+}
