@@ -659,6 +659,13 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         counts.push_back({key.first, key.second, count});
       return counts;
     },
+    [=](status_atom, const std::string& message_id) {
+      std::vector<ledger_entry> entries;
+      for (const auto& [id, entry] : self->state.ledger)
+        if (entry.message_id == message_id)
+          entries.push_back(entry);
+      return entries;
+    },
     [=](status_atom, depth_atom) {
       std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
       for (const auto& [id, entry] : self->state.ledger)

@@ -176,6 +176,8 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
   // Lists the unfinished deliveries as the supervisor sees them.
   caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
+  // The unfinished deliveries of one message, as the supervisor sees them.
+  caf::replies_to<status_atom, std::string>::with<std::vector<ledger_entry>>,
   // Holds a message's unfinished deliveries: no attempt, no expiry, until
   // released; replies with the deliveries held (busy ones when their
   // attempt ends).

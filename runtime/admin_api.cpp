@@ -144,7 +144,7 @@ public:
     if (!entries)
       return fail(res, 503, error);
     // The supervisor's view is the newer one for deliveries still under way.
-    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
+    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value, id);
     auto deliveries = json::array();
     for (auto& entry : *entries) {
       if (ledger)

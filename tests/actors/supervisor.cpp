@@ -531,3 +531,22 @@ TEST_CASE("the backlog listener hears of the high-water mark when crossed, not a
   CHECK(heard == std::vector<bool>{false, true, false});
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("the supervisor lists the unfinished deliveries of one message without the rest of the ledger") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  f.submit({{"dead", {"bob@dead.example.test"}}});
+  auto second = f.submit({{"dead", {"carol@dead.example.test"}},
+                          {"live", {"dave@live.example.test"}}});
+  std::vector<ledger_entry> entries;
+  auto handle = f.self->request(f.sup, caf::infinite, status_atom::value, second);
+  f.sched.run();
+  handle.receive([&](std::vector<ledger_entry>& listed) { entries = std::move(listed); },
+                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  // The delivery to live is finished: only the one to dead is left.
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].message_id == second);
+  CHECK(entries[0].postoffice == "dead");
+  CHECK(entries[0].recipients == std::vector<std::string>{"carol@dead.example.test"});
+  CHECK(entries[0].open_retries == 1);
+}
