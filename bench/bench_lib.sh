@@ -63,12 +63,51 @@ sys.exit(f"no 220 on port {port} after {timeout:.0f}s")
 PY
 }
 
-# cpu_ticks PID: utime+stime of PID in clock ticks.
+# cpu_ticks PID [children]: utime+stime of PID in clock ticks (with
+# "children", also the children it has reaped).
 cpu_ticks() {
   local stat fields
   stat=$(<"/proc/$1/stat") || return 1
   read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
+  if [ "${2:-}" = children ]; then
+    echo $((fields[11] + fields[12] + fields[13] + fields[14]))
+  else
+    echo $((fields[11] + fields[12]))
+  fi
+}
+
+# relay_config SMTP_PORT ADMIN_PORT SINK_PORT [slow]: postconn's config
+# relaying all mail to an smtp-sink on SINK_PORT. With "slow" (under
+# valgrind, ~50 times slower) it logs only warnings and gives sessions and
+# the sink generous timeouts.
+relay_config() {
+  local log_level= idle_timeout= probe_timeout=
+  if [ "${4:-}" = slow ]; then
+    log_level='log_level = "warn"'
+    idle_timeout='idle_timeout = "600s"'
+    probe_timeout='probe_timeout = "120s"'
+  fi
+  cat <<TOML
+[server]
+hostname = "postconn.bench.example.test"
+data_dir = "var"
+$log_level
+
+[smtp]
+listen = "127.0.0.1:$1"
+relay_networks = ["127.0.0.0/8"]
+$idle_timeout
+
+[admin]
+listen = "127.0.0.1:$2"
+
+[[postoffice]]
+name = "sink"
+domains = ["relay.example.test"]
+transport = "smtp"
+address = "127.0.0.1:$3"
+$probe_timeout
+TOML
 }
 
 ticks_to_seconds() {

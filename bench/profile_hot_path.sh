@@ -37,27 +37,7 @@ keep=1 # the callgrind data
 bench_start profile
 
 read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
-cat >"$work/postconn.toml" <<TOML
-[server]
-hostname = "postconn.bench.example.test"
-data_dir = "var"
-log_level = "warn"
-
-[smtp]
-listen = "127.0.0.1:$smtp_port"
-relay_networks = ["127.0.0.0/8"]
-idle_timeout = "600s"
-
-[admin]
-listen = "127.0.0.1:$admin_port"
-
-[[postoffice]]
-name = "sink"
-domains = ["relay.example.test"]
-transport = "smtp"
-address = "127.0.0.1:$sink_port"
-probe_timeout = "120s"
-TOML
+relay_config "$smtp_port" "$admin_port" "$sink_port" slow >"$work/postconn.toml"
 
 sink_user=()
 [ "$(id -u)" != 0 ] || sink_user=(-u nobody) # smtp-sink will not run as root

@@ -39,8 +39,7 @@
 set -euo pipefail
 export LC_ALL=C
 
-bench_dir=$(cd "$(dirname "$0")" && pwd)
-source_dir=$(dirname "$bench_dir")
+source "$(dirname "$0")/bench_lib.sh"
 
 messages=5000
 bytes=2048
@@ -66,11 +65,6 @@ shift $((OPTIND - 1))
 for n in "$messages" "$bytes" "$sessions"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || usage
 done
-
-fail() {
-  echo "vs_postfix: $*" >&2
-  exit 1
-}
 
 # --- tools ------------------------------------------------------------------
 
@@ -149,16 +143,6 @@ trap 'exit 143' TERM
 
 # --- helpers ------------------------------------------------------------------
 
-free_ports() {
-  "$python" - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
@@ -180,19 +164,6 @@ seconds_between() {
 
 per_second() {
   awk -v n="$messages" -v s="$1" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'
-}
-
-# cpu_ticks PID [children]: utime+stime of PID (with "children", also the
-# cutime+cstime of the children it has reaped).
-cpu_ticks() {
-  local stat fields
-  stat=$(<"/proc/$1/stat") || return 1
-  read -r -a fields <<<"${stat##*) }"
-  if [ "${2:-}" = children ]; then
-    echo $((fields[11] + fields[12] + fields[13] + fields[14]))
-  else
-    echo $((fields[11] + fields[12]))
-  fi
 }
 
 # process_tree_ticks PID: PID with its reaped children, plus every live child.
@@ -457,24 +428,7 @@ run_postconn() {
   local dir=$work/postconn smtp_port admin_port sink_port before after
   mkdir "$dir"
   read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
-  cat >"$dir/postconn.toml" <<TOML
-[server]
-hostname = "postconn.bench.example.test"
-data_dir = "var"
-
-[smtp]
-listen = "127.0.0.1:$smtp_port"
-relay_networks = ["127.0.0.0/8"]
-
-[admin]
-listen = "127.0.0.1:$admin_port"
-
-[[postoffice]]
-name = "sink"
-domains = ["relay.example.test"]
-transport = "smtp"
-address = "127.0.0.1:$sink_port"
-TOML
+  relay_config "$smtp_port" "$admin_port" "$sink_port" >"$dir/postconn.toml"
   start_sink postconn "$sink_port"
   (cd "$dir" && exec "$postconn" serve --config postconn.toml) 2>"$dir/postconn.log" &
   postconn_pid=$!
