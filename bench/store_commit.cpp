@@ -3,10 +3,10 @@
 //   commit against one fsync per request.
 //
 // SYNOPSIS
-//   store_commit [DIR] [SECONDS] [ROUNDS]
+//   store_commit [DIR] [SECONDS] [ROUNDS] [SUBMITTERS...]
 //
 // DESCRIPTION
-//   For 1, 8 and 64 concurrent submitters, each sending its next message as
+//   For 1, 8 and 64 concurrent submitters (or the SUBMITTERS given), each sending its next message as
 //   soon as the previous one is acknowledged (as SMTP sessions do), runs the
 //   real detached store for SECONDS (default 3) on a fresh database in DIR
 //   (default: the current directory; use the disk the queue will live on),
@@ -112,13 +112,19 @@ int main(int argc, char** argv) {
   fs::path dir = argc > 1 ? argv[1] : ".";
   double seconds = argc > 2 ? std::stod(argv[2]) : 2.0;
   int rounds = argc > 3 ? std::stoi(argv[3]) : 3;
+  std::vector<int> submitter_counts{1, 8, 64};
+  if (argc > 4) {
+    submitter_counts.clear();
+    for (int i = 4; i < argc; ++i)
+      submitter_counts.push_back(std::stoi(argv[i]));
+  }
   std::printf("store commit benchmark: 2 KiB messages, median of %d runs of "
               "%.1f s, WAL + synchronous=FULL in %s\n\n",
               rounds, seconds, fs::absolute(dir).c_str());
   std::printf("%10s  %22s  %22s  %8s\n", "submitters", "group commit acks/s",
               "fsync per request", "ratio");
   std::printf("%10s  %22s  %22s  %8s\n", "", "(commits/s)", "acks/s", "");
-  for (int submitters : {1, 8, 64}) {
+  for (int submitters : submitter_counts) {
     std::vector<run_result> group_runs;
     std::vector<run_result> single_runs;
     for (int round = 0; round < rounds; ++round) {

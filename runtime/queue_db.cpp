@@ -3,65 +3,15 @@
 #include "runtime/queue_db.hpp"
 
 #include "runtime/message_id.hpp"
+#include "runtime/queue_schema.hpp"
 
 #include <sqlite3.h>
 
-#include <iterator>
 #include <sstream>
 
 namespace postconn {
 
 namespace {
-
-/// Schema migrations; entry i takes the file from version i to i + 1.
-/// Never edit a released entry: append a new one.
-const char* const migrations[] = {
-  // 1: messages, deliveries (the retry ledger) and the attempt log. A queue
-  // id is stored as the integer its hex digits spell: it is the rowid.
-  R"sql(
-  CREATE TABLE messages(
-    id          INTEGER PRIMARY KEY,
-    sender      TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    size        INTEGER NOT NULL,
-    content     BLOB NOT NULL);
-  CREATE TABLE deliveries(
-    id               INTEGER PRIMARY KEY,
-    message_id       INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-    postoffice       TEXT NOT NULL,
-    recipients       TEXT NOT NULL,
-    state            TEXT NOT NULL CHECK(state IN ('queued', 'in_flight',
-                       'deferred', 'delivered', 'bounced', 'held')),
-    open_retries     INTEGER NOT NULL DEFAULT 0,
-    transfer_retries INTEGER NOT NULL DEFAULT 0,
-    queued_at        INTEGER NOT NULL,
-    first_attempt_at INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at  INTEGER NOT NULL,
-    last_error_code  TEXT NOT NULL DEFAULT '',
-    last_error_text  TEXT NOT NULL DEFAULT '',
-    delay_warned     INTEGER NOT NULL DEFAULT 0);
-  CREATE INDEX deliveries_by_message ON deliveries(message_id);
-  CREATE INDEX deliveries_unfinished ON deliveries(state)
-    WHERE state NOT IN ('delivered', 'bounced');
-  CREATE TABLE attempts(
-    id          INTEGER PRIMARY KEY,
-    delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
-    at          INTEGER NOT NULL,
-    outcome     TEXT NOT NULL,
-    code        TEXT NOT NULL,
-    text        TEXT NOT NULL);
-  CREATE INDEX attempts_by_delivery ON attempts(delivery_id);
-  )sql",
-  // 2: the delivery key a delivery handed over by another node had there,
-  // unique, so a delivery handed over twice is committed once.
-  R"sql(
-  ALTER TABLE deliveries ADD COLUMN origin TEXT NOT NULL DEFAULT '';
-  CREATE UNIQUE INDEX deliveries_by_origin ON deliveries(origin) WHERE origin != '';
-  )sql",
-};
-
-constexpr int schema_version_count
-  = static_cast<int>(std::size(migrations));
 
 /// Recipients are stored one per line: addresses never contain CR or LF.
 std::string join_recipients(const std::vector<std::string>& recipients) {
@@ -165,6 +115,11 @@ bool queue_db_error::request_at_fault() const {
 
 std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
                                          const char* vfs) {
+  // SQLite's memory statistics take a global mutex on every allocation and
+  // nothing here reads them. Set before SQLite initializes (the first open).
+  static const bool statistics_off
+    = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)statistics_off;
   sqlite3* handle = nullptr;
   auto rc = sqlite3_open_v2(file.c_str(), &handle,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
@@ -184,9 +139,12 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   // write survives a crash or power loss.
   db->exec("PRAGMA journal_mode=WAL");
   db->exec("PRAGMA synchronous=FULL");
-  db->exec("PRAGMA foreign_keys=ON");
   db->exec("PRAGMA busy_timeout=5000");
+  // Foreign keys are enforced from here on, not while migrating: a
+  // migration that rebuilds a table drops the old one, which would delete
+  // the rows referring to it.
   db->migrate();
+  db->exec("PRAGMA foreign_keys=ON");
   db->insert_message_ = db->prepare(
     "INSERT INTO messages(id, sender, received_at, size, content)"
     " VALUES(?1, ?2, ?3, ?4, ?5)");
@@ -241,7 +199,7 @@ queue_db::~queue_db() {
 }
 
 int queue_db::current_schema_version() {
-  return schema_version_count;
+  return queue_schema_version();
 }
 
 int queue_db::schema_version() {
@@ -250,15 +208,15 @@ int queue_db::schema_version() {
 
 void queue_db::migrate() {
   auto version = schema_version();
-  if (version > schema_version_count)
+  if (version > queue_schema_version())
     throw queue_db_error("queue database has schema version "
                            + std::to_string(version) + ", newer than this build's "
-                           + std::to_string(schema_version_count),
+                           + std::to_string(queue_schema_version()),
                          SQLITE_ERROR);
-  for (; version < schema_version_count; ++version) {
+  for (; version < queue_schema_version(); ++version) {
     begin();
     try {
-      exec(migrations[version]);
+      exec(queue_migration(version));
       exec(("PRAGMA user_version=" + std::to_string(version + 1)).c_str());
       commit();
     } catch (...) {
