@@ -240,6 +240,16 @@ store(store_actor::stateful_pointer<store_state> self,
     [=](status_atom) { return self->state.counters; },
     [=](commit_atom) {
       auto& st = self->state;
+      // Writes that arrived while the marker waited are behind it in the
+      // mailbox: take them into this commit (another pass of the marker)
+      // instead of leaving them for the next commit and its fsync.
+      if (!self->mailbox().empty() && st.pending.size() < st.options.max_batch
+          && st.marker_passes < store_state::max_marker_passes) {
+        ++st.marker_passes;
+        self->send(self, commit_atom::value);
+        return;
+      }
+      st.marker_passes = 0;
       st.commit_pending();
       // Writes beyond max_batch wait for the next marker, behind newer mail.
       if (st.pending.empty())

@@ -4,8 +4,9 @@
 // DESCRIPTION
 //   Writes (accept a message, record a ledger change) are group-committed:
 //   each write is queued with its response promise, and a commit marker the
-//   store sends itself lands behind every request already in its mailbox.
-//   When the marker arrives, all queued writes run in one transaction, the
+//   store sends itself lands behind every request already in its mailbox;
+//   if more arrived behind it meanwhile, it goes round again (a few times
+//   at most). Then all queued writes run in one transaction, the
 //   transaction commits with one fsync, and only then is every requester
 //   answered. A write at fault (a constraint) fails alone: the batch is
 //   then run again with each write in its own savepoint. If
@@ -55,6 +56,11 @@ struct store_state {
   std::vector<pending_write> pending;
   /// A commit marker is in the mailbox.
   bool commit_scheduled = false;
+  /// Times the marker went round again to collect writes that arrived
+  /// behind it; bounded so a steady stream of writes cannot hold back a
+  /// commit.
+  int marker_passes = 0;
+  static constexpr int max_marker_passes = 4;
   store_options options;
   store_status counters;
 

@@ -86,6 +86,34 @@ TEST_CASE_FIXTURE(store_fixture, "concurrent accepts share one commit and get di
   CHECK(db->unfinished_deliveries().size() == 64);
 }
 
+TEST_CASE_FIXTURE(store_fixture, "writes that arrive behind the commit marker join its commit") {
+  auto store = spawn();
+  std::vector<std::string> ids;
+  auto accept = [&](int i) {
+    return self->request(store, caf::infinite, accept_atom::value,
+                         message_for("r" + std::to_string(i) + "@sales.example.test"));
+  };
+  auto first = accept(0);
+  // The store takes the first write and sends itself the commit marker;
+  // three more writes then queue up behind the marker.
+  REQUIRE(sched.try_run_once());
+  std::vector<decltype(first)> later;
+  for (int i = 1; i <= 3; ++i)
+    later.push_back(accept(i));
+  sched.run();
+  auto st = status(store);
+  CHECK(st.commits == 1);
+  CHECK(st.writes == 4);
+  first.receive([&](const accept_receipt& r) { ids.push_back(r.id); },
+                [](const caf::error&) { FAIL("first accept failed"); });
+  for (auto& handle : later)
+    handle.receive([&](const accept_receipt& r) { ids.push_back(r.id); },
+                   [](const caf::error&) { FAIL("later accept failed"); });
+  REQUIRE(ids.size() == 4);
+  for (const auto& id : ids)
+    CHECK(db->message(id));
+}
+
 TEST_CASE_FIXTURE(store_fixture, "max_batch bounds the writes per transaction") {
   auto store = spawn(store_options{10});
   auto ids = accept_concurrently(store, 25);
