@@ -174,6 +174,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
      + " FROM deliveries WHERE state NOT IN ('delivered', 'bounced') AND id > ?1"
        " ORDER BY id LIMIT ?2")
       .c_str());
+  db->begin_ = db->prepare("BEGIN IMMEDIATE");
+  db->commit_ = db->prepare("COMMIT");
   db->savepoint_ = db->prepare("SAVEPOINT request");
   db->release_savepoint_ = db->prepare("RELEASE request");
   db->select_message_ = db->prepare(
@@ -213,12 +215,14 @@ void queue_db::migrate() {
                            + std::to_string(version) + ", newer than this build's "
                            + std::to_string(queue_schema_version()),
                          SQLITE_ERROR);
+  // Runs before open() prepares its statements, begin_ and commit_ among
+  // them: exec() only.
   for (; version < queue_schema_version(); ++version) {
-    begin();
+    exec("BEGIN IMMEDIATE");
     try {
       exec(queue_migration(version));
       exec(("PRAGMA user_version=" + std::to_string(version + 1)).c_str());
-      commit();
+      exec("COMMIT");
     } catch (...) {
       rollback();
       throw;
@@ -244,11 +248,11 @@ sqlite3_stmt* queue_db::prepare(const char* sql) {
 }
 
 void queue_db::begin() {
-  exec("BEGIN IMMEDIATE");
+  statement{handle_, begin_}.step();
 }
 
 void queue_db::commit() {
-  exec("COMMIT");
+  statement{handle_, commit_}.step();
 }
 
 void queue_db::rollback() {

@@ -133,6 +133,8 @@ private:
   sqlite3_stmt* insert_attempt_ = nullptr;
   sqlite3_stmt* set_origin_ = nullptr;
   sqlite3_stmt* select_origin_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* savepoint_ = nullptr;
   sqlite3_stmt* release_savepoint_ = nullptr;
   sqlite3_stmt* select_unfinished_ = nullptr;
