@@ -6,11 +6,12 @@
 //   store_commit [DIR] [SECONDS] [ROUNDS] [SUBMITTERS...]
 //
 // DESCRIPTION
-//   For 1, 8 and 64 concurrent submitters (or the SUBMITTERS given), each sending its next message as
-//   soon as the previous one is acknowledged (as SMTP sessions do), runs the
-//   real detached store for SECONDS (default 3) on a fresh database in DIR
-//   (default: the current directory; use the disk the queue will live on),
-//   once with group commit and once with max_batch = 1, and prints both
+//   For 1, 8 and 64 concurrent submitters (or the SUBMITTERS given), each
+//   sending its next message as soon as the previous one is acknowledged
+//   (as SMTP sessions do), runs the real detached store for SECONDS
+//   (default 2) on a fresh database in DIR (default: the current directory;
+//   use the disk the queue will live on), ROUNDS times (default 3, the
+//   median is printed), once with group commit and once with max_batch = 1, and prints both
 //   rates and their ratio. Durability is the same in both: WAL with
 //   synchronous=FULL, a reply only after the fsync'd COMMIT.
 #include <atomic>

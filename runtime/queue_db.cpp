@@ -117,9 +117,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
                                          const char* vfs) {
   // SQLite's memory statistics take a global mutex on every allocation and
   // nothing here reads them. Set before SQLite initializes (the first open).
-  static const bool statistics_off
+  [[maybe_unused]] static const bool statistics_off
     = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
-  (void)statistics_off;
   sqlite3* handle = nullptr;
   auto rc = sqlite3_open_v2(file.c_str(), &handle,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
@@ -198,10 +197,6 @@ queue_db::~queue_db() {
   for (auto* stmt : statements_)
     sqlite3_finalize(stmt);
   sqlite3_close(handle_);
-}
-
-int queue_db::current_schema_version() {
-  return queue_schema_version();
 }
 
 int queue_db::schema_version() {

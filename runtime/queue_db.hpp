@@ -55,9 +55,6 @@ public:
   queue_db(const queue_db&) = delete;
   queue_db& operator=(const queue_db&) = delete;
 
-  /// The schema version this build writes.
-  static int current_schema_version();
-
   /// The schema version stored in the file.
   int schema_version();
 

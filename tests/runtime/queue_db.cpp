@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "runtime/queue_db.hpp"
+#include "runtime/queue_schema.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace postconn;
@@ -33,7 +34,7 @@ void accept(queue_db& db, const std::string& id, const incoming_message& msg) {
 TEST_CASE("a new queue database has the current schema and passes the integrity check") {
   test::temp_dir dir;
   auto db = queue_db::open(dir / "queue.db");
-  CHECK(db->schema_version() == queue_db::current_schema_version());
+  CHECK(db->schema_version() == queue_schema_version());
   CHECK(db->integrity_check() == "ok");
   CHECK(db->last_message_id().empty());
   CHECK(db->unfinished_deliveries().empty());
@@ -164,7 +165,7 @@ TEST_CASE("a queue database from a newer build is refused with a clear message")
   {
     sqlite3* raw = nullptr;
     REQUIRE(sqlite3_open((dir / "queue.db").c_str(), &raw) == SQLITE_OK);
-    auto sql = "PRAGMA user_version=" + std::to_string(queue_db::current_schema_version() + 1);
+    auto sql = "PRAGMA user_version=" + std::to_string(queue_schema_version() + 1);
     REQUIRE(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(raw);
   }
