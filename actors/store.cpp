@@ -237,6 +237,24 @@ store(store_actor::stateful_pointer<store_state> self,
         }});
       return promise;
     },
+    [=](purge_atom, std::int64_t finished_before,
+        std::string& after) -> caf::result<purge_report> {
+      auto promise = self->make_response_promise<purge_report>();
+      auto report = std::make_shared<purge_report>();
+      enqueue_write(self, pending_write{
+        [report, finished_before, after = std::move(after)](queue_db& db) {
+          *report = db.purge_finished(finished_before, after, store_state::purge_limit);
+        },
+        [self, report, promise](const caf::error& err) mutable {
+          if (err) {
+            promise.deliver(err);
+            return;
+          }
+          self->state.counters.messages_purged += report->removed;
+          promise.deliver(std::move(*report));
+        }});
+      return promise;
+    },
     [=](status_atom) { return self->state.counters; },
     [=](commit_atom) {
       auto& st = self->state;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -61,6 +62,9 @@ struct store_state {
   /// commit.
   int marker_passes = 0;
   static constexpr int max_marker_passes = 4;
+  /// Messages one purge request looks at, at most: the commit it joins
+  /// stays a few milliseconds longer, not seconds.
+  static constexpr std::uint32_t purge_limit = 256;
   store_options options;
   store_status counters;
 

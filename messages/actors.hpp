@@ -54,6 +54,9 @@ using store_actor = caf::typed_actor<
   // Removes a message with its deliveries and attempts; false when there
   // was none.
   caf::replies_to<delete_atom, std::string>::with<bool>,
+  // Removes finished messages received after the queue id given whose
+  // every delivery finished before the Unix time given; a bounded round.
+  caf::replies_to<purge_atom, std::int64_t, std::string>::with<purge_report>,
   // Reports the store's counters.
   caf::replies_to<status_atom>::with<store_status>,
   // Internal: commits the writes received so far in one transaction.
@@ -166,6 +169,13 @@ using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend<
   caf::reacts_to<connected_atom, std::string, caf::strong_actor_ptr>,
   // Internal: reaches seeds and lost members that are not live.
   caf::reacts_to<tick_atom>>;
+
+/// Removes finished messages from the queue once their retention is over.
+using purger_actor = caf::typed_actor<
+  // A config reload: the new server.keep_finished, in seconds.
+  caf::reacts_to<reload_atom, std::int64_t>,
+  // Internal: the next round of purge requests to the store.
+  caf::reacts_to<purge_atom>>;
 
 /// Owns the retry ledger of every unfinished delivery and schedules attempts.
 using supervisor_actor = caf::typed_actor<

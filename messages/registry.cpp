@@ -46,6 +46,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<attempt_record>("attempt_record");
   cfg.add_message_type<store_status>("store_status");
   cfg.add_message_type<accept_receipt>("accept_receipt");
+  cfg.add_message_type<purge_report>("purge_report");
   cfg.add_message_type<delivery_job>("delivery_job");
   cfg.add_message_type<recipient_outcome>("recipient_outcome");
   cfg.add_message_type<delivery_outcome>("delivery_outcome");

@@ -54,6 +54,7 @@ using handoff_atom = caf::atom_constant<caf::atom("handoff")>;
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using depth_atom = caf::atom_constant<caf::atom("depth")>;
+using purge_atom = caf::atom_constant<caf::atom("purge")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -182,6 +183,22 @@ struct accept_receipt {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accept_receipt& x) {
   return f(caf::meta::type_name("accept_receipt"), x.id, x.deliveries);
+}
+
+/// How far one round of removing finished messages got.
+struct purge_report {
+  /// The last message looked at; the next round continues after it.
+  std::string last_examined;
+  /// Messages removed (with their deliveries and attempts).
+  std::uint32_t removed = 0;
+  /// The round stopped at its size limit: more messages are waiting to be
+  /// looked at.
+  bool more = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, purge_report& x) {
+  return f(caf::meta::type_name("purge_report"), x.last_examined, x.removed, x.more);
 }
 
 /// One delivery handed to a postoffice actor for an attempt.
@@ -451,6 +468,8 @@ struct store_status {
   std::uint64_t failed_writes = 0;
   /// Messages committed from SMTP (NDRs and delay warnings not included).
   std::uint64_t messages_accepted = 0;
+  /// Finished messages removed after their retention (server.keep_finished).
+  std::uint64_t messages_purged = 0;
   /// Commits per latency bucket (commit_latency_bounds, then the rest), and
   /// the seconds they took in all.
   std::vector<std::uint64_t> commit_latency_buckets;
@@ -460,8 +479,8 @@ struct store_status {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_status& x) {
   return f(caf::meta::type_name("store_status"), x.commits, x.writes,
-           x.failed_writes, x.messages_accepted, x.commit_latency_buckets,
-           x.commit_seconds);
+           x.failed_writes, x.messages_accepted, x.messages_purged,
+           x.commit_latency_buckets, x.commit_seconds);
 }
 
 // -- errors ---------------------------------------------------------------------

@@ -332,6 +332,10 @@ public:
            "committed.\n"
            "# TYPE postconn_messages_received_total counter\n"
            "postconn_messages_received_total " << store->messages_accepted << "\n"
+           "# HELP postconn_messages_purged_total Finished messages removed from the "
+           "queue after server.keep_finished.\n"
+           "# TYPE postconn_messages_purged_total counter\n"
+           "postconn_messages_purged_total " << store->messages_purged << "\n"
            "# HELP postconn_attempts_total Attempt outcomes by postoffice: delivered, "
            "open_failed, transfer_failed, rejected, expired, ...\n"
            "# TYPE postconn_attempts_total counter\n";

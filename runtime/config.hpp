@@ -79,6 +79,9 @@ struct server_config {
   std::filesystem::path data_dir = "var";
   /// spdlog level name: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
+  /// A message whose deliveries all finished stays this long after its
+  /// last attempt (for the admin API), then is removed; 0: at once.
+  std::chrono::seconds keep_finished{24 * 3600};
 };
 
 struct smtp_config {

@@ -188,6 +188,16 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
     " WHERE delivery_id = ?1 ORDER BY id");
   // Its deliveries and their attempts go with it (ON DELETE CASCADE).
   db->delete_message_ = db->prepare("DELETE FROM messages WHERE id = ?1");
+  // Ids are microsecond receive times: a message received before ?2 has an
+  // id below ?2 * 1,000,000.
+  db->select_purge_candidates_ = db->prepare(
+    "SELECT id FROM messages WHERE id > ?1 AND id < ?2 * 1000000"
+    " AND id < (SELECT max(id) FROM messages) ORDER BY id LIMIT ?3");
+  db->delete_finished_ = db->prepare(
+    "DELETE FROM messages WHERE id >= ?1 AND id <= ?2 AND NOT EXISTS("
+    "SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
+    " AND (d.state != 'delivered' AND d.state != 'bounced'"
+    " OR EXISTS(SELECT 1 FROM attempts a WHERE a.delivery_id = d.id AND a.at >= ?3)))");
   return db;
 }
 
@@ -429,6 +439,43 @@ bool queue_db::delete_message(const std::string& id) {
   statement remove{handle_, delete_message_};
   remove.bind(1, static_cast<std::int64_t>(*number)).step();
   return sqlite3_changes(handle_) > 0;
+}
+
+// The newest message is never removed: after a restart, queue ids continue
+// from the greatest one in the queue, so with it kept a clock set back can
+// never issue the id of a removed message again (its maildir file name).
+purge_report queue_db::purge_finished(std::int64_t finished_before,
+                                      const std::string& after, std::uint32_t limit) {
+  std::int64_t after_row = 0;
+  if (!after.empty()) {
+    auto number = parse_message_id(after);
+    if (!number)
+      throw queue_db_error("malformed queue id " + after, SQLITE_MISMATCH);
+    after_row = static_cast<std::int64_t>(*number);
+  }
+  purge_report report;
+  std::int64_t first = 0;
+  std::int64_t last = 0;
+  std::uint32_t examined = 0;
+  {
+    statement candidates{handle_, select_purge_candidates_};
+    candidates.bind(1, after_row)
+      .bind(2, finished_before)
+      .bind(3, static_cast<std::int64_t>(limit));
+    for (; candidates.step(); ++examined) {
+      last = candidates.integer(0);
+      if (examined == 0)
+        first = last;
+    }
+  }
+  if (examined == 0)
+    return report;
+  statement remove{handle_, delete_finished_};
+  remove.bind(1, first).bind(2, last).bind(3, finished_before).step();
+  report.last_examined = format_message_id(static_cast<std::uint64_t>(last));
+  report.removed = static_cast<std::uint32_t>(sqlite3_changes(handle_));
+  report.more = examined == limit;
+  return report;
 }
 
 std::vector<std::string> queue_db::queued_messages_from(const std::string& sender_part) {

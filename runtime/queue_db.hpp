@@ -87,6 +87,14 @@ public:
   /// there is no such message.
   bool delete_message(const std::string& id);
 
+  /// Removes finished messages: of at most `limit` messages after the queue
+  /// id `after` (all when empty) and received before `finished_before`
+  /// (Unix seconds), those whose every delivery is delivered or bounced
+  /// with no attempt at or after that time, with their deliveries and
+  /// attempts. The newest message always stays (see the definition).
+  purge_report purge_finished(std::int64_t finished_before, const std::string& after,
+                              std::uint32_t limit);
+
   /// Caps the file at `max_pages` pages (SQLite's max_page_count), so
   /// writes beyond it fail as on a full disk. Fault-injection tests use it.
   void limit_pages(std::uint32_t max_pages);
@@ -139,6 +147,8 @@ private:
   sqlite3_stmt* select_deliveries_of_ = nullptr;
   sqlite3_stmt* select_message_ = nullptr;
   sqlite3_stmt* delete_message_ = nullptr;
+  sqlite3_stmt* select_purge_candidates_ = nullptr;
+  sqlite3_stmt* delete_finished_ = nullptr;
   sqlite3_stmt* select_attempts_ = nullptr;
   sqlite3_stmt* select_queued_from_ = nullptr;
 };

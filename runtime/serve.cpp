@@ -28,6 +28,7 @@
 
 #include "actors/cluster.hpp"
 #include "actors/postoffice.hpp"
+#include "actors/purger.hpp"
 #include "actors/share_pool.hpp"
 #include "actors/smtp_listener.hpp"
 #include "actors/store.hpp"
@@ -128,6 +129,7 @@ struct server_actors {
   store_actor store;
   supervisor_actor supervisor;
   caf::actor listener;
+  purger_actor purger;
   /// Cluster only: lines up the postoffices this node owns.
   cluster_actor cluster;
 
@@ -163,10 +165,10 @@ std::string names(const std::vector<std::string>& list) {
 
 /// SIGHUP: reads the config file again. An invalid one is refused and the
 /// running config kept. Postoffices added, removed or changed, retry
-/// policies, faults, routing and SMTP limits take effect at once (new SMTP
-/// sessions route by the new config; deliveries keep their counts); the
-/// listen addresses and the data directory need a restart, and the log
-/// says so.
+/// policies, faults, routing, SMTP limits and the retention of finished
+/// messages take effect at once (new SMTP sessions route by the new config;
+/// deliveries keep their counts); the listen addresses and the data
+/// directory need a restart, and the log says so.
 void reload(const fs::path& file, config& running, const server_actors& actors,
             admin_api& admin) {
   auto loaded = load_config_file(file);
@@ -235,6 +237,8 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   for (const auto* po : new_faults)
     caf::anon_send(actors.supervisor, fault_atom::value, po->name, po->fault);
   caf::anon_send(actors.listener, reload_atom::value, std::move(smtp));
+  caf::anon_send(actors.purger, reload_atom::value,
+                 static_cast<std::int64_t>(fresh.server.keep_finished.count()));
   watch_backlog(actors, fresh.smtp.queue_high_water);
   running = std::move(fresh);
   admin.update_config(running);
@@ -326,7 +330,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto store = spawn_store(sys, db, store_options{}, true);
   db.reset();
   auto pool = sys.spawn(share_pool, share_pool_options{});
-  server_actors actors{sys, pool, store, {}, {}, {}};
+  server_actors actors{sys, pool, store, {}, {}, {}, {}};
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
   for (const auto& po : cfg.postoffices) {
@@ -369,6 +373,8 @@ int run(config cfg, const std::filesystem::path& config_file) {
                                                smtp, store, sup);
   actors.supervisor = sup;
   actors.listener = listener;
+  actors.purger = sys.spawn(purger, store,
+                            purger_options{cfg.server.keep_finished, sup_options.start_time});
   watch_backlog(actors, cfg.smtp.queue_high_water);
   admin->serve(sys, sup, store, listener, actors.cluster);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
@@ -386,6 +392,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   if (actors.cluster)
     caf::anon_send_exit(actors.cluster, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.purger, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return 0;

@@ -23,9 +23,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(directory, smtp_port, admin_port=None, extra="", smtp=""):
-    """A minimal valid config with two maildir postoffices; `smtp` adds keys
-    to the [smtp] table, `extra` appends whole tables."""
+def write_config(directory, smtp_port, admin_port=None, extra="", smtp="", server=""):
+    """A minimal valid config with two maildir postoffices; `server` and
+    `smtp` add keys to the [server] and [smtp] tables, `extra` appends whole
+    tables."""
     admin_port = admin_port or free_port()
     path = os.path.join(directory, "postconn.toml")
     with open(path, "w") as f:
@@ -33,7 +34,7 @@ def write_config(directory, smtp_port, admin_port=None, extra="", smtp=""):
             [server]
             hostname = "connector.example.test"
             data_dir = "var"
-
+            {{server}}
             [smtp]
             listen = "127.0.0.1:{smtp_port}"
             {{smtp}}
@@ -51,7 +52,8 @@ def write_config(directory, smtp_port, admin_port=None, extra="", smtp=""):
             domains = ["support.example.test"]
             transport = "maildir"
             path = "var/postoffices/support"
-            """).replace("{smtp}", textwrap.dedent(smtp)) + extra)
+            """).replace("{smtp}", textwrap.dedent(smtp))
+                .replace("{server}", textwrap.dedent(server)) + extra)
     return path
 
 

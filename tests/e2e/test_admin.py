@@ -5,6 +5,7 @@ delivered until it is released; /metrics parses with the Prometheus
 project's own text-format parser."""
 import json
 import os
+import smtplib
 import socket
 import sqlite3
 import subprocess
@@ -211,6 +212,49 @@ class AdminApi(AdminServer):
         self.assertEqual(counts, sorted(counts))
         self.assertEqual(counts[-1], families["postconn_store_commit_seconds_count"][()])
         self.assertGreaterEqual(counts[-1], commits)
+
+
+class FinishedMailRetention(AdminServer):
+    """server.keep_finished = "1s": delivered mail leaves the queue a second
+    or two after its delivery, except the newest message (queue ids continue
+    from it after a restart); the mailbox keeps every copy."""
+
+    def setUp(self):
+        self.admin_port = free_port()
+        self.start_server(admin_port=self.admin_port, server='keep_finished = "1s"\n')
+
+    def send_one(self):
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.ehlo()
+            client.mail("ann@support.example.test")
+            client.rcpt("bob@sales.example.test")
+            code, reply = client.data(b"Subject: kept for a second\r\n\r\nbody\r\n")
+        self.assertEqual(code, 250, reply)
+        return reply.decode().rsplit(" ", 1)[1]
+
+    def gone(self, message_id):
+        return self.call("GET", f"/messages/{message_id}")[0] == 404
+
+    def test_delivered_mail_leaves_the_queue_after_keep_finished(self):
+        first, second = self.send_one(), self.send_one()
+        wait_for_files(os.path.join(self.sales, "bob/new"), count=2)
+        self.wait_for(lambda: self.gone(first), "the first message stayed", timeout=20)
+        self.assertIn("removed 1 finished messages", self.server.wait_for_log("removed"))
+        status, shown = self.call("GET", f"/messages/{second}")
+        self.assertEqual(status, 200, shown)
+        self.assertEqual(metrics_families(self.call("GET", "/metrics")[1])
+                         ["postconn_messages_purged_total"][()], 1)
+        # With a newer message delivered, the second goes too.
+        self.send_one()
+        self.wait_for(lambda: self.gone(second), "the second message stayed", timeout=20)
+        files = wait_for_files(os.path.join(self.sales, "bob/new"), count=3)
+        self.assertEqual(len(files), 3)
+        for path in files:
+            with open(path, "rb") as f:
+                self.assertTrue(f.read().endswith(b"\n\nbody\n"), path)
+        with sqlite3.connect(os.path.join(self.dir, "var/queue.db")) as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM messages").fetchone()[0], 1)
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
 
 
 class AdminVerbs(AdminServer):

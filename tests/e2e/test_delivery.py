@@ -48,7 +48,7 @@ class DeliveryTest(unittest.TestCase):
     """A server in a fresh directory with two maildir postoffices, sales
     (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
 
-    def start_server(self, extra=RETRIES, admin_port=None):
+    def start_server(self, extra=RETRIES, admin_port=None, server=""):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.dir = holder.name
@@ -59,7 +59,7 @@ class DeliveryTest(unittest.TestCase):
         self.port = free_port()
         self.admin_port = admin_port or free_port()
         self.server = Server(self.dir, write_config(self.dir, self.port, self.admin_port,
-                                                    extra=extra))
+                                                    extra=extra, server=server))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
         self.server.wait_for_log("serving on")

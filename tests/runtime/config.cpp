@@ -84,12 +84,15 @@ TEST_CASE("durations take s, m, h and d units or plain seconds") {
 
 TEST_CASE("durations in the config: strings, integer seconds, and clear rejects") {
   auto cfg = loaded(sales_postoffice + R"(
+[server]
+keep_finished = 0
 [retry]
 open_interval = 90
 transfer_interval = "2m"
 max_lifetime = 0
 delay_warning = "4h"
 )");
+  CHECK(cfg.server.keep_finished == 0s);
   CHECK(cfg.retry.open_interval == 90s);
   CHECK(cfg.retry.transfer_interval == 120s);
   CHECK(cfg.retry.max_lifetime == 0s);
@@ -142,6 +145,7 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.server.hostname == "connector.example.test");
   CHECK(cfg.server.data_dir == "var");
   CHECK(cfg.server.log_level == "info");
+  CHECK(cfg.server.keep_finished == 24h);
   CHECK(cfg.smtp.listen == "127.0.0.1:2525");
   CHECK(cfg.smtp.max_message_size == 35882577);
   CHECK(cfg.smtp.max_recipients == 1000);
@@ -250,6 +254,8 @@ TEST_CASE("every rule of [server], [smtp], [retry] and [admin] names its key") {
     {"[server]\ndata_dir = \"\"\n", "server.data_dir", "must not be empty"},
     {"[server]\nlog_level = \"loud\"\n", "server.log_level", "unknown level \"loud\""},
     {"[server]\nname = \"x\"\n", "server.name", "unknown key"},
+    {"[server]\nkeep_finished = \"1 week\"\n", "server.keep_finished",
+     "invalid duration \"1 week\""},
     {"[smtp]\nlisten = \"localhost\"\n", "smtp.listen", "invalid address \"localhost\""},
     {"[smtp]\nlisten = \"[::1]:0\"\n", "smtp.listen", "invalid address"},
     {"[smtp]\nmax_message_size = 0\n", "smtp.max_message_size", "must be at least 1, got 0"},
