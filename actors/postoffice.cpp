@@ -196,7 +196,6 @@ caf::typed_response_promise<outcomes>
 deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
   auto promise = self->make_response_promise<outcomes>();
   auto messages = std::make_shared<std::vector<outgoing_mail>>();
-  auto pending = std::make_shared<std::size_t>(jobs.size());
   auto shared_jobs = std::make_shared<std::vector<delivery_job>>(std::move(jobs));
   auto unreadable = std::make_shared<outcomes>();
   // Recipients the injected fault failed; they count once the session opens.
@@ -233,11 +232,29 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
     promise.deliver(outcomes{});
     return promise;
   }
-  for (const auto& job : *shared_jobs) {
-    self->request(self->state.store, store_timeout, fetch_atom::value, job.message_id)
-      .then(
-        [=](const stored_message& msg) mutable {
-          auto& faults = self->state.faults;
+  auto mark_unreadable = [=](const delivery_job& job, const std::string& why) {
+    delivery_outcome outcome{job.delivery_id, true, "", "", {}};
+    for (const auto& rcpt : job.recipients)
+      outcome.recipients.push_back({rcpt, recipient_result::temporary_failure, "4.3.0",
+                                    "message unreadable: " + why, false});
+    unreadable->push_back(std::move(outcome));
+  };
+  std::vector<std::string> ids;
+  for (const auto& job : *shared_jobs)
+    ids.push_back(job.message_id);
+  // One read for the whole session's messages: one round trip to the store
+  // instead of one per message.
+  self->request(self->state.store, store_timeout, fetch_atom::value, std::move(ids))
+    .then(
+      [=](std::vector<stored_message>& found) mutable {
+        auto& faults = self->state.faults;
+        auto next_found = found.begin(); // in the order asked, missing ones left out
+        for (const auto& job : *shared_jobs) {
+          if (next_found == found.end() || next_found->id != job.message_id) {
+            mark_unreadable(job, "not in the queue");
+            continue;
+          }
+          const auto& msg = *next_found++;
           auto failed_transfer = faults.fails_transfer();
           std::vector<std::string> sent;
           for (const auto& rcpt : job.recipients) {
@@ -247,20 +264,14 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
               sent.push_back(rcpt);
           }
           messages->push_back({job.delivery_id, msg.sender, std::move(sent), msg.content});
-          if (--*pending == 0)
-            send();
-        },
-        [=](const caf::error& err) mutable {
-          delivery_outcome outcome{job.delivery_id, true, "", "", {}};
-          for (const auto& rcpt : job.recipients)
-            outcome.recipients.push_back({rcpt, recipient_result::temporary_failure, "4.3.0",
-                                          "message unreadable: " + self->system().render(err),
-                                          false});
-          unreadable->push_back(std::move(outcome));
-          if (--*pending == 0)
-            send();
-        });
-  }
+        }
+        send();
+      },
+      [=](const caf::error& err) mutable {
+        for (const auto& job : *shared_jobs)
+          mark_unreadable(job, self->system().render(err));
+        send();
+      });
   return promise;
 }
 

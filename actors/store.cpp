@@ -152,20 +152,25 @@ store(store_actor::stateful_pointer<store_state> self,
         answer_with(promise, created)});
       return promise;
     },
-    [=](record_atom, ledger_entry& entry,
-        attempt_record& attempt) -> caf::result<bool> {
-      auto promise = self->make_response_promise<bool>();
-      enqueue_write(self, pending_write{
-        [entry = std::move(entry), attempt = std::move(attempt)](queue_db& db) {
-          db.update_delivery(entry);
-          db.insert_attempt(attempt);
-        },
-        [promise](const caf::error& err) mutable {
-          if (err)
-            promise.deliver(err);
-          else
-            promise.deliver(true);
-        }});
+    [=](record_atom,
+        std::vector<ledger_change>& changes) -> caf::result<std::vector<std::string>> {
+      if (changes.empty())
+        return std::vector<std::string>{};
+      auto promise = self->make_response_promise<std::vector<std::string>>();
+      auto results = std::make_shared<std::vector<std::string>>(changes.size());
+      auto unanswered = std::make_shared<std::size_t>(changes.size());
+      for (std::size_t i = 0; i < changes.size(); ++i)
+        enqueue_write(self, pending_write{
+          [change = std::move(changes[i])](queue_db& db) {
+            db.update_delivery(change.entry);
+            db.insert_attempt(change.attempt);
+          },
+          [self, promise, results, unanswered, i](const caf::error& err) mutable {
+            if (err)
+              (*results)[i] = self->system().render(err);
+            if (--*unanswered == 0)
+              promise.deliver(std::move(*results));
+          }});
       return promise;
     },
     [=](adopt_atom, handoff& incoming,
@@ -198,6 +203,18 @@ store(store_actor::stateful_pointer<store_state> self,
         if (auto msg = self->state.db->message(id))
           return std::move(*msg);
         return make_error(store_errc::not_found, "no message " + id);
+      } catch (const queue_db_error& e) {
+        return make_error(store_errc::read_failed, e.what());
+      }
+    },
+    [=](fetch_atom,
+        const std::vector<std::string>& ids) -> caf::result<std::vector<stored_message>> {
+      try {
+        std::vector<stored_message> found;
+        for (const auto& id : ids)
+          if (auto msg = self->state.db->message(id))
+            found.push_back(std::move(*msg));
+        return found;
       } catch (const queue_db_error& e) {
         return make_error(store_errc::read_failed, e.what());
       }

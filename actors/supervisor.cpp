@@ -120,20 +120,44 @@ void apply(supervisor_ptr self, ledger_decision decision) {
     start_ndr_generators(self);
     return;
   }
-  self->request(st.store, store_timeout, record_atom::value, decision.entry,
-                decision.attempt)
+  // Written with the other decisions of this message and those before it
+  // in the mailbox: one store request, not one per delivery.
+  st.records_waiting.push_back({std::move(decision.entry), std::move(decision.attempt)});
+  if (st.records_waiting.size() == 1)
+    self->send(self, record_atom::value);
+}
+
+/// A ledger change the store did not take: the delivery is tried again
+/// after store_retry, its counts as they were.
+void not_persisted(supervisor_ptr self, std::int64_t id, const std::string& why) {
+  auto& st = self->state;
+  spdlog::error("supervisor: delivery {}: ledger not persisted ({}); retry in {}s", id, why,
+                st.options.store_retry.count());
+  if (auto found = st.ledger.find(id); found != st.ledger.end())
+    found->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
+  st.mark_idle(id);
+}
+
+/// Persists the waiting ledger changes, then keeps them in the ledger.
+void write_records(supervisor_ptr self) {
+  auto& st = self->state;
+  auto changes = std::make_shared<std::vector<ledger_change>>();
+  changes->swap(st.records_waiting);
+  self->request(st.store, store_timeout, record_atom::value, *changes)
     .then(
-      [=](bool) {
-        store_in_ledger(self->state, decision.entry);
+      [=](const std::vector<std::string>& failures) {
+        for (std::size_t i = 0; i < changes->size(); ++i) {
+          const auto& entry = (*changes)[i].entry;
+          if (i < failures.size() && !failures[i].empty())
+            not_persisted(self, entry.delivery_id, failures[i]);
+          else
+            store_in_ledger(self->state, entry);
+        }
         schedule_work(self);
       },
       [=](const caf::error& err) {
-        auto& st = self->state;
-        spdlog::error("supervisor: delivery {}: ledger not persisted ({}); retry in {}s",
-                      id, self->system().render(err), st.options.store_retry.count());
-        if (auto found = st.ledger.find(id); found != st.ledger.end())
-          found->second.next_attempt_at = unix_now(self) + st.options.store_retry.count();
-        st.mark_idle(id);
+        for (const auto& change : *changes)
+          not_persisted(self, change.entry.delivery_id, self->system().render(err));
         schedule_work(self);
       });
 }
@@ -697,6 +721,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       self->state.wake_at = 0;
       schedule_work(self);
     },
+    [=](record_atom) { write_records(self); },
     [=](work_atom) {
       self->state.work_scheduled = false;
       work(self);

@@ -118,6 +118,9 @@ struct supervisor_state {
   std::map<caf::actor_addr, std::int64_t> generators;
   /// Bounces and delay warnings waiting for a generator, oldest first.
   std::deque<ledger_decision> ndrs_waiting;
+  /// Ledger changes decided since the last store request, written together
+  /// by the next (a record_atom is on its way while there are any).
+  std::vector<ledger_change> records_waiting;
   store_actor store;
   std::shared_ptr<const ndr_settings> ndr;
   supervisor_options options;

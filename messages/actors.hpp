@@ -38,12 +38,17 @@ using store_actor = caf::typed_actor<
   // with the attempt that records it; replies with its ledger entry, none
   // when that delivery was handed over before.
   caf::replies_to<adopt_atom, handoff, attempt_record>::with<std::vector<ledger_entry>>,
-  // Persists a ledger entry's new values with the attempt that changed it.
-  caf::replies_to<record_atom, ledger_entry, attempt_record>::with<bool>,
+  // Persists ledger changes, each alone (one at fault fails alone) but in
+  // the same commit; replies with one line per change: empty when it is
+  // durable, else why not.
+  caf::replies_to<record_atom, std::vector<ledger_change>>::with<std::vector<std::string>>,
   // Lists every delivery that is not finished (delivered or bounced).
   caf::replies_to<load_atom>::with<std::vector<ledger_entry>>,
   // Reads one message by queue id.
   caf::replies_to<fetch_atom, std::string>::with<stored_message>,
+  // Reads several messages (one delivery attempt's) in the order asked;
+  // those not in the queue are left out.
+  caf::replies_to<fetch_atom, std::vector<std::string>>::with<std::vector<stored_message>>,
   // Lists every delivery of a message, finished or not.
   caf::replies_to<load_atom, std::string>::with<std::vector<ledger_entry>>,
   // Lists the messages with unfinished deliveries whose sender contains the
@@ -226,7 +231,9 @@ using supervisor_actor = caf::typed_actor<
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>,
   // One pass over the ledger, asked for by the supervisor itself.
-  caf::reacts_to<work_atom>>;
+  caf::reacts_to<work_atom>,
+  // Internal: persists the ledger changes decided so far in one request.
+  caf::reacts_to<record_atom>>;
 
 } // namespace postconn
 

@@ -174,6 +174,17 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
            x.outcome, x.code, x.text);
 }
 
+/// A ledger entry's new values with the attempt that changed them.
+struct ledger_change {
+  ledger_entry entry;
+  attempt_record attempt;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ledger_change& x) {
+  return f(caf::meta::type_name("ledger_change"), x.entry, x.attempt);
+}
+
 /// A committed message: its queue id and the deliveries it created.
 struct accept_receipt {
   std::string id;

@@ -124,7 +124,7 @@ TEST_CASE_FIXTURE(store_fixture, "max_batch bounds the writes per transaction") 
   CHECK(status(one_by_one).commits == 5);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails alone") {
+TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails alone, in the same commit as the rest") {
   auto store = spawn();
   auto ids = accept_concurrently(store, 1);
   auto entry = db->deliveries_of(ids[0]).at(0);
@@ -132,24 +132,23 @@ TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails 
   entry.open_retries = 1;
   auto ghost = entry;
   ghost.delivery_id = 999;
-  auto good = self->request(store, caf::infinite, record_atom::value, entry,
-                            attempt_record{entry.delivery_id, 1700000600,
-                                           "open_failed", "4.4.1", "down"});
-  auto bad = self->request(store, caf::infinite, record_atom::value, ghost,
-                           attempt_record{999, 1700000600, "open_failed", "", ""});
+  std::vector<ledger_change> changes{
+    {ghost, attempt_record{999, 1700000600, "open_failed", "", ""}},
+    {entry, attempt_record{entry.delivery_id, 1700000600, "open_failed", "4.4.1", "down"}}};
+  auto recorded = self->request(store, caf::infinite, record_atom::value, changes);
   sched.run();
-  good.receive([](bool ok) { CHECK(ok); },
-               [&](const caf::error& err) { FAIL(sys.render(err)); });
-  bad.receive([](bool) { FAIL("unknown delivery recorded"); },
-              [&](const caf::error& err) {
-                CHECK(err.code() == static_cast<std::uint8_t>(store_errc::rejected));
-                CHECK(err.category() == caf::atom("store"));
-                CHECK(sys.render(err).find("no delivery with id 999")
-                      != std::string::npos);
-              });
+  recorded.receive(
+    [](const std::vector<std::string>& failures) {
+      REQUIRE(failures.size() == 2);
+      CHECK(failures[0].rfind("store: request rejected", 0) == 0);
+      CHECK(failures[0].find("no delivery with id 999") != std::string::npos);
+      CHECK(failures[1].empty());
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
   CHECK(status(store).commits == 2);
   CHECK(db->deliveries_of(ids[0]).at(0).open_retries == 1);
   CHECK(db->attempts_of(entry.delivery_id).size() == 1);
+  CHECK(db->attempts_of(999).empty());
 }
 
 TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and keeps none, the store recovers") {
@@ -207,6 +206,24 @@ TEST_CASE_FIXTURE(store_fixture, "a write failing as on a full disk fails the ba
   CHECK(db->unfinished_deliveries().size() == 1);
   CHECK(db->integrity_check() == "ok");
   CHECK(accept_concurrently(store, 1).at(0).rfind("error", 0) != 0);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a fetch of several messages returns those in the queue, in the order asked") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 3);
+  std::vector<std::string> asked{ids[2], "ffffffffffffffff", ids[0], ids[2]};
+  auto fetched = self->request(store, caf::infinite, fetch_atom::value, asked);
+  sched.run();
+  fetched.receive(
+    [&](const std::vector<stored_message>& found) {
+      REQUIRE(found.size() == 3);
+      CHECK(found[0].id == ids[2]);
+      CHECK(found[0].content == message_for("r2@sales.example.test").content);
+      CHECK(found[1].id == ids[0]);
+      CHECK(found[1].sender == "ann@example.org");
+      CHECK(found[2].id == ids[2]);
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
 }
 
 TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found, load lists unfinished deliveries") {

@@ -550,3 +550,37 @@ TEST_CASE("the supervisor lists the unfinished deliveries of one message without
   CHECK(entries[0].recipients == std::vector<std::string>{"carol@dead.example.test"});
   CHECK(entries[0].open_retries == 1);
 }
+
+TEST_CASE("the ledger changes of one attempt are written together, and one the store refuses fails alone") {
+  test::temp_dir dir;
+  supervisor_options options;
+  options.attempt_timeout = 30s;
+  supervisor_fixture f{dir / "queue.db", defaults(), test::t0, options};
+  auto& live = f.state_of<fake_postoffice_state>(f.live);
+  live.mode = po_mode::hang;
+  auto kept_id = std::make_shared<std::string>();
+  auto vanished_id = std::make_shared<std::string>();
+  f.start_submit({{"live", {"carol@live.example.test"}}}, kept_id);
+  f.start_submit({{"live", {"dave@live.example.test"}}}, vanished_id);
+  f.sched.run();
+  REQUIRE(live.hung.size() == 1); // one attempt with both deliveries
+  auto kept = delivery_of(*f.db, *kept_id, "live");
+  auto vanished = delivery_of(*f.db, *vanished_id, "live");
+  // The store no longer has the second delivery when the attempt ends.
+  REQUIRE(f.db->delete_message(*vanished_id));
+  f.advance(30s, 30s); // the hung attempt times out: a failed open for both
+  auto stored = delivery_of(*f.db, *kept_id, "live");
+  CHECK(stored.state == delivery_state::deferred);
+  CHECK(stored.open_retries == 1);
+  CHECK(f.db->attempts_of(kept.delivery_id).size() == 1);
+  auto& sup = f.state_of<supervisor_state>(f.sup);
+  CHECK(sup.ledger.at(kept.delivery_id).open_retries == 1);
+  // Not persisted: its counts as they were, idle, tried again after store_retry.
+  REQUIRE(sup.ledger.count(vanished.delivery_id) == 1);
+  CHECK(sup.ledger.at(vanished.delivery_id).open_retries == 0);
+  CHECK(sup.ledger.at(vanished.delivery_id).next_attempt_at
+        == test::t0 + 30 + options.store_retry.count());
+  CHECK(sup.busy.count(vanished.delivery_id) == 0);
+  CHECK(sup.busy.count(kept.delivery_id) == 0);
+  CHECK(sup.records_waiting.empty());
+}
