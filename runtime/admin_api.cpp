@@ -563,8 +563,18 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
       return httplib::Server::HandlerResponse::Handled;
     });
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty())
-      fail(res, res.status, "no such resource: " + req.method + " " + req.path);
+    if (!res.body.empty())
+      return;
+    auto request = req.method + " " + req.path;
+    if (res.status == 404)
+      fail(res, 404, "no such resource: " + request);
+    else if (res.status == 400 && !req.has_header("Content-Length"))
+      // cpp-httplib refuses a POST or PUT without a length, as `curl -X
+      // POST URL` sends it.
+      fail(res, 400, "bad request: " + request
+                       + " has no Content-Length; send an empty body (curl -d '')");
+    else
+      fail(res, res.status, "bad request: " + request);
   });
   thread_ = std::thread{[this] { server_->listen_after_bind(); }};
   // A stop() before the listener runs would be lost: wait until it runs.

@@ -87,6 +87,29 @@ class AdminServer(DeliveryTest):
 
 
 class AdminApi(AdminServer):
+    def raw_request(self, text):
+        """Sends `text` as it is (no Content-Length added); the status line
+        and the JSON error of the reply."""
+        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=10) as conn:
+            conn.sendall(text.encode())
+            reply = b""
+            while chunk := conn.recv(4096):
+                reply += chunk
+        head, _, body = reply.decode().partition("\r\n\r\n")
+        return head.split("\r\n")[0], json.loads(body)["error"]
+
+    def test_errors_say_what_was_wrong_with_the_request(self):
+        status, error = self.raw_request("POST /flush HTTP/1.1\r\nHost: x\r\n"
+                                         "Connection: close\r\n\r\n")
+        self.assertEqual(status, "HTTP/1.1 400 Bad Request")
+        self.assertIn("POST /flush has no Content-Length", error)
+        status, error = self.raw_request("GET /nothing HTTP/1.1\r\nHost: x\r\n"
+                                         "Connection: close\r\n\r\n")
+        self.assertEqual(status, "HTTP/1.1 404 Not Found")
+        self.assertEqual(error, "no such resource: GET /nothing")
+        status, flushed = self.call("POST", "/flush", {})
+        self.assertEqual(status, 200, flushed)
+
     def test_queue_message_and_postoffices_show_a_share_that_is_down(self):
         os.rename(self.sales, self.sales + ".gone")
         self.send(["bob@sales.example.test"])
