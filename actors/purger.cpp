@@ -4,6 +4,7 @@
 #include "actors/purger.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -24,8 +25,9 @@ std::int64_t unix_now(purger_ptr self) {
              .count();
 }
 
-void wait_for_next_pass(purger_ptr self, caf::timespan last_pass) {
-  self->delayed_send(self, time_to_next_pass(self->state.options.keep_finished, last_pass),
+void wait_for_next_pass(purger_ptr self, caf::timespan work_in_last_pass) {
+  self->delayed_send(self,
+                     time_to_next_pass(self->state.options.keep_finished, work_in_last_pass),
                      purge_atom::value);
 }
 
@@ -36,19 +38,25 @@ void end_pass(purger_ptr self) {
                  st.removed_in_pass, st.options.keep_finished.count());
   st.cursor.clear();
   st.removed_in_pass = 0;
-  wait_for_next_pass(self, self->clock().now() - st.pass_started);
+  wait_for_next_pass(self, std::exchange(st.work_in_pass, caf::timespan{0}));
 }
 
 } // namespace
 
 caf::timespan time_to_next_pass(std::chrono::seconds keep_finished,
-                                caf::timespan last_pass) {
+                                caf::timespan work_in_last_pass) {
   // A pass over a large queue whose old mail is still unfinished removes
-  // little and looks at all of it: a hundred times its length keeps passes
-  // at ~1 % of the time.
+  // little and looks at all of it: a hundred times its work keeps passes at
+  // ~1 % of the time.
   caf::timespan interval = std::clamp(keep_finished / 10, std::chrono::seconds{1},
                                       std::chrono::seconds{60});
-  return std::max(interval, last_pass * 100);
+  return std::max(interval, work_in_last_pass * 100);
+}
+
+caf::timespan pause_after_round(caf::timespan round) {
+  // Rounds at most a fifth of the time: mail arriving during a long pass
+  // (a first start on months of finished mail) shares the store with it.
+  return round * 4;
 }
 
 purger_actor::behavior_type purger(purger_ptr self, store_actor store,
@@ -64,18 +72,22 @@ purger_actor::behavior_type purger(purger_ptr self, store_actor store,
     },
     [=](purge_atom) {
       auto& st = self->state;
-      if (st.cursor.empty())
-        st.pass_started = self->clock().now();
+      auto sent = self->clock().now();
       auto finished_before = unix_now(self) - st.options.keep_finished.count();
       self->request(st.store, caf::infinite, purge_atom::value, finished_before, st.cursor)
         .then(
           [=](const purge_report& report) {
             auto& st = self->state;
+            auto round = self->clock().now() - sent;
+            st.work_in_pass += round;
             st.removed_in_pass += report.removed;
             if (!report.more)
               return end_pass(self);
             st.cursor = report.last_examined;
-            self->send(self, purge_atom::value);
+            if (auto pause = pause_after_round(round); pause > caf::timespan{0})
+              self->delayed_send(self, pause, purge_atom::value);
+            else
+              self->send(self, purge_atom::value);
           },
           [=](const caf::error& err) {
             spdlog::warn("queue: removing finished messages failed: {}; trying again later",

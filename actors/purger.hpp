@@ -9,8 +9,9 @@
 //   message ever relayed (its free pages are reused by new mail). The
 //   purger asks the store for bounded rounds (store_state::purge_limit
 //   messages looked at each, so no commit waits long behind one); a round
-//   that hit the limit is followed at once by the next, else the purger
-//   waits (time_to_next_pass) and starts again from the oldest message.
+//   that hit the limit is followed by the next after a pause
+//   (pause_after_round), else the purger waits (time_to_next_pass) and
+//   starts again from the oldest message.
 #pragma once
 
 #include <chrono>
@@ -37,10 +38,14 @@ struct purger_options {
 
 /// Time from the end of a pass to the next: a tenth of the retention, at
 /// least a second and at most a minute, so a message is removed at most
-/// ~10 % (or a minute) past its retention; but at least a hundred times as
-/// long as the last pass took.
+/// ~10 % (or a minute) past its retention; but at least a hundred times
+/// the time the last pass's rounds took.
 caf::timespan time_to_next_pass(std::chrono::seconds keep_finished,
-                                caf::timespan last_pass);
+                                caf::timespan work_in_last_pass);
+
+/// Time from the answer to a round to the next round of the same pass:
+/// four times the round's, so rounds take at most a fifth of the time.
+caf::timespan pause_after_round(caf::timespan round);
 
 struct purger_state {
   store_actor store;
@@ -51,8 +56,9 @@ struct purger_state {
   std::string cursor;
   /// Messages removed in the current pass, logged when it ends.
   std::uint64_t removed_in_pass = 0;
-  /// When the current pass started, to pace the next one.
-  caf::actor_clock::time_point pass_started;
+  /// Time the current pass's rounds took (request to answer), to pace the
+  /// next pass.
+  caf::timespan work_in_pass{0};
 
   static inline const char* name = "purger";
 };

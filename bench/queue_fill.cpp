@@ -6,7 +6,7 @@
 // SYNOPSIS
 //   queue_fill DB COUNT [--postoffice NAME] [--sender ADDR] [--recipient ADDR]
 //              [--bytes N] [--open-retries N] [--due-after SECONDS]
-//              [--due-within SECONDS] [--batch N]
+//              [--due-within SECONDS] [--finished-ago SECONDS] [--batch N]
 //
 // DESCRIPTION
 //   Appends COUNT messages to DB (created when missing), each with one
@@ -16,7 +16,10 @@
 //   (default 2048). Each delivery starts with --open-retries failed opens
 //   (default 0; state "deferred" when above 0) and becomes due --due-after
 //   seconds from now (default 0), the deliveries spread evenly over the
-//   --due-within seconds after that (default 0: all at once).
+//   --due-within seconds after that (default 0: all at once). With
+//   --finished-ago, each message is received that many seconds ago instead
+//   and its delivery delivered then, with that attempt in the log (for the
+//   purge benchmark).
 //   Rows go in through queue_db::insert_message and update_delivery, --batch
 //   messages (default 10000) per transaction. Prints the rate and file size.
 #include <chrono>
@@ -44,6 +47,7 @@ struct fill_options {
   int open_retries = 0;
   long due_after = 0;
   long due_within = 0;
+  long finished_ago = 0;
   long batch = 10000;
 };
 
@@ -51,7 +55,8 @@ struct fill_options {
   std::fprintf(stderr,
                "usage: queue_fill DB COUNT [--postoffice NAME] [--sender ADDR] "
                "[--recipient ADDR] [--bytes N] [--open-retries N] "
-               "[--due-after SECONDS] [--due-within SECONDS] [--batch N]\n");
+               "[--due-after SECONDS] [--due-within SECONDS] [--finished-ago SECONDS] "
+               "[--batch N]\n");
   std::exit(2);
 }
 
@@ -80,6 +85,8 @@ fill_options parse(int argc, char** argv) {
       opts.due_after = std::stol(value);
     else if (key == "--due-within")
       opts.due_within = std::stol(value);
+    else if (key == "--finished-ago")
+      opts.finished_ago = std::stol(value);
     else if (key == "--batch")
       opts.batch = std::stol(value);
     else
@@ -111,7 +118,7 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   auto db = queue_db::open(opts.db);
   message_id_generator ids{db->last_message_id()};
-  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  auto now = static_cast<std::int64_t>(std::time(nullptr)) - opts.finished_ago;
   auto now_micros = static_cast<std::uint64_t>(now) * 1000000u;
   incoming_message msg;
   msg.sender = opts.sender;
@@ -127,6 +134,10 @@ int main(int argc, char** argv) {
       entry.state = opts.open_retries > 0 ? delivery_state::deferred : delivery_state::queued;
       entry.first_attempt_at = opts.open_retries > 0 ? now : 0;
       entry.next_attempt_at = now + opts.due_after + opts.due_within * done / opts.count;
+      if (opts.finished_ago > 0) {
+        entry.state = delivery_state::delivered;
+        db->insert_attempt({entry.delivery_id, now, "delivered", "2.0.0", "queue_fill"});
+      }
       if (opts.open_retries > 0) {
         entry.last_error_code = "4.4.1";
         entry.last_error_text = "queue_fill: postoffice unreachable";

@@ -74,6 +74,11 @@ TEST_CASE("passes are a tenth of the retention apart, within a second and a minu
   CHECK(time_to_next_pass(0s, 30ms) == 3s);
 }
 
+TEST_CASE("rounds of one pass pause four times as long as the round took") {
+  CHECK(pause_after_round(0s) == 0s);
+  CHECK(pause_after_round(5ms) == 20ms);
+}
+
 TEST_CASE_FIXTURE(purger_fixture, "finished messages go when their retention is over, in one pass of several rounds") {
   auto [store, purging] = spawn(1h);
   CHECK(purged(store) == 0); // nothing before the first interval
