@@ -23,10 +23,6 @@
 
 #include "messages/actors.hpp"
 
-namespace caf {
-class actor_system;
-} // namespace caf
-
 namespace postconn {
 
 struct purger_options {

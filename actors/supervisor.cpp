@@ -148,10 +148,11 @@ void write_records(supervisor_ptr self) {
       [=](const std::vector<std::string>& failures) {
         for (std::size_t i = 0; i < changes->size(); ++i) {
           const auto& entry = (*changes)[i].entry;
-          if (i < failures.size() && !failures[i].empty())
-            not_persisted(self, entry.delivery_id, failures[i]);
-          else
+          auto why = i < failures.size() ? failures[i] : std::string{"no answer for it"};
+          if (why.empty())
             store_in_ledger(self->state, entry);
+          else
+            not_persisted(self, entry.delivery_id, why);
         }
         schedule_work(self);
       },
