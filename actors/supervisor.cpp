@@ -11,6 +11,8 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/queue_page.hpp"
+
 namespace postconn {
 
 namespace {
@@ -663,6 +665,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         entries.push_back(entry);
       return entries;
     },
+    [=](status_atom, const queue_query& query) { return select_page(self->state.ledger, query); },
     [=](hold_atom, const std::string& message_id) {
       return hold_or_release(self, message_id, true);
     },

@@ -24,6 +24,7 @@
 #   one mail   after the second start: one message to bob@live.example.test,
 #              seconds until its 250 and until it is in the maildir
 #   metrics    seconds for one GET /metrics (it walks the whole ledger)
+#   queue      seconds for the first page of GET /queue (oldest first, of all)
 # Target: 220 within 10 s of a restart.
 set -euo pipefail
 export LC_ALL=C
@@ -126,4 +127,8 @@ echo "one mail: 250 after ${accepted}s, in the maildir after $(seconds_since "$s
 asked=$(now)
 depth=$(metric "$admin" postconn_queue_deliveries 'postoffice="dead"')
 echo "metrics: GET /metrics took $(seconds_since "$asked")s (dead queue depth $depth)"
+
+asked=$(now)
+total=$(curl -sf --max-time 120 "$admin/queue?limit=100" | python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])')
+echo "queue: GET /queue?limit=100 took $(seconds_since "$asked")s (total $total)"
 echo "memory: VmHWM $(mib "$(status_field "$server_pid" VmHWM)") at the end"

@@ -191,6 +191,9 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
   // Lists the unfinished deliveries as the supervisor sees them.
   caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
+  // One page of the unfinished deliveries a query selects, oldest first,
+  // copying only that page (the ledger may hold a million).
+  caf::replies_to<status_atom, queue_query>::with<queue_page>,
   // The unfinished deliveries of one message, as the supervisor sees them.
   caf::replies_to<status_atom, std::string>::with<std::vector<ledger_entry>>,
   // Holds a message's unfinished deliveries: no attempt, no expiry, until

@@ -445,6 +445,40 @@ typename Inspector::result_type inspect(Inspector& f, outcome_count& x) {
   return f(caf::meta::type_name("outcome_count"), x.postoffice, x.outcome, x.count);
 }
 
+/// Which unfinished deliveries the admin API's /queue lists, and which page
+/// of them (oldest first).
+struct queue_query {
+  /// Only this postoffice's; empty: any.
+  std::string postoffice;
+  /// Only those in this state (a delivery_state name); empty: any.
+  std::string state;
+  /// With only_messages, only the deliveries of these messages.
+  std::vector<std::string> message_ids;
+  bool only_messages = false;
+  /// Only those queued at or before this Unix time.
+  std::int64_t queued_before = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t limit = 100;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_query& x) {
+  return f(caf::meta::type_name("queue_query"), x.postoffice, x.state, x.message_ids,
+           x.only_messages, x.queued_before, x.offset, x.limit);
+}
+
+/// One page of the deliveries a queue_query selects, and how many it
+/// selects in all.
+struct queue_page {
+  std::uint64_t total = 0;
+  std::vector<ledger_entry> deliveries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_page& x) {
+  return f(caf::meta::type_name("queue_page"), x.total, x.deliveries);
+}
+
 /// How many unfinished deliveries of a postoffice are in one state.
 struct queue_depth {
   std::string postoffice;

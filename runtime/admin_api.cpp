@@ -99,40 +99,29 @@ public:
     if (!limit || !offset || !min_age || *limit == 0)
       return fail(res, 400, "limit, offset and min_age are whole numbers of at least 0 "
                             "(limit at least 1)");
-    auto postoffice = req.get_param_value("postoffice");
-    auto state = req.get_param_value("state");
-    auto sender = req.get_param_value("sender");
     std::string error;
-    std::set<std::string> from_sender;
-    if (!sender.empty()) {
+    queue_query query;
+    query.postoffice = req.get_param_value("postoffice");
+    query.state = req.get_param_value("state");
+    if (auto sender = req.get_param_value("sender"); !sender.empty()) {
       auto ids = ask<std::vector<std::string>>(sys_, store_, error, load_atom::value,
                                                sender_atom::value, sender);
       if (!ids)
         return fail(res, 503, error);
-      from_sender.insert(ids->begin(), ids->end());
+      query.message_ids = std::move(*ids);
+      query.only_messages = true;
     }
-    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value);
-    if (!ledger)
-      return fail(res, 503, "supervisor: " + error);
     auto now = std::time(nullptr);
-    std::vector<ledger_entry> chosen;
-    for (auto& entry : *ledger)
-      if ((postoffice.empty() || entry.postoffice == postoffice)
-          && (state.empty() || to_string(entry.state) == state)
-          && (sender.empty() || from_sender.count(entry.message_id))
-          && now - entry.queued_at >= *min_age)
-        chosen.push_back(std::move(entry));
-    std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.queued_at, a.delivery_id) < std::tie(b.queued_at, b.delivery_id);
-    });
+    query.queued_before = now - *min_age;
+    query.offset = static_cast<std::uint64_t>(*offset);
+    query.limit = static_cast<std::uint64_t>(std::min(*limit, largest_page));
+    auto selected = ask<queue_page>(sys_, sup_, error, status_atom::value, query);
+    if (!selected)
+      return fail(res, 503, "supervisor: " + error);
     auto page = json::array();
-    auto first = std::min<std::size_t>(chosen.size(), static_cast<std::size_t>(*offset));
-    auto last = std::min<std::size_t>(chosen.size(),
-                                      first + static_cast<std::size_t>(
-                                                std::min(*limit, largest_page)));
-    for (auto i = first; i < last; ++i)
-      page.push_back(delivery_json(chosen[i]));
-    reply(res, 200, json{{"now", now}, {"total", chosen.size()}, {"deliveries", page}});
+    for (const auto& entry : selected->deliveries)
+      page.push_back(delivery_json(entry));
+    reply(res, 200, json{{"now", now}, {"total", selected->total}, {"deliveries", page}});
   }
 
   void message(const std::string& id, httplib::Response& res) {
