@@ -2,10 +2,70 @@
 //   smtp_listener -- accepts SMTP connections (see smtp_listener.hpp).
 #include "actors/smtp_listener.hpp"
 
+#include <chrono>
+
 #include <caf/io/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
 namespace postconn {
+
+namespace {
+
+using listener_ptr = caf::io::stateful_broker<smtp_listener_state>*;
+
+/// How often open sessions check their deadlines (idle, command line,
+/// DATA): one timer for all of them instead of one per connection, each of
+/// which would wake the clock thread.
+constexpr auto deadline_tick = std::chrono::seconds(1);
+
+void tick_while_sessions_are_open(listener_ptr self) {
+  auto& st = self->state;
+  if (st.ticking || st.sessions.empty())
+    return;
+  st.ticking = true;
+  self->delayed_send(self, deadline_tick, tick_atom::value);
+}
+
+/// Forks a session for a new connection, or refuses it with 421 when a
+/// connection limit is reached. A connection is only refused on a second
+/// look: CAF hands the listener new connections at once, ahead of the
+/// messages in its mailbox, where the end of a session that just said 221
+/// may still wait, so the client reconnecting at its limit is looked at
+/// again behind them.
+void admit(listener_ptr self, caf::io::connection_handle handle, bool second_look,
+           const store_actor& store, const supervisor_actor& supervisor) {
+  auto& st = self->state;
+  auto client = self->remote_addr(handle);
+  auto from_client = st.per_client.find(client);
+  auto open_from_client = from_client == st.per_client.end() ? 0 : from_client->second;
+  auto over_total = st.sessions.size() >= st.settings->max_connections;
+  auto over_client = open_from_client >= st.settings->max_connections_per_client;
+  if ((over_total || over_client) && !second_look) {
+    self->send(self, connected_atom::value, handle);
+    return;
+  }
+  if (over_total) {
+    spdlog::warn("smtp {}: refused, {} connections open (smtp.max_connections)", client,
+                 st.sessions.size());
+    self->fork(smtp_refusal, handle, st.settings->hostname + " Too many connections");
+    return;
+  }
+  if (over_client) {
+    spdlog::warn("smtp {}: refused, {} connections open from it "
+                 "(smtp.max_connections_per_client)", client, open_from_client);
+    self->fork(smtp_refusal, handle,
+               st.settings->hostname + " Too many connections from your address");
+    return;
+  }
+  auto session = self->fork(smtp_session, handle, st.settings, store, supervisor,
+                            st.backlogged);
+  self->monitor(session);
+  st.sessions.emplace(session, client);
+  ++st.per_client[client];
+  tick_while_sessions_are_open(self);
+}
+
+} // namespace
 
 caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                             int listening_fd,
@@ -34,26 +94,18 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
   });
   return {
     [=](const caf::io::new_connection_msg& msg) {
+      admit(self, msg.handle, false, store, supervisor);
+    },
+    [=](connected_atom, caf::io::connection_handle handle) {
+      admit(self, handle, true, store, supervisor);
+    },
+    [=](tick_atom) {
       auto& st = self->state;
-      auto client = self->remote_addr(msg.handle);
-      if (st.sessions.size() >= st.settings->max_connections) {
-        spdlog::warn("smtp {}: refused, {} connections open (smtp.max_connections)", client,
-                     st.sessions.size());
-        self->fork(smtp_refusal, msg.handle, st.settings->hostname + " Too many connections");
-        return;
-      }
-      if (st.per_client[client] >= st.settings->max_connections_per_client) {
-        spdlog::warn("smtp {}: refused, {} connections open from it "
-                     "(smtp.max_connections_per_client)", client, st.per_client[client]);
-        self->fork(smtp_refusal, msg.handle,
-                   st.settings->hostname + " Too many connections from your address");
-        return;
-      }
-      auto session = self->fork(smtp_session, msg.handle, st.settings, store, supervisor,
-                                st.backlogged);
-      self->monitor(session);
-      st.sessions.emplace(session, client);
-      ++st.per_client[client];
+      st.ticking = false;
+      // Brokers share the multiplexer thread: these sends wake no thread.
+      for (const auto& [session, client] : st.sessions)
+        self->send(session, idle_atom::value);
+      tick_while_sessions_are_open(self);
     },
     [=](reload_atom, std::shared_ptr<const smtp_settings>& fresh) {
       self->state.settings = std::move(fresh);

@@ -6,12 +6,14 @@
 //   It keeps the sessions it forked (`status` answers how many are open); a
 //   connection beyond smtp.max_connections, or beyond
 //   smtp.max_connections_per_client from one address, is answered 421 4.7.0
-//   and closed;
+//   and closed (after a second look, so a session that just ended is not
+//   counted);
 //   when it is told to exit (shutdown), it stops accepting and tells every
 //   open session to say 421 and close. `(reload_atom, settings)` gives new
 //   settings (a config reload): sessions opened from then on use them, open
 //   ones keep theirs. `(backlog_atom, bool)` from the supervisor goes to
-//   every open session and to those opened later.
+//   every open session and to those opened later. Once a second while any
+//   session is open, it tells each to check its deadlines.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +38,9 @@ struct smtp_listener_state {
   std::shared_ptr<const smtp_settings> settings;
   /// The queue is over its high-water mark (the supervisor says so).
   bool backlogged = false;
+  /// A tick is on its way: every second while sessions are open, each is
+  /// told to check its deadlines.
+  bool ticking = false;
 
   static inline const char* name = "smtp_listener";
 };

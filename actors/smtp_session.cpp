@@ -375,13 +375,6 @@ session_deadline next_deadline(const smtp_session_state& st) {
   return next;
 }
 
-/// Checks the deadlines at the moment the first of them passes.
-void schedule_deadline_check(session_ptr self) {
-  auto wait = std::max(next_deadline(self->state).at - self->clock().now(),
-                       caf::actor_clock::duration_type{std::chrono::seconds(1)});
-  self->delayed_send(self, wait, idle_atom::value);
-}
-
 } // namespace
 
 std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
@@ -441,7 +434,6 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
     self->quit(msg.reason);
   });
   reply(self, 220, "", st.settings->hostname + " ESMTP postconn");
-  schedule_deadline_check(self);
   return {
     [=](const caf::io::new_data_msg& msg) {
       auto& st = self->state;
@@ -462,7 +454,7 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
         return;
       auto deadline = next_deadline(st);
       if (st.awaiting_store || self->clock().now() < deadline.at)
-        return schedule_deadline_check(self);
+        return;
       spdlog::info("smtp {}: {}, disconnected", st.client_ip, deadline.what);
       reply(self, 421, "4.4.2", st.settings->hostname + " Error: timeout exceeded");
       close_session(self);

@@ -452,6 +452,16 @@ class PerClientConnectionLimit(ConnectionLimitTest):
         self.assertEqual(self.wait_until_served().command("EHLO again.example.org")[0], 250)
         self.server.wait_for_log("(smtp.max_connections_per_client)")
 
+    def test_a_client_at_its_limit_reconnecting_right_after_quit_is_served(self):
+        # The session that said 221 has ended before the client can connect
+        # again, so its place is free: never 421 (the listener looks twice).
+        kept, current = self.client(), self.client()
+        for _ in range(1000):
+            self.assertEqual(current.command("QUIT")[0], 221)
+            current = self.client()
+            self.assertEqual(current.greeting[0], 220, current.greeting)
+        self.assertEqual(kept.command("NOOP")[0], 250)
+
 
 class TotalConnectionLimit(ConnectionLimitTest):
     smtp_config = LIMITS + "max_connections = 1\n"
