@@ -20,9 +20,6 @@ namespace {
 
 using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
 
-/// How long the store may take to commit before the client gets a 451.
-constexpr auto store_timeout = std::chrono::seconds(120);
-
 /// Input kept while it cannot be handled (the store is committing): more
 /// than pipelining ever needs. Beyond it the socket is not read, so a
 /// client cannot fill the server's memory.
@@ -127,25 +124,36 @@ void finish_data(session_ptr self) {
   auto size = msg.content.size();
   auto recipients = st.recipients.size();
   st.awaiting_store = true;
-  self->request(st.store, store_timeout, accept_atom::value, std::move(msg))
+  // No request timeout: whatever the store commits must reach the
+  // supervisor, so the session waits for the answer even after its client
+  // has gone (a slow store is answered by the DATA deadline instead).
+  self->request(st.store, caf::infinite, accept_atom::value, std::move(msg))
     .then(
       [=](accept_receipt& receipt) {
         auto& st = self->state;
+        st.awaiting_store = false;
+        self->send(st.supervisor, enqueue_atom::value, std::move(receipt.deliveries));
+        if (st.closing) {
+          spdlog::warn("smtp {}: queued as {} from=<{}> after the client left or was "
+                       "told 451; it will be delivered",
+                       st.client_ip, receipt.id, *st.sender);
+          return self->quit();
+        }
         spdlog::info("smtp {}: queued as {} from=<{}> recipients={} size={}",
                      st.client_ip, receipt.id, *st.sender, recipients, size);
         reply(self, 250, "2.0.0", "Ok: queued as " + receipt.id);
-        self->send(st.supervisor, enqueue_atom::value, std::move(receipt.deliveries));
         reset_transaction(st);
-        st.awaiting_store = false;
         process_input(self);
       },
       [=](const caf::error& err) {
         auto& st = self->state;
+        st.awaiting_store = false;
         spdlog::error("smtp {}: message from <{}> not queued: {}", st.client_ip,
                       *st.sender, self->system().render(err));
+        if (st.closing)
+          return self->quit();
         reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
         reset_transaction(st);
-        st.awaiting_store = false;
         process_input(self);
       });
 }
@@ -452,8 +460,20 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
       auto& st = self->state;
       if (st.closing)
         return;
+      if (st.awaiting_store) {
+        if (self->clock().now() < st.data_started + st.settings->data_timeout)
+          return;
+        // The answer is still awaited after the client is told (see
+        // finish_data); the session ends with it.
+        spdlog::warn("smtp {}: the queue did not answer within data_timeout: 451, closed",
+                     st.client_ip);
+        reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
+        st.closing = true;
+        self->close(st.connection);
+        return;
+      }
       auto deadline = next_deadline(st);
-      if (st.awaiting_store || self->clock().now() < deadline.at)
+      if (self->clock().now() < deadline.at)
         return;
       spdlog::info("smtp {}: {}, disconnected", st.client_ip, deadline.what);
       reply(self, 421, "4.4.2", st.settings->hostname + " Error: timeout exceeded");
@@ -468,7 +488,8 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
     },
     [=](const caf::io::connection_closed_msg&) {
       self->state.closing = true;
-      self->quit();
+      if (!self->state.awaiting_store) // else it ends with the store's answer
+        self->quit();
     },
   };
 }

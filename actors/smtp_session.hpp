@@ -8,7 +8,10 @@
 //   decoder (bounded memory, no smuggling), and sends the finished message
 //   to the store. The "250 queued as" reply goes out only when the store has
 //   committed the message and its deliveries; a failed commit is answered
-//   with 451 4.3.0. While the store works, further pipelined input waits in
+//   with 451 4.3.0, and so is a commit still unanswered at the DATA
+//   deadline (smtp.data_timeout), with the connection closed. The session
+//   waits for the store's answer in any case, even after its client has
+//   gone, and hands what was committed to the supervisor. While the store works, further pipelined input waits in
 //   the buffer. A client silent for smtp.idle_timeout, taking longer than
 //   that for one command line, or longer than smtp.data_timeout for the
 //   whole DATA phase gets 421 4.4.2 and is disconnected (slow clients cannot

@@ -17,6 +17,7 @@ import time
 import unittest
 
 from postconn_process import POSTCONN, Server, free_port, temp_workdir, write_config
+from test_delivery import make_postoffice, wait_for_files
 
 LIMITS = """
 max_message_size = 20000
@@ -526,6 +527,56 @@ class SlowClients(SmtpServerTest):
         quick.command("DATA")
         quick.send(b"Subject: quick\r\n\r\nx\r\n.\r\n")
         self.assertEqual(quick.reply()[0], 250)
+
+
+class ClientLeavingDuringCommit(SmtpServerTest):
+    """A client that hangs up after the final dot while the store still
+    commits, or one told 451 because the commit outlasted data_timeout: the
+    message is committed all the same, so it is delivered, not left in the
+    queue until the next restart."""
+    smtp_config = LIMITS + 'data_timeout = "2s"\n'
+
+    def start(self, **popen):
+        make_postoffice(os.path.join(self.workdir, "var/postoffices/sales"), "bob")
+        return super().start(**popen)
+
+    def test_mail_committed_after_the_client_left_is_delivered(self):
+        c = self.client()
+        c.command("EHLO leaving.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        self.assertEqual(c.command("DATA")[0], 354)
+        with self.db() as locker:
+            locker.execute("BEGIN EXCLUSIVE")  # the store's commit waits (busy_timeout)
+            c.send(b"Subject: left early\r\n\r\nbody\r\n.\r\n")
+            time.sleep(0.3)
+            c.close()
+            time.sleep(0.3)
+            locker.rollback()
+        delivered = wait_for_files(
+            os.path.join(self.workdir, "var/postoffices/sales/bob/new"), timeout=15)
+        self.assertEqual(len(delivered), 1)
+        self.server.wait_for_log("after the client left")
+
+    def test_a_commit_slower_than_data_timeout_gets_451_and_is_delivered_anyway(self):
+        c = self.client()
+        c.command("EHLO patient.example.org")
+        c.command("MAIL FROM:<ann@example.org>")
+        c.command("RCPT TO:<bob@sales.example.test>")
+        self.assertEqual(c.command("DATA")[0], 354)
+        with self.db() as locker:
+            locker.execute("BEGIN EXCLUSIVE")  # the store waits up to busy_timeout (5 s)
+            c.send(b"Subject: slow queue\r\n\r\nbody\r\n.\r\n")
+            c.sock.settimeout(10)
+            code, text = c.reply()
+            self.assertEqual((code, text[:5]), (451, "4.3.0"), text)
+            self.assertTrue(c.closed())
+            locker.rollback()
+        delivered = wait_for_files(
+            os.path.join(self.workdir, "var/postoffices/sales/bob/new"), timeout=15)
+        self.assertEqual(len(delivered), 1)
+        self.server.wait_for_log("did not answer within data_timeout")
+        self.server.wait_for_log("after the client left or was told 451")
 
 
 class BoundedSessionMemory(SmtpServerTest):
