@@ -110,6 +110,18 @@ $probe_timeout
 TOML
 }
 
+# maildir_postoffice NAME PATH: the config table of a maildir postoffice
+# NAME at PATH taking the domain NAME.example.test.
+maildir_postoffice() {
+  cat <<TOML
+[[postoffice]]
+name = "$1"
+domains = ["$1.example.test"]
+transport = "maildir"
+path = "$2"
+TOML
+}
+
 ticks_to_seconds() {
   awk -v t="$1" -v hz="$ticks_per_second" 'BEGIN { printf "%.2f", t / hz }'
 }

@@ -73,11 +73,7 @@ log_level = "warn"
 listen = "127.0.0.1:$smtp_port"
 [admin]
 listen = "127.0.0.1:$admin_port"
-[[postoffice]]
-name = "dead"
-domains = ["dead.example.test"]
-transport = "maildir"
-path = "$work/dead"
+$(maildir_postoffice dead "$work/dead")
   [postoffice.retry]
   max_open_retries = 3
   open_interval = "60s"
@@ -86,11 +82,7 @@ name = "senders"
 domains = ["senders.example.test"]
 transport = "smtp"
 address = "127.0.0.1:$sink_port"
-[[postoffice]]
-name = "live"
-domains = ["live.example.test"]
-transport = "maildir"
-path = "$work/live"
+$(maildir_postoffice live "$work/live")
 TOML
 
 echo "ndr_storm: $count deliveries to dead at the open-retry limit, due from" \

@@ -50,16 +50,8 @@ keep_finished = "10s"
 listen = "127.0.0.1:$smtp_port"
 [admin]
 listen = "127.0.0.1:$admin_port"
-[[postoffice]]
-name = "dead"
-domains = ["dead.example.test"]
-transport = "maildir"
-path = "$work/dead"
-[[postoffice]]
-name = "live"
-domains = ["live.example.test"]
-transport = "maildir"
-path = "$work/live"
+$(maildir_postoffice dead "$work/dead")
+$(maildir_postoffice live "$work/live")
 TOML
 
 "$queue_fill" "$work/var/queue.db" "$count" --postoffice live --finished-ago 172800

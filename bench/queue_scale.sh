@@ -65,21 +65,9 @@ listen = "127.0.0.1:$smtp_port"
 queue_high_water = $((count * 2))
 [admin]
 listen = "127.0.0.1:$admin_port"
-[[postoffice]]
-name = "dead"
-domains = ["dead.example.test"]
-transport = "maildir"
-path = "$work/dead"
-[[postoffice]]
-name = "live"
-domains = ["live.example.test"]
-transport = "maildir"
-path = "$work/live"
-[[postoffice]]
-name = "senders"
-domains = ["senders.example.test"]
-transport = "maildir"
-path = "$work/live"
+$(maildir_postoffice dead "$work/dead")
+$(maildir_postoffice live "$work/live")
+$(maildir_postoffice senders "$work/live")
 TOML
 
 echo "queue_scale: $count deferred messages of $bytes bytes"
@@ -129,6 +117,8 @@ depth=$(metric "$admin" postconn_queue_deliveries 'postoffice="dead"')
 echo "metrics: GET /metrics took $(seconds_since "$asked")s (dead queue depth $depth)"
 
 asked=$(now)
-total=$(curl -sf --max-time 120 "$admin/queue?limit=100" | python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])')
-echo "queue: GET /queue?limit=100 took $(seconds_since "$asked")s (total $total)"
+page=$(curl -sf --max-time 120 "$admin/queue?limit=100")
+took=$(seconds_since "$asked")
+total=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"])' "$page")
+echo "queue: GET /queue?limit=100 took ${took}s (total $total)"
 echo "memory: VmHWM $(mib "$(status_field "$server_pid" VmHWM)") at the end"
