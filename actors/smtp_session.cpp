@@ -152,7 +152,10 @@ void finish_data(session_ptr self) {
                       *st.sender, self->system().render(err));
         if (st.closing)
           return self->quit();
-        reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
+        if (is_store_error(err, store_errc::low_space))
+          reply(self, 452, "4.3.1", "Insufficient system storage, try again later");
+        else
+          reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
         reset_transaction(st);
         process_input(self);
       });
@@ -201,7 +204,7 @@ void on_mail(session_ptr self, const smtp_command& cmd) {
   if (cmd.size && *cmd.size > st.settings->max_message_size)
     return reply(self, 552, "5.3.4", "Message size exceeds fixed limit");
   if (st.backlogged)
-    return reply(self, 452, "4.3.1", "Insufficient system storage: queue full, try again later");
+    return reply(self, 452, "4.3.1", "Insufficient system storage, try again later");
   st.sender = cmd.path;
   reply(self, 250, "2.1.0", "Ok");
 }

@@ -52,9 +52,21 @@ std::size_t store_state::commit_pending() {
   auto count = std::min(pending.size(), std::max<std::size_t>(options.max_batch, 1));
   if (count == 0)
     return 0;
-  std::vector<pending_write> batch(std::make_move_iterator(pending.begin()),
-                                   std::make_move_iterator(pending.begin() + count));
+  std::vector<pending_write> batch;
+  batch.reserve(count);
+  for (auto write = pending.begin(); write != pending.begin() + count; ++write) {
+    if (write->new_mail && space_low) {
+      ++counters.failed_writes;
+      ++counters.messages_refused_low_space;
+      write->answer(make_error(store_errc::low_space,
+                               "the queue's disk is below server.min_free_space"));
+    } else {
+      batch.push_back(std::move(*write));
+    }
+  }
   pending.erase(pending.begin(), pending.begin() + count);
+  if (batch.empty())
+    return count;
   std::vector<caf::error> outcomes(batch.size());
   try {
     auto started = std::chrono::steady_clock::now();
@@ -81,6 +93,53 @@ std::size_t store_state::commit_pending() {
   }
   return count;
 }
+
+namespace {
+
+constexpr std::uint64_t mebibyte = 1024 * 1024;
+
+/// The disk fell below the reserve (low) or is back above 110 % of it.
+void note_space_crossing(store_actor::stateful_pointer<store_state> self, bool low,
+                         std::uint64_t free) {
+  auto& st = self->state;
+  st.space_low = low;
+  if (st.options.min_free_space == 0)
+    spdlog::warn("queue: no reserve on the queue's disk (server.min_free_space 0): "
+                 "new mail is accepted again");
+  else
+    spdlog::warn("queue: {} MiB free on the queue's disk, {} server.min_free_space {} MiB: "
+                 "new mail {}",
+                 free / mebibyte, low ? "below" : "back above 110 % of",
+                 st.options.min_free_space / mebibyte,
+                 low ? "gets 452 4.3.1" : "is accepted again");
+  if (st.space_listener)
+    self->send(st.space_listener, space_atom::value, low);
+}
+
+/// Looks at the free space on the queue's disk: notes a crossing of the
+/// reserve, and while below it looks again every space_recheck.
+void check_space(store_actor::stateful_pointer<store_state> self) {
+  auto& st = self->state;
+  if (!st.options.free_space)
+    return;
+  auto reserve = st.options.min_free_space;
+  auto free = st.options.free_space();
+  if (free)
+    st.counters.free_bytes = *free;
+  auto low = st.space_low; // when the disk cannot tell, as before
+  if (reserve == 0)
+    low = false;
+  else if (free)
+    low = st.space_low ? *free < reserve + reserve / 10 : *free < reserve;
+  if (low != st.space_low)
+    note_space_crossing(self, low, st.counters.free_bytes);
+  if (st.space_low && !st.space_recheck_pending) {
+    st.space_recheck_pending = true;
+    self->delayed_send(self, store_state::space_recheck, space_atom::value);
+  }
+}
+
+} // namespace
 
 namespace {
 
@@ -133,7 +192,8 @@ store(store_actor::stateful_pointer<store_state> self,
             promise.deliver(err);
           else
             promise.deliver(std::move(*receipt));
-        }});
+        },
+        true});
       return promise;
     },
     [=](report_atom, ledger_entry& entry, attempt_record& attempt,
@@ -273,6 +333,22 @@ store(store_actor::stateful_pointer<store_state> self,
       return promise;
     },
     [=](status_atom) { return self->state.counters; },
+    [=](watch_atom, space_listener_actor& listener) {
+      auto& st = self->state;
+      check_space(self);
+      st.space_listener = std::move(listener);
+      self->send(st.space_listener, space_atom::value, st.space_low);
+    },
+    [=](reload_atom, std::uint64_t min_free_space) {
+      auto& st = self->state;
+      st.options.min_free_space = min_free_space;
+      check_space(self);
+    },
+    [=](space_atom) {
+      self->state.space_recheck_pending = false;
+      if (self->state.space_low)
+        check_space(self);
+    },
     [=](commit_atom) {
       auto& st = self->state;
       // Writes that arrived while the marker waited are behind it in the
@@ -285,6 +361,11 @@ store(store_actor::stateful_pointer<store_state> self,
         return;
       }
       st.marker_passes = 0;
+      // Space goes to new mail: look before committing any.
+      auto new_mail = std::any_of(st.pending.begin(), st.pending.end(),
+                                  [](const pending_write& w) { return w.new_mail; });
+      if (new_mail)
+        check_space(self);
       st.commit_pending();
       // Writes beyond max_batch wait for the next marker, behind newer mail.
       if (st.pending.empty())

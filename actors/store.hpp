@@ -13,14 +13,24 @@
 //   the commit fails (disk full, I/O error) every write of the batch is
 //   answered with store_errc::commit_failed and nothing of it is kept.
 //
+//   A reserve of disk space (store_options::min_free_space) is kept for
+//   what the queue must still write about mail it already holds: before
+//   each commit with new mail the store looks at the free space, and below
+//   the reserve new mail (accept) fails with store_errc::low_space while
+//   ledger changes, DSNs, adoptions and removals go on. It is low until
+//   the free space is back above 110 % of the reserve (looked at every
+//   space_recheck meanwhile); a space listener hears every crossing.
+//
 //   In the server the store runs detached (its own thread: fsync blocks);
 //   tests spawn it on the deterministic scheduler.
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +47,11 @@ namespace postconn {
 struct store_options {
   /// Writes per transaction at most; 1 means one fsync per request.
   std::size_t max_batch = 4096;
+  /// Bytes of the queue's disk kept free for the mail already queued; 0:
+  /// no reserve.
+  std::uint64_t min_free_space = 0;
+  /// The bytes free on the queue's disk now; nothing when it cannot tell.
+  std::function<std::optional<std::uint64_t>()> free_space;
 };
 
 /// A write request waiting for the next commit.
@@ -46,6 +61,8 @@ struct pending_write {
   /// Answers the requester once the outcome is known: an empty error means
   /// the write is durable.
   std::function<void(const caf::error&)> answer;
+  /// New mail: refused while the disk is below its reserve.
+  bool new_mail = false;
 };
 
 struct store_state {
@@ -67,12 +84,21 @@ struct store_state {
   static constexpr std::uint32_t purge_limit = 256;
   store_options options;
   store_status counters;
+  /// The queue's disk is below its reserve: new mail is refused.
+  bool space_low = false;
+  /// Hears when the disk falls below its reserve or is back above it.
+  space_listener_actor space_listener;
+  /// A space_atom is on its way to look at the free space again.
+  bool space_recheck_pending = false;
+  /// How often the free space is looked at again while it is low.
+  static constexpr std::chrono::seconds space_recheck{5};
 
   /// Counts one commit in the latency histogram.
   void note_commit_latency(double seconds);
 
   /// Runs up to options.max_batch pending writes in one transaction and
-  /// answers them. Returns the number of writes handled.
+  /// answers them (new mail at once with store_errc::low_space while the
+  /// disk is below its reserve). Returns the number of writes handled.
   std::size_t commit_pending();
 
   /// Applies and commits `batch`. With `isolate`, each write runs in its own

@@ -49,20 +49,24 @@ void schedule_work(supervisor_ptr self) {
   self->send(self, work_atom::value);
 }
 
-/// Tells the backlog listener when the ledger crossed its high-water mark;
-/// it is clear again under 90 % of it, so the state does not flap.
+/// Tells the backlog listener when new mail is to be refused or accepted
+/// again: refused while the ledger is at its high-water mark (clear again
+/// under 90 % of it, so the state does not flap) or the queue's disk is
+/// below its reserve.
 void note_backlog(supervisor_ptr self, bool always_tell) {
   auto& st = self->state;
   if (!st.backlog_listener)
     return;
   auto size = st.ledger.size();
-  auto backlogged = st.backlogged ? size * 10 >= st.high_water * 9 : size >= st.high_water;
+  auto queue_full = st.queue_full ? size * 10 >= st.high_water * 9 : size >= st.high_water;
+  auto backlogged = queue_full || st.disk_low;
+  if (queue_full != st.queue_full)
+    spdlog::warn("queue: {} unfinished deliveries, {} smtp.queue_high_water {}: new mail {}",
+                 size, queue_full ? "at" : "back under 90 % of", st.high_water,
+                 backlogged ? "gets 452 4.3.1" : "is accepted again");
+  st.queue_full = queue_full;
   if (backlogged == st.backlogged && !always_tell)
     return;
-  if (backlogged != st.backlogged)
-    spdlog::warn("queue: {} unfinished deliveries, {} smtp.queue_high_water {}: new mail {}",
-                 size, backlogged ? "at" : "back under 90 % of", st.high_water,
-                 backlogged ? "gets 452 4.3.1" : "is accepted again");
   st.backlogged = backlogged;
   self->send(st.backlog_listener, backlog_atom::value, backlogged);
 }
@@ -736,6 +740,10 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       st.backlog_listener = std::move(listener);
       st.high_water = high_water;
       note_backlog(self, true);
+    },
+    [=](space_atom, bool low) {
+      self->state.disk_low = low;
+      note_backlog(self, false);
     },
   };
 }

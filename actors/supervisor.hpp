@@ -133,6 +133,11 @@ struct supervisor_state {
   /// Told when the ledger crosses `high_water` (see watch_atom).
   backlog_listener_actor backlog_listener;
   std::uint64_t high_water = 0;
+  /// The ledger is at the high-water mark (until back under 90 % of it).
+  bool queue_full = false;
+  /// The store says the queue's disk is below its reserve.
+  bool disk_low = false;
+  /// What the backlog listener was last told: queue_full or disk_low.
   bool backlogged = false;
 
   /// The retry policy of a delivery's postoffice.

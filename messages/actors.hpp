@@ -24,6 +24,11 @@
 
 namespace postconn {
 
+/// Learns whether the queue's disk is below its reserve
+/// (server.min_free_space): true when it fell below, false when it is back
+/// above 110 % of it.
+using space_listener_actor = caf::typed_actor<caf::reacts_to<space_atom, bool>>;
+
 /// The durable queue: messages, deliveries (retry ledgers), attempt log.
 /// Writes are group-committed; a reply means the data is on disk.
 using store_actor = caf::typed_actor<
@@ -64,8 +69,15 @@ using store_actor = caf::typed_actor<
   caf::replies_to<purge_atom, std::int64_t, std::string>::with<purge_report>,
   // Reports the store's counters.
   caf::replies_to<status_atom>::with<store_status>,
+  // Tells the listener whether the queue's disk is below its reserve, now
+  // and at every crossing; replaces an earlier one.
+  caf::reacts_to<watch_atom, space_listener_actor>,
+  // Replaces the reserve of free bytes on the queue's disk (0: none).
+  caf::reacts_to<reload_atom, std::uint64_t>,
   // Internal: commits the writes received so far in one transaction.
-  caf::reacts_to<commit_atom>>;
+  caf::reacts_to<commit_atom>,
+  // Internal: looks at the free space again while below the reserve.
+  caf::reacts_to<space_atom>>;
 
 /// One postoffice: probes it and attempts the deliveries it is handed.
 using postoffice_actor = caf::typed_actor<
@@ -231,6 +243,9 @@ using supervisor_actor = caf::typed_actor<
   // Tells the listener the backlog state against this high-water mark (in
   // unfinished deliveries) now and at every crossing; replaces an earlier one.
   caf::reacts_to<watch_atom, backlog_listener_actor, std::uint64_t>,
+  // The queue's disk fell below its reserve (true) or is back above it:
+  // while below, the backlog listener is told to refuse new mail too.
+  caf::reacts_to<space_atom, bool>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>,
   // One pass over the ledger, asked for by the supervisor itself.

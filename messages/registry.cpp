@@ -28,6 +28,9 @@ std::string render_store_error(std::uint8_t code, caf::atom_value,
     case store_errc::read_failed:
       text += "read failed";
       break;
+    case store_errc::low_space:
+      text += "low on disk space";
+      break;
     default:
       text += "error " + std::to_string(code);
   }

@@ -40,4 +40,8 @@ caf::error make_error(store_errc code, std::string detail) {
                     caf::make_message(std::move(detail))};
 }
 
+bool is_store_error(const caf::error& err, store_errc code) {
+  return err.category() == caf::atom("store") && err.code() == static_cast<std::uint8_t>(code);
+}
+
 } // namespace postconn

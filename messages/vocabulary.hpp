@@ -55,6 +55,7 @@ using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using depth_atom = caf::atom_constant<caf::atom("depth")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
+using space_atom = caf::atom_constant<caf::atom("space")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -515,6 +516,12 @@ struct store_status {
   std::uint64_t messages_accepted = 0;
   /// Finished messages removed after their retention (server.keep_finished).
   std::uint64_t messages_purged = 0;
+  /// Messages refused because the queue's disk was below its reserve
+  /// (server.min_free_space).
+  std::uint64_t messages_refused_low_space = 0;
+  /// Bytes free on the queue's disk when the store last looked (it looks
+  /// before each commit of new mail); 0 before the first look.
+  std::uint64_t free_bytes = 0;
   /// Commits per latency bucket (commit_latency_bounds, then the rest), and
   /// the seconds they took in all.
   std::vector<std::uint64_t> commit_latency_buckets;
@@ -525,7 +532,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_status& x) {
   return f(caf::meta::type_name("store_status"), x.commits, x.writes,
            x.failed_writes, x.messages_accepted, x.messages_purged,
-           x.commit_latency_buckets, x.commit_seconds);
+           x.messages_refused_low_space, x.free_bytes, x.commit_latency_buckets, x.commit_seconds);
 }
 
 // -- errors ---------------------------------------------------------------------
@@ -540,9 +547,14 @@ enum class store_errc : std::uint8_t {
   not_found,
   /// Reading the queue failed (I/O error, corrupt file).
   read_failed,
+  /// New mail refused: the queue's disk is below its reserve.
+  low_space,
 };
 
 /// An error of the store with a human-readable detail ("disk I/O error").
 caf::error make_error(store_errc code, std::string detail);
+
+/// True when `err` is the store's error `code`.
+bool is_store_error(const caf::error& err, store_errc code);
 
 } // namespace postconn

@@ -325,6 +325,15 @@ public:
            "queue after server.keep_finished.\n"
            "# TYPE postconn_messages_purged_total counter\n"
            "postconn_messages_purged_total " << store->messages_purged << "\n"
+           "# HELP postconn_messages_refused_low_space_total Messages refused because "
+           "the queue's disk was below server.min_free_space.\n"
+           "# TYPE postconn_messages_refused_low_space_total counter\n"
+           "postconn_messages_refused_low_space_total " << store->messages_refused_low_space
+        << "\n"
+           "# HELP postconn_queue_disk_free_bytes Bytes free on the queue's disk when new "
+           "mail was last committed (or refused).\n"
+           "# TYPE postconn_queue_disk_free_bytes gauge\n"
+           "postconn_queue_disk_free_bytes " << store->free_bytes << "\n"
            "# HELP postconn_attempts_total Attempt outcomes by postoffice: delivered, "
            "open_failed, transfer_failed, rejected, expired, ...\n"
            "# TYPE postconn_attempts_total counter\n";

@@ -60,7 +60,8 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 
 
 void read_server(table_reader in, server_config& server) {
-  in.reject_unknown_keys({"hostname", "data_dir", "log_level", "keep_finished"});
+  in.reject_unknown_keys(
+    {"hostname", "data_dir", "log_level", "keep_finished", "min_free_space"});
   if (in.read("hostname", server.hostname) && !is_domain(server.hostname))
     in.problem("hostname", "invalid host name " + in_quotes(server.hostname)
                              + " (letters, digits, - and . only, e.g. "
@@ -78,6 +79,7 @@ void read_server(table_reader in, server_config& server) {
     in.problem("log_level", "unknown level " + in_quotes(level)
                               + " (trace, debug, info, warn, error, critical or off)");
   in.read_duration("keep_finished", server.keep_finished, zero_duration::allowed);
+  in.read("min_free_space", server.min_free_space, 0);
 }
 
 /// tls_certificate and tls_key: both or neither.

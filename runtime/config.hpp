@@ -82,6 +82,9 @@ struct server_config {
   /// A message whose deliveries all finished stays this long after its
   /// last attempt (for the admin API), then is removed; 0: at once.
   std::chrono::seconds keep_finished{24 * 3600};
+  /// Bytes kept free on the queue's disk for the mail already queued
+  /// (ledger changes, NDRs): below it new mail gets 452 4.3.1; 0: none.
+  std::uint64_t min_free_space = 100 * 1024 * 1024;
 };
 
 struct smtp_config {

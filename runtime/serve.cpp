@@ -239,6 +239,7 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   caf::anon_send(actors.listener, reload_atom::value, std::move(smtp));
   caf::anon_send(actors.purger, reload_atom::value,
                  static_cast<std::int64_t>(fresh.server.keep_finished.count()));
+  caf::anon_send(actors.store, reload_atom::value, fresh.server.min_free_space);
   watch_backlog(actors, fresh.smtp.queue_high_water);
   running = std::move(fresh);
   admin.update_config(running);
@@ -327,7 +328,16 @@ int run(config cfg, const std::filesystem::path& config_file) {
   // Blocking I/O runs in detached actors, never on these workers.
   sys_cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{sys_cfg};
-  auto store = spawn_store(sys, db, store_options{}, true);
+  store_options store_opts;
+  store_opts.min_free_space = cfg.server.min_free_space;
+  store_opts.free_space = [data_dir]() -> std::optional<std::uint64_t> {
+    std::error_code error;
+    auto space = fs::space(data_dir, error);
+    if (error)
+      return std::nullopt;
+    return space.available;
+  };
+  auto store = spawn_store(sys, db, std::move(store_opts), true);
   db.reset();
   auto pool = sys.spawn(share_pool, share_pool_options{});
   server_actors actors{sys, pool, store, {}, {}, {}, {}};
@@ -376,6 +386,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.start_time});
   watch_backlog(actors, cfg.smtp.queue_high_water);
+  caf::anon_send(store, watch_atom::value, caf::actor_cast<space_listener_actor>(sup));
   admin->serve(sys, sup, store, listener, actors.cluster);
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
                POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,

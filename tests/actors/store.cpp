@@ -1,7 +1,7 @@
 // Tests actors/store.cpp on the deterministic scheduler: group commit (all
 // writes in the mailbox share one transaction), the batch limit, a bad
-// request failing alone, and a full disk or a failing fsync failing the
-// whole batch without keeping any of it.
+// request failing alone, a full disk or a failing fsync failing the whole
+// batch without keeping any of it, and the disk reserve refusing new mail.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -67,6 +67,40 @@ struct store_fixture : test::actor_fixture {
     handle.receive([&](const store_status& st) { result = st; },
                    [](const caf::error&) { FAIL("status failed"); });
     return result;
+  }
+};
+
+struct space_recorder_state {
+  std::vector<bool> heard;
+  static inline const char* name = "space_recorder";
+};
+
+space_listener_actor::behavior_type
+space_recorder(space_listener_actor::stateful_pointer<space_recorder_state> self) {
+  return {[=](space_atom, bool low) { self->state.heard.push_back(low); }};
+}
+
+constexpr std::uint64_t mebibyte = 1024 * 1024;
+
+/// A store keeping 100 MiB free on a simulated disk with `free` bytes,
+/// watched by a listener.
+struct reserve_fixture : store_fixture {
+  std::uint64_t free = 0;
+  store_actor store;
+  space_listener_actor listener = sys.spawn(space_recorder);
+
+  explicit reserve_fixture(std::uint64_t initially_free) : free(initially_free) {
+    store_options options;
+    options.min_free_space = 100 * mebibyte;
+    options.free_space = [this] { return std::optional<std::uint64_t>{free}; };
+    store = spawn(options);
+    self->send(store, watch_atom::value, listener);
+    sched.run();
+  }
+
+  /// What the listener heard, oldest first: true for below the reserve.
+  std::vector<bool>& heard() {
+    return state_of<space_recorder_state>(listener).heard;
   }
 };
 
@@ -252,4 +286,56 @@ TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found,
             == std::vector<std::string>{"r1@sales.example.test"});
     },
     [&](const caf::error& err) { FAIL(sys.render(err)); });
+}
+
+TEST_CASE("below the disk reserve new mail is refused while ledger changes go on, until the disk is back above 110 percent") {
+  reserve_fixture f{200 * mebibyte};
+  CHECK(f.heard() == std::vector<bool>{false});
+  auto ids = f.accept_concurrently(f.store, 1);
+  REQUIRE(f.db->message(ids.at(0)));
+
+  f.free = 99 * mebibyte;
+  auto entry = f.db->deliveries_of(ids[0]).at(0);
+  entry.state = delivery_state::delivered;
+  std::vector<ledger_change> changes{
+    {entry, attempt_record{entry.delivery_id, 1700000600, "delivered", "2.0.0", "ok"}}};
+  auto recorded = f.self->request(f.store, caf::infinite, record_atom::value, changes);
+  auto refused = f.accept_concurrently(f.store, 2);
+  recorded.receive(
+    [](const std::vector<std::string>& failures) { CHECK(failures == std::vector<std::string>{""}); },
+    [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  REQUIRE(refused.size() == 2);
+  for (const auto& reply : refused)
+    CHECK(reply.rfind("error: store: low on disk space", 0) == 0);
+  CHECK(f.db->deliveries_of(ids[0]).at(0).state == delivery_state::delivered);
+  CHECK(f.db->unfinished_deliveries().empty());
+  CHECK(f.heard() == std::vector<bool>{false, true});
+  auto st = f.status(f.store);
+  CHECK(st.messages_refused_low_space == 2);
+  CHECK(st.free_bytes == 99 * mebibyte);
+
+  // Above the reserve but under 110 % of it: still low, looked at again
+  // every space_recheck without a word to the listener.
+  f.free = 105 * mebibyte;
+  f.sched.advance_time(store_state::space_recheck);
+  f.sched.run();
+  CHECK(f.heard().size() == 2);
+  CHECK(f.accept_concurrently(f.store, 1).at(0).rfind("error: store: low on disk space", 0) == 0);
+  f.free = 111 * mebibyte;
+  f.sched.advance_time(store_state::space_recheck);
+  f.sched.run();
+  CHECK(f.heard() == std::vector<bool>{false, true, false});
+  CHECK(f.db->message(f.accept_concurrently(f.store, 1).at(0)));
+  // Nothing looks any more while the disk has room.
+  CHECK_FALSE(f.sched.has_pending_timeout());
+}
+
+TEST_CASE("a reserve reloaded to 0 accepts new mail again at once") {
+  reserve_fixture f{10 * mebibyte};
+  CHECK(f.heard() == std::vector<bool>{true});
+  CHECK(f.accept_concurrently(f.store, 1).at(0).rfind("error: store: low on disk space", 0) == 0);
+  f.self->send(f.store, reload_atom::value, std::uint64_t{0});
+  f.sched.run();
+  CHECK(f.heard() == std::vector<bool>{true, false});
+  CHECK(f.db->message(f.accept_concurrently(f.store, 1).at(0)));
 }

@@ -532,6 +532,39 @@ TEST_CASE("the backlog listener hears of the high-water mark when crossed, not a
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("a disk below its reserve refuses new mail until it is back, whatever the queue's size") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto listener = f.sys.spawn(backlog_recorder);
+  caf::anon_send(f.sup, watch_atom::value, listener, std::uint64_t{2});
+  f.sched.run();
+  auto& heard = f.state_of<backlog_recorder_state>(listener).heard;
+  caf::anon_send(f.sup, space_atom::value, true);
+  f.sched.run();
+  CHECK(heard == std::vector<bool>{false, true});
+  // The queue reaches its mark and falls back under it meanwhile: no word.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i)
+    ids.push_back(f.submit({{"dead", {"bob@dead.example.test"}}}));
+  for (const auto& id : ids) {
+    caf::anon_send(f.sup, delete_atom::value, id, false);
+    f.sched.run();
+  }
+  CHECK(heard == std::vector<bool>{false, true});
+  caf::anon_send(f.sup, space_atom::value, false);
+  f.sched.run();
+  CHECK(heard == std::vector<bool>{false, true, false});
+  // A full queue keeps refusing after the disk is back.
+  for (int i = 0; i < 2; ++i)
+    ids.push_back(f.submit({{"dead", {"bob@dead.example.test"}}}));
+  caf::anon_send(f.sup, space_atom::value, true);
+  f.sched.run();
+  caf::anon_send(f.sup, space_atom::value, false);
+  f.sched.run();
+  CHECK(heard == std::vector<bool>{false, true, false, true});
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("the supervisor lists the unfinished deliveries of one message without the rest of the ledger") {
   test::temp_dir dir;
   supervisor_fixture f{dir / "queue.db", defaults()};

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 from postconn_process import POSTCONN, Server, free_port, temp_workdir, write_config
 from test_delivery import make_postoffice, wait_for_files
@@ -74,15 +75,22 @@ class Client:
 
 class SmtpServerTest(unittest.TestCase):
     smtp_config = LIMITS
+    server_config = ""
     extra_config = ""
 
     def setUp(self):
         self.workdir_holder = temp_workdir()
         self.workdir = self.workdir_holder.name
         self.port = free_port()
-        self.config = write_config(self.workdir, self.port, smtp=self.smtp_config,
-                                   extra=self.extra_config)
+        self.admin_port = free_port()
+        self.config = self.write_config()
         self.server = self.start()
+
+    def write_config(self, server_config=None):
+        return write_config(self.workdir, self.port, self.admin_port, smtp=self.smtp_config,
+                            extra=self.extra_config,
+                            server=self.server_config if server_config is None
+                            else server_config)
 
     def start(self, **popen):
         server = Server(self.workdir, self.config, **popen)
@@ -98,6 +106,19 @@ class SmtpServerTest(unittest.TestCase):
         self.server.stop()
         self.server.__exit__()
         self.workdir_holder.cleanup()
+
+    def mail_from(self, c, wanted):
+        """MAIL FROM until the answer is `wanted`: the queue's state travels
+        from the supervisor to the sessions as a message, so a MAIL sent at
+        the moment it changes may still get the old answer."""
+        deadline = time.monotonic() + 5
+        while True:
+            code, text = c.command("MAIL FROM:<ann@example.org>")
+            if code == wanted or time.monotonic() > deadline:
+                return code, text
+            if code == 250:
+                c.command("RSET")
+            time.sleep(0.1)
 
     def db(self):
         return sqlite3.connect(os.path.join(self.workdir, "var", "queue.db"))
@@ -652,19 +673,6 @@ open_interval = "1s"
 max_open_retries = 1000
 """
 
-    def mail_from(self, c, wanted):
-        """MAIL FROM until the answer is `wanted`: the queue's state travels
-        from the supervisor to the sessions as a message, so a MAIL sent at
-        the moment it changes may still get the old answer."""
-        deadline = time.monotonic() + 5
-        while True:
-            code, text = c.command("MAIL FROM:<ann@example.org>")
-            if code == wanted or time.monotonic() > deadline:
-                return code, text
-            if code == 250:
-                c.command("RSET")
-            time.sleep(0.1)
-
     def send(self, c, subject):
         self.assertEqual(self.mail_from(c, 250)[0], 250)
         self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
@@ -694,6 +702,71 @@ max_open_retries = 1000
         self.assertEqual(len(os.listdir(os.path.join(sales, "bob", "new"))), 2)
         self.send(c, b"three")
         self.send(later, b"four")
+
+
+class DiskReserve(SmtpServerTest):
+    """Below server.min_free_space free bytes on the queue's disk, MAIL FROM
+    is answered 452 4.3.1, and a message whose transaction began before the
+    disk fell below it is refused at the end of DATA with the same answer
+    and not queued; a reload that lowers the reserve takes mail again. No
+    disk has 2^60 bytes free, so that reserve is never met."""
+    unreachable = "min_free_space = 1152921504606846976\n"
+
+    def metrics(self):
+        url = "http://127.0.0.1:%d/metrics" % self.admin_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        return {line.split()[0]: float(line.split()[1])
+                for line in text.splitlines() if line.startswith("postconn_")}
+
+    def reload(self, server_config, needle):
+        self.write_config(server_config)
+        self.server.proc.send_signal(signal.SIGHUP)
+        return self.server.wait_for_log(needle)
+
+    def test_452_at_mail_from_below_the_reserve_from_the_start_until_a_reload_lowers_it(self):
+        self.server.stop()
+        self.server.__exit__()
+        self.write_config(self.unreachable)
+        self.server = self.start()
+        self.server.wait_for_log("below server.min_free_space 1099511627776 MiB: "
+                                 "new mail gets 452 4.3.1")
+        c = self.client()
+        c.command("EHLO full.example.org")
+        code, text = self.mail_from(c, 452)
+        self.assertEqual((code, text), (452, "4.3.1 Insufficient system storage, "
+                                             "try again later"))
+        self.reload("min_free_space = 0\n", "new mail is accepted again")
+        self.assertEqual(self.mail_from(c, 250)[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        c.send(b"Subject: room again\r\n\r\nx\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertIsNotNone(self.stored(queued_id(text)))
+        metrics = self.metrics()
+        self.assertGreater(metrics["postconn_queue_disk_free_bytes"], 0)
+        self.assertEqual(metrics["postconn_messages_refused_low_space_total"], 0)
+
+    def test_a_message_begun_above_the_reserve_is_refused_at_the_end_of_data(self):
+        c = self.client()
+        c.command("EHLO full.example.org")
+        self.assertEqual(c.command("MAIL FROM:<ann@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        self.reload(self.unreachable, "new mail gets 452 4.3.1")
+        c.send(b"Subject: too late\r\n\r\nx\r\n.\r\n")
+        code, text = c.reply()
+        self.assertEqual((code, text), (452, "4.3.1 Insufficient system storage, "
+                                             "try again later"))
+        self.assertIn("not queued: store: low on disk space",
+                      self.server.wait_for_log("not queued"))
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
+        self.assertEqual(self.metrics()["postconn_messages_refused_low_space_total"], 1)
+        # The session goes on: the next MAIL FROM gets the same answer.
+        code, text = self.mail_from(c, 452)
+        self.assertEqual((code, text[:5]), (452, "4.3.1"))
 
 
 def make_certificate(directory, name="connector.example.test"):

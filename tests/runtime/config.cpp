@@ -86,6 +86,7 @@ TEST_CASE("durations in the config: strings, integer seconds, and clear rejects"
   auto cfg = loaded(sales_postoffice + R"(
 [server]
 keep_finished = 0
+min_free_space = 0
 [retry]
 open_interval = 90
 transfer_interval = "2m"
@@ -93,6 +94,7 @@ max_lifetime = 0
 delay_warning = "4h"
 )");
   CHECK(cfg.server.keep_finished == 0s);
+  CHECK(cfg.server.min_free_space == 0);
   CHECK(cfg.retry.open_interval == 90s);
   CHECK(cfg.retry.transfer_interval == 120s);
   CHECK(cfg.retry.max_lifetime == 0s);
@@ -146,6 +148,7 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.server.data_dir == "var");
   CHECK(cfg.server.log_level == "info");
   CHECK(cfg.server.keep_finished == 24h);
+  CHECK(cfg.server.min_free_space == 100 * 1024 * 1024);
   CHECK(cfg.smtp.listen == "127.0.0.1:2525");
   CHECK(cfg.smtp.max_message_size == 35882577);
   CHECK(cfg.smtp.max_recipients == 1000);
@@ -256,6 +259,8 @@ TEST_CASE("every rule of [server], [smtp], [retry] and [admin] names its key") {
     {"[server]\nname = \"x\"\n", "server.name", "unknown key"},
     {"[server]\nkeep_finished = \"1 week\"\n", "server.keep_finished",
      "invalid duration \"1 week\""},
+    {"[server]\nmin_free_space = -1\n", "server.min_free_space", "must be at least 0, got -1"},
+    {"[server]\nmin_free_space = \"1G\"\n", "server.min_free_space", "integer"},
     {"[smtp]\nlisten = \"localhost\"\n", "smtp.listen", "invalid address \"localhost\""},
     {"[smtp]\nlisten = \"[::1]:0\"\n", "smtp.listen", "invalid address"},
     {"[smtp]\nmax_message_size = 0\n", "smtp.max_message_size", "must be at least 1, got 0"},
