@@ -376,6 +376,11 @@ typename Inspector::result_type inspect(Inspector& f, outgoing_mail& x) {
 
 /// One SMTP/LMTP session for a share worker: connect, greet, send the
 /// messages over one connection, quit. No messages: a probe.
+/// TLS towards an SMTP/LMTP postoffice: none; may (STARTTLS when the
+/// server offers it, any certificate); verify (STARTTLS required, and the
+/// certificate must chain to a trusted CA and name the server).
+enum class tls_policy : std::uint8_t { none, may, verify };
+
 struct mail_server_job {
   /// "host:port" of the server.
   std::string server;
@@ -387,12 +392,15 @@ struct mail_server_job {
   std::vector<outgoing_mail> messages;
   /// drop: the connection is cut in the middle of the first message's data.
   io_fault fault;
+  tls_policy tls = tls_policy::none;
+  /// verify: PEM file of the CAs to trust; empty: the system's.
+  std::string tls_ca_file;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_job& x) {
   return f(caf::meta::type_name("mail_server_job"), x.server, x.lmtp, x.helo_name,
-           x.step_timeout_seconds, x.messages, x.fault);
+           x.step_timeout_seconds, x.messages, x.fault, x.tls, x.tls_ca_file);
 }
 
 /// What a mail server session came to: opened or why not, and one outcome

@@ -142,7 +142,8 @@ server_extensions extensions_of(const std::vector<std::string>& lines) {
     else if (keyword == "SIZE") {
       offered.size = true;
       offered.max_size = number_after_keyword(lines[i]);
-    }
+    } else if (keyword == "STARTTLS")
+      offered.starttls = true;
   }
   return offered;
 }
@@ -197,8 +198,12 @@ recipient_outcome broken_session(std::string status, std::string text) {
 } // namespace
 
 smtp_client_session::smtp_client_session(mail_protocol protocol, std::string helo_name,
-                                         std::vector<outgoing_message> batch)
-  : protocol_{protocol}, helo_name_{std::move(helo_name)}, batch_{std::move(batch)} {
+                                         std::vector<outgoing_message> batch,
+                                         tls_policy tls)
+  : protocol_{protocol},
+    helo_name_{std::move(helo_name)},
+    batch_{std::move(batch)},
+    tls_{tls} {
   for (const auto& message : batch_) {
     delivery_outcome outcome;
     outcome.delivery_id = message.delivery_id;
@@ -220,7 +225,7 @@ void smtp_client_session::feed(std::string_view bytes) {
     return;
   input_.append(bytes);
   std::size_t read = 0;
-  for (auto end = input_.find('\n'); !finished_ && end != input_.npos;
+  for (auto end = input_.find('\n'); !finished_ && !tls_wanted_ && end != input_.npos;
        end = input_.find('\n', read)) {
     std::string_view line{input_.data() + read, end - read};
     if (!line.empty() && line.back() == '\r')
@@ -229,7 +234,7 @@ void smtp_client_session::feed(std::string_view bytes) {
     take_line(line);
   }
   input_.erase(0, read);
-  if (!finished_ && input_.size() > max_reply_line_length + 1)
+  if (!finished_ && !tls_wanted_ && input_.size() > max_reply_line_length + 1)
     take_line(input_);
 }
 
@@ -248,6 +253,25 @@ bool smtp_client_session::finished() const {
   return finished_;
 }
 
+bool smtp_client_session::tls_wanted() const {
+  return tls_wanted_;
+}
+
+void smtp_client_session::tls_started() {
+  tls_wanted_ = false;
+  tls_active_ = true;
+  // Nothing learnt in plaintext counts (RFC 3207 4.2): not what was
+  // offered, nor bytes the server sent after its 220.
+  extensions_ = {};
+  input_.clear();
+  send_hello();
+}
+
+void smtp_client_session::tls_failed(const std::string& why) {
+  tls_wanted_ = false;
+  end_early(broken_session("4.7.5", "TLS handshake failed: " + why));
+}
+
 bool smtp_client_session::opened() const {
   return opened_;
 }
@@ -260,6 +284,8 @@ std::string smtp_client_session::waiting_for() const {
       return "greeting";
     case step::hello:
       return protocol_ == mail_protocol::smtp ? "EHLO reply" : "LHLO reply";
+    case step::starttls:
+      return "STARTTLS reply";
     case step::helo:
       return "HELO reply";
     case step::mail:
@@ -312,10 +338,11 @@ void smtp_client_session::on_reply(step awaited, const server_reply& reply) {
     case step::greeting:
       if (!positive(reply.code))
         return open_failed(reply);
-      return send((protocol_ == mail_protocol::smtp ? "EHLO " : "LHLO ") + helo_name_,
-                  step::hello);
+      return send_hello();
     case step::hello:
       return on_hello_reply(reply);
+    case step::starttls:
+      return on_starttls_reply(reply);
     case step::helo:
       return on_helo_reply(reply);
     case step::mail:
@@ -334,12 +361,40 @@ void smtp_client_session::on_reply(step awaited, const server_reply& reply) {
   }
 }
 
+void smtp_client_session::send_hello() {
+  send((protocol_ == mail_protocol::smtp ? "EHLO " : "LHLO ") + helo_name_, step::hello);
+}
+
 void smtp_client_session::on_hello_reply(const server_reply& reply) {
-  if (reply.code / 100 == 5 && protocol_ == mail_protocol::smtp)
+  if (reply.code / 100 == 5 && protocol_ == mail_protocol::smtp
+      && tls_ != tls_policy::verify)
     return send("HELO " + helo_name_, step::helo);
   if (!positive(reply.code))
     return open_failed(reply);
   extensions_ = extensions_of(reply.lines);
+  if (tls_ != tls_policy::none && !tls_active_) {
+    if (extensions_.starttls)
+      return send("STARTTLS", step::starttls);
+    if (tls_ == tls_policy::verify) {
+      settle_unfinished(broken_session("4.7.10", "TLS required (tls = \"verify\") but the "
+                                                 "server does not offer STARTTLS"));
+      return send("QUIT", step::quit);
+    }
+  }
+  opened_now();
+}
+
+void smtp_client_session::on_starttls_reply(const server_reply& reply) {
+  if (reply.code == 220) {
+    tls_wanted_ = true;
+    return;
+  }
+  if (tls_ == tls_policy::verify)
+    return open_failed(reply);
+  opened_now();
+}
+
+void smtp_client_session::opened_now() {
   opened_ = true;
   start_message();
 }
@@ -347,8 +402,7 @@ void smtp_client_session::on_hello_reply(const server_reply& reply) {
 void smtp_client_session::on_helo_reply(const server_reply& reply) {
   if (!positive(reply.code))
     return open_failed(reply);
-  opened_ = true;
-  start_message();
+  opened_now();
 }
 
 void smtp_client_session::on_mail_reply(const server_reply& reply) {

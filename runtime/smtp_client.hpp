@@ -14,6 +14,17 @@
 //   2xx is an open failure: every message gets opened = false with that
 //   reply's status and text, and the session sends QUIT.
 //
+//   STARTTLS (RFC 3207), by the session's tls_policy: with `may` or `verify`
+//   and STARTTLS offered in the EHLO/LHLO reply, the session sends STARTTLS;
+//   after its 220 tls_wanted() is true and the caller runs the handshake,
+//   then calls tls_started() (the session sends EHLO/LHLO again and forgets
+//   what was offered before) or tls_failed() (every message fails to open
+//   with 4.7.5 "TLS handshake failed: <why>"; nothing more is sent). Bytes
+//   the server sent after its 220 are dropped. With `verify`, a server that
+//   offers no STARTTLS fails the open with 4.7.10, and one that refuses
+//   STARTTLS (or EHLO: no HELO fallback) with its reply; with `may` the
+//   session goes on in plaintext then.
+//
 //   Transfer, per message of the batch over the same connection:
 //     MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME]   SIZE= when the server
 //       offers SIZE; BODY=8BITMIME when it offers 8BITMIME and the content has
@@ -91,13 +102,15 @@ struct server_extensions {
   bool size = false;
   /// The SIZE limit in octets, 0 when none was stated.
   std::uint64_t max_size = 0;
+  bool starttls = false;
 };
 
 class smtp_client_session {
 public:
   /// `helo_name`: our host name for EHLO/LHLO/HELO.
   smtp_client_session(mail_protocol protocol, std::string helo_name,
-                      std::vector<outgoing_message> batch);
+                      std::vector<outgoing_message> batch,
+                      tls_policy tls = tls_policy::none);
 
   /// The bytes to send now, moved out; empty when there are none.
   std::string take_output();
@@ -113,6 +126,13 @@ public:
 
   /// True once QUIT is answered or the session ended early: close then.
   bool finished() const;
+
+  /// The server said 220 to STARTTLS: run the TLS handshake now.
+  bool tls_wanted() const;
+  /// The handshake succeeded: from here on bytes go through TLS.
+  void tls_started();
+  /// The handshake failed for `why`: the session ends.
+  void tls_failed(const std::string& why);
 
   /// True once the greeting and EHLO/LHLO (or HELO) succeeded.
   bool opened() const;
@@ -132,6 +152,7 @@ private:
   enum class step : std::uint8_t {
     greeting,
     hello,
+    starttls,
     helo,
     mail,
     rcpt,
@@ -161,7 +182,10 @@ private:
   void take_line(std::string_view line);
   void on_reply(step awaited, const server_reply& reply);
   void on_hello_reply(const server_reply& reply);
+  void on_starttls_reply(const server_reply& reply);
   void on_helo_reply(const server_reply& reply);
+  void opened_now();
+  void send_hello();
   void on_mail_reply(const server_reply& reply);
   void on_rcpt_reply(const server_reply& reply);
   void on_data_reply(const server_reply& reply);
@@ -196,6 +220,9 @@ private:
   std::vector<std::string> reply_lines_;
   int reply_code_ = 0;
   std::string output_;
+  tls_policy tls_;
+  bool tls_wanted_ = false;
+  bool tls_active_ = false;
   bool opened_ = false;
   bool finished_ = false;
 };

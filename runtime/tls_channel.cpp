@@ -1,6 +1,8 @@
 // NAME
-//   tls_channel -- server-side TLS on memory BIOs (see tls_channel.hpp).
+//   tls_channel -- TLS on memory BIOs (see tls_channel.hpp).
 #include "runtime/tls_channel.hpp"
+
+#include <arpa/inet.h>
 
 #include <memory>
 
@@ -8,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace postconn {
 
@@ -58,6 +61,50 @@ void tls_server_context::use_private_key(const std::filesystem::path& file) {
     throw tls_error(file.string() + ": " + openssl_reason());
 }
 
+tls_client_context::tls_client_context(bool verify, const std::filesystem::path& ca_file)
+  : ctx_(SSL_CTX_new(TLS_client_method())), verify_(verify) {
+  if (!ctx_)
+    throw tls_error("cannot create a TLS context: " + openssl_reason());
+  SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+  if (!verify)
+    return;
+  SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  auto loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
+                                : SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
+  if (loaded != 1) {
+    auto reason = openssl_reason();
+    SSL_CTX_free(ctx_);
+    throw tls_error((ca_file.empty() ? std::string{"the system's CAs"} : ca_file.string())
+                    + ": " + reason);
+  }
+}
+
+tls_client_context::~tls_client_context() {
+  SSL_CTX_free(ctx_);
+}
+
+tls_channel::tls_channel(const tls_client_context& context, const std::string& server_name)
+  : ssl_(SSL_new(context.native())) {
+  if (!ssl_)
+    throw tls_error("cannot start TLS: " + openssl_reason());
+  SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  SSL_set_connect_state(ssl_);
+  in6_addr address;
+  bool is_ip = inet_pton(AF_INET, server_name.c_str(), &address) == 1
+               || inet_pton(AF_INET6, server_name.c_str(), &address) == 1;
+  if (!is_ip)
+    SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+  if (context.verifies()) {
+    auto* param = SSL_get0_param(ssl_);
+    auto named = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
+                       : X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0);
+    if (named != 1) {
+      SSL_free(ssl_);
+      throw tls_error("cannot check the certificate's name " + server_name);
+    }
+  }
+}
+
 tls_channel::tls_channel(const tls_server_context& context)
   : ssl_(SSL_new(context.native())) {
   if (!ssl_)
@@ -92,6 +139,11 @@ std::string tls_channel::receive(std::string_view ciphertext) {
         closed_ = true;
         return plaintext;
       default:
+        if (auto verified = SSL_get_verify_result(ssl_); verified != X509_V_OK) {
+          ERR_clear_error();
+          throw tls_error(std::string{"certificate verification failed: "}
+                          + X509_verify_cert_error_string(verified));
+        }
         throw tls_error(openssl_reason());
     }
   }

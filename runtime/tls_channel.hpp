@@ -1,17 +1,20 @@
 // NAME
-//   tls_channel -- the server side of TLS over bytes the caller moves
-//   (OpenSSL on memory BIOs), for STARTTLS on a connection the SMTP session
-//   already owns.
+//   tls_channel -- TLS over bytes the caller moves (OpenSSL on memory
+//   BIOs), for STARTTLS on a connection the caller already owns: the server
+//   side for SMTP sessions, the client side towards SMTP/LMTP postoffices.
 //
 // DESCRIPTION
 //   tls_server_context holds the certificate chain and private key, loaded
-//   once from PEM files and shared by every session. A tls_channel is one
-//   session's TLS state: `receive` takes what came from the socket and
-//   returns the plaintext it decrypted (nothing while the handshake runs);
+//   once from PEM files and shared by every session. tls_client_context says
+//   whether the server's certificate is verified, and against which CAs. A
+//   tls_channel is one connection's TLS state: `receive` takes what came
+//   from the socket and returns the plaintext it decrypted (nothing while
+//   the handshake runs; a client's first `receive` starts the handshake);
 //   `send` encrypts; `take_output` hands over what must go to the socket
 //   (handshake messages and records). No socket I/O happens here, so the
 //   session stays an ordinary non-blocking broker. TLS 1.2 is the minimum.
-//   A protocol failure throws tls_error; the session then closes.
+//   A protocol failure throws tls_error (a certificate that does not verify:
+//   "certificate verification failed: <why>"); the session then closes.
 #pragma once
 
 #include <filesystem>
@@ -48,9 +51,33 @@ private:
   ssl_ctx_st* ctx_;
 };
 
+class tls_client_context {
+public:
+  /// With `verify`, a server's certificate must chain to a CA of `ca_file`
+  /// (PEM; empty: the system's CAs) and name the server; without, any
+  /// certificate is taken (opportunistic TLS). tls_error "FILE: reason"
+  /// when the CA file cannot be read.
+  tls_client_context(bool verify, const std::filesystem::path& ca_file);
+  ~tls_client_context();
+  tls_client_context(const tls_client_context&) = delete;
+  tls_client_context& operator=(const tls_client_context&) = delete;
+
+  ssl_ctx_st* native() const { return ctx_; }
+  bool verifies() const { return verify_; }
+
+private:
+  ssl_ctx_st* ctx_;
+  bool verify_;
+};
+
 class tls_channel {
 public:
+  /// The server side of a connection.
   explicit tls_channel(const tls_server_context& context);
+  /// The client side of a connection to `server_name` (a host name, sent
+  /// as SNI, or an IP address), checked against the certificate when the
+  /// context verifies.
+  tls_channel(const tls_client_context& context, const std::string& server_name);
   ~tls_channel();
   tls_channel(const tls_channel&) = delete;
   tls_channel& operator=(const tls_channel&) = delete;

@@ -474,3 +474,87 @@ TEST_CASE("a message without recipients is skipped") {
   CHECK(session.outcomes()[0].opened);
   CHECK(session.outcomes()[0].recipients.empty());
 }
+
+// -- STARTTLS ----------------------------------------------------------------------
+
+namespace {
+
+const std::string ehlo_starttls = "250-mx.test\r\n"
+                                  "250-PIPELINING\r\n"
+                                  "250 STARTTLS\r\n";
+
+/// A session with one message to b@mx.test, past the greeting.
+smtp_client_session greeted(tls_policy tls, mail_protocol protocol = mail_protocol::smtp) {
+  smtp_client_session session{protocol, "client.test",
+                              {message(1, "a@client.test", {"b@mx.test"}, "x\r\n")}, tls};
+  session.feed("220 mx.test ESMTP\r\n");
+  session.take_output();
+  return session;
+}
+
+} // namespace
+
+TEST_CASE("STARTTLS: offered and taken, then EHLO again and what was offered in plaintext is forgotten") {
+  for (auto tls : {tls_policy::may, tls_policy::verify}) {
+    auto session = greeted(tls);
+    CHECK(answer(session, ehlo_starttls) == "STARTTLS\r\n");
+    CHECK(session.waiting_for() == "STARTTLS reply");
+    // Bytes after the 220 are the server's, not TLS: dropped.
+    CHECK(answer(session, "220 2.0.0 Ready to start TLS\r\n250 injected\r\n").empty());
+    CHECK(session.tls_wanted());
+    CHECK_FALSE(session.opened());
+    session.tls_started();
+    CHECK_FALSE(session.tls_wanted());
+    CHECK(session.take_output() == "EHLO client.test\r\n");
+    // No PIPELINING after TLS: one command per reply.
+    CHECK(answer(session, ehlo_none) == "MAIL FROM:<a@client.test>\r\n");
+    CHECK(session.opened());
+    CHECK_FALSE(session.extensions().pipelining);
+    CHECK(answer(session, "250 ok\r\n") == "RCPT TO:<b@mx.test>\r\n");
+  }
+}
+
+TEST_CASE("STARTTLS over LMTP: LHLO again after the handshake") {
+  auto session = greeted(tls_policy::may, mail_protocol::lmtp);
+  CHECK(answer(session, ehlo_starttls) == "STARTTLS\r\n");
+  answer(session, "220 go ahead\r\n");
+  session.tls_started();
+  CHECK(session.take_output() == "LHLO client.test\r\n");
+}
+
+TEST_CASE("STARTTLS: none never asks; may goes on in plaintext without it or when refused") {
+  auto none = greeted(tls_policy::none);
+  CHECK(answer(none, ehlo_starttls).rfind("MAIL FROM:", 0) == 0);
+  auto not_offered = greeted(tls_policy::may);
+  CHECK(answer(not_offered, ehlo_all).rfind("MAIL FROM:", 0) == 0);
+  CHECK(not_offered.opened());
+  auto refused = greeted(tls_policy::may);
+  CHECK(answer(refused, ehlo_starttls) == "STARTTLS\r\n");
+  CHECK(answer(refused, "454 4.7.0 TLS not available\r\n").rfind("MAIL FROM:", 0) == 0);
+  CHECK(refused.opened());
+  CHECK_FALSE(refused.tls_wanted());
+}
+
+TEST_CASE("STARTTLS verify: not offered, refused, EHLO refused or a failed handshake fail the open") {
+  auto not_offered = greeted(tls_policy::verify);
+  CHECK(answer(not_offered, ehlo_all) == "QUIT\r\n");
+  CHECK(summary(not_offered.outcomes())
+        == "1: open failed 4.7.10 TLS required (tls = \"verify\") but the server does not "
+           "offer STARTTLS\n");
+  auto refused = greeted(tls_policy::verify);
+  answer(refused, ehlo_starttls);
+  CHECK(answer(refused, "454 4.7.0 TLS not available\r\n") == "QUIT\r\n");
+  CHECK(summary(refused.outcomes()) == "1: open failed 4.7.0 454 4.7.0 TLS not available\n");
+  auto no_ehlo = greeted(tls_policy::verify);
+  CHECK(answer(no_ehlo, "502 5.5.1 no EHLO here\r\n") == "QUIT\r\n");
+  CHECK_FALSE(no_ehlo.opened());
+  auto broken = greeted(tls_policy::verify);
+  answer(broken, ehlo_starttls);
+  answer(broken, "220 go ahead\r\n");
+  broken.tls_failed("certificate verification failed: hostname mismatch");
+  CHECK(broken.finished());
+  CHECK(broken.take_output().empty());
+  CHECK(summary(broken.outcomes())
+        == "1: open failed 4.7.5 TLS handshake failed: certificate verification failed: "
+           "hostname mismatch\n");
+}

@@ -170,3 +170,74 @@ TEST_CASE("TLS context: a missing file or a key that does not match is refused b
   }
   CHECK_NOTHROW(context.use_private_key(mine.key));
 }
+
+namespace {
+
+/// Moves bytes between our client and server channels until the client's
+/// handshake is done; throws what the client throws.
+void connect(tls_channel& client, tls_channel& server) {
+  client.receive({});
+  for (int round = 0; round < 10 && !client.handshake_done(); ++round) {
+    server.receive(client.take_output());
+    client.receive(server.take_output());
+  }
+  server.receive(client.take_output());
+}
+
+/// The client's handshake failure, or "" when it succeeded.
+std::string failure_of(const tls_client_context& context, const std::string& name,
+                       tls_server_context& server_context) {
+  tls_channel client{context, name};
+  tls_channel server{server_context};
+  try {
+    connect(client, server);
+  } catch (const tls_error& e) {
+    return e.what();
+  }
+  return client.handshake_done() ? "" : "handshake unfinished";
+}
+
+} // namespace
+
+TEST_CASE("TLS client: a verified server by its name, records both ways") {
+  test::temp_dir dir;
+  auto identity = make_identity(dir.path(), "lmtp.example.test");
+  auto server_context = context_for(identity);
+  tls_client_context context{true, identity.certificate};
+  tls_channel client{context, "lmtp.example.test"};
+  tls_channel server{*server_context};
+  connect(client, server);
+  REQUIRE(client.handshake_done());
+  REQUIRE(server.handshake_done());
+  client.send("LHLO connector.example.test\r\n");
+  CHECK(server.receive(client.take_output()) == "LHLO connector.example.test\r\n");
+  server.send("250 ok\r\n");
+  CHECK(client.receive(server.take_output()) == "250 ok\r\n");
+}
+
+TEST_CASE("TLS client: verification refuses another name, an unknown CA; without it any certificate does") {
+  test::temp_dir dir;
+  auto identity = make_identity(dir.path(), "lmtp.example.test");
+  auto server_context = context_for(identity);
+  tls_client_context pinned{true, identity.certificate};
+  CHECK(failure_of(pinned, "other.example.test", *server_context)
+        == "certificate verification failed: hostname mismatch");
+  CHECK(failure_of(pinned, "127.0.0.1", *server_context)
+        == "certificate verification failed: IP address mismatch");
+  tls_client_context system_cas{true, {}};
+  CHECK(failure_of(system_cas, "lmtp.example.test", *server_context)
+        .rfind("certificate verification failed: self", 0) == 0);
+  tls_client_context opportunistic{false, {}};
+  CHECK(failure_of(opportunistic, "other.example.test", *server_context).empty());
+  CHECK(failure_of(opportunistic, "127.0.0.1", *server_context).empty());
+}
+
+TEST_CASE("TLS client: a CA file that cannot be read is refused by name") {
+  test::temp_dir dir;
+  try {
+    tls_client_context context{true, dir.path() / "missing.pem"};
+    FAIL("a missing CA file was accepted");
+  } catch (const tls_error& e) {
+    CHECK(std::string{e.what()}.rfind((dir.path() / "missing.pem").string() + ": ", 0) == 0);
+  }
+}
