@@ -39,9 +39,10 @@ void note_probe(postoffice_ptr self, const std::string& problem) {
 
 /// A session with an SMTP/LMTP postoffice; no messages: a probe.
 mail_server_job server_job(postoffice_state& st, std::vector<outgoing_mail> messages) {
-  return {st.cfg.address,          st.cfg.transport == transport_kind::lmtp,
-          st.hostname,             st.cfg.probe_timeout.count(),
-          std::move(messages),     st.faults.open_call()};
+  return {st.cfg.address,      st.cfg.transport == transport_kind::lmtp,
+          st.hostname,         st.cfg.probe_timeout.count(),
+          std::move(messages), st.faults.open_call(),
+          st.cfg.tls,          st.cfg.tls_ca_file.string()};
 }
 
 /// A recipient failed by the injected fault, as a server would have.
@@ -55,9 +56,11 @@ recipient_outcome injected_failure(const std::string& recipient, bool permanent)
 
 /// How long a whole session may take: each of its steps may take
 /// probe_timeout (connect, greeting, EHLO, MAIL, RCPTs, DATA, the end of
-/// the data, QUIT).
+/// the data, QUIT; with TLS also STARTTLS, the handshake's round trips and
+/// EHLO again).
 caf::timespan session_timeout(const postoffice_state& st, std::size_t steps) {
-  return std::chrono::duration_cast<caf::timespan>(st.cfg.probe_timeout * (steps + 6));
+  auto fixed = st.cfg.tls == tls_policy::none ? 6 : 10;
+  return std::chrono::duration_cast<caf::timespan>(st.cfg.probe_timeout * (steps + fixed));
 }
 
 /// Probes the postoffice; `done` gets the problem, "" when it can be opened.

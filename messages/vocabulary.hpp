@@ -376,11 +376,6 @@ typename Inspector::result_type inspect(Inspector& f, outgoing_mail& x) {
 
 /// One SMTP/LMTP session for a share worker: connect, greet, send the
 /// messages over one connection, quit. No messages: a probe.
-/// TLS towards an SMTP/LMTP postoffice: none; may (STARTTLS when the
-/// server offers it, any certificate); verify (STARTTLS required, and the
-/// certificate must chain to a trusted CA and name the server).
-enum class tls_policy : std::uint8_t { none, may, verify };
-
 struct mail_server_job {
   /// "host:port" of the server.
   std::string server;

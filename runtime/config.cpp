@@ -212,8 +212,30 @@ void read_maildir_keys(table_reader& in, postoffice_config& po) {
     in.problem("path", "must not be empty");
   po.path = root;
   in.read("create_mailboxes", po.create_mailboxes);
-  if (in.has("address"))
-    in.problem("address", "only for smtp and lmtp postoffices");
+  for (auto key : {"address", "tls", "tls_ca_file"})
+    if (in.has(key))
+      in.problem(key, "only for smtp and lmtp postoffices");
+}
+
+void read_tls_keys(table_reader& in, postoffice_config& po) {
+  if (std::string policy; in.read("tls", policy)) {
+    if (policy == "none")
+      po.tls = tls_policy::none;
+    else if (policy == "may")
+      po.tls = tls_policy::may;
+    else if (policy == "verify")
+      po.tls = tls_policy::verify;
+    else
+      in.problem("tls", "unknown TLS policy " + in_quotes(policy) + " (none, may or verify)");
+  }
+  std::string ca_file;
+  if (!in.read("tls_ca_file", ca_file))
+    return;
+  if (po.tls != tls_policy::verify)
+    in.problem("tls_ca_file", "only with tls = \"verify\"");
+  else if (ca_file.empty() || !std::ifstream{ca_file})
+    in.problem("tls_ca_file", "cannot read " + in_quotes(ca_file));
+  po.tls_ca_file = ca_file;
 }
 
 void read_mail_server_keys(table_reader& in, postoffice_config& po) {
@@ -223,6 +245,7 @@ void read_mail_server_keys(table_reader& in, postoffice_config& po) {
   auto server = std::string{to_string(po.transport)} + " server";
   if (in.require("address", "host:port of the " + server))
     in.read_listen("address", po.address);
+  read_tls_keys(in, po);
 }
 
 } // namespace
@@ -269,8 +292,8 @@ namespace {
 
 postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
   in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
-                          "address", "default", "probe_timeout", "retry", "fault",
-                          "owner"});
+                          "address", "tls", "tls_ca_file", "default", "probe_timeout",
+                          "retry", "fault", "owner"});
   postoffice_config po;
   po.retry = global;
   if (in.require("name", "every postoffice needs one") && in.read("name", po.name)

@@ -23,6 +23,11 @@
 
 namespace postconn {
 
+/// TLS towards an SMTP/LMTP postoffice: none; may (STARTTLS when the
+/// server offers it, any certificate); verify (STARTTLS required, and the
+/// certificate must chain to a trusted CA and name the server).
+enum class tls_policy : std::uint8_t { none, may, verify };
+
 /// Retry policy of a postoffice (mirrors the Exchange MTA's connection retry
 /// values). A zero duration disables `max_lifetime` and `delay_warning`.
 struct retry_policy {
@@ -59,6 +64,11 @@ struct postoffice_config {
   bool create_mailboxes = false;
   /// smtp / lmtp: "host:port" of the server.
   std::string address;
+  /// smtp / lmtp: STARTTLS towards the server (see tls_policy).
+  tls_policy tls = tls_policy::none;
+  /// smtp / lmtp with tls = verify: PEM file of the CAs to trust; empty:
+  /// the system's.
+  std::filesystem::path tls_ca_file;
   /// Takes every domain no other postoffice claims (at most one).
   bool is_default = false;
   /// Budget for one probe / open.

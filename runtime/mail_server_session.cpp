@@ -17,6 +17,7 @@
 
 #include "runtime/config.hpp"
 #include "runtime/smtp_client.hpp"
+#include "runtime/tls_channel.hpp"
 
 namespace postconn {
 
@@ -100,6 +101,46 @@ bool send_all(int fd, const std::string& data, int timeout_ms) {
   return true;
 }
 
+/// The client's TLS handshake over `fd`: "" when done, else why not.
+std::string handshake(int fd, tls_channel& tls, int timeout_ms) {
+  char buffer[16384];
+  try {
+    tls.receive({}); // the ClientHello
+    for (;;) {
+      if (!send_all(fd, tls.take_output(), timeout_ms))
+        return "connection lost";
+      if (tls.handshake_done())
+        return "";
+      if (!wait_for(fd, POLLIN, timeout_ms))
+        return "timeout";
+      auto n = recv(fd, buffer, sizeof buffer, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (n <= 0)
+        return "connection lost";
+      tls.receive(std::string_view{buffer, static_cast<std::size_t>(n)});
+    }
+  } catch (const tls_error& e) {
+    return e.what();
+  }
+}
+
+/// Starts TLS on the session's connection to `host`: the channel, or
+/// nothing and why not in `problem`.
+std::unique_ptr<tls_channel> start_tls(const mail_server_job& job, const std::string& host,
+                                       int fd, int timeout_ms, std::string& problem) {
+  try {
+    tls_client_context context{job.tls == tls_policy::verify, job.tls_ca_file};
+    auto tls = std::make_unique<tls_channel>(context, host);
+    problem = handshake(fd, *tls, timeout_ms);
+    if (problem.empty())
+      return tls;
+  } catch (const tls_error& e) {
+    problem = e.what();
+  }
+  return nullptr;
+}
+
 /// Every message failed to open for `problem`.
 mail_server_result open_failure(const mail_server_job& job, const std::string& problem) {
   mail_server_result result;
@@ -121,44 +162,73 @@ mail_server_result run_mail_server_session(const mail_server_job& job) {
   if (socket.fd < 0)
     return open_failure(job, "connect to " + job.server + " failed: " + problem);
   smtp_client_session session{job.lmtp ? mail_protocol::lmtp : mail_protocol::smtp,
-                              job.helo_name, job.messages};
+                              job.helo_name, job.messages, job.tls};
+  std::unique_ptr<tls_channel> tls; // once STARTTLS succeeded
+  // What goes to the socket: the session's bytes, encrypted once TLS runs.
+  auto take_output = [&] {
+    auto output = session.take_output();
+    if (!tls)
+      return output;
+    tls->send(output);
+    return tls->take_output();
+  };
   char buffer[16384];
   std::string last_step; // for a probe's problem: it has no outcomes
-  while (!session.finished()) {
-    last_step = session.waiting_for();
-    auto output = session.take_output();
-    if (job.fault.drop && last_step == "end-of-data reply" && !output.empty()) {
-      // Fault injection: half the data, then the connection is gone.
-      send_all(socket.fd, output.substr(0, output.size() / 2), timeout_ms);
-      shutdown(socket.fd, SHUT_RDWR);
-      session.connection_lost();
-      problem = "connection cut during the data (fault injection: drop)";
-      break;
+  try {
+    while (!session.finished()) {
+      if (session.tls_wanted()) {
+        std::string why;
+        tls = start_tls(job, server->host, socket.fd, timeout_ms, why);
+        if (!tls) {
+          session.tls_failed(why);
+          problem = "TLS handshake failed: " + why;
+          break;
+        }
+        session.tls_started();
+      }
+      last_step = session.waiting_for();
+      auto output = take_output();
+      if (job.fault.drop && last_step == "end-of-data reply" && !output.empty()) {
+        // Fault injection: half the data, then the connection is gone.
+        send_all(socket.fd, output.substr(0, output.size() / 2), timeout_ms);
+        shutdown(socket.fd, SHUT_RDWR);
+        session.connection_lost();
+        problem = "connection cut during the data (fault injection: drop)";
+        break;
+      }
+      if (!send_all(socket.fd, output, timeout_ms)) {
+        session.connection_lost();
+        problem = "connection lost while waiting for the " + last_step;
+        break;
+      }
+      if (session.finished())
+        break;
+      if (!wait_for(socket.fd, POLLIN, timeout_ms)) {
+        session.timed_out();
+        problem = "timeout waiting for the " + last_step;
+        break;
+      }
+      auto n = recv(socket.fd, buffer, sizeof buffer, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (n <= 0) {
+        session.connection_lost();
+        problem = "connection lost while waiting for the " + last_step;
+        break;
+      }
+      std::string_view received{buffer, static_cast<std::size_t>(n)};
+      if (tls)
+        session.feed(tls->receive(received));
+      else
+        session.feed(received);
     }
-    if (!send_all(socket.fd, output, timeout_ms)) {
-      session.connection_lost();
-      problem = "connection lost while waiting for the " + last_step;
-      break;
-    }
-    if (session.finished())
-      break;
-    if (!wait_for(socket.fd, POLLIN, timeout_ms)) {
-      session.timed_out();
-      problem = "timeout waiting for the " + last_step;
-      break;
-    }
-    auto n = recv(socket.fd, buffer, sizeof buffer, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      continue;
-    if (n <= 0) {
-      session.connection_lost();
-      problem = "connection lost while waiting for the " + last_step;
-      break;
-    }
-    session.feed(std::string_view{buffer, static_cast<std::size_t>(n)});
+  } catch (const tls_error& e) {
+    session.connection_lost();
+    tls.reset(); // broken: nothing more goes through it
+    problem = "TLS error while waiting for the " + last_step + ": " + e.what();
   }
   // A QUIT the session still wants to send is sent if it can be, unwaited.
-  send_all(socket.fd, session.take_output(), 0);
+  send_all(socket.fd, take_output(), 0);
   mail_server_result result;
   result.opened = session.opened();
   result.outcomes = session.outcomes();

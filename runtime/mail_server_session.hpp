@@ -8,7 +8,10 @@
 //   `step_timeout`; a step that takes longer ends the session as a timeout
 //   of that step. Blocking: it runs on a share worker thread, never on the
 //   scheduler. A connect that fails or times out is an open failure of every
-//   message.
+//   message. When the session asks for TLS (STARTTLS answered 220), the
+//   handshake runs here, each of its round trips a step, towards the host of
+//   the job's address (SNI, and the name checked with tls = verify); from
+//   then on every byte goes through the TLS channel.
 #pragma once
 
 #include "messages/vocabulary.hpp"

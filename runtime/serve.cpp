@@ -119,7 +119,8 @@ bool same_fault(const fault_config& a, const fault_config& b) {
 /// The settings a postoffice actor is started with (routing aside).
 bool same_transport(const postoffice_config& a, const postoffice_config& b) {
   return a.transport == b.transport && a.path == b.path && a.address == b.address
-         && a.probe_timeout == b.probe_timeout && a.create_mailboxes == b.create_mailboxes;
+         && a.probe_timeout == b.probe_timeout && a.create_mailboxes == b.create_mailboxes
+         && a.tls == b.tls && a.tls_ca_file == b.tls_ca_file;
 }
 
 /// The actors a reload talks to, and what a new postoffice actor needs.

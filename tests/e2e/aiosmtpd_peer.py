@@ -3,17 +3,19 @@ to postconn, for end-to-end tests of smtp postoffices: what postconn's client
 sends must satisfy a server someone else wrote.
 
     /usr/bin/python3 aiosmtpd_peer.py --port PORT --spool DIR
-        [--refuse-rcpt ADDR]... [--tempfail]
+        [--refuse-rcpt ADDR]... [--tempfail] [--tls CERT KEY]
 
 It runs on Debian's interpreter, which imports the packaged aiosmtpd, prints
 "ready" on stdout once it listens, and stops on SIGTERM or SIGINT.
 
   --refuse-rcpt ADDR  RCPT TO ADDR gets 550 5.1.1 (repeatable)
   --tempfail          every message gets 451 4.3.0 at the end of its data
+  --tls CERT KEY      offer STARTTLS with this PEM certificate and key
 
 Every accepted message is written to DIR/tmp/ and renamed into DIR/new/, so
 a file in new/ is always complete; names sort in arrival order. A file holds
-one line of JSON, {"sender": ..., "recipients": [...]}, then the content
+one line of JSON, {"sender": ..., "recipients": [...], "tls": true when the
+session had run STARTTLS}, then the content
 exactly as received (CRLF line ends, dot-stuffing undone).
 
 The EHLO reply is aiosmtpd's own: no PIPELINING and no ENHANCEDSTATUSCODES,
@@ -24,6 +26,7 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import sys
 
 try:
@@ -51,14 +54,14 @@ class SpoolingHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.tempfail:
             return "451 4.3.0 Temporarily unable to accept the message"
-        self.write(envelope)
+        self.write(envelope, session.ssl is not None)
         return "250 2.0.0 OK: message accepted"
 
-    def write(self, envelope):
+    def write(self, envelope, tls):
         name = "%06d.msg" % next(self.sequence)
         temporary = os.path.join(self.spool, "tmp", name)
         header = json.dumps({"sender": envelope.mail_from,
-                             "recipients": envelope.rcpt_tos})
+                             "recipients": envelope.rcpt_tos, "tls": tls})
         with open(temporary, "wb") as f:
             f.write(header.encode() + b"\n" + envelope.original_content)
         os.rename(temporary, os.path.join(self.spool, "new", name))
@@ -70,13 +73,18 @@ def main():
     parser.add_argument("--spool", required=True)
     parser.add_argument("--refuse-rcpt", action="append", default=[], metavar="ADDR")
     parser.add_argument("--tempfail", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
+    tls_context = None
+    if args.tls:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(*args.tls)
     handler = SpoolingHandler(args.spool, args.refuse_rcpt, args.tempfail)
     # Blocked before the server thread starts, so only sigwait() sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     controller = Controller(handler, hostname="127.0.0.1", port=args.port,
-                            server_hostname="aiosmtpd.example.test")
+                            server_hostname="aiosmtpd.example.test", tls_context=tls_context)
     controller.start()
     print("ready", flush=True)
     signal.sigwait(stop_signals)

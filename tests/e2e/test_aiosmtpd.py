@@ -1,7 +1,8 @@
 """End-to-end delivery from an smtp postoffice to aiosmtpd, an SMTP server
 postconn's authors did not write: the mail must arrive once with its envelope
-and content intact, a recipient the server refuses must bounce alone, and a
-server that keeps answering 4xx must bounce by the transfer limit.
+and content intact, a recipient the server refuses must bounce alone, a
+server that keeps answering 4xx must bounce by the transfer limit, and
+STARTTLS must be used, verified or refused as the postoffice's `tls` says.
 aiosmtpd offers no PIPELINING, so this drives postconn's lock-step client.
 
 aiosmtpd runs in its own process (aiosmtpd_peer.py) on Debian's interpreter,
@@ -15,6 +16,7 @@ import unittest
 
 from postconn_process import free_port, temp_workdir
 from test_delivery import RETRIES, DeliveryTest
+from test_smtp import make_certificate
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aiosmtpd_peer.py")
@@ -25,11 +27,11 @@ POSTCONN_RECEIVED_HEADER = re.compile(
     rb"\tby connector\.example\.test \(postconn\) with ESMTP; [^\r\n]+\r\n\Z")
 
 
-class AiosmtpdPostoffice(DeliveryTest):
+class AiosmtpdPeerTest(DeliveryTest):
     """postconn with an smtp postoffice "aiosmtpd" for aiosmtpd.example.test,
     served by the peer; NDRs go to ann on the maildir postoffice support."""
 
-    def start(self, *peer_options):
+    def start(self, *peer_options, postoffice_keys=""):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.spool = os.path.join(holder.name, "spool")
@@ -42,7 +44,7 @@ domains = ["aiosmtpd.example.test"]
 transport = "smtp"
 address = "127.0.0.1:{port}"
 probe_timeout = "5s"
-""")
+{postoffice_keys}""")
 
     def start_peer(self, port, directory, options, timeout=20):
         """Starts the peer and waits for its "ready" line; a peer that cannot
@@ -75,20 +77,27 @@ probe_timeout = "5s"
         """Stops postconn cleanly, so whatever it was going to send is sent."""
         self.assertEqual(self.server.stop(), 0, self.server.log)
 
-    def spooled(self):
+    def spooled(self, with_tls=False):
         """Every message the peer accepted, in arrival order:
-        [(sender, recipients, content)]."""
+        [(sender, recipients, content)], with whether it came over TLS last
+        when `with_tls`."""
         directory = os.path.join(self.spool, "new")
         messages = []
         for name in sorted(os.listdir(directory)):
             with open(os.path.join(directory, name), "rb") as f:
                 envelope, content = f.read().split(b"\n", 1)
             envelope = json.loads(envelope)
-            messages.append((envelope["sender"], envelope["recipients"], content))
+            messages.append((envelope["sender"], envelope["recipients"], content)
+                            + ((envelope["tls"],) if with_tls else ()))
         return messages
 
     def ndr_count(self):
         return len(os.listdir(os.path.join(self.support, "ann/new")))
+
+
+class AiosmtpdPostoffice(AiosmtpdPeerTest):
+    """Plaintext deliveries: envelope and content intact, a refused
+    recipient, a server that keeps answering 4xx."""
 
     def test_mail_arrives_once_with_its_envelope_and_content(self):
         self.start()
@@ -134,6 +143,66 @@ probe_timeout = "5s"
         self.assertIn("transfer_retries=2/1 state=bounced", self.server.log)
         self.assertEqual(self.spooled(), [])
         self.assertEqual(self.ndr_count(), 1)
+
+
+class StartTlsToPostoffice(AiosmtpdPeerTest):
+    """STARTTLS towards the postoffice by its `tls` key: `verify` takes only
+    a server whose certificate chains to `tls_ca_file` and names its address
+    (the peer's certificate is for IP 127.0.0.1); `may` takes any, and goes
+    on in plaintext without STARTTLS; a failed `verify` is a failed open, and
+    nothing is sent in plaintext."""
+
+    def setUp(self):
+        certificates = temp_workdir()
+        self.addCleanup(certificates.cleanup)
+        self.peer_tls = ("--tls", *make_certificate(certificates.name, "aiosmtpd.example.test",
+                                                    ["IP:127.0.0.1"]))
+        self.stranger, _ = make_certificate(certificates.name, "stranger.example.test",
+                                            ["IP:127.0.0.1"])
+
+    def delivered_over(self, *peer_options, postoffice_keys):
+        self.start(*peer_options, postoffice_keys=postoffice_keys)
+        self.send(["x@aiosmtpd.example.test"])
+        self.server.wait_for_log("postoffice aiosmtpd: delivered")
+        self.stop_server()
+        [(sender, recipients, _, tls)] = self.spooled(with_tls=True)
+        self.assertEqual((sender, recipients), (SENDER, ["x@aiosmtpd.example.test"]))
+        return tls
+
+    def refused_open(self, *peer_options, postoffice_keys, why):
+        self.start(*peer_options, postoffice_keys=postoffice_keys)
+        self.send(["x@aiosmtpd.example.test"])
+        log = self.server.wait_for_log("open_retries=2/")
+        self.assertIn(f"postoffice aiosmtpd: open_failed ({why}", log)
+        self.stop_server()
+        self.assertEqual(self.spooled(), [])
+
+    def test_verify_with_the_servers_ca_delivers_over_tls(self):
+        certificate = self.peer_tls[1]
+        self.assertTrue(self.delivered_over(*self.peer_tls, postoffice_keys=f"""
+tls = "verify"
+tls_ca_file = "{certificate}"
+"""))
+
+    def test_verify_refuses_a_certificate_of_another_ca(self):
+        self.refused_open(*self.peer_tls, postoffice_keys=f"""
+tls = "verify"
+tls_ca_file = "{self.stranger}"
+""", why="4.7.5 TLS handshake failed: certificate verification failed: self-signed certificate")
+
+    def test_verify_refuses_a_server_without_starttls(self):
+        self.refused_open(postoffice_keys='tls = "verify"\n',
+                          why='4.7.10 TLS required (tls = "verify") but the server does '
+                              'not offer STARTTLS')
+
+    def test_may_takes_any_certificate_or_plaintext(self):
+        self.assertTrue(self.delivered_over(*self.peer_tls, postoffice_keys='tls = "may"\n'))
+
+    def test_may_goes_on_in_plaintext_without_starttls(self):
+        self.assertFalse(self.delivered_over(postoffice_keys='tls = "may"\n'))
+
+    def test_none_stays_in_plaintext_although_offered(self):
+        self.assertFalse(self.delivered_over(*self.peer_tls, postoffice_keys=""))
 
 
 if __name__ == "__main__":

@@ -769,13 +769,15 @@ class DiskReserve(SmtpServerTest):
         self.assertEqual((code, text[:5]), (452, "4.3.1"))
 
 
-def make_certificate(directory, name="connector.example.test"):
-    """A self-signed certificate and its key, made by Debian's openssl."""
+def make_certificate(directory, name="connector.example.test", alt_names=()):
+    """A self-signed certificate and its key, made by Debian's openssl;
+    `alt_names` such as "IP:127.0.0.1" go into subjectAltName."""
     certificate = os.path.join(directory, name + ".crt")
     key = os.path.join(directory, name + ".key")
+    extensions = ["-addext", "subjectAltName=" + ",".join(alt_names)] if alt_names else []
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=" + name,
-                    "-keyout", key, "-out", certificate],
+                    *extensions, "-keyout", key, "-out", certificate],
                    check=True, capture_output=True)
     return certificate, key
 

@@ -207,6 +207,8 @@ name = "steady"
 domains = ["steady.example.test"]
 transport = "lmtp"
 address = "[::1]:24"
+tls = "verify"
+tls_ca_file = ")" + source_dir + R"(/README.md"
 
 [retry]
 transfer_interval = "1m"
@@ -224,8 +226,11 @@ enforce_retry_limits = false
   CHECK(flaky.retry.transfer_interval == 60s);
   CHECK_FALSE(flaky.retry.enforce_retry_limits);
   CHECK(flaky.retry.max_open_retries == 144);
+  CHECK(flaky.tls == tls_policy::none);
   const auto& steady = cfg.postoffices[1];
   CHECK(steady.transport == transport_kind::lmtp);
+  CHECK(steady.tls == tls_policy::verify);
+  CHECK(steady.tls_ca_file == source_dir + "/README.md");
   CHECK(steady.retry.max_transfer_retries == 3);
   CHECK(steady.retry.delay_warning == 0s);
   CHECK(cfg.retry.max_transfer_retries == 3);
@@ -340,6 +345,18 @@ TEST_CASE("every rule of a [[postoffice]] names its key") {
      "postoffice[0].create_mailboxes", "only for maildir"},
     {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h\"\n",
      "postoffice[0].address", "invalid address \"h\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
+     "tls = \"may\"\n",
+     "postoffice[0].tls", "only for smtp and lmtp"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h:1\"\n"
+     "tls = \"always\"\n",
+     "postoffice[0].tls", "unknown TLS policy \"always\" (none, may or verify)"},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"smtp\"\naddress = \"h:1\"\n"
+     "tls = \"may\"\ntls_ca_file = \"ca.pem\"\n",
+     "postoffice[0].tls_ca_file", "only with tls = \"verify\""},
+    {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"lmtp\"\naddress = \"h:1\"\n"
+     "tls = \"verify\"\ntls_ca_file = \"/nonexistent/ca.pem\"\n",
+     "postoffice[0].tls_ca_file", "cannot read \"/nonexistent/ca.pem\""},
     {"name = \"a\"\ndomains = [\"a.test\"]\ntransport = \"maildir\"\npath = \"p\"\n"
      "default = \"yes\"\n",
      "postoffice[0].default", "expected a boolean, got a string"},

@@ -522,7 +522,7 @@ TEST_CASE("STARTTLS over LMTP: LHLO again after the handshake") {
   CHECK(session.take_output() == "LHLO client.test\r\n");
 }
 
-TEST_CASE("STARTTLS: none never asks; may goes on in plaintext without it or when refused") {
+TEST_CASE("STARTTLS: none never asks, may goes on in plaintext without it or when refused") {
   auto none = greeted(tls_policy::none);
   CHECK(answer(none, ehlo_starttls).rfind("MAIL FROM:", 0) == 0);
   auto not_offered = greeted(tls_policy::may);

@@ -215,7 +215,7 @@ TEST_CASE("TLS client: a verified server by its name, records both ways") {
   CHECK(client.receive(server.take_output()) == "250 ok\r\n");
 }
 
-TEST_CASE("TLS client: verification refuses another name, an unknown CA; without it any certificate does") {
+TEST_CASE("TLS client: verification refuses another name or an unknown CA, without it any certificate does") {
   test::temp_dir dir;
   auto identity = make_identity(dir.path(), "lmtp.example.test");
   auto server_context = context_for(identity);
