@@ -123,3 +123,16 @@ def run(*args, cwd=None):
 
 def temp_workdir():
     return tempfile.TemporaryDirectory(prefix="postconn-e2e-")
+
+
+def make_certificate(directory, name="connector.example.test", alt_names=()):
+    """A self-signed certificate and its key, made by Debian's openssl;
+    `alt_names` such as "IP:127.0.0.1" go into subjectAltName."""
+    certificate = os.path.join(directory, name + ".crt")
+    key = os.path.join(directory, name + ".key")
+    extensions = ["-addext", "subjectAltName=" + ",".join(alt_names)] if alt_names else []
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=" + name,
+                    *extensions, "-keyout", key, "-out", certificate],
+                   check=True, capture_output=True)
+    return certificate, key

@@ -14,9 +14,8 @@ import select
 import subprocess
 import unittest
 
-from postconn_process import free_port, temp_workdir
+from postconn_process import free_port, make_certificate, temp_workdir
 from test_delivery import RETRIES, DeliveryTest
-from test_smtp import make_certificate
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aiosmtpd_peer.py")

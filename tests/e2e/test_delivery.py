@@ -14,7 +14,7 @@ import sys
 import time
 import unittest
 
-from postconn_process import Server, free_port, temp_workdir, write_config
+from postconn_process import Server, free_port, make_certificate, temp_workdir, write_config
 from scripted_smtp import ScriptedServer
 
 RETRIES = """
@@ -259,7 +259,7 @@ DOVECOT_CONF = """\
 base_dir = {dir}/run
 log_path = {dir}/log
 protocols = lmtp
-ssl = no
+{ssl}
 listen = 127.0.0.1
 first_valid_uid = 1
 mail_location = maildir:{dir}/home/%n/Maildir
@@ -281,20 +281,21 @@ service lmtp {{
 
 
 class DovecotLmtp(DeliveryTest):
-    """An lmtp postoffice served by Dovecot's LMTP server."""
+    """An lmtp postoffice served by Dovecot's LMTP server, in plaintext and
+    over STARTTLS with its certificate verified."""
 
-    def test_mail_lands_in_the_dovecot_mailbox(self):
-        self.start_server(RETRIES)
-        dovecot_dir = os.path.join(self.dir, "dovecot")
-        os.makedirs(os.path.join(dovecot_dir, "run"))
-        os.makedirs(os.path.join(dovecot_dir, "home"))
+    def start_dovecot(self, ssl="ssl = no"):
+        """Dovecot's LMTP on a free port under self.dir/dovecot; its port."""
+        self.dovecot_dir = os.path.join(self.dir, "dovecot")
+        os.makedirs(os.path.join(self.dovecot_dir, "run"))
+        os.makedirs(os.path.join(self.dovecot_dir, "home"))
         os.chmod(self.dir, 0o755)
-        os.chmod(dovecot_dir, 0o755)
-        shutil.chown(os.path.join(dovecot_dir, "home"), "dovecot", "dovecot")
+        os.chmod(self.dovecot_dir, 0o755)
+        shutil.chown(os.path.join(self.dovecot_dir, "home"), "dovecot", "dovecot")
         lmtp_port = free_port()
-        conf = os.path.join(dovecot_dir, "dovecot.conf")
+        conf = os.path.join(self.dovecot_dir, "dovecot.conf")
         with open(conf, "w") as f:
-            f.write(DOVECOT_CONF.format(dir=dovecot_dir, port=lmtp_port))
+            f.write(DOVECOT_CONF.format(dir=self.dovecot_dir, port=lmtp_port, ssl=ssl))
         dovecot = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", conf],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
@@ -304,11 +305,13 @@ class DovecotLmtp(DeliveryTest):
         while True:
             try:
                 socket.create_connection(("127.0.0.1", lmtp_port), timeout=1).close()
-                break
+                return lmtp_port
             except OSError:
                 self.assertLess(time.monotonic(), deadline, "dovecot did not start")
                 time.sleep(0.05)
-        # The server reads its config at start: add the lmtp postoffice and restart.
+
+    def restart_with_lmtp_postoffice(self, lmtp_port, keys=""):
+        """The server reads its config at start: add the lmtp postoffice and restart."""
         self.server.stop()
         with open(os.path.join(self.dir, "postconn.toml"), "a") as f:
             f.write(f"""
@@ -318,18 +321,43 @@ domains = ["lmtp.example.test"]
 transport = "lmtp"
 address = "127.0.0.1:{lmtp_port}"
 probe_timeout = "5s"
-""")
+{keys}""")
         self.server = Server(self.dir, os.path.join(self.dir, "postconn.toml"))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
         self.server.wait_for_log("serving on")
+
+    def delivered_contents(self):
+        """Sends to carol and dave; what lands in each one's Dovecot mailbox."""
         self.send(["carol@lmtp.example.test", "dave@lmtp.example.test"],
                   b"Subject: via lmtp\r\n\r\nhello dovecot\r\n")
+        contents = []
         for user in ("carol", "dave"):
-            [path] = wait_for_files(os.path.join(dovecot_dir, "home", user, "Maildir/new"))
+            [path] = wait_for_files(os.path.join(self.dovecot_dir, "home", user, "Maildir/new"))
             with open(path, "rb") as f:
-                self.assertIn(b"hello dovecot", f.read())
+                contents.append(f.read())
         self.assertIn("postoffice lmtp: delivered", self.server.wait_for_log("postoffice lmtp:"))
+        return contents
+
+    def test_mail_lands_in_the_dovecot_mailbox(self):
+        self.start_server(RETRIES)
+        self.restart_with_lmtp_postoffice(self.start_dovecot())
+        for content in self.delivered_contents():
+            self.assertIn(b"hello dovecot", content)
+            self.assertIn(b" with LMTP\n", content)
+
+    def test_starttls_with_the_certificate_verified(self):
+        self.start_server(RETRIES)
+        certificate, key = make_certificate(self.dir, "dovecot.example.test", ["IP:127.0.0.1"])
+        port = self.start_dovecot(f"ssl = required\nssl_cert = <{certificate}\n"
+                                  f"ssl_key = <{key}")
+        self.restart_with_lmtp_postoffice(
+            port, f'tls = "verify"\ntls_ca_file = "{certificate}"\n')
+        for content in self.delivered_contents():
+            self.assertIn(b"hello dovecot", content)
+            # Dovecot's trace header says the session ran TLS.
+            self.assertIn(b"\t(using TLSv1.", content)
+            self.assertIn(b" with LMTPS\n", content)
 
 
 if __name__ == "__main__":

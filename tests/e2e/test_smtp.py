@@ -17,7 +17,8 @@ import time
 import unittest
 import urllib.request
 
-from postconn_process import POSTCONN, Server, free_port, temp_workdir, write_config
+from postconn_process import (POSTCONN, Server, free_port, make_certificate, temp_workdir,
+                              write_config)
 from test_delivery import make_postoffice, wait_for_files
 
 LIMITS = """
@@ -767,19 +768,6 @@ class DiskReserve(SmtpServerTest):
         # The session goes on: the next MAIL FROM gets the same answer.
         code, text = self.mail_from(c, 452)
         self.assertEqual((code, text[:5]), (452, "4.3.1"))
-
-
-def make_certificate(directory, name="connector.example.test", alt_names=()):
-    """A self-signed certificate and its key, made by Debian's openssl;
-    `alt_names` such as "IP:127.0.0.1" go into subjectAltName."""
-    certificate = os.path.join(directory, name + ".crt")
-    key = os.path.join(directory, name + ".key")
-    extensions = ["-addext", "subjectAltName=" + ",".join(alt_names)] if alt_names else []
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=" + name,
-                    *extensions, "-keyout", key, "-out", certificate],
-                   check=True, capture_output=True)
-    return certificate, key
 
 
 class StartTls(SmtpServerTest):
