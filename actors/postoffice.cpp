@@ -37,6 +37,17 @@ void note_probe(postoffice_ptr self, const std::string& problem) {
   st.problem = problem;
 }
 
+/// Keeps the TLS of a session that opened for status reports; logs when it
+/// changes (the first session, a server that stopped offering STARTTLS).
+void note_tls(postoffice_ptr self, const mail_server_result& result) {
+  auto& st = self->state;
+  if (!result.opened || result.tls == st.tls)
+    return;
+  st.tls = result.tls;
+  spdlog::info("postoffice {}: sessions run {}", st.cfg.name,
+               st.tls.empty() ? std::string{"in plaintext"} : "over " + st.tls);
+}
+
 /// A session with an SMTP/LMTP postoffice; no messages: a probe.
 mail_server_job server_job(postoffice_state& st, std::vector<outgoing_mail> messages) {
   return {st.cfg.address,      st.cfg.transport == transport_kind::lmtp,
@@ -76,6 +87,7 @@ void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
         [=](const mail_server_result& result) {
           auto problem = result.opened ? std::string{} : result.problem;
           note_probe(self, problem);
+          note_tls(self, result);
           done(problem);
         },
         [=](const caf::error& err) {
@@ -213,6 +225,7 @@ deliver_to_server(postoffice_ptr self, std::vector<delivery_job> jobs) {
       .then(
         [=](mail_server_result& result) mutable {
           note_probe(self, result.opened ? std::string{} : result.problem);
+          note_tls(self, result);
           for (auto& outcome : result.outcomes)
             if (auto failed = injected->find(outcome.delivery_id);
                 outcome.opened && failed != injected->end())
@@ -351,6 +364,7 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
       report.up = st.up;
       report.problem = st.problem;
       report.since = st.since;
+      report.tls = st.tls;
       return report;
     },
     [=](probe_atom) {

@@ -44,6 +44,8 @@ struct postoffice_state {
   /// Last probe result: reachable, and the problem when not.
   bool up = true;
   std::string problem;
+  /// smtp / lmtp: the TLS of the last session that opened; empty: plaintext.
+  std::string tls;
   /// Unix time `up` last changed; 0 before the first change.
   std::int64_t since = 0;
   /// Transfers in flight at most, per attempt.

@@ -139,10 +139,6 @@ void check_space(store_actor::stateful_pointer<store_state> self) {
   }
 }
 
-} // namespace
-
-namespace {
-
 /// Queues a write and makes sure a commit marker follows it.
 void enqueue_write(store_actor::stateful_pointer<store_state> self,
                    pending_write write) {

@@ -465,6 +465,7 @@ report_postoffices(supervisor_ptr self) {
       report.up = probe.up;
       report.problem = std::move(probe.problem);
       report.since = probe.since;
+      report.tls = std::move(probe.tls);
       if (--*pending == 0)
         promise.deliver(std::move(*reports));
     };

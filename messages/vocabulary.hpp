@@ -404,12 +404,14 @@ struct mail_server_result {
   bool opened = false;
   std::string problem;
   std::vector<delivery_outcome> outcomes;
+  /// The session's TLS ("TLSv1.3 with cipher ..."); empty: plaintext.
+  std::string tls;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_result& x) {
   return f(caf::meta::type_name("mail_server_result"), x.opened, x.problem,
-           x.outcomes);
+           x.outcomes, x.tls);
 }
 
 /// A postoffice as the admin API shows it: its actor's last probe, and the
@@ -427,12 +429,15 @@ struct postoffice_report {
   std::int32_t in_flight = 0;
   /// Failed opens counted against its queued deliveries.
   std::int32_t open_failures = 0;
+  /// smtp / lmtp: the TLS of its last session that opened; empty:
+  /// plaintext (or none yet).
+  std::string tls;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, postoffice_report& x) {
   return f(caf::meta::type_name("postoffice_report"), x.name, x.transport, x.up, x.problem,
-           x.since, x.queued, x.held, x.in_flight, x.open_failures);
+           x.since, x.queued, x.held, x.in_flight, x.open_failures, x.tls);
 }
 
 /// How many attempts ended how at a postoffice ("delivered", "open_failed",

@@ -222,7 +222,7 @@ public:
                       {"up", r.up},              {"since", r.since},
                       {"problem", r.problem},    {"queued", r.queued},
                       {"held", r.held},          {"in_flight", r.in_flight},
-                      {"open_failures", r.open_failures}});
+                      {"open_failures", r.open_failures}, {"tls", r.tls}});
     auto body = json{{"now", std::time(nullptr)}, {"postoffices", list}};
     if (cluster_) {
       auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);

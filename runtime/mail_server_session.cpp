@@ -232,6 +232,8 @@ mail_server_result run_mail_server_session(const mail_server_job& job) {
   mail_server_result result;
   result.opened = session.opened();
   result.outcomes = session.outcomes();
+  if (tls)
+    result.tls = tls->description();
   if (!result.opened) {
     for (const auto& outcome : result.outcomes)
       if (!outcome.text.empty())

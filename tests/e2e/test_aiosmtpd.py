@@ -13,6 +13,7 @@ import re
 import select
 import subprocess
 import unittest
+import urllib.request
 
 from postconn_process import free_port, make_certificate, temp_workdir
 from test_delivery import RETRIES, DeliveryTest
@@ -160,12 +161,23 @@ class StartTlsToPostoffice(AiosmtpdPeerTest):
                                             ["IP:127.0.0.1"])
 
     def delivered_over(self, *peer_options, postoffice_keys):
+        """Whether the mail reached the peer over TLS; checks GET /postoffices
+        and the log say the same."""
         self.start(*peer_options, postoffice_keys=postoffice_keys)
         self.send(["x@aiosmtpd.example.test"])
         self.server.wait_for_log("postoffice aiosmtpd: delivered")
+        url = f"http://127.0.0.1:{self.admin_port}/postoffices"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            [report] = [p for p in json.load(r)["postoffices"] if p["name"] == "aiosmtpd"]
         self.stop_server()
         [(sender, recipients, _, tls)] = self.spooled(with_tls=True)
         self.assertEqual((sender, recipients), (SENDER, ["x@aiosmtpd.example.test"]))
+        if tls:
+            self.assertRegex(report["tls"], r"^TLSv1\.[23] with cipher \S+$")
+            self.assertIn("postoffice aiosmtpd: sessions run over TLSv1.", self.server.log)
+        else:
+            self.assertEqual(report["tls"], "")
+            self.assertNotIn("postoffice aiosmtpd: sessions run", self.server.log)
         return tls
 
     def refused_open(self, *peer_options, postoffice_keys, why):
