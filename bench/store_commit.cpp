@@ -81,7 +81,9 @@ run_result run(const fs::path& dir, int submitters, std::size_t max_batch,
   caf::actor_system_config cfg;
   register_types(cfg);
   caf::actor_system sys{cfg};
-  auto store = spawn_store(sys, queue_db::open(file), store_options{max_batch}, true);
+  store_options options;
+  options.max_batch = max_batch;
+  auto store = spawn_store(sys, queue_db::open(file), options, true);
   std::atomic<std::uint64_t> acks{0};
   auto start = bench_clock::now();
   auto until = start + std::chrono::duration_cast<bench_clock::duration>(

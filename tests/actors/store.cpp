@@ -149,11 +149,14 @@ TEST_CASE_FIXTURE(store_fixture, "writes that arrive behind the commit marker jo
 }
 
 TEST_CASE_FIXTURE(store_fixture, "max_batch bounds the writes per transaction") {
-  auto store = spawn(store_options{10});
+  store_options options;
+  options.max_batch = 10;
+  auto store = spawn(options);
   auto ids = accept_concurrently(store, 25);
   CHECK(ids.size() == 25);
   CHECK(status(store).commits == 3);
-  auto one_by_one = spawn(store_options{1});
+  options.max_batch = 1;
+  auto one_by_one = spawn(options);
   accept_concurrently(one_by_one, 5);
   CHECK(status(one_by_one).commits == 5);
 }
