@@ -19,6 +19,18 @@ resolve_binary() {
   (cd "$(dirname "$1")" && echo "$PWD/$(basename "$1")")
 }
 
+# postfix_tool NAME: the path of Postfix's NAME (smtp-source, smtp-sink),
+# or the run stops.
+postfix_tool() {
+  command -v "$1" || fail "$1 not found (Debian package postfix)"
+}
+
+# queue_fill_binary POSTCONN [QUEUE_FILL]: QUEUE_FILL, by default the one
+# built next to POSTCONN.
+queue_fill_binary() {
+  resolve_binary "${2:-$(dirname "$1")/bench/queue_fill}"
+}
+
 now() {
   echo "$EPOCHREALTIME"
 }

@@ -36,7 +36,7 @@ while getopts 'n:p:s:kh' opt; do
 done
 shift $((OPTIND - 1))
 postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
-smtp_source=$(command -v smtp-source) || fail "smtp-source not found (Debian package postfix)"
+smtp_source=$(postfix_tool smtp-source)
 
 server_pid=
 extra_pids=

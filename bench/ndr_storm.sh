@@ -55,8 +55,8 @@ while getopts 'n:b:w:r:s:t:T:kh' opt; do
 done
 shift $((OPTIND - 1))
 postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
-queue_fill=$(resolve_binary "${2:-$(dirname "$postconn")/bench/queue_fill}")
-smtp_sink=$(command -v smtp-sink) || fail "smtp-sink not found (Debian package postfix)"
+queue_fill=$(queue_fill_binary "$postconn" "${2:-}")
+smtp_sink=$(postfix_tool smtp-sink)
 
 bench_start ndr-storm
 read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"

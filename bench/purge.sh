@@ -33,8 +33,8 @@ while getopts 'n:m:kh' opt; do
 done
 shift $((OPTIND - 1))
 postconn=$(resolve_binary "${1:-$source_dir/build/postconn}")
-queue_fill=$(resolve_binary "${2:-$(dirname "$postconn")/bench/queue_fill}")
-smtp_source=$(command -v smtp-source) || fail "smtp-source not found (Debian package postfix)"
+queue_fill=$(queue_fill_binary "$postconn" "${2:-}")
+smtp_source=$(postfix_tool smtp-source)
 
 bench_start purge
 read -r smtp_port admin_port <<<"$(free_ports 2)"

@@ -103,6 +103,16 @@ class SmtpServerTest(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def client_in_data(self, helo):
+        """A client past EHLO `helo`, MAIL from ann and RCPT to bob at
+        sales, answered 354 to DATA."""
+        c = self.client()
+        c.command("EHLO " + helo)
+        self.assertEqual(c.command("MAIL FROM:<ann@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        return c
+
     def tearDown(self):
         self.server.stop()
         self.server.__exit__()
@@ -244,11 +254,7 @@ class Acceptance(SmtpServerTest):
         self.assertIn(b"Subject: from swaks", content)
 
     def test_a_client_that_sees_250_can_kill_the_server_at_once(self):
-        c = self.client()
-        c.command("EHLO k.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        c.command("DATA")
+        c = self.client_in_data("k.example.org")
         c.send(b"Subject: durable\r\n\r\nsurvives kill -9\r\n.\r\n")
         code, text = c.reply()
         self.server.proc.send_signal(signal.SIGKILL)
@@ -522,11 +528,7 @@ class SlowClients(SmtpServerTest):
         self.server.wait_for_log("command line not finished in time")
 
     def test_data_sent_line_by_line(self):
-        c = self.client()
-        c.command("EHLO slow.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        self.assertEqual(c.command("DATA")[0], 354)
+        c = self.client_in_data("slow.example.org")
         started = time.monotonic()
         for _ in range(40):
             try:
@@ -542,11 +544,7 @@ class SlowClients(SmtpServerTest):
         self.assertTrue(c.closed())
         self.server.wait_for_log("DATA not finished in time")
         self.assertEqual(self.message_count(), 0)
-        quick = self.client()
-        quick.command("EHLO quick.example.org")
-        quick.command("MAIL FROM:<ann@example.org>")
-        quick.command("RCPT TO:<bob@sales.example.test>")
-        quick.command("DATA")
+        quick = self.client_in_data("quick.example.org")
         quick.send(b"Subject: quick\r\n\r\nx\r\n.\r\n")
         self.assertEqual(quick.reply()[0], 250)
 
@@ -563,11 +561,7 @@ class ClientLeavingDuringCommit(SmtpServerTest):
         return super().start(**popen)
 
     def test_mail_committed_after_the_client_left_is_delivered(self):
-        c = self.client()
-        c.command("EHLO leaving.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        self.assertEqual(c.command("DATA")[0], 354)
+        c = self.client_in_data("leaving.example.org")
         with self.db() as locker:
             locker.execute("BEGIN EXCLUSIVE")  # the store's commit waits (busy_timeout)
             c.send(b"Subject: left early\r\n\r\nbody\r\n.\r\n")
@@ -581,11 +575,7 @@ class ClientLeavingDuringCommit(SmtpServerTest):
         self.server.wait_for_log("after the client left")
 
     def test_a_commit_slower_than_data_timeout_gets_451_and_is_delivered_anyway(self):
-        c = self.client()
-        c.command("EHLO patient.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        self.assertEqual(c.command("DATA")[0], 354)
+        c = self.client_in_data("patient.example.org")
         with self.db() as locker:
             locker.execute("BEGIN EXCLUSIVE")  # the store waits up to busy_timeout (5 s)
             c.send(b"Subject: slow queue\r\n\r\nbody\r\n.\r\n")
@@ -607,11 +597,7 @@ class BoundedSessionMemory(SmtpServerTest):
     answers."""
 
     def test_input_pipelined_during_a_commit_waits_in_the_socket(self):
-        c = self.client()
-        c.command("EHLO flood.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        self.assertEqual(c.command("DATA")[0], 354)
+        c = self.client_in_data("flood.example.org")
         flood = b"NOOP " + b"x" * (32 << 20)  # one 32 MiB line: refused as too long
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
         with self.db() as locker:
@@ -750,11 +736,7 @@ class DiskReserve(SmtpServerTest):
         self.assertEqual(metrics["postconn_messages_refused_low_space_total"], 0)
 
     def test_a_message_begun_above_the_reserve_is_refused_at_the_end_of_data(self):
-        c = self.client()
-        c.command("EHLO full.example.org")
-        self.assertEqual(c.command("MAIL FROM:<ann@example.org>")[0], 250)
-        self.assertEqual(c.command("RCPT TO:<bob@sales.example.test>")[0], 250)
-        self.assertEqual(c.command("DATA")[0], 354)
+        c = self.client_in_data("full.example.org")
         self.reload(self.unreachable, "new mail gets 452 4.3.1")
         c.send(b"Subject: too late\r\n\r\nx\r\n.\r\n")
         code, text = c.reply()
@@ -893,11 +875,7 @@ max_message_size = 10000000
 """
 
     def test_full_disk_gives_451_and_loses_nothing(self):
-        c = self.client()
-        c.command("EHLO full.example.org")
-        c.command("MAIL FROM:<ann@example.org>")
-        c.command("RCPT TO:<bob@sales.example.test>")
-        c.command("DATA")
+        c = self.client_in_data("full.example.org")
         c.send(b"Subject: small\r\n\r\nfits\r\n.\r\n")
         code, text = c.reply()
         self.assertEqual(code, 250, text)
