@@ -14,7 +14,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/ownership.hpp"
+#include "runtime/cluster/ownership.hpp"
 
 namespace postconn {
 

@@ -10,7 +10,7 @@
 //   message (connection closed, or no heartbeat within peer_timeout).
 //
 //   From the live members it computes every postoffice's owner
-//   (runtime/ownership.hpp) and sends the supervisor a lineup of the
+//   (runtime/cluster/ownership.hpp) and sends the supervisor a lineup of the
 //   postoffices this node owns, and of those it hands over. The first
 //   lineup waits until every seed has answered or failed once, so a node
 //   starting up does not claim every postoffice for a moment.
@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "messages/actors.hpp"
-#include "runtime/config.hpp"
+#include "runtime/config/config.hpp"
 
 namespace caf {
 class actor_system;

@@ -5,7 +5,7 @@
 #include <caf/event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/dsn.hpp"
+#include "runtime/mail/dsn.hpp"
 
 namespace postconn {
 

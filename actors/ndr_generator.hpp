@@ -23,8 +23,8 @@
 #include <caf/fwd.hpp>
 
 #include "messages/actors.hpp"
-#include "runtime/ledger_rules.hpp"
-#include "runtime/routing.hpp"
+#include "runtime/retry/ledger_rules.hpp"
+#include "runtime/config/routing.hpp"
 
 namespace postconn {
 

@@ -18,7 +18,7 @@
 //   same connection, QUIT), each step under probe_timeout; its probe is a
 //   session without messages.
 //
-//   The fault-injecting transport (runtime/fault.hpp) sits in front of the
+//   The fault-injecting transport (runtime/delivery/fault_injector.hpp) sits in front of the
 //   real one: the actor fails opens, transfers and recipients the injector
 //   picks, and passes slow, hung and dropped calls on to the share worker.
 //   `fault` messages replace the fault at run time.
@@ -30,8 +30,8 @@
 #include <string>
 
 #include "messages/actors.hpp"
-#include "runtime/config.hpp"
-#include "runtime/fault.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/delivery/fault_injector.hpp"
 
 namespace postconn {
 

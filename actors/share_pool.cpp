@@ -9,8 +9,8 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/mail_server_session.hpp"
-#include "runtime/maildir.hpp"
+#include "runtime/delivery/mail_server_session.hpp"
+#include "runtime/delivery/maildir.hpp"
 
 namespace postconn {
 

@@ -12,7 +12,7 @@
 #include <caf/io/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/smtp_command.hpp"
+#include "runtime/mail/smtp_command.hpp"
 
 namespace postconn {
 

@@ -35,10 +35,10 @@
 #include <caf/io/connection_handle.hpp>
 
 #include "messages/actors.hpp"
-#include "runtime/network_list.hpp"
-#include "runtime/routing.hpp"
-#include "runtime/smtp_data.hpp"
-#include "runtime/tls_channel.hpp"
+#include "runtime/mail/network_list.hpp"
+#include "runtime/config/routing.hpp"
+#include "runtime/mail/smtp_data.hpp"
+#include "runtime/mail/tls_channel.hpp"
 
 namespace postconn {
 

@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "messages/actors.hpp"
-#include "runtime/message_id.hpp"
-#include "runtime/queue_db.hpp"
+#include "runtime/store/message_id.hpp"
+#include "runtime/store/queue_db.hpp"
 
 namespace caf {
 class actor_system;

@@ -11,7 +11,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/queue_page.hpp"
+#include "runtime/retry/queue_page.hpp"
 
 namespace postconn {
 

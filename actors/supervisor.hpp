@@ -36,9 +36,9 @@
 
 #include "actors/ndr_generator.hpp"
 #include "messages/actors.hpp"
-#include "runtime/config.hpp"
-#include "runtime/due_index.hpp"
-#include "runtime/ledger_rules.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/retry/due_index.hpp"
+#include "runtime/retry/ledger_rules.hpp"
 
 namespace caf {
 class actor_system;

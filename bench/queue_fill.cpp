@@ -29,8 +29,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/message_id.hpp"
-#include "runtime/queue_db.hpp"
+#include "runtime/store/message_id.hpp"
+#include "runtime/store/queue_db.hpp"
 
 using namespace postconn;
 namespace fs = std::filesystem;

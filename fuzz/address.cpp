@@ -1,4 +1,4 @@
-// Fuzzes runtime/address.cpp: a parsed address is printable ASCII within
+// Fuzzes runtime/mail/address.cpp: a parsed address is printable ASCII within
 // the length limits, and a mailbox name is one plain folder name
 // ([a-z0-9._+-], no leading dot, 1 to 64 octets) whatever the local part.
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz/check.hpp"
-#include "runtime/address.hpp"
+#include "runtime/mail/address.hpp"
 
 using namespace postconn;
 

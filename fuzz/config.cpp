@@ -1,11 +1,11 @@
-// Fuzzes runtime/config.cpp (and the TOML reader under it): any text gives
+// Fuzzes runtime/config/config.cpp (and the TOML reader under it): any text gives
 // a config or at least one problem, never both.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "fuzz/check.hpp"
-#include "runtime/config.hpp"
+#include "runtime/config/config.hpp"
 
 using namespace postconn;
 

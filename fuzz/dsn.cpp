@@ -1,4 +1,4 @@
-// Fuzzes runtime/dsn.cpp with hostile originals, addresses, diagnostics
+// Fuzzes runtime/mail/dsn.cpp with hostile originals, addresses, diagnostics
 // and dates: the NDR always has exactly its own nine header fields, three
 // parts the boundary does not occur in, a delivery-status part of
 // well-formed fields agreeing with the action, and only ASCII lines of at
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fuzz/check.hpp"
-#include "runtime/dsn.hpp"
+#include "runtime/mail/dsn.hpp"
 
 using namespace postconn;
 

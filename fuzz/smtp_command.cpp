@@ -1,4 +1,4 @@
-// Fuzzes runtime/smtp_command.cpp: any line gives a command or a refusal,
+// Fuzzes runtime/mail/smtp_command.cpp: any line gives a command or a refusal,
 // a parsed path is a valid address and parses again the same, and a reply
 // stays one reply whatever its text holds.
 #include <cstddef>
@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "fuzz/check.hpp"
-#include "runtime/address.hpp"
-#include "runtime/smtp_command.hpp"
+#include "runtime/mail/address.hpp"
+#include "runtime/mail/smtp_command.hpp"
 
 using namespace postconn;
 

@@ -1,4 +1,4 @@
-// Fuzzes runtime/smtp_data.cpp against a plain reference: DATA ends at the
+// Fuzzes runtime/mail/smtp_data.cpp against a plain reference: DATA ends at the
 // first <CRLF>.<CRLF> (the first line counting as preceded by CRLF), dots
 // are unstuffed, and the message is refused exactly when it holds a bare
 // CR or LF, a line over 1000 octets or more than the size limit. Chunking
@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "fuzz/check.hpp"
-#include "runtime/smtp_data.hpp"
+#include "runtime/mail/smtp_data.hpp"
 
 using namespace postconn;
 

@@ -92,7 +92,7 @@ using postoffice_actor = caf::typed_actor<
   caf::reacts_to<probe_atom>>;
 
 /// The blocking calls of the transports, each under its job's injected
-/// fault (runtime/fault.hpp).
+/// fault (runtime/delivery/fault_injector.hpp).
 using share_calls = caf::typed_actor<
   // Probes a maildir root; replies with the problem, "" when reachable.
   caf::replies_to<probe_atom, probe_job>::with<std::string>,

@@ -16,8 +16,8 @@
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 
-#include "runtime/config.hpp"
-#include "runtime/fault.hpp"
+#include "messages/fault.hpp"
+#include "messages/policy.hpp"
 
 namespace postconn {
 
@@ -314,19 +314,6 @@ typename Inspector::result_type inspect(Inspector& f, cluster_report& x) {
   return f(caf::meta::type_name("cluster_report"), x.node, x.members, x.owners);
 }
 
-// -- fault injection (runtime/fault.hpp) ----------------------------------------
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, fault_config& x) {
-  return f(caf::meta::type_name("fault_config"), x.mode, x.probability, x.seed,
-           x.recipients, x.latency, x.up, x.down);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, io_fault& x) {
-  return f(caf::meta::type_name("io_fault"), x.delay_ms, x.hang, x.drop);
-}
-
 /// One probe of a maildir root, for a share worker.
 struct probe_job {
   std::string root;
@@ -498,13 +485,6 @@ struct queue_depth {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_depth& x) {
   return f(caf::meta::type_name("queue_depth"), x.postoffice, x.state, x.count);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, retry_policy& x) {
-  return f(caf::meta::type_name("retry_policy"), x.max_open_retries, x.open_interval,
-           x.max_transfer_retries, x.transfer_interval, x.enforce_retry_limits,
-           x.max_lifetime, x.delay_warning);
 }
 
 /// Upper bounds (seconds) of the store's commit latency histogram buckets;

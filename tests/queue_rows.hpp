@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/message_id.hpp"
-#include "runtime/queue_db.hpp"
+#include "runtime/store/message_id.hpp"
+#include "runtime/store/queue_db.hpp"
 
 namespace postconn::test {
 

@@ -1,4 +1,4 @@
-// Tests the fault-injecting transport (runtime/fault.hpp, applied by
+// Tests the fault-injecting transport (runtime/delivery/fault_injector.hpp, applied by
 // actors/postoffice.cpp and the share workers) with the real supervisor,
 // store, NDR generator, postoffice actors and share pool on the
 // deterministic scheduler, writing real maildirs in simulated time. Each

@@ -9,7 +9,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/store.hpp"
-#include "runtime/storage_faults.hpp"
+#include "tests/runtime/store/storage_faults.hpp"
 #include "tests/actor_fixture.hpp"
 #include "tests/temp_dir.hpp"
 

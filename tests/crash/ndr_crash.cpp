@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#include "runtime/queue_db.hpp"
+#include "runtime/store/queue_db.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace postconn;

@@ -1,4 +1,4 @@
-// Tests crash consistency of actors/store.cpp and runtime/queue_db.cpp: a
+// Tests crash consistency of actors/store.cpp and runtime/store/queue_db.cpp: a
 // child process commits through the store in a loop and is killed with
 // SIGKILL at random moments, many rounds over one database. After every
 // kill the database passes PRAGMA integrity_check and holds every message
@@ -16,7 +16,7 @@
 #include <sstream>
 #include <string>
 
-#include "runtime/queue_db.hpp"
+#include "runtime/store/queue_db.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace postconn;

@@ -1,0 +1,85 @@
+// NAME
+//   admin_api -- the admin HTTP API: the queue, a message's ledger and
+//   attempts, postoffice status, actions, and Prometheus metrics.
+//
+// DESCRIPTION
+//   JSON over HTTP on `[admin] listen` (loopback by default), served by
+//   cpp-httplib on threads of its own, which ask the actors with typed
+//   requests and wait for the answers (never on a scheduler thread):
+//
+//     GET  /queue?postoffice=&state=&sender=&min_age=&limit=&offset=
+//                                    sender: part of the address, any case
+//     GET  /messages/ID              the message, its deliveries, attempts
+//     POST /messages/ID/hold | release | flush
+//     POST /messages/ID/requeue?postoffice=P
+//                                    its deliveries to P, counts reset
+//     POST /flush[?postoffice=P]     every deferred delivery due now
+//     GET  /postoffices              up/down since when, why, counts; in a
+//                                    cluster also each one's owner, and
+//                                    those other nodes own
+//     GET  /cluster                  this node, the live members, and every
+//                                    postoffice's owner (404: single node)
+//     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
+//     GET  /metrics                  Prometheus text format
+//
+//   With `[admin] token_file`, every request needs "Authorization: Bearer
+//   <token>" (401 otherwise). Errors are a status code with {"error": "..."}.
+//   The port is bound when
+//   the object is made, so a taken port stops the server before it starts
+//   anything; serve() starts answering once the actors exist.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <caf/actor.hpp>
+
+#include "messages/actors.hpp"
+#include "runtime/config/config.hpp"
+
+namespace caf {
+class actor_system;
+} // namespace caf
+
+namespace httplib {
+class Server;
+} // namespace httplib
+
+namespace postconn {
+
+struct config_holder;
+
+class admin_api {
+public:
+  /// Reads the token file and binds `cfg.admin.listen`; throws
+  /// std::runtime_error when either fails.
+  explicit admin_api(const config& cfg);
+  ~admin_api();
+
+  admin_api(const admin_api&) = delete;
+  admin_api& operator=(const admin_api&) = delete;
+
+  /// Answers requests from now on, on threads of its own; `listener` is
+  /// the SMTP listener, asked for its open sessions; `cluster` is null on a
+  /// single node.
+  void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
+             caf::actor listener, cluster_actor cluster = {});
+
+  /// Stops answering and waits for the threads; before the actors stop.
+  void stop();
+
+  /// The config after a reload (the limits shown next to the counts).
+  void update_config(const config& cfg);
+
+private:
+  /// Shared with the handlers, which read it on their own threads.
+  std::shared_ptr<config_holder> cfg_;
+  /// Every request must carry it as a bearer token; empty: none needed.
+  std::string token_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+} // namespace postconn

@@ -1,0 +1,175 @@
+// NAME
+//   postconn -- the mail connector's command line.
+//
+// SYNOPSIS
+//   postconn serve --config FILE [--log-level LEVEL] [--log-format text|json]
+//   postconn check-config FILE
+//   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
+//   postconn queue [--postoffice PO] [--state STATE] [--sender TEXT] [--min-age SECONDS]
+//   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
+//   postconn delete ID [--ndr] | requeue ID --to PO
+//     (each admin verb: [--admin URL] [--config FILE] [--token-file FILE] [--json])
+//   postconn --version
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/admin/admin_client.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/app/logging.hpp"
+#include "runtime/app/serve.hpp"
+#include "runtime/app/simulate.hpp"
+
+namespace {
+
+/// `postconn check-config FILE`: one line per problem, exit 1 if any.
+int check_config(const std::string& file) {
+  auto loaded = postconn::load_config_file(file);
+  for (const auto& problem : loaded.problems)
+    std::fprintf(stderr, "%s: %s\n", file.c_str(), problem.c_str());
+  if (!loaded.value)
+    return 1;
+  std::printf("%s: ok (%zu postoffices)\n", file.c_str(),
+              loaded.value->postoffices.size());
+  return 0;
+}
+
+/// An admin verb's subcommand: its options fill `verb`, and `config_file`
+/// names a config whose [admin] listen is the URL when --admin is not given.
+struct admin_command {
+  CLI::App* app = nullptr;
+  postconn::admin_verb verb;
+  std::string config_file;
+  std::string token_file;
+};
+
+admin_command& add_admin_verb(CLI::App& app, std::vector<std::unique_ptr<admin_command>>& all,
+                              const std::string& name, const std::string& help) {
+  auto command = std::make_unique<admin_command>();
+  command->verb.name = name;
+  command->app = app.add_subcommand(name, help);
+  command->app->add_option("--admin", command->verb.admin_url,
+                           "the server's admin API (default http://127.0.0.1:8025)");
+  command->app->add_option("--config", command->config_file,
+                           "take the admin API's address from this config");
+  command->app->add_flag("--json", command->verb.json, "print the server's JSON as it is");
+  command->app->add_option("--token-file", command->token_file,
+                           "a file with the admin API's bearer token");
+  all.push_back(std::move(command));
+  return *all.back();
+}
+
+/// Runs the admin verb the command line chose.
+int run_admin_command(admin_command& command) {
+  const auto* verb = command.verb.name.c_str();
+  if (!command.config_file.empty()) {
+    auto loaded = postconn::load_config_file(command.config_file);
+    if (!loaded.value) {
+      std::fprintf(stderr, "postconn %s: %s has problems (see postconn check-config)\n", verb,
+                   command.config_file.c_str());
+      return 2;
+    }
+    if (command.app->count("--admin") == 0)
+      command.verb.admin_url = loaded.value->admin.listen;
+    if (command.token_file.empty())
+      command.token_file = loaded.value->admin.token_file.string();
+  }
+  if (!command.token_file.empty()) {
+    auto read = postconn::read_token_file(command.token_file);
+    if (!read.problem.empty()) {
+      std::fprintf(stderr, "postconn %s: token: %s\n", verb, read.problem.c_str());
+      return 2;
+    }
+    command.verb.token = read.token;
+  }
+  return postconn::run_admin_verb(command.verb);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"postconn: a mail connector that never loses accepted mail"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string{"postconn "} + POSTCONN_VERSION);
+
+  postconn::serve_options serve_opts;
+  auto* serve_cmd = app.add_subcommand("serve", "run the server in the foreground");
+  serve_cmd->add_option("--config", serve_opts.config_file, "config file (TOML)")
+    ->required();
+  serve_cmd->add_option("--log-level", serve_opts.log_level,
+                        "trace, debug, info, warn, error, critical or off")
+    ->check([](const std::string& level) {
+      return postconn::is_log_level(level) ? std::string{}
+                                           : "unknown log level " + level;
+    });
+
+  serve_cmd->add_option("--log-format", serve_opts.log_format, "text (default) or json")
+    ->check([](const std::string& format) {
+      return postconn::is_log_format(format) ? std::string{}
+                                             : "unknown log format " + format;
+    });
+
+  std::string config_file;
+  auto* check_cmd = app.add_subcommand("check-config", "validate a config file");
+  check_cmd->add_option("FILE", config_file, "config file (TOML)")->required();
+
+  postconn::simulate_options simulate_opts;
+  auto* simulate_cmd = app.add_subcommand(
+    "simulate", "replay a scenario on the real actors in simulated time");
+  simulate_cmd->add_option("SCENARIO", simulate_opts.scenario_file, "scenario file (TOML)")
+    ->required();
+  simulate_cmd->add_option("--svg", simulate_opts.svg_file,
+                           "chart file (default: SCENARIO's name with .svg, here)");
+  simulate_cmd->add_option("--keep", simulate_opts.keep_dir,
+                           "keep each run's queue and maildirs in this directory");
+  simulate_cmd->add_option("--log-level", simulate_opts.log_level,
+                           "the actors' log on stderr (default off)")
+    ->check([](const std::string& level) {
+      return postconn::is_log_level(level) ? std::string{}
+                                           : "unknown log level " + level;
+    });
+
+  std::vector<std::unique_ptr<admin_command>> admin_commands;
+  auto& queue = add_admin_verb(app, admin_commands, "queue", "list the queue (admin API)");
+  for (const auto* filter : {"postoffice", "state", "sender", "min_age"}) {
+    auto flag = std::string{"--"} + filter;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    queue.app->add_option(flag, queue.verb.filters[filter],
+                          std::string{"only deliveries with this "} + filter);
+  }
+  add_admin_verb(app, admin_commands, "postoffices", "show every postoffice (admin API)");
+  for (const auto& [name, what, required] :
+       {std::tuple{"ledger", "show a message, its ledger and attempts", true},
+        std::tuple{"hold", "hold a message's deliveries", true},
+        std::tuple{"release", "release a held message", true},
+        std::tuple{"delete", "delete a message, without a trace or with NDRs", true},
+        std::tuple{"requeue", "move a message's deliveries to another postoffice", true},
+        std::tuple{"flush", "retry deferred deliveries now (of one postoffice)", false}}) {
+    auto& command = add_admin_verb(app, admin_commands, name, std::string{what} + " (admin API)");
+    auto* argument = command.app->add_option(required ? "ID" : "PO", command.verb.argument,
+                                             required ? "the message's queue id"
+                                                      : "the postoffice (default: all)");
+    if (required)
+      argument->required();
+    if (std::string{name} == "delete")
+      command.app->add_flag("--ndr", command.verb.with_ndr,
+                            "bounce its deliveries with an NDR to the sender instead");
+    if (std::string{name} == "requeue")
+      command.app->add_option("--to", command.verb.to, "the postoffice to move them to");
+  }
+
+  CLI11_PARSE(app, argc, argv);
+  for (auto& command : admin_commands)
+    if (*command->app)
+      return run_admin_command(*command);
+  if (*serve_cmd)
+    return postconn::serve(serve_opts);
+  if (*simulate_cmd)
+    return postconn::simulate(simulate_opts);
+  return check_config(config_file);
+}

@@ -1,0 +1,184 @@
+// NAME
+//   config -- postconn's configuration: the TOML schema, its defaults and its
+//   validation.
+//
+// DESCRIPTION
+//   Every key of DESIGN.md's config section lives here next to its default.
+//   parse_config() reads TOML text, checks every key, and reports one line per
+//   problem naming the key (`postoffice[2].path: ...`). Unknown keys are
+//   problems, never silently ignored. Per-postoffice `[postoffice.retry]`
+//   tables override `[retry]` key by key; the result is stored resolved, so
+//   callers never merge policies themselves.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "messages/fault.hpp"
+#include "messages/policy.hpp"
+
+namespace postconn {
+
+enum class transport_kind { maildir, smtp, lmtp };
+
+/// Name of a transport as written in the config ("maildir", "smtp", "lmtp").
+std::string_view to_string(transport_kind kind);
+
+struct postoffice_config {
+  /// Unique name, [a-z0-9_-]+.
+  std::string name;
+  /// Recipient domains routed here, lower-cased.
+  std::vector<std::string> domains;
+  transport_kind transport = transport_kind::maildir;
+  /// maildir: root directory of the postoffice (a share's mount point).
+  std::filesystem::path path;
+  /// maildir: create a missing mailbox instead of failing with 5.1.1.
+  bool create_mailboxes = false;
+  /// smtp / lmtp: "host:port" of the server.
+  std::string address;
+  /// smtp / lmtp: STARTTLS towards the server (see tls_policy).
+  tls_policy tls = tls_policy::none;
+  /// smtp / lmtp with tls = verify: PEM file of the CAs to trust; empty:
+  /// the system's.
+  std::filesystem::path tls_ca_file;
+  /// Takes every domain no other postoffice claims (at most one).
+  bool is_default = false;
+  /// Budget for one probe / open.
+  std::chrono::seconds probe_timeout{10};
+  /// [retry] with this postoffice's [postoffice.retry] overrides applied.
+  retry_policy retry;
+  /// [postoffice.fault]: the fault injected over the real transport.
+  fault_config fault;
+  /// Cluster only: the node that owns it while that node is up; empty: the
+  /// live node rendezvous hashing picks (runtime/cluster/ownership.hpp).
+  std::string owner;
+};
+
+struct server_config {
+  /// Banner, Received, Reporting-MTA, MAILER-DAEMON@.
+  std::string hostname = "localhost";
+  /// The queue database lives here.
+  std::filesystem::path data_dir = "var";
+  /// spdlog level name: trace, debug, info, warn, error, critical, off.
+  std::string log_level = "info";
+  /// A message whose deliveries all finished stays this long after its
+  /// last attempt (for the admin API), then is removed; 0: at once.
+  std::chrono::seconds keep_finished{24 * 3600};
+  /// Bytes kept free on the queue's disk for the mail already queued
+  /// (ledger changes, NDRs): below it new mail gets 452 4.3.1; 0: none.
+  std::uint64_t min_free_space = 100 * 1024 * 1024;
+};
+
+struct smtp_config {
+  /// "host:port" of the SMTP listener.
+  std::string listen = "127.0.0.1:2525";
+  /// Bytes; advertised as SIZE.
+  std::uint64_t max_message_size = 35882577;
+  std::uint32_t max_recipients = 1000;
+  /// Open SMTP connections at most, in all and from one client address;
+  /// one more is answered 421 4.7.0 and closed.
+  std::uint32_t max_connections = 500;
+  std::uint32_t max_connections_per_client = 20;
+  /// A client silent this long, or sending one command line for this long,
+  /// is disconnected with 421 4.4.2.
+  std::chrono::seconds idle_timeout{300};
+  /// The whole DATA phase (354 to the final dot) must end within this, or
+  /// the client gets 421 4.4.2 and the message is not queued.
+  std::chrono::seconds data_timeout{600};
+  /// Unfinished deliveries in the queue at which MAIL FROM is answered
+  /// 452 4.3.1 until the queue is back under 90 % of it.
+  std::uint64_t queue_high_water = 1000000;
+  /// PEM files of the certificate (chain) and key for STARTTLS; both empty:
+  /// no STARTTLS.
+  std::filesystem::path tls_certificate;
+  std::filesystem::path tls_key;
+  /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".
+  std::vector<std::string> relay_networks{"127.0.0.0/8", "::1/128"};
+};
+
+struct admin_config {
+  /// "host:port" of the admin HTTP API.
+  std::string listen = "127.0.0.1:8025";
+  /// A file holding the bearer token every request must carry; empty: none.
+  std::filesystem::path token_file;
+};
+
+/// [cluster]: this node's place among the nodes that share the postoffices.
+struct cluster_config {
+  /// This node's name, [a-z0-9-]+, unique in the cluster; it names the
+  /// node's maildir files, so it must not change while mail is queued.
+  std::string node;
+  /// "host:port" the cluster actor is published on; peers connect here.
+  std::string listen;
+  /// "host:port" of other nodes to join at start (the cluster listen
+  /// addresses); members learn the rest from each other.
+  std::vector<std::string> seeds;
+  /// Wait between attempts to reach a seed or a lost member, and before a
+  /// failed handoff is tried again.
+  std::chrono::seconds reconnect_interval{5};
+  /// A peer silent this long (no heartbeat) is declared lost.
+  std::chrono::seconds peer_timeout{10};
+
+  bool operator==(const cluster_config& other) const {
+    return node == other.node && listen == other.listen && seeds == other.seeds
+           && reconnect_interval == other.reconnect_interval
+           && peer_timeout == other.peer_timeout;
+  }
+};
+
+/// The token in `file` (surrounding white space removed), or why there is
+/// none: unreadable, or empty.
+struct token_result {
+  std::string token;
+  std::string problem;
+};
+token_result read_token_file(const std::filesystem::path& file);
+
+struct config {
+  server_config server;
+  smtp_config smtp;
+  /// The global [retry] table (already applied to every postoffice).
+  retry_policy retry;
+  admin_config admin;
+  std::vector<postoffice_config> postoffices;
+  /// Absent: a single node owning every postoffice.
+  std::optional<cluster_config> cluster;
+};
+
+/// A parsed config, or the problems that kept it from being one.
+struct config_result {
+  std::optional<config> value;
+  /// One line per problem, each starting with the key: "retry.open_interval: ...".
+  std::vector<std::string> problems;
+};
+
+class table_reader;
+
+/// The keys of a [retry] table (or a [postoffice.retry]) applied over `retry`.
+void read_retry(table_reader in, retry_policy& retry);
+
+/// The keys of a [postoffice.fault] table: one mode and the keys it uses.
+void read_fault(table_reader in, fault_config& fault);
+
+/// Parses TOML text. `source` names the input in syntax-error lines.
+config_result parse_config(std::string_view toml_text, std::string_view source);
+
+/// Reads and parses a config file; an unreadable file is one problem.
+config_result load_config_file(const std::filesystem::path& file);
+
+/// "90s", "10m", "24h", "5d", "0", or a bare integer count of seconds.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+/// Splits "host:port" or "[v6]:port". Empty optional when malformed.
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<listen_address> parse_listen_address(std::string_view text);
+
+} // namespace postconn

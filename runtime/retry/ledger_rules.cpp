@@ -1,0 +1,214 @@
+// NAME
+//   ledger_rules -- what an attempt's outcome does to a ledger (see ledger_rules.hpp).
+#include "runtime/retry/ledger_rules.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "runtime/mail/dsn.hpp"
+
+namespace postconn {
+
+namespace {
+
+/// Status of a delivery whose lifetime ran out: the last failure's, in
+/// class 5, or 5.4.7 when no attempt ever failed.
+std::string lifetime_status(const ledger_entry& entry) {
+  return entry.last_error_code.empty() ? std::string{"5.4.7"}
+                                       : permanent_status(entry.last_error_code);
+}
+
+/// Bounces every remaining recipient with `status`.
+void bounce_all(ledger_decision& decision, const std::string& status,
+                const std::string& diagnostic, bool is_reply) {
+  for (auto& rcpt : decision.entry.recipients)
+    decision.bounced.push_back({rcpt, status, diagnostic, is_reply});
+  decision.entry.recipients.clear();
+  decision.entry.state = delivery_state::bounced;
+}
+
+bool lifetime_over(const ledger_entry& entry, const retry_policy& policy,
+                   std::int64_t now) {
+  auto deadline = lifetime_deadline(entry, policy);
+  return deadline != 0 && now >= deadline;
+}
+
+void expire(ledger_decision& decision) {
+  auto status = lifetime_status(decision.entry);
+  auto text = decision.entry.last_error_text.empty()
+                ? std::string{"delivery time expired"}
+                : "delivery time expired; last error: " + decision.entry.last_error_text;
+  decision.attempt.outcome = "expired";
+  decision.attempt.code = status;
+  decision.attempt.text = text;
+  bounce_all(decision, status, text, false);
+}
+
+ledger_decision start(const ledger_entry& entry, std::int64_t now) {
+  ledger_decision decision{entry, {}, {}, {}};
+  decision.attempt.delivery_id = entry.delivery_id;
+  decision.attempt.at = now;
+  if (decision.entry.first_attempt_at == 0)
+    decision.entry.first_attempt_at = now;
+  return decision;
+}
+
+} // namespace
+
+std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy) {
+  return policy.max_lifetime.count() == 0 ? 0
+                                          : entry.queued_at + policy.max_lifetime.count();
+}
+
+std::int64_t limit_wake(const ledger_entry& entry, const retry_policy& policy) {
+  auto wake = std::numeric_limits<std::int64_t>::max();
+  if (auto deadline = lifetime_deadline(entry, policy); deadline != 0)
+    wake = deadline;
+  if (policy.delay_warning.count() > 0 && !entry.delay_warned)
+    wake = std::min(wake, entry.queued_at + policy.delay_warning.count());
+  return wake;
+}
+
+ledger_decision after_requeue(const ledger_entry& entry, const std::string& postoffice,
+                              std::int64_t now) {
+  ledger_decision decision{entry, {}, {}, {}};
+  auto& moved = decision.entry;
+  moved.postoffice = postoffice;
+  if (moved.state != delivery_state::held)
+    moved.state = delivery_state::queued;
+  moved.open_retries = 0;
+  moved.transfer_retries = 0;
+  moved.first_attempt_at = 0;
+  moved.next_attempt_at = now;
+  moved.last_error_code.clear();
+  moved.last_error_text.clear();
+  decision.attempt = {entry.delivery_id, now, "requeued", "",
+                      "requeued from " + entry.postoffice + " to " + postoffice
+                        + " by the administrator"};
+  return decision;
+}
+
+ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now) {
+  ledger_decision decision{entry, {}, {}, {}};
+  const std::string text = "deleted from the queue by the administrator";
+  decision.attempt = {entry.delivery_id, now, "deleted", "5.0.0", text};
+  bounce_all(decision, "5.0.0", text, false);
+  return decision;
+}
+
+std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
+                                                 const retry_policy& policy,
+                                                 std::int64_t now) {
+  if (policy.delay_warning.count() == 0 || entry.delay_warned
+      || now < entry.queued_at + policy.delay_warning.count())
+    return std::nullopt;
+  ledger_decision decision{entry, {}, {}, {}};
+  decision.entry.delay_warned = true;
+  auto status = entry.last_error_code.rfind("4.", 0) == 0 ? entry.last_error_code
+                                                           : std::string{"4.4.7"};
+  auto text = entry.last_error_text.empty() ? std::string{"not delivered yet"}
+                                            : entry.last_error_text;
+  for (const auto& rcpt : entry.recipients)
+    decision.delayed.push_back({rcpt, status, text, false});
+  decision.attempt = {entry.delivery_id, now, "delay_warned", status, text};
+  return decision;
+}
+
+ledger_decision after_open_failure(const ledger_entry& entry,
+                                   const retry_policy& policy, std::int64_t now,
+                                   const std::string& status,
+                                   const std::string& text) {
+  auto decision = start(entry, now);
+  auto& e = decision.entry;
+  if (policy.enforce_retry_limits)
+    ++e.open_retries;
+  e.last_error_code = status;
+  e.last_error_text = text;
+  e.state = delivery_state::deferred;
+  e.next_attempt_at = now + policy.open_interval.count();
+  decision.attempt.outcome = "open_failed";
+  decision.attempt.code = status;
+  decision.attempt.text = text;
+  if (policy.enforce_retry_limits && e.open_retries > policy.max_open_retries) {
+    bounce_all(decision, "5.4.1",
+               "postoffice could not be opened " + std::to_string(e.open_retries)
+                 + " times; last error: " + text,
+               false);
+  } else if (lifetime_over(e, policy, now)) {
+    expire(decision);
+  }
+  return decision;
+}
+
+ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& policy,
+                               std::int64_t now, const delivery_outcome& outcome) {
+  auto decision = start(entry, now);
+  auto& e = decision.entry;
+  std::vector<std::string> remaining;
+  const recipient_outcome* last_temporary = nullptr;
+  int delivered = 0;
+  for (const auto& rcpt : outcome.recipients) {
+    switch (rcpt.result) {
+      case recipient_result::delivered:
+        ++delivered;
+        break;
+      case recipient_result::permanent_failure:
+        decision.bounced.push_back({rcpt.address, permanent_status(rcpt.status),
+                                    rcpt.text, rcpt.text_is_reply});
+        break;
+      case recipient_result::temporary_failure:
+        remaining.push_back(rcpt.address);
+        last_temporary = &rcpt;
+        break;
+    }
+  }
+  // Recipients the postoffice did not report on stay queued.
+  for (const auto& rcpt : e.recipients) {
+    bool reported = std::any_of(outcome.recipients.begin(), outcome.recipients.end(),
+                                [&](const auto& r) { return r.address == rcpt; });
+    if (!reported)
+      remaining.push_back(rcpt);
+  }
+  e.recipients = remaining;
+  decision.attempt.outcome = !remaining.empty() ? "transfer_failed"
+                             : delivered > 0    ? "delivered"
+                                                : "rejected";
+  decision.attempt.text = std::to_string(delivered) + " delivered, "
+                          + std::to_string(decision.bounced.size()) + " rejected, "
+                          + std::to_string(remaining.size()) + " deferred";
+  if (remaining.empty()) {
+    e.state = decision.bounced.empty() || delivered > 0 ? delivery_state::delivered
+                                                          : delivery_state::bounced;
+    return decision;
+  }
+  ++e.transfer_retries;
+  e.state = delivery_state::deferred;
+  e.next_attempt_at = now + policy.transfer_interval.count();
+  if (last_temporary) {
+    e.last_error_code = last_temporary->status;
+    e.last_error_text = last_temporary->text;
+    decision.attempt.code = last_temporary->status;
+  }
+  if (e.transfer_retries > policy.max_transfer_retries) {
+    bounce_all(decision, permanent_status(e.last_error_code),
+               last_temporary ? last_temporary->text : e.last_error_text,
+               last_temporary && last_temporary->text_is_reply);
+  } else if (lifetime_over(e, policy, now)) {
+    expire(decision);
+  }
+  return decision;
+}
+
+std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
+                                                    const retry_policy& policy,
+                                                    std::int64_t now) {
+  if (!lifetime_over(entry, policy, now))
+    return std::nullopt;
+  ledger_decision decision{entry, {}, {}, {}};
+  decision.attempt.delivery_id = entry.delivery_id;
+  decision.attempt.at = now;
+  expire(decision);
+  return decision;
+}
+
+} // namespace postconn

@@ -1,0 +1,86 @@
+// NAME
+//   ledger_rules -- what an attempt's outcome does to a delivery's ledger.
+//
+// DESCRIPTION
+//   Plain functions of (ledger entry, retry policy, now, outcome) that
+//   return the entry's new values, the line for the attempt log, and the
+//   recipients to bounce now. They are DESIGN.md's "Retry semantics":
+//   a failed open counts against max_open_retries only when
+//   enforce_retry_limits is on (the KB 277831 fix), a temporary transfer
+//   failure counts against max_transfer_retries, a permanent failure bounces
+//   its recipients at once, and max_lifetime bounces in either mode. The
+//   lifetime is checked in every function here, so no path that touches a
+//   delivery can skip it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/vocabulary.hpp"
+#include "runtime/config/config.hpp"
+
+namespace postconn {
+
+/// A recipient to report in an NDR.
+struct bounced_recipient {
+  std::string address;
+  /// Class 5 status ("5.4.1", "5.1.1").
+  std::string status;
+  std::string diagnostic;
+  bool diagnostic_is_reply = false;
+};
+
+struct ledger_decision {
+  /// The entry's new values: deferred (retry at next_attempt_at),
+  /// delivered, or bounced (no recipient left).
+  ledger_entry entry;
+  /// What happened, for the attempt log.
+  attempt_record attempt;
+  /// Recipients to report in an NDR now.
+  std::vector<bounced_recipient> bounced;
+  /// Recipients to report in a delay warning now (status in class 4).
+  std::vector<bounced_recipient> delayed;
+};
+
+/// The postoffice could not be opened (probe, connect or greeting failed).
+ledger_decision after_open_failure(const ledger_entry& entry,
+                                   const retry_policy& policy, std::int64_t now,
+                                   const std::string& status,
+                                   const std::string& text);
+
+/// An administrator moved the delivery to `postoffice`: due now with fresh
+/// counts there; a held delivery stays held. Its lifetime still runs from
+/// acceptance, so requeueing cannot keep mail forever.
+ledger_decision after_requeue(const ledger_entry& entry, const std::string& postoffice,
+                              std::int64_t now);
+
+/// An administrator deleted the delivery and asked for an NDR: every
+/// recipient bounces with 5.0.0.
+ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now);
+
+/// The postoffice was opened and every recipient got a result.
+ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& policy,
+                               std::int64_t now, const delivery_outcome& outcome);
+
+/// The delivery outlived max_lifetime without an attempt deciding it: the
+/// bounce, or nothing while it may still wait.
+std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
+                                                    const retry_policy& policy,
+                                                    std::int64_t now);
+
+/// The delivery has waited delay_warning without a warning: the warning
+/// (one DSN "delayed" per delivery), or nothing.
+std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
+                                                 const retry_policy& policy,
+                                                 std::int64_t now);
+
+/// When the delivery's lifetime ends (0: never).
+std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy);
+
+/// When a limit next acts on the delivery, whatever its attempts: its delay
+/// warning or its lifetime's end, whichever is first (INT64_MAX: never).
+std::int64_t limit_wake(const ledger_entry& entry, const retry_policy& policy);
+
+} // namespace postconn

@@ -1,0 +1,216 @@
+// Tests runtime/retry/ledger_rules.cpp: open failures in both enforce modes,
+// transfer failures and their limit, permanent failures, partial outcomes,
+// and max_lifetime with its status.
+#include <doctest/doctest.h>
+
+#include "runtime/retry/ledger_rules.hpp"
+
+#include <limits>
+
+using namespace postconn;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::int64_t t0 = 1'700'000'000;
+
+ledger_entry fresh_delivery(std::vector<std::string> recipients = {"bob@x.test"}) {
+  ledger_entry entry;
+  entry.delivery_id = 7;
+  entry.message_id = "0000000000000001";
+  entry.postoffice = "sales";
+  entry.recipients = std::move(recipients);
+  entry.queued_at = t0;
+  entry.next_attempt_at = t0;
+  return entry;
+}
+
+recipient_outcome result(const std::string& rcpt, recipient_result r,
+                         const std::string& status) {
+  return {rcpt, r, status, status + " from the server", true};
+}
+
+} // namespace
+
+TEST_CASE("an enforced open failure counts, and the 145th bounces with 5.4.1") {
+  retry_policy policy;
+  auto entry = fresh_delivery();
+  for (int failure = 1; failure <= 144; ++failure) {
+    auto d = after_open_failure(entry, policy, t0 + (failure - 1) * 600, "4.4.1", "down");
+    REQUIRE(d.bounced.empty());
+    CHECK(d.entry.open_retries == failure);
+    CHECK(d.entry.state == delivery_state::deferred);
+    CHECK(d.entry.next_attempt_at == t0 + failure * 600);
+    CHECK(d.entry.first_attempt_at == t0);
+    CHECK(d.attempt.outcome == "open_failed");
+    entry = d.entry;
+  }
+  auto last = after_open_failure(entry, policy, t0 + 144 * 600, "4.4.1", "down");
+  CHECK(last.entry.state == delivery_state::bounced);
+  REQUIRE(last.bounced.size() == 1);
+  CHECK(last.bounced[0].address == "bob@x.test");
+  CHECK(last.bounced[0].status == "5.4.1");
+  CHECK(last.entry.recipients.empty());
+}
+
+TEST_CASE("a legacy open failure is not counted and never bounces without a lifetime") {
+  retry_policy policy;
+  policy.enforce_retry_limits = false;
+  policy.max_lifetime = 0s;
+  auto entry = fresh_delivery();
+  for (int failure = 1; failure <= 1000; ++failure) {
+    auto d = after_open_failure(entry, policy, t0 + failure * 600, "4.4.1", "down");
+    REQUIRE(d.bounced.empty());
+    entry = d.entry;
+  }
+  CHECK(entry.open_retries == 0);
+  CHECK(entry.state == delivery_state::deferred);
+  CHECK_FALSE(after_lifetime_check(entry, policy, t0 + 3650 * 86400));
+}
+
+TEST_CASE("max_lifetime bounces in either mode with the last failure's status in class 5") {
+  for (bool enforce : {true, false}) {
+    retry_policy policy;
+    policy.enforce_retry_limits = enforce;
+    policy.max_lifetime = 24h;
+    auto d = after_open_failure(fresh_delivery(), policy, t0, "4.4.1", "down");
+    CHECK(d.bounced.empty());
+    auto expired = after_open_failure(d.entry, policy, t0 + 86400, "4.4.1", "down");
+    REQUIRE(expired.bounced.size() == 1);
+    CHECK(expired.bounced[0].status == "5.4.1");
+    CHECK(expired.attempt.outcome == "expired");
+    CHECK_FALSE(after_lifetime_check(d.entry, policy, t0 + 86399));
+    auto checked = after_lifetime_check(d.entry, policy, t0 + 86400);
+    REQUIRE(checked);
+    CHECK(checked->entry.state == delivery_state::bounced);
+  }
+}
+
+TEST_CASE("a delivery that never failed expires with 5.4.7") {
+  retry_policy policy;
+  policy.max_lifetime = 1h;
+  auto expired = after_lifetime_check(fresh_delivery(), policy, t0 + 3600);
+  REQUIRE(expired);
+  REQUIRE(expired->bounced.size() == 1);
+  CHECK(expired->bounced[0].status == "5.4.7");
+  CHECK(lifetime_deadline(fresh_delivery(), policy) == t0 + 3600);
+  CHECK(limit_wake(fresh_delivery(), policy) == t0 + 3600);
+  policy.max_lifetime = 0s;
+  CHECK(limit_wake(fresh_delivery(), policy) == std::numeric_limits<std::int64_t>::max());
+}
+
+TEST_CASE("temporary transfer failures count, past max_transfer_retries the last status bounces in class 5") {
+  retry_policy policy; // 2 transfer retries, 120 s apart
+  auto entry = fresh_delivery();
+  delivery_outcome busy{7, true, "", "", {result("bob@x.test", recipient_result::temporary_failure, "4.2.1")}};
+  for (int failure = 1; failure <= 2; ++failure) {
+    auto d = after_transfer(entry, policy, t0 + failure, busy);
+    REQUIRE(d.bounced.empty());
+    CHECK(d.entry.transfer_retries == failure);
+    CHECK(d.entry.next_attempt_at == t0 + failure + 120);
+    CHECK(d.entry.last_error_code == "4.2.1");
+    CHECK(d.attempt.outcome == "transfer_failed");
+    entry = d.entry;
+  }
+  auto last = after_transfer(entry, policy, t0 + 300, busy);
+  REQUIRE(last.bounced.size() == 1);
+  CHECK(last.bounced[0].status == "5.2.1");
+  CHECK(last.bounced[0].diagnostic_is_reply);
+  CHECK(last.entry.state == delivery_state::bounced);
+}
+
+TEST_CASE("one outcome delivers, rejects and defers different recipients") {
+  retry_policy policy;
+  auto entry = fresh_delivery({"a@x.test", "b@x.test", "c@x.test"});
+  delivery_outcome mixed{7, true, "", "", {
+    result("a@x.test", recipient_result::delivered, "2.0.0"),
+    result("b@x.test", recipient_result::permanent_failure, "5.1.1"),
+    result("c@x.test", recipient_result::temporary_failure, "4.3.0"),
+  }};
+  auto d = after_transfer(entry, policy, t0, mixed);
+  REQUIRE(d.bounced.size() == 1);
+  CHECK(d.bounced[0].address == "b@x.test");
+  CHECK(d.bounced[0].status == "5.1.1");
+  CHECK(d.entry.recipients == std::vector<std::string>{"c@x.test"});
+  CHECK(d.entry.state == delivery_state::deferred);
+  CHECK(d.entry.transfer_retries == 1);
+  delivery_outcome rest{7, true, "", "", {result("c@x.test", recipient_result::delivered, "2.0.0")}};
+  auto done = after_transfer(d.entry, policy, t0 + 120, rest);
+  CHECK(done.bounced.empty());
+  CHECK(done.entry.state == delivery_state::delivered);
+  CHECK(done.attempt.outcome == "delivered");
+}
+
+TEST_CASE("a permanent failure of every recipient bounces at once") {
+  retry_policy policy;
+  delivery_outcome rejected{7, true, "", "", {result("bob@x.test", recipient_result::permanent_failure, "5.1.1")}};
+  auto d = after_transfer(fresh_delivery(), policy, t0, rejected);
+  CHECK(d.entry.state == delivery_state::bounced);
+  REQUIRE(d.bounced.size() == 1);
+  CHECK(d.entry.transfer_retries == 0);
+}
+
+TEST_CASE("recipients the postoffice did not report on stay queued") {
+  retry_policy policy;
+  auto entry = fresh_delivery({"a@x.test", "b@x.test"});
+  delivery_outcome partial{7, true, "", "", {result("a@x.test", recipient_result::delivered, "2.0.0")}};
+  auto d = after_transfer(entry, policy, t0, partial);
+  CHECK(d.entry.recipients == std::vector<std::string>{"b@x.test"});
+  CHECK(d.entry.state == delivery_state::deferred);
+}
+
+TEST_CASE("one delay warning per delivery, once delay_warning has passed") {
+  retry_policy policy;
+  policy.delay_warning = 4h;
+  auto d = after_open_failure(fresh_delivery(), policy, t0, "4.4.1", "down");
+  CHECK(limit_wake(d.entry, policy) == t0 + 4 * 3600);
+  CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 4 * 3600 - 1));
+  auto warning = after_delay_check(d.entry, policy, t0 + 4 * 3600);
+  REQUIRE(warning);
+  CHECK(warning->entry.delay_warned);
+  CHECK(warning->entry.state == delivery_state::deferred);
+  CHECK(warning->bounced.empty());
+  REQUIRE(warning->delayed.size() == 1);
+  CHECK(warning->delayed[0].status == "4.4.1");
+  CHECK_FALSE(after_delay_check(warning->entry, policy, t0 + 10 * 3600));
+  policy.delay_warning = 0s;
+  CHECK_FALSE(after_delay_check(d.entry, policy, t0 + 10 * 3600));
+}
+
+TEST_CASE("a deletion with an NDR bounces every recipient with 5.0.0") {
+  auto entry = fresh_delivery({"bob@x.test", "eve@x.test"});
+  entry.open_retries = 3;
+  auto d = after_deletion(entry, 1'700'000'500);
+  CHECK(d.entry.state == delivery_state::bounced);
+  CHECK(d.entry.recipients.empty());
+  CHECK(d.entry.open_retries == 3);
+  REQUIRE(d.bounced.size() == 2);
+  CHECK(d.bounced[1].address == "eve@x.test");
+  CHECK(d.bounced[0].status == "5.0.0");
+  CHECK(d.bounced[0].diagnostic == "deleted from the queue by the administrator");
+  CHECK(d.attempt.outcome == "deleted");
+  CHECK(d.attempt.at == 1'700'000'500);
+}
+
+TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held one stays held") {
+  auto entry = fresh_delivery({"bob@x.test"});
+  entry.state = delivery_state::deferred;
+  entry.open_retries = 7;
+  entry.transfer_retries = 2;
+  entry.first_attempt_at = 1'700'000'010;
+  entry.last_error_code = "4.4.1";
+  auto d = after_requeue(entry, "other", 1'700'000'500);
+  CHECK(d.entry.postoffice == "other");
+  CHECK(d.entry.state == delivery_state::queued);
+  CHECK(d.entry.open_retries == 0);
+  CHECK(d.entry.transfer_retries == 0);
+  CHECK(d.entry.first_attempt_at == 0);
+  CHECK(d.entry.next_attempt_at == 1'700'000'500);
+  CHECK(d.entry.queued_at == entry.queued_at);
+  CHECK(d.entry.last_error_code.empty());
+  CHECK(d.bounced.empty());
+  CHECK(d.attempt.outcome == "requeued");
+  CHECK(d.attempt.text == "requeued from " + entry.postoffice + " to other by the administrator");
+  entry.state = delivery_state::held;
+  CHECK(after_requeue(entry, "other", 1'700'000'500).entry.state == delivery_state::held);
+}
