@@ -2,6 +2,7 @@
 //   cluster -- membership, ownership and handoff between nodes (see
 //   cluster.hpp).
 #include "actors/cluster.hpp"
+#include "messages/unix_clock.hpp"
 
 #include <ctime>
 #include <stdexcept>
@@ -22,7 +23,6 @@ namespace {
 
 using cluster_ptr = cluster_actor::stateful_pointer<cluster_state>;
 
-constexpr auto store_timeout = std::chrono::seconds(120);
 
 caf::error cluster_error(std::string text) {
   return caf::make_error(caf::sec::runtime_error, std::move(text));
@@ -192,7 +192,7 @@ caf::result<std::string> send_to_owner(cluster_ptr self, ledger_entry entry) {
 caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
   auto& st = self->state;
   auto origin = incoming.delivery.origin;
-  attempt_record attempt{0, std::time(nullptr), "handed_in", "",
+  attempt_record attempt{0, unix_time_origin::now().seconds, "handed_in", "",
                          "from node " + incoming.from_node + " (its msg "
                            + incoming.message.id + ")"};
   auto promise = self->make_response_promise<bool>();

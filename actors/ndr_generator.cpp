@@ -11,7 +11,6 @@ namespace postconn {
 
 namespace {
 
-constexpr auto store_timeout = std::chrono::seconds(120);
 
 dsn_report make_report(const ledger_decision& decision, const stored_message& original,
                        const ndr_settings& settings) {

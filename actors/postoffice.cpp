@@ -1,6 +1,7 @@
 // NAME
 //   postoffice -- one actor per postoffice (see postoffice.hpp).
 #include "actors/postoffice.hpp"
+#include "messages/unix_clock.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -19,14 +20,13 @@ namespace {
 using postoffice_ptr = postoffice_actor::stateful_pointer<postoffice_state>;
 using outcomes = std::vector<delivery_outcome>;
 
-constexpr auto store_timeout = std::chrono::seconds(120);
 
 /// Records a probe result, logging changes of the up/down state.
 void note_probe(postoffice_ptr self, const std::string& problem) {
   auto& st = self->state;
   bool up = problem.empty();
   if (up != st.up)
-    st.since = std::time(nullptr);
+    st.since = unix_time_origin::now().seconds;
   if (up != st.up || problem != st.problem) {
     if (up)
       spdlog::info("postoffice {}: reachable again", st.cfg.name);
@@ -116,7 +116,7 @@ void probe(postoffice_ptr self, std::function<void(const std::string&)> done) {
 
 std::string received_header(const postoffice_state& st, const stored_message& msg,
                             const std::string& recipient) {
-  auto now = std::time(nullptr);
+  std::time_t now = unix_time_origin::now().seconds;
   std::tm utc{};
   gmtime_r(&now, &utc);
   char date[64];

@@ -19,10 +19,7 @@ namespace {
 using purger_ptr = purger_actor::stateful_pointer<purger_state>;
 
 std::int64_t unix_now(purger_ptr self) {
-  const auto& st = self->state;
-  return st.options.start_time
-         + std::chrono::duration_cast<std::chrono::seconds>(self->clock().now() - st.started)
-             .count();
+  return self->state.clock.at(self->clock().now());
 }
 
 void wait_for_next_pass(purger_ptr self, caf::timespan work_in_last_pass) {
@@ -64,7 +61,7 @@ purger_actor::behavior_type purger(purger_ptr self, store_actor store,
   auto& st = self->state;
   st.store = std::move(store);
   st.options = options;
-  st.started = self->clock().now();
+  st.clock = unix_clock{st.options.origin, self->clock().now()};
   wait_for_next_pass(self, caf::timespan{0});
   return {
     [=](reload_atom, std::int64_t keep_finished) {

@@ -22,6 +22,7 @@
 #include <caf/timespan.hpp>
 
 #include "messages/actors.hpp"
+#include "messages/unix_clock.hpp"
 
 namespace postconn {
 
@@ -29,7 +30,7 @@ struct purger_options {
   /// How long a finished message stays; 0 removes it at the next round.
   std::chrono::seconds keep_finished{24 * 3600};
   /// Unix time at the moment the purger starts (tests fix it).
-  std::int64_t start_time = 0;
+  unix_time_origin origin;
 };
 
 /// Time from the end of a pass to the next: a tenth of the retention, at
@@ -46,8 +47,8 @@ caf::timespan pause_after_round(caf::timespan round);
 struct purger_state {
   store_actor store;
   purger_options options;
-  /// Actor clock at start; Unix time = start_time + time since then.
-  caf::actor_clock::time_point started;
+  /// Unix time, from options.origin on the actor clock.
+  unix_clock clock;
   /// Where the current pass over the queue is: the last message looked at.
   std::string cursor;
   /// Messages removed in the current pass, logged when it ends.

@@ -1,6 +1,7 @@
 // NAME
 //   smtp_session -- one SMTP connection (see smtp_session.hpp).
 #include "actors/smtp_session.hpp"
+#include "messages/unix_clock.hpp"
 
 #include <ctime>
 #include <map>
@@ -73,7 +74,7 @@ void reset_transaction(smtp_session_state& st) {
 
 /// RFC 5322 date of now, for the Received header.
 std::string rfc5322_now() {
-  auto now = std::time(nullptr);
+  std::time_t now = unix_time_origin::now().seconds;
   std::tm local{};
   localtime_r(&now, &local);
   char text[64];
@@ -96,7 +97,7 @@ incoming_message make_incoming(const smtp_session_state& st, std::string content
   incoming_message msg;
   msg.sender = *st.sender;
   msg.content = received_header(st) + content;
-  msg.received_at = std::time(nullptr);
+  msg.received_at = unix_time_origin::now().seconds;
   std::map<std::string, std::vector<std::string>> by_postoffice;
   for (const auto& rcpt : st.recipients)
     by_postoffice[rcpt.postoffice].push_back(rcpt.address);

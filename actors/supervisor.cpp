@@ -19,21 +19,14 @@ namespace {
 
 using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 
-constexpr auto store_timeout = std::chrono::seconds(120);
 
 std::int64_t unix_now(supervisor_ptr self) {
-  const auto& st = self->state;
-  auto elapsed = self->clock().now() - st.started + st.options.start_fraction;
-  return st.options.start_time
-         + std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
+  return self->state.clock.at(self->clock().now());
 }
 
 /// How long until unix_now() turns to `unix_time`.
 caf::timespan time_until(supervisor_ptr self, std::int64_t unix_time) {
-  const auto& st = self->state;
-  auto at = st.started + std::chrono::seconds(unix_time - st.options.start_time)
-            - st.options.start_fraction;
-  return std::chrono::duration_cast<caf::timespan>(at - self->clock().now());
+  return self->state.clock.until(unix_time, self->clock().now());
 }
 
 void work(supervisor_ptr self);
@@ -625,7 +618,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   st.store = std::move(store);
   st.ndr = std::move(ndr);
   st.options = options;
-  st.started = self->clock().now();
+  st.clock = unix_clock{st.options.origin, self->clock().now()};
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& st = self->state;
     for (auto& slot : st.postoffices) {

@@ -36,6 +36,7 @@
 
 #include "actors/ndr_generator.hpp"
 #include "messages/actors.hpp"
+#include "messages/unix_clock.hpp"
 #include "runtime/config/config.hpp"
 #include "runtime/retry/due_index.hpp"
 #include "runtime/retry/ledger_rules.hpp"
@@ -62,11 +63,7 @@ struct postoffice_slot {
 
 struct supervisor_options {
   /// Unix time at the moment the supervisor starts (tests fix it).
-  std::int64_t start_time = 0;
-  /// How far the wall clock was past the second start_time at that moment.
-  /// Without it the supervisor's seconds would turn up to a second after
-  /// the wall clock's, and mail queued at second T would wait for them.
-  std::chrono::nanoseconds start_fraction{0};
+  unix_time_origin origin;
   /// How long a postoffice actor may take to answer an attempt before it
   /// counts as a failed open.
   std::chrono::seconds attempt_timeout{600};
@@ -124,8 +121,8 @@ struct supervisor_state {
   store_actor store;
   std::shared_ptr<const ndr_settings> ndr;
   supervisor_options options;
-  /// Unix time = start_time + (clock now - started + start_fraction).
-  caf::actor_clock::time_point started;
+  /// Unix time, from options.origin on the actor clock.
+  unix_clock clock;
   /// When the pending wake-up fires, 0 when none is pending.
   std::int64_t wake_at = 0;
   /// A work_atom is on its way: a pass over the ledger is coming.

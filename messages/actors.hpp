@@ -7,6 +7,7 @@
 //   interface) and are marked "internal".
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,6 +29,10 @@ namespace postconn {
 /// (server.min_free_space): true when it fell below, false when it is back
 /// above 110 % of it.
 using space_listener_actor = caf::typed_actor<caf::reacts_to<space_atom, bool>>;
+
+/// How long an actor waits for an answer of the store before it gives up:
+/// far beyond a commit's time, so only a store that is stuck runs into it.
+constexpr std::chrono::seconds store_timeout{120};
 
 /// The durable queue: messages, deliveries (retry ledgers), attempt log.
 /// Writes are group-committed; a reply means the data is on disk.

@@ -1,6 +1,7 @@
 // NAME
 //   admin_api -- the admin HTTP API (see admin_api.hpp).
 #include "runtime/admin/admin_api.hpp"
+#include "messages/unix_clock.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -111,7 +112,7 @@ public:
       query.message_ids = std::move(*ids);
       query.only_messages = true;
     }
-    auto now = std::time(nullptr);
+    std::time_t now = unix_time_origin::now().seconds;
     query.queued_before = now - *min_age;
     query.offset = static_cast<std::uint64_t>(*offset);
     query.limit = static_cast<std::uint64_t>(std::min(*limit, largest_page));
@@ -152,7 +153,7 @@ public:
       deliveries.push_back(std::move(item));
     }
     reply(res, 200,
-          json{{"now", std::time(nullptr)}, {"message_id", msg->id}, {"sender", msg->sender},
+          json{{"now", unix_time_origin::now().seconds}, {"message_id", msg->id}, {"sender", msg->sender},
                {"received_at", msg->received_at}, {"size", msg->content.size()},
                {"deliveries", deliveries}});
   }
@@ -223,7 +224,7 @@ public:
                       {"problem", r.problem},    {"queued", r.queued},
                       {"held", r.held},          {"in_flight", r.in_flight},
                       {"open_failures", r.open_failures}, {"tls", r.tls}});
-    auto body = json{{"now", std::time(nullptr)}, {"postoffices", list}};
+    auto body = json{{"now", unix_time_origin::now().seconds}, {"postoffices", list}};
     if (cluster_) {
       auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
       if (!report)

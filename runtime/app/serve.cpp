@@ -354,9 +354,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
   supervisor_options sup_options;
-  auto wall = std::chrono::system_clock::now().time_since_epoch();
-  sup_options.start_time = std::chrono::duration_cast<std::chrono::seconds>(wall).count();
-  sup_options.start_fraction = wall - std::chrono::seconds(sup_options.start_time);
+  sup_options.origin = unix_time_origin::now();
   sup_options.fallback_retry = cfg.retry;
   if (cfg.cluster) {
     sup_options.node = cfg.cluster->node;
@@ -385,7 +383,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   actors.supervisor = sup;
   actors.listener = listener;
   actors.purger = sys.spawn(purger, store,
-                            purger_options{cfg.server.keep_finished, sup_options.start_time});
+                            purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);
   caf::anon_send(store, watch_atom::value, caf::actor_cast<space_listener_actor>(sup));
   admin->serve(sys, sup, store, listener, actors.cluster);

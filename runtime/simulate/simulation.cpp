@@ -159,7 +159,7 @@ private:
     auto ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg_.server.hostname, routing_table{cfg_}});
     supervisor_options options;
-    options.start_time = simulated_epoch;
+    options.origin = {simulated_epoch, {}};
     options.fallback_retry = cfg_.retry;
     sup_ = sys_.spawn(supervisor, std::move(slots), std::vector<ledger_entry>{}, store_, ndr,
                       options);

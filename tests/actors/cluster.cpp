@@ -161,7 +161,7 @@ struct second_node {
     ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg.server.hostname, routing_table{cfg}});
     supervisor_options options;
-    options.start_time = t0;
+    options.origin = {t0, {}};
     options.attempt_timeout = 30s;
     options.fallback_retry = policy;
     options.node = "b";

@@ -87,7 +87,7 @@ struct fault_fixture : fault_dirs, test::queue_fixture {
     auto ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg.server.hostname, routing_table{cfg}});
     supervisor_options options;
-    options.start_time = t0;
+    options.origin = {t0, {}};
     options.attempt_timeout = 120s;
     options.fallback_retry = cfg.retry;
     sup = sys.spawn(supervisor,

@@ -39,7 +39,7 @@ struct purger_fixture : test::actor_fixture {
 
   std::pair<store_actor, purger_actor> spawn(std::chrono::seconds keep_finished) {
     auto store = spawn_store(sys, db, store_options{}, false);
-    auto purging = sys.spawn(purger, store, purger_options{keep_finished, start});
+    auto purging = sys.spawn(purger, store, purger_options{keep_finished, {start, {}}});
     sched.run();
     return {store, purging};
   }

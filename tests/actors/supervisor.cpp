@@ -232,7 +232,7 @@ TEST_CASE("mail queued in the wall clock's second is due at once, and a wake-up 
   test::temp_dir dir;
   supervisor_options options;
   // The server started 0.9 s into second t0: its seconds turn 0.1 s later.
-  options.start_fraction = 900ms;
+  options.origin.fraction = 900ms;
   supervisor_fixture f{dir / "queue.db", defaults(), t0, options};
   auto& live = f.state_of<fake_postoffice_state>(f.live);
   f.advance(100ms);

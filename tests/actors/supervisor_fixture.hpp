@@ -202,7 +202,7 @@ struct supervisor_fixture : queue_fixture {
     auto cfg = two_postoffices(retry);
     auto ndr = std::make_shared<const ndr_settings>(
       ndr_settings{cfg.server.hostname, routing_table{cfg}});
-    options.start_time = start_time;
+    options.origin = {start_time, options.origin.fraction};
     options.attempt_timeout = 30s;
     options.fallback_retry = retry;
     sup = sys.spawn(supervisor,

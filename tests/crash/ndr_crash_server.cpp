@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     ndr_settings{config.server.hostname, routing_table{config}});
   auto fake = [&sys] { return sys.spawn(test::fake_postoffice); };
   supervisor_options options;
-  options.start_time = std::time(nullptr);
+  options.origin = unix_time_origin::now();
   options.fallback_retry = policy;
   auto sup = sys.spawn(supervisor,
                        std::vector<postoffice_slot>{{"dead", policy, fake, {}, false, {}},
