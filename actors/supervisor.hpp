@@ -18,12 +18,20 @@
 //   another node owns are handed to that node through the cluster actor
 //   (with their counts) and finish here once the owner has committed them;
 //   their lifetime and delay limits are still checked here until then.
+//
+//   Its files: supervisor.cpp holds the ledger, the retry decisions and the
+//   NDR generators, and the behaviour; supervisor_postoffices.cpp starts,
+//   restarts, reloads and reports the postoffice actors;
+//   supervisor_verbs.cpp carries out the operator's verbs (hold, release,
+//   flush, delete, requeue); supervisor_handoff.cpp hands deliveries to
+//   other nodes; supervisor_backlog and supervisor_ndr_queue are the plain
+//   state of admission control and of the NDR generators at work.
+//   supervisor_steps.hpp declares what these files call of each other.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <memory>
@@ -35,6 +43,8 @@
 #include <caf/actor_clock.hpp>
 
 #include "actors/ndr_generator.hpp"
+#include "actors/supervisor_backlog.hpp"
+#include "actors/supervisor_ndr_queue.hpp"
 #include "messages/actors.hpp"
 #include "messages/unix_clock.hpp"
 #include "runtime/config/config.hpp"
@@ -89,8 +99,43 @@ struct supervisor_options {
   std::size_t max_ndr_generators = 256;
 };
 
+/// Every configured postoffice that runs here, by name.
+class postoffice_roster {
+public:
+  /// The running postoffice of that name, null when there is none.
+  postoffice_slot* find(const std::string& name);
+  const postoffice_slot* find(const std::string& name) const;
+
+  /// Replaces every slot (a start, a reload).
+  void assign(std::vector<postoffice_slot> slots);
+
+  std::vector<postoffice_slot>& slots() {
+    return slots_;
+  }
+  const std::vector<postoffice_slot>& slots() const {
+    return slots_;
+  }
+
+private:
+  std::vector<postoffice_slot> slots_;
+  std::map<std::string, std::size_t> index_;
+};
+
+/// Cluster: the postoffices other nodes own, and the deliveries on their way
+/// to those owners.
+struct handoff_lane {
+  /// Postoffices other nodes own, with their retry policies.
+  std::map<std::string, retry_policy> elsewhere;
+  /// Hands deliveries of those postoffices to their owners.
+  handoff_actor courier;
+  /// Handoffs under way.
+  std::size_t in_flight = 0;
+  /// Deliveries whose handoff failed, with the Unix time to try again.
+  std::map<std::int64_t, std::int64_t> waiting;
+};
+
 struct supervisor_state {
-  /// Unfinished deliveries by id.
+  /// The retry ledger: unfinished deliveries by id.
   std::map<std::int64_t, ledger_entry> ledger;
   /// Deliveries with an attempt, a ledger write or an NDR under way.
   std::set<std::int64_t> busy;
@@ -98,50 +143,29 @@ struct supervisor_state {
   due_index due;
   /// Busy deliveries to hold once their attempt is decided.
   std::set<std::int64_t> hold_requested;
-  /// Decisions by postoffice and outcome, and bounced recipients by status
-  /// (under postoffice ""), since start: for metrics.
-  std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
-  std::vector<postoffice_slot> postoffices;
-  std::map<std::string, std::size_t> postoffice_index;
-  /// Cluster: postoffices other nodes own, with their retry policies.
-  std::map<std::string, retry_policy> elsewhere;
-  /// Cluster: hands deliveries of those postoffices to their owners.
-  handoff_actor handoff;
-  /// Handoffs under way.
-  std::size_t handoffs_in_flight = 0;
-  /// Deliveries whose handoff failed, with the Unix time to try again.
-  std::map<std::int64_t, std::int64_t> handoff_wait;
-  /// NDR generators at work, by address, with the delivery they bounce.
-  std::map<caf::actor_addr, std::int64_t> generators;
-  /// Bounces and delay warnings waiting for a generator, oldest first.
-  std::deque<ledger_decision> ndrs_waiting;
   /// Ledger changes decided since the last store request, written together
   /// by the next (a record_atom is on its way while there are any).
   std::vector<ledger_change> records_waiting;
-  store_actor store;
+  /// Bounces and delay warnings, and the NDR generators at work on them.
+  ndr_queue ndrs;
   std::shared_ptr<const ndr_settings> ndr;
+  postoffice_roster postoffices;
+  handoff_lane handoff;
+  /// When new mail is refused (admission control).
+  backlog_watch backlog;
+  /// Decisions by postoffice and outcome, and bounced recipients by status
+  /// (under postoffice ""), since start: for metrics.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
+  store_actor store;
   supervisor_options options;
-  /// Unix time, from options.origin on the actor clock.
   unix_clock clock;
   /// When the pending wake-up fires, 0 when none is pending.
   std::int64_t wake_at = 0;
   /// A work_atom is on its way: a pass over the ledger is coming.
   bool work_scheduled = false;
-  /// Told when the ledger crosses `high_water` (see watch_atom).
-  backlog_listener_actor backlog_listener;
-  std::uint64_t high_water = 0;
-  /// The ledger is at the high-water mark (until back under 90 % of it).
-  bool queue_full = false;
-  /// The store says the queue's disk is below its reserve.
-  bool disk_low = false;
-  /// What the backlog listener was last told: queue_full or disk_low.
-  bool backlogged = false;
 
   /// The retry policy of a delivery's postoffice.
   const retry_policy& policy_of(const ledger_entry& entry) const;
-
-  /// The running postoffice of that name, null when there is none.
-  postoffice_slot* slot_named(const std::string& postoffice);
 
   /// Brings the delivery's place in `due` up to date with its ledger entry,
   /// its busy state and its postoffice; every change to those calls it.

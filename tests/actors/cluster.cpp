@@ -298,7 +298,7 @@ TEST_CASE("a lost member's postoffices move to the survivor and come back when i
   f.sched.run();
   CHECK(a.live_nodes() == std::vector<std::string>{"a"});
   CHECK(a.running == std::set<std::string>{"dead", "live"});
-  CHECK(f.state_of<supervisor_state>(f.sup).elsewhere.empty());
+  CHECK(f.state_of<supervisor_state>(f.sup).handoff.elsewhere.empty());
   // b starts again under the same name and joins: the owners are as before.
   cluster_b = start_b();
   f.sched.run();
@@ -306,7 +306,7 @@ TEST_CASE("a lost member's postoffices move to the survivor and come back when i
   CHECK(a.live_nodes() == std::vector<std::string>{"a", "b"});
   CHECK(a.owners == both);
   CHECK(a.running == std::set<std::string>{"dead"});
-  CHECK(f.state_of<supervisor_state>(f.sup).elsewhere.count("live") == 1);
+  CHECK(f.state_of<supervisor_state>(f.sup).handoff.elsewhere.count("live") == 1);
   for (const auto& node : {cluster_a, cluster_b})
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
 }

@@ -217,8 +217,8 @@ TEST_CASE("bounces decided at once wait for an NDR generator, at most max_ndr_ge
   std::size_t most_at_work = 0;
   std::size_t most_waiting = 0;
   while (f.sched.try_run_once()) {
-    most_at_work = std::max(most_at_work, st.generators.size());
-    most_waiting = std::max(most_waiting, st.ndrs_waiting.size());
+    most_at_work = std::max(most_at_work, st.ndrs.at_work());
+    most_waiting = std::max(most_waiting, st.ndrs.waiting());
   }
   CHECK(most_at_work == 2);
   CHECK(most_waiting == 3);

@@ -1,0 +1,73 @@
+// NAME
+//   supervisor_steps -- what the supervisor's files call of each other.
+//
+// DESCRIPTION
+//   Private to the supervisor (actors/supervisor*.cpp): the steps one of its
+//   files takes on the actor's state that another needs. Each is defined in
+//   the file named above its group.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/system_messages.hpp>
+#include <caf/result.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/supervisor.hpp"
+
+namespace postconn {
+
+using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+
+// -- supervisor.cpp: the ledger and the retry decisions ------------------------
+
+/// Unix time now, on the supervisor's clock.
+std::int64_t unix_now(supervisor_ptr self);
+
+/// Asks for one pass over the ledger after the messages already waiting.
+void schedule_work(supervisor_ptr self);
+
+/// Persists a decision, then acts on it: a bounce or delay warning goes to
+/// an NDR generator, anything else is recorded in the ledger.
+void apply(supervisor_ptr self, ledger_decision decision);
+
+/// Tells the backlog listener when new mail is refused or taken again.
+void note_backlog(supervisor_ptr self, bool always_tell);
+
+// -- supervisor_postoffices.cpp: the postoffice actors ------------------------
+
+/// Starts (or restarts) a slot's actor, monitored, with its injected fault.
+void start_postoffice(supervisor_ptr self, postoffice_slot& slot);
+
+/// Restarts the postoffice whose actor ended; false when `msg` is not of one.
+bool restart_postoffice(supervisor_ptr self, const caf::down_msg& msg);
+
+/// Replaces a postoffice's injected fault, kept for its restarts; false when
+/// there is no such postoffice.
+bool inject_fault(supervisor_ptr self, const std::string& postoffice, const fault_config& fault);
+
+/// Takes the postoffices of a reloaded config.
+void reload_postoffices(supervisor_ptr self, postoffice_lineup& lineup);
+
+/// Every postoffice's last probe with its deliveries' counts.
+caf::typed_response_promise<std::vector<postoffice_report>>
+report_postoffices(supervisor_ptr self);
+
+// -- supervisor_handoff.cpp: deliveries of postoffices other nodes own --------
+
+/// Hands a delivery to its postoffice's owner.
+void hand_off(supervisor_ptr self, std::int64_t id);
+
+// -- supervisor_verbs.cpp: the operator's verbs --------------------------------
+
+std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id, bool hold);
+std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
+                   const std::string& message_id);
+caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string& message_id,
+                                         bool with_ndr);
+std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
+                     const std::string& postoffice);
+
+} // namespace postconn
