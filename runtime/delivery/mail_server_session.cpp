@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/config/config.hpp"
@@ -27,8 +28,12 @@ namespace {
 struct socket_guard {
   int fd = -1;
   ~socket_guard() {
+    reset();
+  }
+  void reset() {
     if (fd >= 0)
       close(fd);
+    fd = -1;
   }
 };
 
@@ -141,107 +146,157 @@ std::unique_ptr<tls_channel> start_tls(const mail_server_job& job, const std::st
   return nullptr;
 }
 
-/// Every message failed to open for `problem`.
-mail_server_result open_failure(const mail_server_job& job, const std::string& problem) {
-  mail_server_result result;
-  result.problem = problem;
-  for (const auto& msg : job.messages)
-    result.outcomes.push_back({msg.delivery_id, false, "4.4.1", problem, {}});
-  return result;
-}
-
 } // namespace
 
-mail_server_result run_mail_server_session(const mail_server_job& job) {
-  auto server = parse_listen_address(job.server);
-  if (!server)
-    return open_failure(job, "bad server address " + job.server);
-  auto timeout_ms = static_cast<int>(job.step_timeout_seconds * 1000);
-  std::string problem;
-  socket_guard socket{connect_to(*server, timeout_ms, problem)};
-  if (socket.fd < 0)
-    return open_failure(job, "connect to " + job.server + " failed: " + problem);
-  smtp_client_session session{job.lmtp ? mail_protocol::lmtp : mail_protocol::smtp,
-                              job.helo_name, job.messages, job.tls};
+struct mail_server_connection::impl {
+  mail_server_job job;
+  std::string host;
+  int timeout_ms = 0;
+  socket_guard socket;
+  std::optional<smtp_client_session> session;
   std::unique_ptr<tls_channel> tls; // once STARTTLS succeeded
-  // What goes to the socket: the session's bytes, encrypted once TLS runs.
-  auto take_output = [&] {
-    auto output = session.take_output();
+  std::string problem;
+  std::string last_step; // for a probe's problem: it has no outcomes
+
+  /// What goes to the socket: the session's bytes, encrypted once TLS runs.
+  std::string take_output() {
+    auto output = session->take_output();
     if (!tls)
       return output;
     tls->send(output);
     return tls->take_output();
-  };
-  char buffer[16384];
-  std::string last_step; // for a probe's problem: it has no outcomes
-  try {
-    while (!session.finished()) {
-      if (session.tls_wanted()) {
-        std::string why;
-        tls = start_tls(job, server->host, socket.fd, timeout_ms, why);
-        if (!tls) {
-          session.tls_failed(why);
-          problem = "TLS handshake failed: " + why;
+  }
+
+  /// Drives the session until it is finished or, with `until_ready`, open
+  /// and waiting for its batch.
+  void run(bool until_ready) {
+    char buffer[16384];
+    try {
+      while (!session->finished() && !(until_ready && session->ready_for_batch())) {
+        if (session->tls_wanted()) {
+          std::string why;
+          tls = start_tls(job, host, socket.fd, timeout_ms, why);
+          if (!tls) {
+            session->tls_failed(why);
+            problem = "TLS handshake failed: " + why;
+            break;
+          }
+          session->tls_started();
+        }
+        last_step = session->waiting_for();
+        auto output = take_output();
+        if (job.fault.drop && last_step == "end-of-data reply" && !output.empty()) {
+          // Fault injection: half the data, then the connection is gone.
+          send_all(socket.fd, output.substr(0, output.size() / 2), timeout_ms);
+          shutdown(socket.fd, SHUT_RDWR);
+          session->connection_lost();
+          problem = "connection cut during the data (fault injection: drop)";
           break;
         }
-        session.tls_started();
+        if (!send_all(socket.fd, output, timeout_ms)) {
+          session->connection_lost();
+          problem = "connection lost while waiting for the " + last_step;
+          break;
+        }
+        if (session->finished() || (until_ready && session->ready_for_batch()))
+          break;
+        if (!wait_for(socket.fd, POLLIN, timeout_ms)) {
+          session->timed_out();
+          problem = "timeout waiting for the " + last_step;
+          break;
+        }
+        auto n = recv(socket.fd, buffer, sizeof buffer, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+          continue;
+        if (n <= 0) {
+          session->connection_lost();
+          problem = "connection lost while waiting for the " + last_step;
+          break;
+        }
+        std::string_view received{buffer, static_cast<std::size_t>(n)};
+        session->feed(tls ? tls->receive(received) : std::string{received});
       }
-      last_step = session.waiting_for();
-      auto output = take_output();
-      if (job.fault.drop && last_step == "end-of-data reply" && !output.empty()) {
-        // Fault injection: half the data, then the connection is gone.
-        send_all(socket.fd, output.substr(0, output.size() / 2), timeout_ms);
-        shutdown(socket.fd, SHUT_RDWR);
-        session.connection_lost();
-        problem = "connection cut during the data (fault injection: drop)";
-        break;
-      }
-      if (!send_all(socket.fd, output, timeout_ms)) {
-        session.connection_lost();
-        problem = "connection lost while waiting for the " + last_step;
-        break;
-      }
-      if (session.finished())
-        break;
-      if (!wait_for(socket.fd, POLLIN, timeout_ms)) {
-        session.timed_out();
-        problem = "timeout waiting for the " + last_step;
-        break;
-      }
-      auto n = recv(socket.fd, buffer, sizeof buffer, 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        continue;
-      if (n <= 0) {
-        session.connection_lost();
-        problem = "connection lost while waiting for the " + last_step;
-        break;
-      }
-      std::string_view received{buffer, static_cast<std::size_t>(n)};
-      if (tls)
-        session.feed(tls->receive(received));
-      else
-        session.feed(received);
+    } catch (const tls_error& e) {
+      session->connection_lost();
+      tls.reset(); // broken: nothing more goes through it
+      problem = "TLS error while waiting for the " + last_step + ": " + e.what();
     }
-  } catch (const tls_error& e) {
-    session.connection_lost();
-    tls.reset(); // broken: nothing more goes through it
-    problem = "TLS error while waiting for the " + last_step + ": " + e.what();
   }
-  // A QUIT the session still wants to send is sent if it can be, unwaited.
-  send_all(socket.fd, take_output(), 0);
+};
+
+mail_server_connection::mail_server_connection(const mail_server_job& job)
+  : impl_(std::make_unique<impl>()) {
+  impl_->job = job;
+  impl_->job.messages.clear();
+  auto server = parse_listen_address(job.server);
+  if (!server) {
+    impl_->problem = "bad server address " + job.server;
+    return;
+  }
+  impl_->host = server->host;
+  impl_->timeout_ms = static_cast<int>(job.step_timeout_seconds * 1000);
+  impl_->socket.fd = connect_to(*server, impl_->timeout_ms, impl_->problem);
+  if (impl_->socket.fd < 0) {
+    impl_->problem = "connect to " + job.server + " failed: " + impl_->problem;
+    return;
+  }
+  impl_->session.emplace(job.lmtp ? mail_protocol::lmtp : mail_protocol::smtp, job.helo_name,
+                         job.tls);
+  impl_->run(true);
+  if (!impl_->session->opened()) {
+    // Why the open failed: the refusing reply, else the broken step.
+    if (!impl_->session->ended_early().text.empty())
+      impl_->problem = impl_->session->ended_early().text;
+    if (impl_->problem.empty())
+      impl_->problem = "refused at the " + impl_->last_step;
+    finish();
+  }
+}
+
+mail_server_connection::~mail_server_connection() = default;
+
+bool mail_server_connection::opened() const {
+  return impl_->session && impl_->session->opened();
+}
+
+const std::string& mail_server_connection::problem() const {
+  return impl_->problem;
+}
+
+std::string mail_server_connection::tls() const {
+  return impl_->tls ? impl_->tls->description() : std::string{};
+}
+
+mail_server_result mail_server_connection::deliver(std::vector<outgoing_mail> messages) {
   mail_server_result result;
-  result.opened = session.opened();
-  result.outcomes = session.outcomes();
-  if (tls)
-    result.tls = tls->description();
-  if (!result.opened) {
-    for (const auto& outcome : result.outcomes)
-      if (!outcome.text.empty())
-        result.problem = outcome.text;
-    if (result.problem.empty())
-      result.problem = problem.empty() ? "refused at the " + last_step : problem;
+  if (!opened()) {
+    result.problem = impl_->problem;
+    result.tls = tls();
+    const auto* refusal = impl_->session ? &impl_->session->ended_early() : nullptr;
+    auto status = refusal && !refusal->status.empty() ? refusal->status : std::string{"4.4.1"};
+    for (const auto& msg : messages)
+      result.outcomes.push_back({msg.delivery_id, false, status, result.problem, {}});
+    return result;
   }
+  impl_->session->send_batch(std::move(messages));
+  impl_->run(false);
+  finish();
+  result.opened = true;
+  result.outcomes = impl_->session->outcomes();
+  result.tls = tls();
   return result;
+}
+
+void mail_server_connection::finish() {
+  // A QUIT the session still wants to send is sent if it can be, unwaited.
+  if (impl_->session && impl_->socket.fd >= 0)
+    send_all(impl_->socket.fd, impl_->take_output(), 0);
+  impl_->socket.reset();
+}
+
+mail_server_result run_mail_server_session(const mail_server_job& job) {
+  mail_server_connection connection{job};
+  return connection.deliver(job.messages);
 }
 
 } // namespace postconn

@@ -1,5 +1,5 @@
 // NAME
-//   mail_server_session -- runs one SMTP/LMTP client session over a socket.
+//   mail_server_session -- runs SMTP/LMTP client sessions over sockets.
 //
 // DESCRIPTION
 //   Connects to the server, then drives smtp_client_session: sends what it
@@ -14,10 +14,49 @@
 //   then on every byte goes through the TLS channel.
 #pragma once
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "messages/vocabulary.hpp"
 
 namespace postconn {
 
+/// One connection to an SMTP/LMTP server, opened first and given its
+/// messages after: the open (connect, greeting, EHLO/LHLO, STARTTLS) is
+/// done before the caller reads the messages from the queue, so an attempt
+/// at a server that is down reads nothing.
+class mail_server_connection {
+public:
+  /// Opens the connection for `job` (its messages are not sent).
+  explicit mail_server_connection(const mail_server_job& job);
+  ~mail_server_connection();
+  mail_server_connection(const mail_server_connection&) = delete;
+  mail_server_connection& operator=(const mail_server_connection&) = delete;
+
+  /// The open succeeded: the server waits for the messages.
+  bool opened() const;
+
+  /// Why the open failed; empty when it did not.
+  const std::string& problem() const;
+
+  /// The connection's TLS ("TLSv1.3 with cipher ..."); empty: plaintext.
+  std::string tls() const;
+
+  /// Sends `messages` (none: only QUIT) and closes the connection: one
+  /// outcome per message; every message failed to open when the open failed.
+  mail_server_result deliver(std::vector<outgoing_mail> messages);
+
+private:
+  /// Sends what the session still wants to (QUIT) and closes the socket.
+  void finish();
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// A whole session: opens, sends the job's messages, closes (no messages:
+/// a probe).
 mail_server_result run_mail_server_session(const mail_server_job& job);
 
 } // namespace postconn

@@ -200,10 +200,19 @@ recipient_outcome broken_session(std::string status, std::string text) {
 smtp_client_session::smtp_client_session(mail_protocol protocol, std::string helo_name,
                                          std::vector<outgoing_message> batch,
                                          tls_policy tls)
-  : protocol_{protocol},
-    helo_name_{std::move(helo_name)},
-    batch_{std::move(batch)},
-    tls_{tls} {
+  : protocol_{protocol}, helo_name_{std::move(helo_name)}, tls_{tls} {
+  set_batch(std::move(batch));
+  awaited_.push_back(step::greeting);
+}
+
+smtp_client_session::smtp_client_session(mail_protocol protocol, std::string helo_name,
+                                         tls_policy tls)
+  : protocol_{protocol}, helo_name_{std::move(helo_name)}, tls_{tls}, batch_pending_{true} {
+  awaited_.push_back(step::greeting);
+}
+
+void smtp_client_session::set_batch(std::vector<outgoing_message> batch) {
+  batch_ = std::move(batch);
   for (const auto& message : batch_) {
     delivery_outcome outcome;
     outcome.delivery_id = message.delivery_id;
@@ -213,7 +222,28 @@ smtp_client_session::smtp_client_session(mail_protocol protocol, std::string hel
                                     "", "", false});
     outcomes_.push_back(std::move(outcome));
   }
-  awaited_.push_back(step::greeting);
+}
+
+const recipient_outcome& smtp_client_session::ended_early() const {
+  return ended_early_;
+}
+
+bool smtp_client_session::ready_for_batch() const {
+  return batch_pending_ && opened_ && !finished_;
+}
+
+void smtp_client_session::send_batch(std::vector<outgoing_message> batch) {
+  batch_pending_ = false;
+  set_batch(std::move(batch));
+  if (finished_) {
+    current_ = 0;
+    auto reason = ended_early_.text.empty()
+                    ? broken_session("4.4.2", "session ended before the messages were sent")
+                    : ended_early_;
+    settle_unfinished(reason);
+    return;
+  }
+  start_message();
 }
 
 std::string smtp_client_session::take_output() {
@@ -277,6 +307,8 @@ bool smtp_client_session::opened() const {
 }
 
 std::string smtp_client_session::waiting_for() const {
+  if (ready_for_batch())
+    return "messages of the batch";
   if (awaited_.empty())
     return "";
   switch (awaited_.front()) {
@@ -326,6 +358,8 @@ void smtp_client_session::take_line(std::string_view line) {
   if (!parsed.last)
     return;
   server_reply reply{parsed.code, std::exchange(reply_lines_, {})};
+  if (awaited_.empty()) // a session waiting for its batch asked nothing
+    return end_early(failure_of(reply));
   auto awaited = awaited_.front();
   awaited_.pop_front();
   on_reply(awaited, reply);
@@ -396,7 +430,8 @@ void smtp_client_session::on_starttls_reply(const server_reply& reply) {
 
 void smtp_client_session::opened_now() {
   opened_ = true;
-  start_message();
+  if (!batch_pending_)
+    start_message();
 }
 
 void smtp_client_session::on_helo_reply(const server_reply& reply) {
@@ -540,6 +575,8 @@ recipient_outcome smtp_client_session::failure_of(const server_reply& reply) con
 }
 
 void smtp_client_session::settle_unfinished(const recipient_outcome& reason) {
+  if (ended_early_.text.empty())
+    ended_early_ = reason;
   for (auto i = current_; i < batch_.size(); ++i) {
     auto& outcome = outcomes_[i];
     if (!opened_) {

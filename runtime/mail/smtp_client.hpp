@@ -112,6 +112,22 @@ public:
                       std::vector<outgoing_message> batch,
                       tls_policy tls = tls_policy::none);
 
+  /// A session whose batch comes once it is open: after the greeting and
+  /// EHLO/LHLO it waits (ready_for_batch()) until send_batch().
+  smtp_client_session(mail_protocol protocol, std::string helo_name, tls_policy tls);
+
+  /// Open and waiting for its batch: nothing to send, nothing awaited.
+  bool ready_for_batch() const;
+
+  /// Why the session ended or failed early (the open's refusal, a lost
+  /// connection, ...): its status and text; empty text when it did not.
+  const recipient_outcome& ended_early() const;
+
+  /// The batch of a session that waited for it; an empty one ends it (QUIT).
+  /// A session that ended meanwhile (connection lost, timeout) fails every
+  /// recipient with that reason.
+  void send_batch(std::vector<outgoing_message> batch);
+
   /// The bytes to send now, moved out; empty when there are none.
   std::string take_output();
 
@@ -138,7 +154,8 @@ public:
   bool opened() const;
 
   /// The reply waited for ("greeting", "EHLO reply", "RCPT reply", "DATA
-  /// reply", "end-of-data reply", ...); empty once finished().
+  /// reply", "end-of-data reply", ...), "messages of the batch" while ready
+  /// for it; empty once finished().
   std::string waiting_for() const;
 
   /// What the server offered (valid once opened()).
@@ -179,6 +196,7 @@ private:
     bool mail_refused = false;
   };
 
+  void set_batch(std::vector<outgoing_message> batch);
   void take_line(std::string_view line);
   void on_reply(step awaited, const server_reply& reply);
   void on_hello_reply(const server_reply& reply);
@@ -225,6 +243,10 @@ private:
   bool tls_active_ = false;
   bool opened_ = false;
   bool finished_ = false;
+  /// The batch comes with send_batch(), once open.
+  bool batch_pending_ = false;
+  /// See ended_early().
+  recipient_outcome ended_early_;
 };
 
 } // namespace postconn

@@ -558,3 +558,63 @@ TEST_CASE("STARTTLS verify: not offered, refused, EHLO refused or a failed hands
         == "1: open failed 4.7.5 TLS handshake failed: certificate verification failed: "
            "hostname mismatch\n");
 }
+
+TEST_CASE("a session whose batch comes once it is open: it waits after EHLO, then sends it") {
+  smtp_client_session session{mail_protocol::smtp, "client.test", tls_policy::none};
+  CHECK_FALSE(session.ready_for_batch());
+  CHECK(answer(session, "220 mx.test ESMTP\r\n") == "EHLO client.test\r\n");
+  CHECK(answer(session, ehlo_none).empty());
+  CHECK(session.opened());
+  CHECK(session.ready_for_batch());
+  CHECK_FALSE(session.finished());
+  session.send_batch({message(7, "a@client.test", {"b@mx.test"}, "Subject: x\r\n\r\nhi\r\n")});
+  CHECK_FALSE(session.ready_for_batch());
+  CHECK(session.take_output() == "MAIL FROM:<a@client.test>\r\n");
+  CHECK(answer(session, "250 ok\r\n") == "RCPT TO:<b@mx.test>\r\n");
+  CHECK(answer(session, "250 ok\r\n") == "DATA\r\n");
+  CHECK(answer(session, "354 go\r\n") == "Subject: x\r\n\r\nhi\r\n.\r\n");
+  CHECK(answer(session, "250 2.0.0 queued\r\n") == "QUIT\r\n");
+  session.feed("221 bye\r\n");
+  CHECK(session.finished());
+  CHECK(summary(session.outcomes()) == "7: b@mx.test delivered 2.0.0 250 2.0.0 queued\n");
+}
+
+TEST_CASE("a waiting session given an empty batch says QUIT; one never opened gets no batch") {
+  smtp_client_session session{mail_protocol::lmtp, "client.test", tls_policy::none};
+  answer(session, "220 mx.test LMTP\r\n");
+  answer(session, ehlo_none);
+  REQUIRE(session.ready_for_batch());
+  session.send_batch({});
+  CHECK(session.take_output() == "QUIT\r\n");
+  session.feed("221 bye\r\n");
+  CHECK(session.finished());
+  CHECK(session.outcomes().empty());
+
+  smtp_client_session refused{mail_protocol::smtp, "client.test", tls_policy::none};
+  CHECK(answer(refused, "554 no\r\n") == "QUIT\r\n");
+  CHECK_FALSE(refused.opened());
+  CHECK_FALSE(refused.ready_for_batch());
+}
+
+TEST_CASE("a waiting session that lost its connection, or heard a 421, fails the batch it is given") {
+  smtp_client_session lost{mail_protocol::smtp, "client.test", tls_policy::none};
+  answer(lost, "220 mx.test ESMTP\r\n");
+  answer(lost, ehlo_none);
+  lost.connection_lost();
+  CHECK(lost.finished());
+  lost.send_batch({message(1, "a@client.test", {"b@mx.test"}, "x\r\n")});
+  CHECK(lost.take_output().empty());
+  REQUIRE(lost.outcomes().size() == 1);
+  CHECK(lost.outcomes()[0].opened);
+  CHECK(summary(lost.outcomes()[0].recipients[0])
+        == "temporary 4.4.2 connection lost while waiting for the messages of the batch [not a reply]");
+
+  smtp_client_session closing{mail_protocol::smtp, "client.test", tls_policy::none};
+  answer(closing, "220 mx.test ESMTP\r\n");
+  answer(closing, ehlo_none);
+  closing.feed("421 4.4.2 idle too long\r\n");
+  CHECK(closing.finished());
+  closing.send_batch({message(2, "a@client.test", {"b@mx.test"}, "x\r\n")});
+  CHECK(summary(closing.outcomes()[0].recipients[0])
+        == "temporary 4.4.2 421 4.4.2 idle too long");
+}
