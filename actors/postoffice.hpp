@@ -2,33 +2,32 @@
 //   postoffice -- one actor per postoffice: probes it and delivers to it.
 //
 // DESCRIPTION
-//   A cheap event-based actor (100,000 of them must fit); its blocking file
-//   I/O runs on the share pool under probe_timeout, so a hung share fails
-//   the attempt without blocking anything else. An attempt opens the
-//   postoffice first (the maildir probe of DESIGN.md); if that fails every
-//   job's outcome is "not opened", which the supervisor counts as a failed
-//   open. Otherwise each job's message is read from the store and written
-//   to each recipient's mailbox, at most `max_transfers` at a time. The
-//   actor also probes on its own every open_interval (the first probe at a
-//   random point of the first interval, so many postoffices do not probe at
-//   once), and logs when the postoffice goes down or comes back.
+//   A cheap event-based actor (100,000 of them must fit), the same for every
+//   transport (transport.hpp: maildir_transport, mail_server_transport),
+//   whose blocking work runs on the share pool. An attempt opens the
+//   postoffice first; if that fails every job's outcome is "not opened",
+//   which the supervisor counts as a failed open. Only once it is open are
+//   the jobs' messages read from the store, in one request, and handed to
+//   the transport, which answers one outcome per job. The actor also probes
+//   on its own every open_interval (the first probe at a random point of the
+//   first interval, so many postoffices do not probe at once), and logs
+//   when the postoffice goes down or comes back, and when its sessions'
+//   TLS changes.
 //
-//   An smtp or lmtp postoffice is a mail server: an attempt is one session
-//   on a share worker (connect, greeting, EHLO/LHLO, every message over the
-//   same connection, QUIT), each step under probe_timeout; its probe is a
-//   session without messages.
-//
-//   The fault-injecting transport (runtime/delivery/fault_injector.hpp) sits in front of the
-//   real one: the actor fails opens, transfers and recipients the injector
-//   picks, and passes slow, hung and dropped calls on to the share worker.
-//   `fault` messages replace the fault at run time.
+//   The fault-injecting transport (runtime/delivery/fault_injector.hpp) sits
+//   in front of the real one: the actor fails opens, transfers and
+//   recipients the injector picks, and the transport passes slow, hung and
+//   dropped calls on to the share worker. `fault` messages replace the
+//   fault at run time.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "actors/transport.hpp"
 #include "messages/actors.hpp"
 #include "runtime/config/config.hpp"
 #include "runtime/delivery/fault_injector.hpp"
@@ -48,8 +47,8 @@ struct postoffice_state {
   std::string tls;
   /// Unix time `up` last changed; 0 before the first change.
   std::int64_t since = 0;
-  /// Transfers in flight at most, per attempt.
-  std::size_t max_transfers = 4;
+  /// How the postoffice is reached.
+  std::unique_ptr<transport> link;
   /// The fault injected over the real transport (mode none: no fault).
   fault_injector faults;
 

@@ -22,6 +22,11 @@ struct share_worker_state {
   /// Calls put off by an injected slow or hung share, by number.
   std::map<std::uint64_t, std::function<void()>> put_off;
   std::uint64_t next_number = 0;
+  /// An opened SMTP/LMTP session waiting for its batch; the worker is not
+  /// free while it holds one.
+  std::unique_ptr<mail_server_connection> held;
+  /// Numbers the held session, so an expiry finds the one it was set for.
+  std::uint64_t held_number = 0;
 
   static inline const char* name = "share_worker";
 };
@@ -35,7 +40,10 @@ using worker_ptr = share_worker_actor::stateful_pointer<share_worker_state>;
 template <class Result, class Call, class Hung>
 caf::result<Result> answer(worker_ptr self, const share_pool_actor& pool,
                            const io_fault& fault, Call call, Hung hung) {
-  auto free_again = [=] { self->send(pool, done_atom::value, share_worker_actor{self}); };
+  auto free_again = [=] {
+    if (!self->state.held)
+      self->send(pool, done_atom::value, share_worker_actor{self});
+  };
   if (fault.delay_ms <= 0 && !fault.hang) {
     auto result = call();
     free_again();
@@ -64,6 +72,43 @@ recipient_outcome maildir_outcome(const maildir_job& job) {
                     ? recipient_result::permanent_failure
                     : recipient_result::temporary_failure;
   return recipient_outcome{job.recipient, kind, result.status, result.text, false};
+}
+
+/// Opens a session for a batch to come; an opened one is held, and closed
+/// if its batch has not come within held_session_limit.
+mail_server_opening open_session(worker_ptr self, const mail_server_job& job) {
+  auto connection = std::make_unique<mail_server_connection>(job);
+  mail_server_opening opening{connection->opened(), connection->problem(),
+                              connection->refusal_status(), connection->tls()};
+  if (!opening.opened)
+    return opening;
+  auto& st = self->state;
+  st.held = std::move(connection);
+  auto number = ++st.held_number;
+  self->delayed_send(self, held_session_limit, expire_atom::value, number);
+  return opening;
+}
+
+/// Sends the batch over the held session and closes it.
+mail_server_result send_batch(worker_ptr self, const share_pool_actor& pool,
+                              std::vector<outgoing_mail> batch) {
+  auto& st = self->state;
+  mail_server_result result;
+  if (st.held) {
+    result = st.held->deliver(std::move(batch));
+    st.held.reset();
+  } else {
+    result.opened = true;
+    for (const auto& msg : batch) {
+      delivery_outcome outcome{msg.delivery_id, true, "", "", {}};
+      for (const auto& rcpt : msg.recipients)
+        outcome.recipients.push_back({rcpt, recipient_result::temporary_failure, "4.4.2",
+                                      "session closed before its messages came", false});
+      result.outcomes.push_back(std::move(outcome));
+    }
+  }
+  self->send(pool, done_atom::value, share_worker_actor{self});
+  return result;
 }
 
 std::string hung_text(const io_fault& fault) {
@@ -101,6 +146,24 @@ share_worker(worker_ptr self, share_pool_actor pool) {
             result.outcomes.push_back({msg.delivery_id, false, "4.4.1", result.problem, {}});
           return result;
         });
+    },
+    [=](open_atom, const mail_server_job& job) {
+      return answer<mail_server_opening>(
+        self, pool, job.fault, [=] { return open_session(self, job); },
+        [=] { return mail_server_opening{false, hung_text(job.fault), "4.4.1", ""}; });
+    },
+    [=](deliver_atom, std::vector<outgoing_mail>& batch) {
+      return send_batch(self, pool, std::move(batch));
+    },
+    [=](expire_atom, std::uint64_t number) {
+      auto& st = self->state;
+      if (!st.held || st.held_number != number)
+        return;
+      spdlog::warn("share pool: an SMTP/LMTP session waited {}s for its messages; closed",
+                   held_session_limit.count());
+      st.held->deliver({});
+      st.held.reset();
+      self->send(pool, done_atom::value, share_worker_actor{self});
     },
     [=](tick_atom, std::uint64_t number) {
       auto& put_off = self->state.put_off;
@@ -154,11 +217,48 @@ share_request forward(pool_ptr self, caf::typed_response_promise<Result> promise
   };
 }
 
+/// Forwards an open to `worker`; an opened session stays with it for the
+/// client's batch.
+share_request forward_open(pool_ptr self, caf::typed_response_promise<mail_server_opening> promise,
+                           caf::actor_addr client, mail_server_job job) {
+  return [=](const share_worker_actor& worker) mutable {
+    self->request(worker, self->state.options.hang_limit, open_atom::value, job)
+      .then(
+        [=](mail_server_opening& opening) mutable {
+          if (opening.opened)
+            self->state.sessions[client] = worker;
+          promise.deliver(std::move(opening));
+        },
+        [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  };
+}
+
+/// Sends a client's batch to the worker holding its session.
+caf::result<mail_server_result> send_batch(pool_ptr self, std::vector<outgoing_mail>& batch) {
+  auto& st = self->state;
+  auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  auto held = st.sessions.find(client);
+  if (held == st.sessions.end()) {
+    mail_server_result none;
+    none.problem = "no session open";
+    for (const auto& msg : batch)
+      none.outcomes.push_back({msg.delivery_id, false, "4.4.1", none.problem, {}});
+    return none;
+  }
+  auto worker = held->second;
+  st.sessions.erase(held);
+  auto promise = self->make_response_promise<mail_server_result>();
+  self->request(worker, st.options.hang_limit, deliver_atom::value, std::move(batch))
+    .then([=](mail_server_result& result) mutable { promise.deliver(std::move(result)); },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+  return promise;
+}
+
 /// Takes one call from the postoffice that sent it, or answers `busy(text)`
 /// when that postoffice has calls_per_postoffice calls unanswered already:
 /// its share hangs, and more calls would only hang more workers.
-template <class Result, class Busy, class... Ts>
-caf::result<Result> take_call(pool_ptr self, Busy busy, Ts... xs) {
+template <class Result, class Busy, class Forward>
+caf::result<Result> take_call(pool_ptr self, Busy busy, Forward forward_to) {
   auto& st = self->state;
   auto client = caf::actor_cast<caf::actor_addr>(self->current_sender());
   auto& calls = st.calls_by_client[client];
@@ -166,8 +266,16 @@ caf::result<Result> take_call(pool_ptr self, Busy busy, Ts... xs) {
     return busy("share busy: " + std::to_string(calls) + " earlier calls have not returned");
   ++calls;
   auto promise = self->make_response_promise<Result>();
-  dispatch(self, client, forward(self, promise, xs...));
+  dispatch(self, client, forward_to(promise, client));
   return promise;
+}
+
+/// The usual forward: the call as it came.
+template <class Result, class... Ts>
+auto as_it_came(pool_ptr self, Ts... xs) {
+  return [=](caf::typed_response_promise<Result> promise, const caf::actor_addr&) {
+    return forward(self, promise, xs...);
+  };
 }
 
 } // namespace
@@ -186,7 +294,8 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
   return {
     [=](probe_atom, const probe_job& job) {
       return take_call<std::string>(
-        self, [](std::string text) { return text; }, probe_atom::value, job);
+        self, [](std::string text) { return text; },
+        as_it_came<std::string>(self, probe_atom::value, job));
     },
     [=](deliver_atom, const maildir_job& job) {
       return take_call<recipient_outcome>(
@@ -195,7 +304,7 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
           return recipient_outcome{job.recipient, recipient_result::temporary_failure, "4.3.0",
                                    std::move(text), false};
         },
-        deliver_atom::value, job);
+        as_it_came<recipient_outcome>(self, deliver_atom::value, job));
     },
     [=](deliver_atom, const mail_server_job& job) {
       return take_call<mail_server_result>(
@@ -207,10 +316,19 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
           result.problem = std::move(text);
           return result;
         },
-        deliver_atom::value, job);
+        as_it_came<mail_server_result>(self, deliver_atom::value, job));
     },
+    [=](open_atom, const mail_server_job& job) {
+      return take_call<mail_server_opening>(
+        self, [](std::string text) { return mail_server_opening{false, text, "4.4.1", ""}; },
+        [=](caf::typed_response_promise<mail_server_opening> promise,
+            const caf::actor_addr& client) { return forward_open(self, promise, client, job); });
+    },
+    [=](deliver_atom, std::vector<outgoing_mail>& batch) { return send_batch(self, batch); },
     [=](done_atom, const share_worker_actor& worker) {
       auto& st = self->state;
+      for (auto held = st.sessions.begin(); held != st.sessions.end();)
+        held = held->second == worker ? st.sessions.erase(held) : std::next(held);
       auto served = st.client_of.find(worker.address());
       if (served != st.client_of.end()) {
         if (--st.calls_by_client[served->second] == 0)

@@ -13,6 +13,12 @@
 //   share holds a bounded number of threads. A call unanswered after
 //   `hang_limit` is logged and failed; its worker stays counted until it
 //   returns.
+//
+//   Besides file-share calls, the workers run the SMTP/LMTP sessions with
+//   blocking sockets. A session can be opened first and given its messages
+//   after: the worker that opened it holds it (and stays busy) until the
+//   postoffice's batch comes through the pool, or held_session_limit
+//   passes.
 #pragma once
 
 #include <chrono>
@@ -64,6 +70,8 @@ struct share_pool_state {
   std::map<caf::actor_addr, caf::actor_addr> client_of;
   /// Calls taken and not yet answered by a worker, per postoffice.
   std::map<caf::actor_addr, std::size_t> calls_by_client;
+  /// The worker holding each postoffice's opened SMTP/LMTP session.
+  std::map<caf::actor_addr, share_worker_actor> sessions;
   share_pool_options options;
 
   static inline const char* name = "share_pool";

@@ -96,6 +96,10 @@ using postoffice_actor = caf::typed_actor<
   // Internal: the probe it runs every open_interval, even when idle.
   caf::reacts_to<probe_atom>>;
 
+/// How long a share worker holds an opened SMTP/LMTP session for its batch,
+/// which the postoffice reads from the store meanwhile.
+constexpr std::chrono::seconds held_session_limit = store_timeout + std::chrono::seconds{30};
+
 /// The blocking calls of the transports, each under its job's injected
 /// fault (runtime/delivery/fault_injector.hpp).
 using share_calls = caf::typed_actor<
@@ -103,15 +107,24 @@ using share_calls = caf::typed_actor<
   caf::replies_to<probe_atom, probe_job>::with<std::string>,
   // Delivers one message to one mailbox.
   caf::replies_to<deliver_atom, maildir_job>::with<recipient_outcome>,
-  // Runs one SMTP/LMTP session (blocking sockets, a timeout on each step).
-  caf::replies_to<deliver_atom, mail_server_job>::with<mail_server_result>>;
+  // Runs one SMTP/LMTP session (blocking sockets, a timeout on each step);
+  // without messages, a probe.
+  caf::replies_to<deliver_atom, mail_server_job>::with<mail_server_result>,
+  // Opens an SMTP/LMTP session for the caller (the job's messages are not
+  // sent) and holds it until the caller's batch comes.
+  caf::replies_to<open_atom, mail_server_job>::with<mail_server_opening>,
+  // Sends the caller's batch over the session it opened, then closes it.
+  caf::replies_to<deliver_atom, std::vector<outgoing_mail>>::with<mail_server_result>>;
 
 /// Runs blocking file-share operations (a thread each), so a hung share
 /// blocks a worker, never the scheduler. The pool hands each request to an
 /// idle worker; a worker tells the pool when it is free again.
 using share_worker_actor = share_calls::extend<
   // Internal: makes the call it put off (a slow or hung share), by number.
-  caf::reacts_to<tick_atom, std::uint64_t>>;
+  caf::reacts_to<tick_atom, std::uint64_t>,
+  // Internal: closes the session it holds, by number, if its batch has
+  // not come by now.
+  caf::reacts_to<expire_atom, std::uint64_t>>;
 
 /// The pool in front of the share workers: the same calls, plus the
 /// workers' "done" reports.

@@ -69,6 +69,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<outgoing_mail>("outgoing_mail");
   cfg.add_message_type<mail_server_job>("mail_server_job");
   cfg.add_message_type<mail_server_result>("mail_server_result");
+  cfg.add_message_type<mail_server_opening>("mail_server_opening");
   cfg.add_message_type<share_worker_actor>("share_worker_actor");
   cfg.add_message_type<share_pool_actor>("share_pool_actor");
   cfg.add_message_type<store_actor>("store_actor");

@@ -56,6 +56,8 @@ using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using depth_atom = caf::atom_constant<caf::atom("depth")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using space_atom = caf::atom_constant<caf::atom("space")>;
+using open_atom = caf::atom_constant<caf::atom("open")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -399,6 +401,24 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mail_server_result& x) {
   return f(caf::meta::type_name("mail_server_result"), x.opened, x.problem,
            x.outcomes, x.tls);
+}
+
+/// How the open of an SMTP/LMTP session went; an opened session waits on
+/// its share worker for its messages.
+struct mail_server_opening {
+  bool opened = false;
+  /// Why it did not open.
+  std::string problem;
+  /// Enhanced status of the refusal ("4.7.10"), or "4.4.1" when none.
+  std::string status;
+  /// The session's TLS ("TLSv1.3 with cipher ..."); empty: plaintext.
+  std::string tls;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mail_server_opening& x) {
+  return f(caf::meta::type_name("mail_server_opening"), x.opened, x.problem, x.status,
+           x.tls);
 }
 
 /// A postoffice as the admin API shows it: its actor's last probe, and the

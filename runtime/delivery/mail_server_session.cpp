@@ -263,6 +263,12 @@ const std::string& mail_server_connection::problem() const {
   return impl_->problem;
 }
 
+std::string mail_server_connection::refusal_status() const {
+  if (impl_->session && !impl_->session->ended_early().status.empty())
+    return impl_->session->ended_early().status;
+  return "4.4.1";
+}
+
 std::string mail_server_connection::tls() const {
   return impl_->tls ? impl_->tls->description() : std::string{};
 }
@@ -272,10 +278,8 @@ mail_server_result mail_server_connection::deliver(std::vector<outgoing_mail> me
   if (!opened()) {
     result.problem = impl_->problem;
     result.tls = tls();
-    const auto* refusal = impl_->session ? &impl_->session->ended_early() : nullptr;
-    auto status = refusal && !refusal->status.empty() ? refusal->status : std::string{"4.4.1"};
     for (const auto& msg : messages)
-      result.outcomes.push_back({msg.delivery_id, false, status, result.problem, {}});
+      result.outcomes.push_back({msg.delivery_id, false, refusal_status(), result.problem, {}});
     return result;
   }
   impl_->session->send_batch(std::move(messages));

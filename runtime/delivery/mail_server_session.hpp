@@ -40,6 +40,10 @@ public:
   /// Why the open failed; empty when it did not.
   const std::string& problem() const;
 
+  /// The enhanced status of a failed open: the refusal's ("4.7.10"), else
+  /// "4.4.1" (the server could not be reached).
+  std::string refusal_status() const;
+
   /// The connection's TLS ("TLSv1.3 with cipher ..."); empty: plaintext.
   std::string tls() const;
 

@@ -1,6 +1,7 @@
-// Tests actors/postoffice.cpp with the share pool on the deterministic
-// scheduler: an attempt opens the maildir postoffice first and reports a
-// failed open for every job when the share is gone; otherwise it writes each
+// Tests actors/postoffice.cpp and its transports with the share pool on the
+// deterministic scheduler: an attempt opens the postoffice first and reports a
+// failed open for every job when it cannot be opened, reading nothing from
+// the store; otherwise it reads the batch and the transport writes each
 // recipient's copy and reports per recipient (unknown mailbox: 5.1.1).
 #include <doctest/doctest.h>
 
@@ -145,4 +146,95 @@ TEST_CASE_FIXTURE(postoffice_fixture, "idle probes fall on 100 ms ticks of the c
   sched.run();
   auto interval = std::chrono::duration_cast<caf::timespan>(retry_policy{}.open_interval);
   CHECK(clock.schedule().count(first + interval) == 1);
+}
+
+namespace {
+
+/// A store that only counts the batch reads it is asked for and finds
+/// nothing.
+caf::behavior counting_store(caf::event_based_actor* self, std::shared_ptr<int> reads) {
+  self->set_default_handler(caf::drop);
+  return {
+    [=](fetch_atom, const std::vector<std::string>&) {
+      ++*reads;
+      return std::vector<stored_message>{};
+    },
+  };
+}
+
+/// An attempt of two jobs at a postoffice that cannot be opened.
+struct unreachable_fixture : test::actor_fixture {
+  std::vector<delivery_outcome> attempt(postoffice_config cfg) {
+    share_pool_options pool_options;
+    pool_options.detached = false;
+    pool = sys.spawn(share_pool, pool_options);
+    store = caf::actor_cast<store_actor>(sys.spawn(counting_store, reads));
+    po = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+    sched.run();
+    std::vector<delivery_job> jobs{{1, "00000000000000a1", {"bob@x.test"}, "k1"},
+                                   {2, "00000000000000a2", {"eve@x.test"}, "k2"}};
+    std::vector<delivery_outcome> result;
+    auto handle = self->request(po, caf::infinite, deliver_atom::value, jobs);
+    sched.run();
+    handle.receive([&](std::vector<delivery_outcome>& outcomes) { result = outcomes; },
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+    return result;
+  }
+
+  ~unreachable_fixture() {
+    for (const auto& actor : {caf::actor_cast<caf::actor>(po), caf::actor_cast<caf::actor>(pool),
+                              caf::actor_cast<caf::actor>(store)})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  std::shared_ptr<int> reads = std::make_shared<int>(0);
+  share_pool_actor pool;
+  store_actor store;
+  postoffice_actor po;
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(unreachable_fixture, "an SMTP postoffice that cannot be connected to reads nothing from the store") {
+  postoffice_config cfg;
+  cfg.name = "relay";
+  cfg.transport = transport_kind::smtp;
+  cfg.address = "127.0.0.1:1"; // nothing listens on port 1
+  auto outcomes = attempt(cfg);
+  REQUIRE(outcomes.size() == 2);
+  for (const auto& outcome : outcomes) {
+    CHECK_FALSE(outcome.opened);
+    CHECK(outcome.text.find("connect to 127.0.0.1:1 failed") != std::string::npos);
+  }
+  CHECK(*reads == 0);
+}
+
+TEST_CASE_FIXTURE(unreachable_fixture, "a maildir postoffice whose share is gone reads nothing from the store") {
+  test::temp_dir dir;
+  postoffice_config cfg;
+  cfg.name = "sales";
+  cfg.path = dir / "not-mounted";
+  auto outcomes = attempt(cfg);
+  REQUIRE(outcomes.size() == 2);
+  for (const auto& outcome : outcomes)
+    CHECK_FALSE(outcome.opened);
+  CHECK(*reads == 0);
+}
+
+TEST_CASE_FIXTURE(unreachable_fixture, "an open maildir postoffice reads its batch in one request") {
+  test::temp_dir dir;
+  fs::create_directories(dir / "sales");
+  std::ofstream{dir / "sales" / ".postoffice"};
+  postoffice_config cfg;
+  cfg.name = "sales";
+  cfg.path = dir / "sales";
+  auto outcomes = attempt(cfg);
+  CHECK(*reads == 1);
+  REQUIRE(outcomes.size() == 2);
+  for (const auto& outcome : outcomes) {
+    CHECK(outcome.opened);
+    REQUIRE(outcome.recipients.size() == 1);
+    CHECK(outcome.recipients[0].text == "message unreadable: not in the queue");
+  }
 }

@@ -579,7 +579,7 @@ TEST_CASE("a session whose batch comes once it is open: it waits after EHLO, the
   CHECK(summary(session.outcomes()) == "7: b@mx.test delivered 2.0.0 250 2.0.0 queued\n");
 }
 
-TEST_CASE("a waiting session given an empty batch says QUIT; one never opened gets no batch") {
+TEST_CASE("a waiting session given an empty batch says QUIT, and one never opened waits for none") {
   smtp_client_session session{mail_protocol::lmtp, "client.test", tls_policy::none};
   answer(session, "220 mx.test LMTP\r\n");
   answer(session, ehlo_none);
