@@ -9,8 +9,8 @@
 // with the error (the supervisor sees only the down message).
 #include <doctest/doctest.h>
 
-#include <map>
 #include <optional>
+#include <tuple>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
