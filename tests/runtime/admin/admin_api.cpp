@@ -1,0 +1,463 @@
+// Tests runtime/admin/admin_api.cpp: the admin API on a free loopback port
+// (admin_api binds the port of its config and does not tell which one port 0
+// gave, so the test picks a free port first, as tests/e2e do), answered from
+// fake supervisor, store and SMTP listener actors in a real actor system,
+// and queried with cpp-httplib's client: GET /queue (the query reaching the
+// supervisor, the limits from the config), /postoffices, /metrics
+// (Prometheus text), POST /flush and /messages/ID/hold, the bearer token
+// (401 without or with a wrong one, 200 with it), an unknown resource (404),
+// a bad parameter (400), a POST without Content-Length (400, after
+// cpp-httplib's five-second read timeout), and a supervisor that is gone
+// (503).
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/after.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "messages/registry.hpp"
+#include "runtime/admin/admin_api.hpp"
+#include "tests/temp_dir.hpp"
+
+using namespace postconn;
+using nlohmann::json;
+
+namespace {
+
+const std::string known_id = "0006615ab267c25e";
+
+/// Answers the supervisor requests the API makes with fixed data; the
+/// queue page echoes the query (its postoffice, state, offset, limit), so a
+/// test sees what reached the supervisor.
+caf::behavior fake_supervisor(caf::event_based_actor*) {
+  return {
+    [](status_atom, const queue_query& query) {
+      ledger_entry e;
+      e.delivery_id = 7;
+      e.message_id = known_id;
+      e.postoffice = query.postoffice.empty() ? "sales" : query.postoffice;
+      e.recipients = {"bob@sales.example.test"};
+      e.state = delivery_state::deferred;
+      e.open_retries = 3;
+      e.queued_at = 1'700'000'000;
+      e.next_attempt_at = 1'700'000'600;
+      e.last_error_code = "4.4.1";
+      e.last_error_text = "share not mounted";
+      queue_page page;
+      page.total = 1000 * query.offset + query.limit;
+      page.deliveries = {e};
+      if (!query.state.empty())
+        page.deliveries.clear();
+      return page;
+    },
+    [](status_atom, postoffice_atom) {
+      postoffice_report sales{"sales", "maildir", false, "root missing", 1'700'000'000,
+                              2, 0, 0, 3, ""};
+      postoffice_report support{"support", "maildir", true, "", 0, 0, 1, 1, 0, ""};
+      return std::vector<postoffice_report>{sales, support};
+    },
+    [](status_atom, depth_atom) {
+      return std::vector<queue_depth>{{"sales", delivery_state::deferred, 2},
+                                      {"support", delivery_state::held, 1},
+                                      {"support", delivery_state::in_flight, 1}};
+    },
+    [](status_atom, report_atom) {
+      return std::vector<outcome_count>{{"sales", "open_failed", 9},
+                                        {"support", "delivered", 4},
+                                        {"", "5.1.1", 2}};
+    },
+    [](flush_atom, const std::string& postoffice, const std::string& message_id) {
+      return static_cast<std::int32_t>(postoffice == "sales" ? 2 : message_id.empty() ? 5 : 1);
+    },
+    [](hold_atom, const std::string&) { return std::int32_t{1}; },
+  };
+}
+
+/// Knows one message (known_id); answers its counters.
+caf::behavior fake_store(caf::event_based_actor*) {
+  return {
+    [](fetch_atom, const std::string& id) -> caf::result<stored_message> {
+      if (id != known_id)
+        return make_error(store_errc::not_found, "message " + id + " not found");
+      return stored_message{id, "ann@support.example.test", "Subject: x\r\n\r\nbody\r\n",
+                            1'700'000'000};
+    },
+    [](status_atom) {
+      store_status st;
+      st.commits = 5;
+      st.writes = 12;
+      st.failed_writes = 1;
+      st.messages_accepted = 4;
+      st.messages_purged = 2;
+      st.free_bytes = 123456789;
+      st.commit_latency_buckets = {1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+      st.commit_seconds = 2.5;
+      return st;
+    },
+  };
+}
+
+/// The SMTP listener: three sessions open.
+caf::behavior fake_listener(caf::event_based_actor*) {
+  return {[](status_atom) { return std::uint64_t{3}; }};
+}
+
+/// A loopback port nobody listens on right now.
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t length = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
+      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+config admin_config_for(const std::filesystem::path& token_file) {
+  config cfg;
+  cfg.server.hostname = "connector.example.test";
+  cfg.retry.max_open_retries = 144;
+  cfg.retry.max_transfer_retries = 2;
+  postoffice_config sales;
+  sales.name = "sales";
+  sales.domains = {"sales.example.test"};
+  sales.path = "/srv/sales";
+  sales.retry = cfg.retry;
+  postoffice_config support = sales;
+  support.name = "support";
+  support.domains = {"support.example.test"};
+  support.path = "/srv/support";
+  cfg.postoffices = {sales, support};
+  cfg.admin.token_file = token_file;
+  return cfg;
+}
+
+struct admin_fixture {
+  caf::actor_system_config sys_cfg;
+  caf::actor_system sys{register_and_return(sys_cfg)};
+  test::temp_dir dir;
+  caf::actor sup = sys.spawn(fake_supervisor);
+  caf::actor store = sys.spawn(fake_store);
+  caf::actor listener = sys.spawn(fake_listener);
+  std::uint16_t port = 0;
+  std::unique_ptr<admin_api> api;
+
+  static caf::actor_system_config& register_and_return(caf::actor_system_config& c) {
+    register_types(c);
+    return c;
+  }
+
+  ~admin_fixture() {
+    if (api)
+      api->stop();
+    for (const auto& actor : {sup, store, listener})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }
+
+  /// Starts the API on a free port; with a token, requests must carry it.
+  void start(const std::string& token = "") {
+    std::filesystem::path token_file;
+    if (!token.empty()) {
+      token_file = dir / "admin.token";
+      std::ofstream{token_file} << token << "\n";
+    }
+    auto cfg = admin_config_for(token_file);
+    // Another process may take the free port before the API binds it.
+    for (int tries = 0; !api && tries < 10; ++tries) {
+      port = free_port();
+      cfg.admin.listen = "127.0.0.1:" + std::to_string(port);
+      try {
+        api = std::make_unique<admin_api>(cfg);
+      } catch (const std::runtime_error&) {
+        continue;
+      }
+    }
+    REQUIRE(api);
+    api->serve(sys, caf::actor_cast<supervisor_actor>(sup), caf::actor_cast<store_actor>(store),
+               listener);
+  }
+
+  httplib::Client client(const std::string& token = "") {
+    httplib::Client cli{"127.0.0.1", port};
+    cli.set_connection_timeout(5);
+    cli.set_read_timeout(15);
+    if (!token.empty())
+      cli.set_bearer_token_auth(token.c_str());
+    return cli;
+  }
+
+  /// Sends `text` as it is and reads the reply until the server closes.
+  std::string raw_request(const std::string& text) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval timeout{15, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0
+        && ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return reply;
+  }
+};
+
+json body_of(const httplib::Result& res) {
+  return json::parse(res->body, nullptr, false);
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /queue lists the supervisor's page with the limits of the config") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/queue");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "application/json");
+  auto body = body_of(res);
+  REQUIRE(body.is_object());
+  CHECK(body["total"] == 100); // the default limit reached the supervisor
+  REQUIRE(body["deliveries"].size() == 1);
+  auto d = body["deliveries"][0];
+  CHECK(d["delivery_id"] == 7);
+  CHECK(d["message_id"] == known_id);
+  CHECK(d["postoffice"] == "sales");
+  CHECK(d["state"] == "deferred");
+  CHECK(d["open_retries"] == 3);
+  CHECK(d["max_open_retries"] == 144);
+  CHECK(d["max_transfer_retries"] == 2);
+  CHECK(d["recipients"] == json::array({"bob@sales.example.test"}));
+  CHECK(d["last_error"] == "4.4.1 share not mounted");
+  CHECK(body["now"].is_number_integer());
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /queue passes its filters and page on, and refuses a limit that is not a number") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/queue?postoffice=support&offset=2&limit=5000");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto body = body_of(res);
+  CHECK(body["total"] == 2 * 1000 + 1000); // offset 2, limit capped at 1000
+  CHECK(body["deliveries"][0]["postoffice"] == "support");
+  res = cli.Get("/queue?state=held");
+  REQUIRE(res);
+  CHECK(body_of(res)["deliveries"].empty());
+  res = cli.Get("/queue?limit=ten");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"].get<std::string>().find("whole numbers") != std::string::npos);
+  res = cli.Get("/queue?limit=0");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /postoffices shows each postoffice's probe and counts") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/postoffices");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto body = body_of(res);
+  REQUIRE(body["postoffices"].size() == 2);
+  auto sales = body["postoffices"][0];
+  CHECK(sales["name"] == "sales");
+  CHECK(sales["transport"] == "maildir");
+  CHECK(sales["up"] == false);
+  CHECK(sales["problem"] == "root missing");
+  CHECK(sales["since"] == 1'700'000'000);
+  CHECK(sales["queued"] == 2);
+  CHECK(sales["open_failures"] == 3);
+  CHECK(sales["tls"] == "");
+  CHECK_FALSE(sales.contains("owner")); // a single node
+  auto support = body["postoffices"][1];
+  CHECK(support["up"] == true);
+  CHECK(support["held"] == 1);
+  CHECK(support["in_flight"] == 1);
+  CHECK_FALSE(body.contains("cluster"));
+  res = cli.Get("/cluster");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /metrics is Prometheus text with every family described and the actors' numbers") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "text/plain; version=0.0.4");
+  std::istringstream lines{res->body};
+  std::set<std::string> helped, typed, sampled;
+  std::map<std::string, std::string> samples;
+  const std::regex sample{R"(([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? ([0-9.e+-]+))"};
+  const std::regex comment{R"(# (HELP|TYPE) ([a-z_]+) .+)"};
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, comment)) {
+      (m[1] == "HELP" ? helped : typed).insert(m[2]);
+    } else {
+      INFO("line: " << line);
+      REQUIRE(std::regex_match(line, m, sample));
+      auto family = std::regex_replace(m[1].str(), std::regex{"_(bucket|sum|count)$"}, "");
+      sampled.insert(family);
+      samples[m[1].str() + m[2].str()] = m[4];
+    }
+  }
+  CHECK(sampled.size() >= 14);
+  for (const auto& family : sampled) {
+    INFO("family: " << family);
+    CHECK(helped.count(family) == 1);
+    CHECK(typed.count(family) == 1);
+  }
+  // Depths: every configured postoffice in every unfinished state, 0 when absent.
+  CHECK(samples[R"(postconn_queue_deliveries{postoffice="sales",state="deferred"})"] == "2");
+  CHECK(samples[R"(postconn_queue_deliveries{postoffice="sales",state="queued"})"] == "0");
+  CHECK(samples[R"(postconn_queue_deliveries{postoffice="support",state="held"})"] == "1");
+  CHECK(samples[R"(postconn_postoffice_up{postoffice="sales"})"] == "0");
+  CHECK(samples[R"(postconn_postoffice_up{postoffice="support"})"] == "1");
+  CHECK(samples[R"(postconn_postoffice_open_failures{postoffice="sales"})"] == "3");
+  CHECK(samples["postconn_store_commits_total"] == "5");
+  CHECK(samples["postconn_store_writes_total"] == "12");
+  CHECK(samples["postconn_store_failed_writes_total"] == "1");
+  CHECK(samples["postconn_smtp_sessions"] == "3");
+  CHECK(samples["postconn_messages_received_total"] == "4");
+  CHECK(samples["postconn_messages_purged_total"] == "2");
+  CHECK(samples["postconn_queue_disk_free_bytes"] == "123456789");
+  CHECK(samples[R"(postconn_attempts_total{postoffice="sales",outcome="open_failed"})"] == "9");
+  CHECK(samples[R"(postconn_ndr_recipients_total{status="5.1.1"})"] == "2");
+  // The histogram's buckets are cumulative and end with every commit.
+  CHECK(samples[R"(postconn_store_commit_seconds_bucket{le="0.001"})"] == "1");
+  CHECK(samples[R"(postconn_store_commit_seconds_bucket{le="0.0025"})"] == "3");
+  CHECK(samples[R"(postconn_store_commit_seconds_bucket{le="1"})"] == "4");
+  CHECK(samples[R"(postconn_store_commit_seconds_bucket{le="+Inf"})"] == "5");
+  CHECK(samples["postconn_store_commit_seconds_count"] == "5");
+  CHECK(samples["postconn_store_commit_seconds_sum"] == "2.5");
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "POST verbs: /flush and /messages/ID/hold ask the supervisor, an unknown postoffice or message is 404") {
+  start();
+  auto cli = client();
+  auto res = cli.Post("/flush?postoffice=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res) == json{{"flushed", 2}});
+  res = cli.Post("/flush", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"flushed", 5}});
+  res = cli.Post("/messages/" + known_id + "/flush", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"flushed", 1}});
+  res = cli.Post("/flush?postoffice=nowhere", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(body_of(res)["error"] == "no postoffice nowhere");
+  res = cli.Post("/messages/" + known_id + "/hold", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res) == json{{"held", 1}});
+  res = cli.Post("/messages/00000000000000ff/hold", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(body_of(res)["error"].get<std::string>().find("not found") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "with a token file every request needs the bearer token: 401 without it or with a wrong one, 200 with it") {
+  start("s3cret-token");
+  auto anonymous = client();
+  auto res = anonymous.Get("/queue");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(res->get_header_value("WWW-Authenticate") == "Bearer");
+  CHECK(body_of(res)["error"] == "missing or wrong bearer token");
+  res = anonymous.Post("/flush", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  auto wrong = client("s3cret-tokex");
+  res = wrong.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  auto prefix = client("s3cret");
+  res = prefix.Get("/queue");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  auto right = client("s3cret-token");
+  res = right.Get("/queue");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = right.Post("/flush", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "an unknown resource is 404 with a JSON error naming it") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/nothing");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(body_of(res)["error"] == "no such resource: GET /nothing");
+  res = cli.Post("/messages/not-hex/hold", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "a POST without Content-Length is 400 saying so") {
+  start();
+  auto reply = raw_request("POST /flush HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto head_end = reply.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  CHECK(reply.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+  auto body = json::parse(reply.substr(head_end + 4), nullptr, false);
+  REQUIRE(body.is_object());
+  CHECK(body["error"]
+        == "bad request: POST /flush has no Content-Length; send an empty body (curl -d '')");
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "a supervisor that is gone gets 503 naming it") {
+  start();
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  {
+    // Wait for its end, so the request below cannot reach it.
+    caf::scoped_actor self{sys};
+    self->monitor(sup);
+    self->receive([](const caf::down_msg&) {},
+                  caf::after(std::chrono::seconds(10)) >> [] { FAIL("the supervisor did not end"); });
+  }
+  auto cli = client();
+  auto res = cli.Get("/postoffices");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(body_of(res)["error"].get<std::string>().rfind("supervisor: ", 0) == 0);
+  res = cli.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+}
