@@ -11,7 +11,6 @@ namespace postconn {
 
 namespace {
 
-
 dsn_report make_report(const ledger_decision& decision, const stored_message& original,
                        const ndr_settings& settings) {
   const auto& entry = decision.entry;
@@ -98,10 +97,19 @@ void ndr_generator(caf::event_based_actor* self, ledger_decision decision,
         commit_bounce(self, decision, original, settings, store, supervisor);
       },
       [=](caf::error& err) {
-        // Without the original the NDR still tells the sender what failed.
-        spdlog::warn("ndr: msg {}: original unreadable ({}), NDR without its headers",
-                     decision.entry.message_id, self->system().render(err));
-        commit_bounce(self, decision, stored_message{}, settings, store, supervisor);
+        if (is_store_error(err, store_errc::not_found)) {
+          // The sender is only known from the original: nobody to tell.
+          spdlog::error("ndr: msg {}: the original is gone from the queue; the bounce is "
+                        "recorded, no NDR can be addressed",
+                        decision.entry.message_id);
+          return commit_bounce(self, decision, stored_message{}, settings, store, supervisor);
+        }
+        // Unreadable for now: nothing is committed, and the supervisor
+        // decides the bounce again after a pause.
+        spdlog::error("ndr: msg {} delivery {}: original unreadable ({}); the bounce waits",
+                      decision.entry.message_id, decision.entry.delivery_id,
+                      self->system().render(err));
+        self->quit(std::move(err));
       });
 }
 

@@ -10,9 +10,12 @@
 //   transaction, so a crash leaves exactly one NDR or none (and then the
 //   bounce is decided again). An original with the null sender is itself a
 //   report: it gets no NDR (a double bounce, logged and dropped), and so
-//   does a sender whose domain no postoffice takes. It reports the committed
-//   bounce to the supervisor and exits; a failure ends it with an error,
-//   which the supervisor sees as a down message.
+//   does a sender whose domain no postoffice takes, and an original no
+//   longer in the queue (its sender is unknown). It reports the committed
+//   bounce to the supervisor and exits; a failure (the original unreadable,
+//   the commit failed) ends it with an error, which the supervisor sees as
+//   a down message: nothing was committed, and it decides the bounce again
+//   after a pause.
 #pragma once
 
 #include <cstdint>
