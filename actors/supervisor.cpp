@@ -350,13 +350,13 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       add_to_ledger(st, ndrs);
       schedule_work(self);
     },
-    [=](status_atom) {
+    [=](ledger_atom) {
       std::vector<ledger_entry> entries;
       for (const auto& [id, entry] : self->state.ledger)
         entries.push_back(entry);
       return entries;
     },
-    [=](status_atom, const queue_query& query) { return select_page(self->state.ledger, query); },
+    [=](page_atom, const queue_query& query) { return select_page(self->state.ledger, query); },
     [=](hold_atom, const std::string& message_id) {
       return hold_or_release(self, message_id, true);
     },
@@ -372,20 +372,20 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       reload_postoffices(self, lineup);
       schedule_work(self);
     },
-    [=](status_atom, report_atom) {
+    [=](outcomes_atom) {
       std::vector<outcome_count> counts;
       for (const auto& [key, count] : self->state.outcomes)
         counts.push_back({key.first, key.second, count});
       return counts;
     },
-    [=](status_atom, const std::string& message_id) {
+    [=](ledger_atom, const std::string& message_id) {
       std::vector<ledger_entry> entries;
       for (const auto& [id, entry] : self->state.ledger)
         if (entry.message_id == message_id)
           entries.push_back(entry);
       return entries;
     },
-    [=](status_atom, depth_atom) {
+    [=](depth_atom) {
       std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
       for (const auto& [id, entry] : self->state.ledger)
         ++depth[{entry.postoffice, entry.state}];
@@ -394,7 +394,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
         counts.push_back({key.first, key.second, count});
       return counts;
     },
-    [=](status_atom, postoffice_atom) {
+    [=](postoffice_atom) {
       return report_postoffices(self);
     },
     [=](delete_atom, const std::string& message_id,

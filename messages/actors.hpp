@@ -220,12 +220,12 @@ using supervisor_actor = caf::typed_actor<
   // committed (the delivery's values, the DSN's deliveries).
   caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
   // Lists the unfinished deliveries as the supervisor sees them.
-  caf::replies_to<status_atom>::with<std::vector<ledger_entry>>,
+  caf::replies_to<ledger_atom>::with<std::vector<ledger_entry>>,
   // One page of the unfinished deliveries a query selects, oldest first,
   // copying only that page (the ledger may hold a million).
-  caf::replies_to<status_atom, queue_query>::with<queue_page>,
+  caf::replies_to<page_atom, queue_query>::with<queue_page>,
   // The unfinished deliveries of one message, as the supervisor sees them.
-  caf::replies_to<status_atom, std::string>::with<std::vector<ledger_entry>>,
+  caf::replies_to<ledger_atom, std::string>::with<std::vector<ledger_entry>>,
   // Holds a message's unfinished deliveries: no attempt, no expiry, until
   // released; replies with the deliveries held (busy ones when their
   // attempt ends).
@@ -240,12 +240,12 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<reload_atom, postoffice_lineup>,
   // Counts decisions by postoffice and outcome, and bounced recipients by
   // status (postoffice ""), since start.
-  caf::replies_to<status_atom, report_atom>::with<std::vector<outcome_count>>,
+  caf::replies_to<outcomes_atom>::with<std::vector<outcome_count>>,
   // Counts the unfinished deliveries by postoffice and state (for metrics:
   // the ledger is not copied).
-  caf::replies_to<status_atom, depth_atom>::with<std::vector<queue_depth>>,
+  caf::replies_to<depth_atom>::with<std::vector<queue_depth>>,
   // Reports every postoffice: its last probe and its deliveries' counts.
-  caf::replies_to<status_atom, postoffice_atom>::with<std::vector<postoffice_report>>,
+  caf::replies_to<postoffice_atom>::with<std::vector<postoffice_report>>,
   // Deletes a message: with an NDR, its unfinished deliveries bounce
   // (5.0.0); without, it leaves the queue with no trace. Replies with the
   // unfinished deliveries it ended, -1 while one has an attempt under way.

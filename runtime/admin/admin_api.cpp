@@ -116,7 +116,7 @@ public:
     query.queued_before = now - *min_age;
     query.offset = static_cast<std::uint64_t>(*offset);
     query.limit = static_cast<std::uint64_t>(std::min(*limit, largest_page));
-    auto selected = ask<queue_page>(sys_, sup_, error, status_atom::value, query);
+    auto selected = ask<queue_page>(sys_, sup_, error, page_atom::value, query);
     if (!selected)
       return fail(res, 503, "supervisor: " + error);
     auto page = json::array();
@@ -134,7 +134,7 @@ public:
     if (!entries)
       return fail(res, 503, error);
     // The supervisor's view is the newer one for deliveries still under way.
-    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, status_atom::value, id);
+    auto ledger = ask<std::vector<ledger_entry>>(sys_, sup_, error, ledger_atom::value, id);
     auto deliveries = json::array();
     for (auto& entry : *entries) {
       if (ledger)
@@ -213,8 +213,7 @@ public:
 
   void postoffices(httplib::Response& res) {
     std::string error;
-    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
-                                                       postoffice_atom::value);
+    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, postoffice_atom::value);
     if (!reports)
       return fail(res, 503, "supervisor: " + error);
     auto list = json::array();
@@ -269,13 +268,10 @@ public:
 
   void metrics(httplib::Response& res) {
     std::string error;
-    auto depths = ask<std::vector<queue_depth>>(sys_, sup_, error, status_atom::value,
-                                                depth_atom::value);
-    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, status_atom::value,
-                                                       postoffice_atom::value);
+    auto depths = ask<std::vector<queue_depth>>(sys_, sup_, error, depth_atom::value);
+    auto reports = ask<std::vector<postoffice_report>>(sys_, sup_, error, postoffice_atom::value);
     auto store = ask<store_status>(sys_, store_, error, status_atom::value);
-    auto outcomes = ask<std::vector<outcome_count>>(sys_, sup_, error, status_atom::value,
-                                                    report_atom::value);
+    auto outcomes = ask<std::vector<outcome_count>>(sys_, sup_, error, outcomes_atom::value);
     auto sessions = ask<std::uint64_t>(sys_, listener_, error, status_atom::value);
     if (!depths || !reports || !store || !outcomes || !sessions) {
       res.status = 503;

@@ -262,7 +262,7 @@ private:
   /// probe, and records what changed.
   void observe() {
     std::vector<ledger_entry> ledger;
-    auto asked = self_->request(sup_, caf::infinite, status_atom::value);
+    auto asked = self_->request(sup_, caf::infinite, ledger_atom::value);
     sched_.run();
     asked.receive([&](std::vector<ledger_entry>& entries) { ledger = std::move(entries); },
                   [&](const caf::error& err) { event("supervisor: " + sys_.render(err)); });

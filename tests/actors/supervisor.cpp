@@ -572,7 +572,7 @@ TEST_CASE("the supervisor lists the unfinished deliveries of one message without
   auto second = f.submit({{"dead", {"carol@dead.example.test"}},
                           {"live", {"dave@live.example.test"}}});
   std::vector<ledger_entry> entries;
-  auto handle = f.self->request(f.sup, caf::infinite, status_atom::value, second);
+  auto handle = f.self->request(f.sup, caf::infinite, ledger_atom::value, second);
   f.sched.run();
   handle.receive([&](std::vector<ledger_entry>& listed) { entries = std::move(listed); },
                  [&](const caf::error& err) { FAIL(f.sys.render(err)); });

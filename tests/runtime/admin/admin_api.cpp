@@ -47,7 +47,7 @@ const std::string known_id = "0006615ab267c25e";
 /// test sees what reached the supervisor.
 caf::behavior fake_supervisor(caf::event_based_actor*) {
   return {
-    [](status_atom, const queue_query& query) {
+    [](page_atom, const queue_query& query) {
       ledger_entry e;
       e.delivery_id = 7;
       e.message_id = known_id;
@@ -66,18 +66,18 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
         page.deliveries.clear();
       return page;
     },
-    [](status_atom, postoffice_atom) {
+    [](postoffice_atom) {
       postoffice_report sales{"sales", "maildir", false, "root missing", 1'700'000'000,
                               2, 0, 0, 3, ""};
       postoffice_report support{"support", "maildir", true, "", 0, 0, 1, 1, 0, ""};
       return std::vector<postoffice_report>{sales, support};
     },
-    [](status_atom, depth_atom) {
+    [](depth_atom) {
       return std::vector<queue_depth>{{"sales", delivery_state::deferred, 2},
                                       {"support", delivery_state::held, 1},
                                       {"support", delivery_state::in_flight, 1}};
     },
-    [](status_atom, report_atom) {
+    [](outcomes_atom) {
       return std::vector<outcome_count>{{"sales", "open_failed", 9},
                                         {"support", "delivered", 4},
                                         {"", "5.1.1", 2}};
