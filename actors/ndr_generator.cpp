@@ -2,7 +2,7 @@
 //   ndr_generator -- builds and commits one NDR (see ndr_generator.hpp).
 #include "actors/ndr_generator.hpp"
 
-#include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
 #include "runtime/mail/dsn.hpp"
@@ -55,7 +55,7 @@ incoming_message make_ndr(const ledger_decision& decision, const stored_message&
   return ndr;
 }
 
-void commit_bounce(caf::event_based_actor* self, ledger_decision decision,
+void commit_bounce(ndr_generator_actor::pointer self, ledger_decision decision,
                    const stored_message& original,
                    std::shared_ptr<const ndr_settings> settings, store_actor store,
                    supervisor_actor supervisor) {
@@ -88,29 +88,35 @@ void commit_bounce(caf::event_based_actor* self, ledger_decision decision,
 
 } // namespace
 
-void ndr_generator(caf::event_based_actor* self, ledger_decision decision,
-                   std::shared_ptr<const ndr_settings> settings, store_actor store,
-                   supervisor_actor supervisor) {
-  self->request(store, store_timeout, fetch_atom::value, decision.entry.message_id)
+ndr_generator_actor::behavior_type
+ndr_generator(ndr_generator_actor::pointer self, ledger_decision decision,
+              std::shared_ptr<const ndr_settings> settings, store_actor store,
+              supervisor_actor supervisor) {
+  auto id = decision.entry.message_id;
+  self->request(store, store_timeout, fetch_atom::value, id)
     .then(
-      [=](const stored_message& original) {
-        commit_bounce(self, decision, original, settings, store, supervisor);
+      [=](stored_message& original) {
+        self->send(self, report_atom::value, std::move(original));
       },
       [=](caf::error& err) {
         if (is_store_error(err, store_errc::not_found)) {
           // The sender is only known from the original: nobody to tell.
           spdlog::error("ndr: msg {}: the original is gone from the queue; the bounce is "
                         "recorded, no NDR can be addressed",
-                        decision.entry.message_id);
-          return commit_bounce(self, decision, stored_message{}, settings, store, supervisor);
+                        id);
+          return self->send(self, report_atom::value, stored_message{});
         }
         // Unreadable for now: nothing is committed, and the supervisor
         // decides the bounce again after a pause.
-        spdlog::error("ndr: msg {} delivery {}: original unreadable ({}); the bounce waits",
-                      decision.entry.message_id, decision.entry.delivery_id,
-                      self->system().render(err));
+        spdlog::error("ndr: msg {} delivery {}: original unreadable ({}); the bounce waits", id,
+                      decision.entry.delivery_id, self->system().render(err));
         self->quit(std::move(err));
       });
+  return {
+    [=](report_atom, const stored_message& original) {
+      commit_bounce(self, decision, original, settings, store, supervisor);
+    },
+  };
 }
 
 } // namespace postconn

@@ -37,8 +37,9 @@ struct ndr_settings {
   routing_table routes;
 };
 
-void ndr_generator(caf::event_based_actor* self, ledger_decision decision,
-                   std::shared_ptr<const ndr_settings> settings, store_actor store,
-                   supervisor_actor supervisor);
+ndr_generator_actor::behavior_type
+ndr_generator(ndr_generator_actor::pointer self, ledger_decision decision,
+              std::shared_ptr<const ndr_settings> settings, store_actor store,
+              supervisor_actor supervisor);
 
 } // namespace postconn

@@ -181,6 +181,15 @@ struct postoffice_lineup {
 /// unfinished deliveries reach it, false when they are back under 90 % of it.
 using backlog_listener_actor = caf::typed_actor<caf::reacts_to<backlog_atom, bool>>;
 
+/// The SMTP listener as other actors and the admin API see it. (A broker:
+/// it also takes the network's own messages, which CAF 0.17 keeps out of
+/// typed interfaces, so it is spawned untyped and handed out as this.)
+using smtp_listener_actor = backlog_listener_actor::extend<
+  // A config reload: the settings of sessions opened from now on.
+  caf::reacts_to<reload_atom, std::shared_ptr<const smtp_settings>>,
+  // Replies with the number of open sessions.
+  caf::replies_to<status_atom>::with<std::uint64_t>>;
+
 /// Every configured postoffice, for the cluster actor to line up those this
 /// node owns.
 struct cluster_postoffices {
@@ -204,6 +213,12 @@ using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend<
   caf::reacts_to<connected_atom, std::string, caf::strong_actor_ptr>,
   // Internal: reaches seeds and lost members that are not live.
   caf::reacts_to<tick_atom>>;
+
+/// Builds and commits one NDR, then exits.
+using ndr_generator_actor = caf::typed_actor<
+  // Internal: the original was read (empty: it is gone from the queue);
+  // builds the NDR and commits it with the bounce.
+  caf::reacts_to<report_atom, stored_message>>;
 
 /// Removes finished messages from the queue once their retention is over.
 using purger_actor = caf::typed_actor<

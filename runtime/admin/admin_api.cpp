@@ -85,7 +85,7 @@ std::optional<std::int64_t> number_param(const httplib::Request& req, const char
 class handlers {
 public:
   handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
-           store_actor store, caf::actor listener, cluster_actor cluster)
+           store_actor store, smtp_listener_actor listener, cluster_actor cluster)
     : cfg_(std::move(cfg)),
       sys_(sys),
       sup_(std::move(sup)),
@@ -473,7 +473,7 @@ private:
   caf::actor_system& sys_;
   supervisor_actor sup_;
   store_actor store_;
-  caf::actor listener_;
+  smtp_listener_actor listener_;
   cluster_actor cluster_;
 };
 
@@ -504,7 +504,7 @@ admin_api::~admin_api() {
 }
 
 void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
-                      caf::actor listener, cluster_actor cluster) {
+                      smtp_listener_actor listener, cluster_actor cluster) {
   auto on = std::make_shared<handlers>(cfg_, sys, std::move(sup), std::move(store),
                                        std::move(listener), std::move(cluster));
   auto& srv = *server_;

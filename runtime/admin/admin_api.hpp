@@ -65,7 +65,7 @@ public:
   /// the SMTP listener, asked for its open sessions; `cluster` is null on a
   /// single node.
   void serve(caf::actor_system& sys, supervisor_actor sup, store_actor store,
-             caf::actor listener, cluster_actor cluster = {});
+             smtp_listener_actor listener, cluster_actor cluster = {});
 
   /// Stops answering and waits for the threads; before the actors stop.
   void stop();

@@ -129,7 +129,7 @@ struct server_actors {
   share_pool_actor pool;
   store_actor store;
   supervisor_actor supervisor;
-  caf::actor listener;
+  smtp_listener_actor listener;
   purger_actor purger;
   /// Cluster only: lines up the postoffices this node owns.
   cluster_actor cluster;
@@ -144,7 +144,7 @@ struct server_actors {
 /// The listener hears from the supervisor when the queue crosses the mark.
 void watch_backlog(const server_actors& actors, std::uint64_t high_water) {
   caf::anon_send(actors.supervisor, watch_atom::value,
-                 caf::actor_cast<backlog_listener_actor>(actors.listener), high_water);
+                 backlog_listener_actor{actors.listener}, high_water);
 }
 
 /// Every postoffice with a way to start it, for the cluster actor, which
@@ -378,8 +378,9 @@ int run(config cfg, const std::filesystem::path& config_file) {
       throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());
     }
   }
-  auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
-                                               smtp, store, sup);
+  // Untyped as a broker, typed as every other actor sees it.
+  auto listener = caf::actor_cast<smtp_listener_actor>(
+    sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(), smtp, store, sup));
   actors.supervisor = sup;
   actors.listener = listener;
   actors.purger = sys.spawn(purger, store,

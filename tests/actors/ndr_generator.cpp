@@ -247,7 +247,7 @@ struct ndr_fixture : test::actor_fixture {
     auto generator = sys.spawn(ndr_generator, decision, settings,
                                caf::actor_cast<store_actor>(store_impl),
                                caf::actor_cast<supervisor_actor>(sup_impl));
-    self->send(sup_impl, watch_atom::value, generator);
+    self->send(sup_impl, watch_atom::value, caf::actor_cast<caf::actor>(generator));
     sched.run();
   }
 };

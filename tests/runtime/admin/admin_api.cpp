@@ -196,7 +196,7 @@ struct admin_fixture {
     }
     REQUIRE(api);
     api->serve(sys, caf::actor_cast<supervisor_actor>(sup), caf::actor_cast<store_actor>(store),
-               listener);
+               caf::actor_cast<smtp_listener_actor>(listener));
   }
 
   httplib::Client client(const std::string& token = "") {
