@@ -335,7 +335,8 @@ path = 'C:\mail\"quoted"'
   INFO(text);
   CHECK(round_trip(cfg) == cfg);
   // One key to a line: the newline in data_dir is escaped.
-  CHECK(text.find("data_dir = \"a\\\"b\\\\c\\td\\ne\\u0001f\\u007fg\xc3\xa9h") != std::string::npos);
+  CHECK(text.find("data_dir = \"a\\\"b\\\\c\\td\\ne\\u0001f\\u007fg\xc3\xa9h")
+        != std::string::npos);
 }
 
 TEST_CASE("config writer: fault probabilities read back exactly") {
