@@ -8,7 +8,8 @@
 //   problem naming the key (`postoffice[2].path: ...`). Unknown keys are
 //   problems, never silently ignored. Per-postoffice `[postoffice.retry]`
 //   tables override `[retry]` key by key; the result is stored resolved, so
-//   callers never merge policies themselves.
+//   callers never merge policies themselves. Every struct compares with ==,
+//   field by field (config_writer.hpp writes a config back out as TOML).
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,22 @@
 namespace postconn {
 
 enum class transport_kind { maildir, smtp, lmtp };
+
+// The policy words live in messages/, which has no use for comparing them;
+// the config does (a config written out and read back must be equal).
+inline bool operator==(const retry_policy& a, const retry_policy& b) {
+  return a.max_open_retries == b.max_open_retries && a.open_interval == b.open_interval
+         && a.max_transfer_retries == b.max_transfer_retries
+         && a.transfer_interval == b.transfer_interval
+         && a.enforce_retry_limits == b.enforce_retry_limits
+         && a.max_lifetime == b.max_lifetime && a.delay_warning == b.delay_warning;
+}
+
+inline bool operator==(const fault_config& a, const fault_config& b) {
+  return a.mode == b.mode && a.probability == b.probability && a.seed == b.seed
+         && a.recipients == b.recipients && a.latency == b.latency && a.up == b.up
+         && a.down == b.down;
+}
 
 /// Name of a transport as written in the config ("maildir", "smtp", "lmtp").
 std::string_view to_string(transport_kind kind);
@@ -57,6 +74,15 @@ struct postoffice_config {
   /// Cluster only: the node that owns it while that node is up; empty: the
   /// live node rendezvous hashing picks (runtime/cluster/ownership.hpp).
   std::string owner;
+
+  bool operator==(const postoffice_config& other) const {
+    return name == other.name && domains == other.domains && transport == other.transport
+           && path == other.path && create_mailboxes == other.create_mailboxes
+           && address == other.address && tls == other.tls
+           && tls_ca_file == other.tls_ca_file && is_default == other.is_default
+           && probe_timeout == other.probe_timeout && retry == other.retry
+           && fault == other.fault && owner == other.owner;
+  }
 };
 
 struct server_config {
@@ -72,6 +98,12 @@ struct server_config {
   /// Bytes kept free on the queue's disk for the mail already queued
   /// (ledger changes, NDRs): below it new mail gets 452 4.3.1; 0: none.
   std::uint64_t min_free_space = 100 * 1024 * 1024;
+
+  bool operator==(const server_config& other) const {
+    return hostname == other.hostname && data_dir == other.data_dir
+           && log_level == other.log_level && keep_finished == other.keep_finished
+           && min_free_space == other.min_free_space;
+  }
 };
 
 struct smtp_config {
@@ -99,6 +131,17 @@ struct smtp_config {
   std::filesystem::path tls_key;
   /// CIDR networks allowed to relay, e.g. "127.0.0.0/8", "::1/128".
   std::vector<std::string> relay_networks{"127.0.0.0/8", "::1/128"};
+
+  bool operator==(const smtp_config& other) const {
+    return listen == other.listen && max_message_size == other.max_message_size
+           && max_recipients == other.max_recipients
+           && max_connections == other.max_connections
+           && max_connections_per_client == other.max_connections_per_client
+           && idle_timeout == other.idle_timeout && data_timeout == other.data_timeout
+           && queue_high_water == other.queue_high_water
+           && tls_certificate == other.tls_certificate && tls_key == other.tls_key
+           && relay_networks == other.relay_networks;
+  }
 };
 
 struct admin_config {
@@ -106,6 +149,10 @@ struct admin_config {
   std::string listen = "127.0.0.1:8025";
   /// A file holding the bearer token every request must carry; empty: none.
   std::filesystem::path token_file;
+
+  bool operator==(const admin_config& other) const {
+    return listen == other.listen && token_file == other.token_file;
+  }
 };
 
 /// [cluster]: this node's place among the nodes that share the postoffices.
@@ -148,6 +195,12 @@ struct config {
   std::vector<postoffice_config> postoffices;
   /// Absent: a single node owning every postoffice.
   std::optional<cluster_config> cluster;
+
+  bool operator==(const config& other) const {
+    return server == other.server && smtp == other.smtp && retry == other.retry
+           && admin == other.admin && postoffices == other.postoffices
+           && cluster == other.cluster;
+  }
 };
 
 /// A parsed config, or the problems that kept it from being one.
