@@ -492,7 +492,13 @@ admin_api::admin_api(const config& cfg)
     token_ = std::move(read.token);
   }
   auto address = parse_listen_address(cfg.admin.listen);
-  if (!address || !server_->bind_to_port(address->host, address->port))
+  if (address && address->port == 0)
+    port_ = server_->bind_to_any_port(address->host);
+  else if (address && server_->bind_to_port(address->host, address->port))
+    port_ = address->port;
+  else
+    port_ = -1;
+  if (port_ < 0)
     throw std::runtime_error(cfg.admin.listen + ": address in use or not available");
 }
 

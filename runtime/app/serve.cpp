@@ -157,6 +157,14 @@ cluster_postoffices cluster_lineup(postoffice_lineup all, const config& cfg,
   return postoffices;
 }
 
+/// "host:port" of a bound listener: the port it got, not the 0 it may have
+/// asked for.
+std::string bound_address(const listen_address& address, int port) {
+  auto host = address.host.find(':') == std::string::npos ? address.host
+                                                          : "[" + address.host + "]";
+  return host + ":" + std::to_string(port);
+}
+
 std::string names(const std::vector<std::string>& list) {
   std::string text;
   for (const auto& name : list)
@@ -380,6 +388,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
       throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());
     }
   }
+  auto smtp_port = smtp_socket->port();
   auto listener = sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(),
                                                smtp, store, sup);
   actors.supervisor = sup;
@@ -389,8 +398,12 @@ int run(config cfg, const std::filesystem::path& config_file) {
   watch_backlog(actors, cfg.smtp.queue_high_water);
   caf::anon_send(store, watch_atom::value, caf::actor_cast<space_listener_actor>(sup));
   admin->serve(sys, sup, store, listener, actors.cluster);
+  auto smtp_where = bound_address(*smtp_address, smtp_port);
+  spdlog::info("smtp: listening on {}", smtp_where);
+  spdlog::info("admin: listening on {}",
+               bound_address(*parse_listen_address(cfg.admin.listen), admin->port()));
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
-               POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
+               POSTCONN_VERSION, smtp_where, cfg.server.hostname,
                db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_signal(signals);
   for (; signal == SIGHUP; signal = wait_for_signal(signals))
