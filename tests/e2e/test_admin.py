@@ -14,7 +14,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from postconn_process import Server, free_port, run
+from postconn_process import Server, refusing_port, run
 from test_delivery import RETRIES, DeliveryTest, make_postoffice, wait_for_files
 
 
@@ -38,13 +38,11 @@ def metrics_families(text):
 
 
 class AdminServer(DeliveryTest):
-    """A server with its admin API on a known port; mail to sales is
+    """A server with its admin API (on the port it logged); mail to sales is
     retried every second, up to 50 failed opens."""
 
     def setUp(self):
-        self.admin_port = free_port()
-        self.start_server(RETRIES.replace("max_open_retries = 2", "max_open_retries = 50"),
-                          admin_port=self.admin_port)
+        self.start_server(RETRIES.replace("max_open_retries = 2", "max_open_retries = 50"))
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -199,7 +197,7 @@ class AdminApi(AdminServer):
         self.send(["bob@sales.example.test"])
         bounced = self.queued_id()
         code, out, err = self.until_not_busy(
-            lambda: run("delete", bounced, "--ndr", "--admin", f"127.0.0.1:{self.admin_port}"))
+            lambda: run("delete", bounced, "--ndr", "--admin", self.server.admin_url))
         self.assertEqual((code, out), (0, "bounced 1 delivery\n"), err)
         _, status = self.ndr()
         self.assertIn("Status: 5.0.0", status)
@@ -243,8 +241,7 @@ class FinishedMailRetention(AdminServer):
     from it after a restart); the mailbox keeps every copy."""
 
     def setUp(self):
-        self.admin_port = free_port()
-        self.start_server(admin_port=self.admin_port, server='keep_finished = "1s"\n')
+        self.start_server(server='keep_finished = "1s"\n')
 
     def send_one(self):
         with smtplib.SMTP("127.0.0.1", self.port) as client:
@@ -284,7 +281,7 @@ class AdminVerbs(AdminServer):
     """The admin verbs of the command line against the same server."""
 
     def verb(self, *args):
-        return run(*args, "--admin", f"127.0.0.1:{self.admin_port}")
+        return run(*args, "--admin", self.server.admin_url)
 
     def test_queue_postoffices_ledger_hold_release_and_flush(self):
         os.rename(self.sales, self.sales + ".gone")
@@ -314,7 +311,9 @@ class AdminVerbs(AdminServer):
         code, _, err = self.verb("ledger", "0123456789abcdef")
         self.assertEqual(code, 1)
         self.assertIn("no message 0123456789abcdef", err)
-        code, out, _ = run("postoffices", "--config", os.path.join(self.dir, "postconn.toml"))
+        # --config finds the server by its [admin] listen: the server was
+        # started on port 0, so a copy of its config names the port it got.
+        code, out, _ = run("postoffices", "--config", self.config_with_real_ports())
         self.assertEqual(code, 0)
         self.assertRegex(out, r"sales +maildir +up")
 
@@ -345,8 +344,21 @@ class AdminVerbs(AdminServer):
                       json.dumps(delivery["attempts"]))
         self.assertEqual(os.listdir(os.path.join(self.sales + ".gone", "bob/new")), [])
 
+    def config_with_real_ports(self):
+        """A copy of the server's config with the admin port it listens on."""
+        with open(os.path.join(self.dir, "postconn.toml")) as f:
+            text = f.read()
+        path = os.path.join(self.dir, "postconn-real-ports.toml")
+        with open(path, "w") as f:
+            f.write(text.replace('listen = "127.0.0.1:0"\n\n[[postoffice]]',
+                                 f'listen = "127.0.0.1:{self.admin_port}"\n\n[[postoffice]]', 1))
+        return path
+
     def test_a_server_that_is_not_there(self):
-        code, _, err = run("queue", "--admin", f"127.0.0.1:{free_port()}")
+        # Bound but not listening: refused, and no other server can take it.
+        refusing, port = refusing_port()
+        self.addCleanup(refusing.close)
+        code, _, err = run("queue", "--admin", f"127.0.0.1:{port}")
         self.assertEqual(code, 3)
         self.assertIn("cannot reach the admin API", err)
 
@@ -370,20 +382,23 @@ class BearerToken(AdminServer):
         self.addCleanup(self.server.stop)
 
     def test_requests_need_the_token_and_the_verbs_send_it(self):
-        self.server.wait_for_log("serving on")
+        self.serving()
         status, reply = self.call("GET", "/queue")
         self.assertEqual((status, reply), (401, {"error": "missing or wrong bearer token"}))
         request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/queue",
                                          headers={"Authorization": "Bearer s3cret-token"})
         with urllib.request.urlopen(request, timeout=10) as reply:
             self.assertEqual(json.loads(reply.read())["total"], 0)
-        code, _, err = run("queue", "--admin", f"127.0.0.1:{self.admin_port}")
+        code, _, err = run("queue", "--admin", self.server.admin_url)
         self.assertEqual(code, 1)
         self.assertIn("missing or wrong bearer token", err)
-        code, out, _ = run("queue", "--admin", f"127.0.0.1:{self.admin_port}",
+        code, out, _ = run("queue", "--admin", self.server.admin_url,
                            "--token-file", self.token_file)
         self.assertEqual((code, out.strip()), (0, "queue is empty"))
-        code, out, err = run("postoffices", "--config", self.config, cwd=self.dir)
+        # The token from --config; the address from --admin (the config
+        # says port 0).
+        code, out, err = run("postoffices", "--config", self.config, "--admin",
+                             self.server.admin_url, cwd=self.dir)
         self.assertEqual(code, 0, err)
 
     def test_a_token_file_that_cannot_be_read_stops_the_start(self):

@@ -9,12 +9,14 @@ import os
 import shutil
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import unittest
 
-from postconn_process import Server, free_port, make_certificate, temp_workdir, write_config
+from postconn_process import (Server, free_port, make_certificate, refusing_port, temp_workdir,
+                              write_config)
 from scripted_smtp import ScriptedServer
 
 RETRIES = """
@@ -48,7 +50,7 @@ class DeliveryTest(unittest.TestCase):
     """A server in a fresh directory with two maildir postoffices, sales
     (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
 
-    def start_server(self, extra=RETRIES, admin_port=None, server=""):
+    def start_server(self, extra=RETRIES, server=""):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.dir = holder.name
@@ -56,13 +58,16 @@ class DeliveryTest(unittest.TestCase):
         self.support = os.path.join(self.dir, "var/postoffices/support")
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
-        self.port = free_port()
-        self.admin_port = admin_port or free_port()
-        self.server = Server(self.dir, write_config(self.dir, self.port, self.admin_port,
-                                                    extra=extra, server=server))
+        self.server = Server(self.dir, write_config(self.dir, extra=extra, server=server))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
+        self.serving()
+
+    def serving(self):
+        """Waits until the server serves; its ports as self.port and
+        self.admin_port (it listens on ports it picked)."""
         self.server.wait_for_log("serving on")
+        self.port, self.admin_port = self.server.smtp_port, self.server.admin_port
 
     def send(self, rcpts, body=b"Subject: hello\r\n\r\nline one\r\nline two\r\n"):
         with smtplib.SMTP("127.0.0.1", self.port) as client:
@@ -123,7 +128,13 @@ class SmtpPostoffice(DeliveryTest):
     server refuses connections bounces after its open retries."""
 
     def setUp(self):
+        # smtp-sink cannot report a port it picked: it gets one free a
+        # moment ago.
         sink_port = free_port()
+        # Bound but not listening: "gone" refuses connections, and no other
+        # server can take its port during the test.
+        refusing, refused_port = refusing_port()
+        self.addCleanup(refusing.close)
         self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "relay"
@@ -136,7 +147,7 @@ probe_timeout = "5s"
 name = "gone"
 domains = ["gone.example.test"]
 transport = "smtp"
-address = "127.0.0.1:{free_port()}"
+address = "127.0.0.1:{refused_port}"
 probe_timeout = "5s"
 """)
         # smtp-sink runs as nobody and writes one file per message here.
@@ -292,7 +303,7 @@ class DovecotLmtp(DeliveryTest):
         os.chmod(self.dir, 0o755)
         os.chmod(self.dovecot_dir, 0o755)
         shutil.chown(os.path.join(self.dovecot_dir, "home"), "dovecot", "dovecot")
-        lmtp_port = free_port()
+        lmtp_port = free_port()  # Dovecot cannot report a port it picked
         conf = os.path.join(self.dovecot_dir, "dovecot.conf")
         with open(conf, "w") as f:
             f.write(DOVECOT_CONF.format(dir=self.dovecot_dir, port=lmtp_port, ssl=ssl))
@@ -325,7 +336,7 @@ probe_timeout = "5s"
         self.server = Server(self.dir, os.path.join(self.dir, "postconn.toml"))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
-        self.server.wait_for_log("serving on")
+        self.serving()
 
     def delivered_contents(self):
         """Sends to carol and dave; what lands in each one's Dovecot mailbox."""

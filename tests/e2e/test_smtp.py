@@ -17,8 +17,7 @@ import time
 import unittest
 import urllib.request
 
-from postconn_process import (POSTCONN, Server, free_port, make_certificate, temp_workdir,
-                              write_config)
+from postconn_process import POSTCONN, Server, make_certificate, temp_workdir, write_config
 from test_delivery import make_postoffice, wait_for_files
 
 LIMITS = """
@@ -82,13 +81,11 @@ class SmtpServerTest(unittest.TestCase):
     def setUp(self):
         self.workdir_holder = temp_workdir()
         self.workdir = self.workdir_holder.name
-        self.port = free_port()
-        self.admin_port = free_port()
         self.config = self.write_config()
         self.server = self.start()
 
     def write_config(self, server_config=None):
-        return write_config(self.workdir, self.port, self.admin_port, smtp=self.smtp_config,
+        return write_config(self.workdir, smtp=self.smtp_config,
                             extra=self.extra_config,
                             server=self.server_config if server_config is None
                             else server_config)
@@ -96,6 +93,8 @@ class SmtpServerTest(unittest.TestCase):
     def start(self, **popen):
         server = Server(self.workdir, self.config, **popen)
         server.wait_for_log("serving on")
+        # It listens on ports it picked (port 0), new ones at each start.
+        self.port, self.admin_port = server.smtp_port, server.admin_port
         return server
 
     def client(self, source="127.0.0.1"):
@@ -850,7 +849,7 @@ class StartTls(SmtpServerTest):
     def test_a_key_that_does_not_match_refuses_to_start(self):
         _, other_key = make_certificate(self.workdir, "other.example.test")
         with temp_workdir() as elsewhere:
-            config = write_config(elsewhere, free_port(), smtp=f'tls_certificate = '
+            config = write_config(elsewhere, smtp=f'tls_certificate = '
                                   f'"{self.certificate}"\ntls_key = "{other_key}"\n')
             with Server(elsewhere, config) as server:
                 code = server.proc.wait(20)
