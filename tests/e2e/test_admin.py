@@ -142,10 +142,13 @@ class AdminApi(AdminServer):
         os.rename(self.sales, self.sales + ".gone")
         self.send(["bob@sales.example.test"])
         message_id = self.queued_id()
+        # Held just after a failed open has been recorded, a second before the
+        # next attempt: a hold that lands during an attempt takes effect
+        # when the attempt ends.
+        retries = max(self.deferred_open_retries(), 1)
+        self.wait_for(lambda: self.deferred_open_retries() > retries, "no next attempt")
         self.assertEqual(self.call("POST", f"/messages/{message_id}/hold"), (200, {"held": 1}))
         os.rename(self.sales + ".gone", self.sales)
-        # A hold that lands during an attempt takes effect when the attempt
-        # ends.
         self.wait_for(lambda: self.call("GET", "/queue?state=held")[1]["deliveries"],
                       "the delivery is not held")
         # The flush passes the held delivery over (the server's own count).
@@ -220,6 +223,12 @@ class AdminApi(AdminServer):
         _, status = self.ndr()
         self.assertIn("Status: 5.0.0", status)
         self.assertIn("deleted from the queue by the administrator", " ".join(status.split()))
+
+    def deferred_open_retries(self):
+        """The failed opens of the one queued delivery while it waits
+        between attempts (-1 while an attempt is under way)."""
+        [delivery] = self.call("GET", "/queue")[1]["deliveries"]
+        return delivery["open_retries"] if delivery["state"] == "deferred" else -1
 
     def test_metrics_parse_as_prometheus_text(self):
         os.rename(self.sales, self.sales + ".gone")

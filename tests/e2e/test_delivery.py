@@ -373,7 +373,8 @@ probe_timeout = "5s"
             [path] = wait_for_files(os.path.join(self.dovecot_dir, "home", user, "Maildir/new"))
             with open(path, "rb") as f:
                 contents.append(f.read())
-        self.assertIn("postoffice lmtp: delivered", self.server.wait_for_log("postoffice lmtp:"))
+        # Not the first line about it: that may say its sessions run TLS.
+        self.server.wait_for_log("postoffice lmtp: delivered")
         return contents
 
     def test_mail_lands_in_the_dovecot_mailbox(self):
