@@ -104,7 +104,8 @@ ndr_generator(ndr_generator_actor::pointer self, ledger_decision decision,
           spdlog::error("ndr: msg {}: the original is gone from the queue; the bounce is "
                         "recorded, no NDR can be addressed",
                         id);
-          return self->send(self, report_atom::value, stored_message{});
+          self->send(self, report_atom::value, stored_message{});
+          return;
         }
         // Unreadable for now: nothing is committed, and the supervisor
         // decides the bounce again after a pause.

@@ -141,7 +141,9 @@ void transfer_batch(postoffice_ptr self, std::shared_ptr<attempt_state> attempt)
                               [=](outcomes delivered) { finish(attempt, std::move(delivered)); });
   };
   self->request(self->state.store, store_timeout, fetch_atom::value, std::move(ids))
-    .then([=](std::vector<stored_message>& found) { hand_over(std::move(found), "not in the queue"); },
+    .then([=](std::vector<stored_message>& found) {
+            hand_over(std::move(found), "not in the queue");
+          },
           [=](const caf::error& err) { hand_over({}, self->system().render(err)); });
 }
 

@@ -163,6 +163,157 @@ std::function<void(const caf::error&)> answer_with(caf::typed_response_promise<T
   };
 }
 
+using store_ptr = store_actor::stateful_pointer<store_state>;
+
+/// A read of the queue; a failed one answers store_errc::read_failed.
+template <class Read>
+auto read(store_ptr self, Read read_db) -> caf::result<decltype(read_db(*self->state.db))> {
+  try {
+    return read_db(*self->state.db);
+  } catch (const queue_db_error& e) {
+    return make_error(store_errc::read_failed, e.what());
+  }
+}
+
+caf::result<accept_receipt> accept(store_ptr self, incoming_message& msg) {
+  auto promise = self->make_response_promise<accept_receipt>();
+  auto receipt = std::make_shared<accept_receipt>();
+  receipt->id = self->state.ids.next();
+  auto shared_msg = std::make_shared<incoming_message>(std::move(msg));
+  enqueue_write(self, pending_write{
+    [receipt, shared_msg](queue_db& db) {
+      receipt->deliveries = db.insert_message(receipt->id, *shared_msg);
+    },
+    [self, receipt, promise](const caf::error& err) mutable {
+      if (err) {
+        promise.deliver(err);
+        return;
+      }
+      ++self->state.counters.messages_accepted;
+      promise.deliver(std::move(*receipt));
+    },
+    true});
+  return promise;
+}
+
+caf::result<std::vector<ledger_entry>> report(store_ptr self, ledger_entry& entry,
+                                              attempt_record& attempt, incoming_message& ndr) {
+  auto promise = self->make_response_promise<std::vector<ledger_entry>>();
+  auto created = std::make_shared<std::vector<ledger_entry>>();
+  auto ndr_id = ndr.deliveries.empty() ? std::string{} : self->state.ids.next();
+  enqueue_write(self, pending_write{
+    [created, ndr_id, entry = std::move(entry), attempt = std::move(attempt),
+     ndr = std::move(ndr)](queue_db& db) {
+      if (!ndr_id.empty())
+        *created = db.insert_message(ndr_id, ndr);
+      db.update_delivery(entry);
+      db.insert_attempt(attempt);
+    },
+    answer_with(promise, created)});
+  return promise;
+}
+
+caf::result<std::vector<std::string>> record(store_ptr self,
+                                              std::vector<ledger_change>& changes) {
+  if (changes.empty())
+    return std::vector<std::string>{};
+  auto promise = self->make_response_promise<std::vector<std::string>>();
+  auto results = std::make_shared<std::vector<std::string>>(changes.size());
+  auto unanswered = std::make_shared<std::size_t>(changes.size());
+  for (std::size_t i = 0; i < changes.size(); ++i)
+    enqueue_write(self, pending_write{
+      [change = std::move(changes[i])](queue_db& db) {
+        db.update_delivery(change.entry);
+        db.insert_attempt(change.attempt);
+      },
+      [self, promise, results, unanswered, i](const caf::error& err) mutable {
+        if (err)
+          (*results)[i] = self->system().render(err);
+        if (--*unanswered == 0)
+          promise.deliver(std::move(*results));
+      }});
+  return promise;
+}
+
+caf::result<std::vector<ledger_entry>> adopt(store_ptr self, handoff& incoming,
+                                             attempt_record& attempt) {
+  auto promise = self->make_response_promise<std::vector<ledger_entry>>();
+  auto adopted = std::make_shared<std::vector<ledger_entry>>();
+  enqueue_write(self, pending_write{
+    [adopted, id = self->state.ids.next(), incoming = std::move(incoming),
+     attempt = std::move(attempt)](queue_db& db) mutable {
+      adopted->clear(); // the batch may run twice (see store.hpp)
+      auto entry = db.adopt_delivery(id, incoming.message, incoming.delivery);
+      if (!entry)
+        return;
+      attempt.delivery_id = entry->delivery_id;
+      db.insert_attempt(attempt);
+      adopted->push_back(std::move(*entry));
+    },
+    answer_with(promise, adopted)});
+  return promise;
+}
+
+caf::result<bool> remove(store_ptr self, const std::string& id) {
+  auto promise = self->make_response_promise<bool>();
+  auto found = std::make_shared<bool>(false);
+  enqueue_write(self, pending_write{
+    [id, found](queue_db& db) { *found = db.delete_message(id); },
+    [promise, found](const caf::error& err) mutable {
+      if (err)
+        promise.deliver(err);
+      else
+        promise.deliver(*found);
+    }});
+  return promise;
+}
+
+caf::result<purge_report> purge(store_ptr self, std::int64_t finished_before,
+                                std::string& after) {
+  auto promise = self->make_response_promise<purge_report>();
+  auto report = std::make_shared<purge_report>();
+  enqueue_write(self, pending_write{
+    [report, finished_before, after = std::move(after)](queue_db& db) {
+      *report = db.purge_finished(finished_before, after, store_state::purge_limit);
+    },
+    [self, report, promise](const caf::error& err) mutable {
+      if (err) {
+        promise.deliver(err);
+        return;
+      }
+      self->state.counters.messages_purged += report->removed;
+      promise.deliver(std::move(*report));
+    }});
+  return promise;
+}
+
+/// The commit marker came round: commits what is pending, unless writes
+/// wait behind it.
+void on_commit_marker(store_ptr self) {
+  auto& st = self->state;
+  // Writes that arrived while the marker waited are behind it in the
+  // mailbox: take them into this commit (another pass of the marker)
+  // instead of leaving them for the next commit and its fsync.
+  if (!self->mailbox().empty() && st.pending.size() < st.options.max_batch
+      && st.marker_passes < store_state::max_marker_passes) {
+    ++st.marker_passes;
+    self->send(self, commit_atom::value);
+    return;
+  }
+  st.marker_passes = 0;
+  // Space goes to new mail: look before committing any.
+  auto new_mail = std::any_of(st.pending.begin(), st.pending.end(),
+                              [](const pending_write& w) { return w.new_mail; });
+  if (new_mail)
+    check_space(self);
+  st.commit_pending();
+  // Writes beyond max_batch wait for the next marker, behind newer mail.
+  if (st.pending.empty())
+    st.commit_scheduled = false;
+  else
+    self->send(self, commit_atom::value);
+}
+
 } // namespace
 
 store_actor::behavior_type
@@ -172,88 +323,19 @@ store(store_actor::stateful_pointer<store_state> self,
   self->state.db = std::move(db);
   self->state.options = options;
   return {
-    [=](accept_atom, incoming_message& msg) -> caf::result<accept_receipt> {
-      auto promise = self->make_response_promise<accept_receipt>();
-      auto receipt = std::make_shared<accept_receipt>();
-      receipt->id = self->state.ids.next();
-      auto shared_msg = std::make_shared<incoming_message>(std::move(msg));
-      enqueue_write(self, pending_write{
-        [receipt, shared_msg](queue_db& db) {
-          receipt->deliveries = db.insert_message(receipt->id, *shared_msg);
-        },
-        [self, receipt, promise](const caf::error& err) mutable {
-          if (!err)
-            ++self->state.counters.messages_accepted;
-          if (err)
-            promise.deliver(err);
-          else
-            promise.deliver(std::move(*receipt));
-        },
-        true});
-      return promise;
+    [=](accept_atom, incoming_message& msg) { return accept(self, msg); },
+    [=](report_atom, ledger_entry& entry, attempt_record& attempt, incoming_message& ndr) {
+      return report(self, entry, attempt, ndr);
     },
-    [=](report_atom, ledger_entry& entry, attempt_record& attempt,
-        incoming_message& ndr) -> caf::result<std::vector<ledger_entry>> {
-      auto promise = self->make_response_promise<std::vector<ledger_entry>>();
-      auto created = std::make_shared<std::vector<ledger_entry>>();
-      auto ndr_id = ndr.deliveries.empty() ? std::string{} : self->state.ids.next();
-      enqueue_write(self, pending_write{
-        [created, ndr_id, entry = std::move(entry), attempt = std::move(attempt),
-         ndr = std::move(ndr)](queue_db& db) {
-          if (!ndr_id.empty())
-            *created = db.insert_message(ndr_id, ndr);
-          db.update_delivery(entry);
-          db.insert_attempt(attempt);
-        },
-        answer_with(promise, created)});
-      return promise;
+    [=](record_atom, std::vector<ledger_change>& changes) { return record(self, changes); },
+    [=](adopt_atom, handoff& incoming, attempt_record& attempt) {
+      return adopt(self, incoming, attempt);
     },
-    [=](record_atom,
-        std::vector<ledger_change>& changes) -> caf::result<std::vector<std::string>> {
-      if (changes.empty())
-        return std::vector<std::string>{};
-      auto promise = self->make_response_promise<std::vector<std::string>>();
-      auto results = std::make_shared<std::vector<std::string>>(changes.size());
-      auto unanswered = std::make_shared<std::size_t>(changes.size());
-      for (std::size_t i = 0; i < changes.size(); ++i)
-        enqueue_write(self, pending_write{
-          [change = std::move(changes[i])](queue_db& db) {
-            db.update_delivery(change.entry);
-            db.insert_attempt(change.attempt);
-          },
-          [self, promise, results, unanswered, i](const caf::error& err) mutable {
-            if (err)
-              (*results)[i] = self->system().render(err);
-            if (--*unanswered == 0)
-              promise.deliver(std::move(*results));
-          }});
-      return promise;
+    [=](delete_atom, const std::string& id) { return remove(self, id); },
+    [=](purge_atom, std::int64_t finished_before, std::string& after) {
+      return purge(self, finished_before, after);
     },
-    [=](adopt_atom, handoff& incoming,
-        attempt_record& attempt) -> caf::result<std::vector<ledger_entry>> {
-      auto promise = self->make_response_promise<std::vector<ledger_entry>>();
-      auto adopted = std::make_shared<std::vector<ledger_entry>>();
-      enqueue_write(self, pending_write{
-        [adopted, id = self->state.ids.next(), incoming = std::move(incoming),
-         attempt = std::move(attempt)](queue_db& db) mutable {
-          adopted->clear(); // the batch may run twice (see store.hpp)
-          auto entry = db.adopt_delivery(id, incoming.message, incoming.delivery);
-          if (!entry)
-            return;
-          attempt.delivery_id = entry->delivery_id;
-          db.insert_attempt(attempt);
-          adopted->push_back(std::move(*entry));
-        },
-        answer_with(promise, adopted)});
-      return promise;
-    },
-    [=](load_atom) -> caf::result<std::vector<ledger_entry>> {
-      try {
-        return self->state.db->unfinished_deliveries();
-      } catch (const queue_db_error& e) {
-        return make_error(store_errc::read_failed, e.what());
-      }
-    },
+    [=](load_atom) { return read(self, [](queue_db& db) { return db.unfinished_deliveries(); }); },
     [=](fetch_atom, const std::string& id) -> caf::result<stored_message> {
       try {
         if (auto msg = self->state.db->message(id))
@@ -263,70 +345,23 @@ store(store_actor::stateful_pointer<store_state> self,
         return make_error(store_errc::read_failed, e.what());
       }
     },
-    [=](fetch_atom,
-        const std::vector<std::string>& ids) -> caf::result<std::vector<stored_message>> {
-      try {
+    [=](fetch_atom, const std::vector<std::string>& ids) {
+      return read(self, [&](queue_db& db) {
         std::vector<stored_message> found;
         for (const auto& id : ids)
-          if (auto msg = self->state.db->message(id))
+          if (auto msg = db.message(id))
             found.push_back(std::move(*msg));
         return found;
-      } catch (const queue_db_error& e) {
-        return make_error(store_errc::read_failed, e.what());
-      }
+      });
     },
-    [=](load_atom, const std::string& id) -> caf::result<std::vector<ledger_entry>> {
-      try {
-        return self->state.db->deliveries_of(id);
-      } catch (const queue_db_error& e) {
-        return make_error(store_errc::read_failed, e.what());
-      }
+    [=](load_atom, const std::string& id) {
+      return read(self, [&](queue_db& db) { return db.deliveries_of(id); });
     },
-    [=](load_atom, sender_atom,
-        const std::string& sender_part) -> caf::result<std::vector<std::string>> {
-      try {
-        return self->state.db->queued_messages_from(sender_part);
-      } catch (const queue_db_error& e) {
-        return make_error(store_errc::read_failed, e.what());
-      }
+    [=](load_atom, sender_atom, const std::string& sender_part) {
+      return read(self, [&](queue_db& db) { return db.queued_messages_from(sender_part); });
     },
-    [=](load_atom, std::int64_t delivery_id) -> caf::result<std::vector<attempt_record>> {
-      try {
-        return self->state.db->attempts_of(delivery_id);
-      } catch (const queue_db_error& e) {
-        return make_error(store_errc::read_failed, e.what());
-      }
-    },
-    [=](delete_atom, const std::string& id) -> caf::result<bool> {
-      auto promise = self->make_response_promise<bool>();
-      auto found = std::make_shared<bool>(false);
-      enqueue_write(self, pending_write{
-        [id, found](queue_db& db) { *found = db.delete_message(id); },
-        [promise, found](const caf::error& err) mutable {
-          if (err)
-            promise.deliver(err);
-          else
-            promise.deliver(*found);
-        }});
-      return promise;
-    },
-    [=](purge_atom, std::int64_t finished_before,
-        std::string& after) -> caf::result<purge_report> {
-      auto promise = self->make_response_promise<purge_report>();
-      auto report = std::make_shared<purge_report>();
-      enqueue_write(self, pending_write{
-        [report, finished_before, after = std::move(after)](queue_db& db) {
-          *report = db.purge_finished(finished_before, after, store_state::purge_limit);
-        },
-        [self, report, promise](const caf::error& err) mutable {
-          if (err) {
-            promise.deliver(err);
-            return;
-          }
-          self->state.counters.messages_purged += report->removed;
-          promise.deliver(std::move(*report));
-        }});
-      return promise;
+    [=](load_atom, std::int64_t delivery_id) {
+      return read(self, [&](queue_db& db) { return db.attempts_of(delivery_id); });
     },
     [=](status_atom) { return self->state.counters; },
     [=](watch_atom, space_listener_actor& listener) {
@@ -336,8 +371,7 @@ store(store_actor::stateful_pointer<store_state> self,
       self->send(st.space_listener, space_atom::value, st.space_low);
     },
     [=](reload_atom, std::uint64_t min_free_space) {
-      auto& st = self->state;
-      st.options.min_free_space = min_free_space;
+      self->state.options.min_free_space = min_free_space;
       check_space(self);
     },
     [=](space_atom) {
@@ -345,30 +379,7 @@ store(store_actor::stateful_pointer<store_state> self,
       if (self->state.space_low)
         check_space(self);
     },
-    [=](commit_atom) {
-      auto& st = self->state;
-      // Writes that arrived while the marker waited are behind it in the
-      // mailbox: take them into this commit (another pass of the marker)
-      // instead of leaving them for the next commit and its fsync.
-      if (!self->mailbox().empty() && st.pending.size() < st.options.max_batch
-          && st.marker_passes < store_state::max_marker_passes) {
-        ++st.marker_passes;
-        self->send(self, commit_atom::value);
-        return;
-      }
-      st.marker_passes = 0;
-      // Space goes to new mail: look before committing any.
-      auto new_mail = std::any_of(st.pending.begin(), st.pending.end(),
-                                  [](const pending_write& w) { return w.new_mail; });
-      if (new_mail)
-        check_space(self);
-      st.commit_pending();
-      // Writes beyond max_batch wait for the next marker, behind newer mail.
-      if (st.pending.empty())
-        st.commit_scheduled = false;
-      else
-        self->send(self, commit_atom::value);
-    },
+    [=](commit_atom) { on_commit_marker(self); },
   };
 }
 

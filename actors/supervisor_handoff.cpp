@@ -1,5 +1,6 @@
 // NAME
-//   supervisor_handoff -- the supervisor's handoff of deliveries to the nodes that own their postoffices (see supervisor.hpp).
+//   supervisor_handoff -- the supervisor's handoff of deliveries to the nodes
+//   that own their postoffices (see supervisor.hpp).
 #include "actors/supervisor_steps.hpp"
 
 #include <caf/actor_system.hpp>

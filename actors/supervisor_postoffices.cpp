@@ -1,5 +1,6 @@
 // NAME
-//   supervisor_postoffices -- the supervisor's postoffice actors: started, restarted, reloaded, reported (see supervisor.hpp).
+//   supervisor_postoffices -- the supervisor's postoffice actors: started,
+//   restarted, reloaded, reported (see supervisor.hpp).
 #include "actors/supervisor_steps.hpp"
 
 #include <memory>

@@ -1,5 +1,6 @@
 // NAME
-//   supervisor_verbs -- the operator's verbs on the ledger: hold, release, flush, delete, requeue (see supervisor.hpp).
+//   supervisor_verbs -- the operator's verbs on the ledger: hold, release,
+//   flush, delete, requeue (see supervisor.hpp).
 #include "actors/supervisor_steps.hpp"
 
 #include <caf/actor_system.hpp>

@@ -153,7 +153,9 @@ public:
       deliveries.push_back(std::move(item));
     }
     reply(res, 200,
-          json{{"now", unix_time_origin::now().seconds}, {"message_id", msg->id}, {"sender", msg->sender},
+          json{{"now", unix_time_origin::now().seconds},
+               {"message_id", msg->id},
+               {"sender", msg->sender},
                {"received_at", msg->received_at}, {"size", msg->content.size()},
                {"deliveries", deliveries}});
   }
@@ -489,7 +491,13 @@ admin_api::admin_api(const config& cfg)
     token_ = std::move(read.token);
   }
   auto address = parse_listen_address(cfg.admin.listen);
-  if (!address || !server_->bind_to_port(address->host, address->port))
+  if (address && address->port == 0)
+    port_ = server_->bind_to_any_port(address->host);
+  else if (address && server_->bind_to_port(address->host, address->port))
+    port_ = address->port;
+  else
+    port_ = -1;
+  if (port_ < 0)
     throw std::runtime_error(cfg.admin.listen + ": address in use or not available");
 }
 

@@ -26,7 +26,8 @@
 //   <token>" (401 otherwise). Errors are a status code with {"error": "..."}.
 //   The port is bound when
 //   the object is made, so a taken port stops the server before it starts
-//   anything; serve() starts answering once the actors exist.
+//   anything; serve() starts answering once the actors exist. Port 0 binds
+//   a free port, which port() names.
 #pragma once
 
 #include <memory>
@@ -61,6 +62,9 @@ public:
   admin_api(const admin_api&) = delete;
   admin_api& operator=(const admin_api&) = delete;
 
+  /// The port bound (the one picked when `[admin] listen` asks for port 0).
+  int port() const { return port_; }
+
   /// Answers requests from now on, on threads of its own; `listener` is
   /// the SMTP listener, asked for its open sessions; `cluster` is null on a
   /// single node.
@@ -79,6 +83,7 @@ private:
   /// Every request must carry it as a bearer token; empty: none needed.
   std::string token_;
   std::unique_ptr<httplib::Server> server_;
+  int port_ = 0;
   std::thread thread_;
 };
 

@@ -2,7 +2,9 @@
 //   listen_socket -- binds the server's listening sockets (see listen_socket.hpp).
 #include "runtime/app/listen_socket.hpp"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,8 +38,14 @@ listen_socket::listen_socket(const listen_address& address) {
     }
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0
+        && getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
       fd_ = fd;
+      port_ = ntohs(bound.ss_family == AF_INET6
+                      ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
       return;
     }
     reason = std::strerror(errno);

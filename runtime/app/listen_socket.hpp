@@ -4,8 +4,11 @@
 // DESCRIPTION
 //   The server binds its ports first, so a port that is taken stops it with
 //   a clear message before anything else starts; the bound socket is then
-//   handed to the listener that accepts on it.
+//   handed to the listener that accepts on it. Port 0 binds a free port,
+//   which port() names (for the log line that says where the server listens).
 #pragma once
+
+#include <cstdint>
 
 #include "runtime/config/config.hpp"
 
@@ -21,11 +24,15 @@ public:
   listen_socket(const listen_socket&) = delete;
   listen_socket& operator=(const listen_socket&) = delete;
 
+  /// The port bound (the one the kernel picked when asked for port 0).
+  std::uint16_t port() const { return port_; }
+
   /// Gives up the descriptor to the broker that accepts on it.
   int release();
 
 private:
   int fd_ = -1;
+  std::uint16_t port_ = 0;
 };
 
 } // namespace postconn

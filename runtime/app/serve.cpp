@@ -157,6 +157,14 @@ cluster_postoffices cluster_lineup(postoffice_lineup all, const config& cfg,
   return postoffices;
 }
 
+/// "host:port" of a bound listener: the port it got, not the 0 it may have
+/// asked for.
+std::string bound_address(const listen_address& address, int port) {
+  auto host = address.host.find(':') == std::string::npos ? address.host
+                                                          : "[" + address.host + "]";
+  return host + ":" + std::to_string(port);
+}
+
 std::string names(const std::vector<std::string>& list) {
   std::string text;
   for (const auto& name : list)
@@ -273,49 +281,52 @@ std::vector<ledger_entry> read_ledger(queue_db& db) {
   return ledger;
 }
 
-int run(config cfg, const std::filesystem::path& config_file) {
-  // Before anything can be seen from outside (the bound port), so a signal
-  // always means a clean shutdown (or a reload).
-  auto signals = block_server_signals();
-  auto data_dir = cfg.server.data_dir;
-  check_data_dir(data_dir);
-  data_dir_lock lock{data_dir};
+/// What the server holds before any actor starts: each can fail with a
+/// clear startup_error, and a failure leaves nothing running.
+struct server_resources {
   std::shared_ptr<const smtp_settings> smtp;
+  std::optional<listen_address> smtp_address;
+  std::optional<listen_socket> smtp_socket;
+  std::optional<admin_api> admin;
+  fs::path db_file;
+  std::shared_ptr<queue_db> db;
+  std::vector<ledger_entry> ledger;
+};
+
+void open_resources(const config& cfg, server_resources& out) {
   try {
-    smtp = make_smtp_settings(cfg);
+    out.smtp = make_smtp_settings(cfg);
   } catch (const std::runtime_error& e) {
     throw startup_error(e.what());
   }
-  auto smtp_address = parse_listen_address(cfg.smtp.listen);
-  std::optional<listen_socket> smtp_socket;
+  out.smtp_address = parse_listen_address(cfg.smtp.listen);
   try {
-    smtp_socket.emplace(*smtp_address);
+    out.smtp_socket.emplace(*out.smtp_address);
   } catch (const std::runtime_error& e) {
     throw startup_error(std::string{"smtp.listen: cannot listen on "} + e.what());
   }
-  std::optional<admin_api> admin;
   try {
-    admin.emplace(cfg);
+    out.admin.emplace(cfg);
   } catch (const std::runtime_error& e) {
     auto what = std::string{e.what()};
     throw startup_error(what.rfind("token_file ", 0) == 0
                           ? "admin." + what
                           : "admin.listen: cannot listen on " + what);
   }
-  std::shared_ptr<queue_db> db;
-  auto db_file = data_dir / "queue.db";
-  std::vector<ledger_entry> ledger;
+  out.db_file = cfg.server.data_dir / "queue.db";
   try {
-    db = queue_db::open(db_file);
+    out.db = queue_db::open(out.db_file);
   } catch (const queue_db_error& e) {
     throw startup_error(std::string{"queue: cannot open "} + e.what());
   }
   try {
-    ledger = read_ledger(*db);
+    out.ledger = read_ledger(*out.db);
   } catch (const queue_db_error& e) {
     throw startup_error(std::string{"queue: cannot read the ledger: "} + e.what());
   }
-  caf::actor_system_config sys_cfg;
+}
+
+void configure_system(const config& cfg, caf::actor_system_config& sys_cfg) {
   register_types(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
   if (cfg.cluster) {
@@ -328,20 +339,39 @@ int run(config cfg, const std::filesystem::path& config_file) {
   // relayed message cost 15 % less CPU, and an idle server costs nothing.
   // Blocking I/O runs in detached actors, never on these workers.
   sys_cfg.set("scheduler.policy", caf::atom("sharing"));
-  caf::actor_system sys{sys_cfg};
+}
+
+store_actor start_store(caf::actor_system& sys, const config& cfg,
+                        std::shared_ptr<queue_db> db) {
   store_options store_opts;
   store_opts.min_free_space = cfg.server.min_free_space;
-  store_opts.free_space = [data_dir]() -> std::optional<std::uint64_t> {
+  store_opts.free_space = [data_dir = cfg.server.data_dir]() -> std::optional<std::uint64_t> {
     std::error_code error;
     auto space = fs::space(data_dir, error);
     if (error)
       return std::nullopt;
     return space.available;
   };
-  auto store = spawn_store(sys, db, std::move(store_opts), true);
-  db.reset();
-  auto pool = sys.spawn(share_pool, share_pool_options{});
-  server_actors actors{sys, pool, store, {}, {}, {}, {}};
+  return spawn_store(sys, std::move(db), std::move(store_opts), true);
+}
+
+supervisor_options supervisor_options_for(const config& cfg) {
+  supervisor_options options;
+  options.origin = unix_time_origin::now();
+  options.fallback_retry = cfg.retry;
+  if (cfg.cluster) {
+    options.node = cfg.cluster->node;
+    options.await_lineup = true;
+    options.handoff_timeout = 2 * cfg.cluster->peer_timeout;
+    options.handoff_retry = cfg.cluster->reconnect_interval;
+  }
+  return options;
+}
+
+/// Starts the supervisor with the postoffices this node runs (in a
+/// cluster, the cluster actor lines them up, and starts itself here).
+void start_supervisor(const config& cfg, server_actors& actors,
+                      std::vector<ledger_entry> ledger, const supervisor_options& options) {
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
   for (const auto& po : cfg.postoffices) {
@@ -353,59 +383,76 @@ int run(config cfg, const std::filesystem::path& config_file) {
   }
   auto ndr = std::make_shared<const ndr_settings>(
     ndr_settings{cfg.server.hostname, routing_table{cfg}});
-  supervisor_options sup_options;
-  sup_options.origin = unix_time_origin::now();
-  sup_options.fallback_retry = cfg.retry;
-  if (cfg.cluster) {
-    sup_options.node = cfg.cluster->node;
-    sup_options.await_lineup = true;
-    sup_options.handoff_timeout = 2 * cfg.cluster->peer_timeout;
-    sup_options.handoff_retry = cfg.cluster->reconnect_interval;
+  actors.supervisor = actors.sys.spawn(supervisor, std::move(slots), std::move(ledger),
+                                       actors.store, ndr, options);
+  if (!cfg.cluster)
+    return;
+  everywhere.fallback_retry = cfg.retry;
+  everywhere.ndr = ndr;
+  try {
+    actors.cluster = start_cluster(actors.sys, *cfg.cluster, actors.store, actors.supervisor,
+                                   cluster_lineup(std::move(everywhere), cfg, {}));
+  } catch (const std::runtime_error& e) {
+    for (const auto& actor : {caf::actor_cast<caf::actor>(actors.supervisor),
+                              caf::actor_cast<caf::actor>(actors.pool),
+                              caf::actor_cast<caf::actor>(actors.store)})
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());
   }
-  auto sup = sys.spawn(supervisor, std::move(slots), std::move(ledger), store, ndr,
-                       sup_options);
-  if (cfg.cluster) {
-    everywhere.fallback_retry = cfg.retry;
-    everywhere.ndr = ndr;
-    try {
-      actors.cluster = start_cluster(sys, *cfg.cluster, store, sup,
-                                     cluster_lineup(std::move(everywhere), cfg, {}));
-    } catch (const std::runtime_error& e) {
-      for (const auto& actor : {caf::actor_cast<caf::actor>(sup),
-                                caf::actor_cast<caf::actor>(pool),
-                                caf::actor_cast<caf::actor>(store)})
-        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-      throw startup_error(std::string{"cluster.listen: cannot listen on "} + e.what());
-    }
-  }
+}
+
+/// The admin API and the sessions first (sessions answer 421), then the
+/// actors that use the store (the supervisor takes its postoffice actors
+/// with it), then the store.
+void stop_actors(const server_actors& actors, admin_api& admin) {
+  admin.stop();
+  caf::anon_send_exit(actors.listener, caf::exit_reason::user_shutdown);
+  if (actors.cluster)
+    caf::anon_send_exit(actors.cluster, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.supervisor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.purger, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.pool, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(actors.store, caf::exit_reason::user_shutdown);
+}
+
+int run(config cfg, const std::filesystem::path& config_file) {
+  // Before anything can be seen from outside (the bound port), so a signal
+  // always means a clean shutdown (or a reload).
+  auto signals = block_server_signals();
+  check_data_dir(cfg.server.data_dir);
+  data_dir_lock lock{cfg.server.data_dir};
+  server_resources held;
+  open_resources(cfg, held);
+  caf::actor_system_config sys_cfg;
+  configure_system(cfg, sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  auto store = start_store(sys, cfg, std::move(held.db));
+  auto pool = sys.spawn(share_pool, share_pool_options{});
+  server_actors actors{sys, pool, store, {}, {}, {}, {}};
+  auto sup_options = supervisor_options_for(cfg);
+  start_supervisor(cfg, actors, std::move(held.ledger), sup_options);
+  auto smtp_port = held.smtp_socket->port();
   // Untyped as a broker, typed as every other actor sees it.
-  auto listener = caf::actor_cast<smtp_listener_actor>(
-    sys.middleman().spawn_broker(smtp_listener, smtp_socket->release(), smtp, store, sup));
-  actors.supervisor = sup;
-  actors.listener = listener;
+  actors.listener = caf::actor_cast<smtp_listener_actor>(sys.middleman().spawn_broker(
+    smtp_listener, held.smtp_socket->release(), held.smtp, store, actors.supervisor));
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);
-  caf::anon_send(store, watch_atom::value, caf::actor_cast<space_listener_actor>(sup));
-  admin->serve(sys, sup, store, listener, actors.cluster);
+  caf::anon_send(store, watch_atom::value,
+                 caf::actor_cast<space_listener_actor>(actors.supervisor));
+  held.admin->serve(sys, actors.supervisor, store, actors.listener, actors.cluster);
+  auto smtp_where = bound_address(*held.smtp_address, smtp_port);
+  spdlog::info("smtp: listening on {}", smtp_where);
+  spdlog::info("admin: listening on {}",
+               bound_address(*parse_listen_address(cfg.admin.listen), held.admin->port()));
   spdlog::info("postconn {} serving on {} (hostname {}, queue {}, {} postoffices)",
-               POSTCONN_VERSION, cfg.smtp.listen, cfg.server.hostname,
-               db_file.string(), cfg.postoffices.size());
+               POSTCONN_VERSION, smtp_where, cfg.server.hostname,
+               held.db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_signal(signals);
   for (; signal == SIGHUP; signal = wait_for_signal(signals))
-    reload(config_file, cfg, actors, *admin);
+    reload(config_file, cfg, actors, *held.admin);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
-  // The admin API and the sessions first (sessions answer 421), then the
-  // actors that use the store (the supervisor takes its postoffice actors
-  // with it), then the store.
-  admin->stop();
-  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
-  if (actors.cluster)
-    caf::anon_send_exit(actors.cluster, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(actors.purger, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  stop_actors(actors, *held.admin);
   return 0;
 }
 

@@ -49,14 +49,22 @@ bool is_ipv6(std::string_view text) {
   return inet_pton(AF_INET6, std::string{text}.c_str(), &ignored) == 1;
 }
 
+/// 0 to 65535: a listener given port 0 binds a free one and logs it.
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   unsigned port = 0;
   if (!is_digits(text) || text.size() > 5)
     return std::nullopt;
   std::from_chars(text.data(), text.data() + text.size(), port);
-  if (port < 1 || port > 65535)
+  if (port > 65535)
     return std::nullopt;
   return static_cast<std::uint16_t>(port);
+}
+
+/// An address others connect to needs its port known in advance: port 0
+/// is refused there.
+void read_connect_address(table_reader& in, std::string_view key, std::string& out) {
+  if (in.read_listen(key, out) && parse_listen_address(out)->port == 0)
+    in.problem(key, "port 0 is not allowed here (others connect to this address)");
 }
 
 
@@ -155,10 +163,10 @@ cluster_config read_cluster(table_reader in) {
     in.problem("node", "invalid node name " + in_quotes(cluster.node) + " (" + node_name_rule
                          + ")");
   if (in.require("listen", "the host:port peers connect to"))
-    in.read_listen("listen", cluster.listen);
+    read_connect_address(in, "listen", cluster.listen);
   if (in.read("seeds", cluster.seeds))
     for (std::size_t i = 0; i < cluster.seeds.size(); ++i)
-      if (!parse_listen_address(cluster.seeds[i]))
+      if (auto seed = parse_listen_address(cluster.seeds[i]); !seed || seed->port == 0)
         in.problem("seeds[" + std::to_string(i) + "]",
                    "invalid address " + in_quotes(cluster.seeds[i])
                      + " (use host:port, e.g. \"10.0.0.2:4200\")");
@@ -245,7 +253,7 @@ void read_mail_server_keys(table_reader& in, postoffice_config& po) {
       in.problem(key, "only for maildir postoffices");
   auto server = std::string{to_string(po.transport)} + " server";
   if (in.require("address", "host:port of the " + server))
-    in.read_listen("address", po.address);
+    read_connect_address(in, "address", po.address);
   read_tls_keys(in, po);
 }
 

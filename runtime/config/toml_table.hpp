@@ -222,7 +222,7 @@ public:
       return false;
     if (!parse_listen_address(text)) {
       problem(key, "invalid address " + in_quotes(text)
-                     + " (use host:port or [ipv6]:port, port 1 to 65535, "
+                     + " (use host:port or [ipv6]:port, port 0 to 65535 (0: any free port), "
                        "e.g. \"127.0.0.1:2525\")");
       return false;
     }

@@ -304,10 +304,22 @@ private:
     }
   }
 
+  /// Asks the store, as any actor would; empty when it fails.
+  template <class Result, class... Ts>
+  Result ask_store(Ts... xs) {
+    Result result{};
+    auto asked = self_->request(store_, caf::infinite, xs...);
+    sched_.run();
+    asked.receive([&](Result& answer) { result = std::move(answer); },
+                  [&](const caf::error& err) { event("store: " + sys_.render(err)); });
+    return result;
+  }
+
   /// A delivery left the ledger: delivered or bounced.
   void finished(const ledger_entry& last_seen) {
     ledger_entry final_entry = last_seen;
-    for (const auto& entry : db_->deliveries_of(last_seen.message_id))
+    for (const auto& entry :
+         ask_store<std::vector<ledger_entry>>(load_atom::value, last_seen.message_id))
       if (entry.delivery_id == last_seen.delivery_id)
         final_entry = entry;
     bool delivered = final_entry.state == delivery_state::delivered;
@@ -338,7 +350,7 @@ private:
     for (const auto& [name, since] : down_since_)
       report_.chart.down.push_back({name, since, now()});
     for (const auto& [id, row] : deliveries_)
-      for (const auto& attempt : db_->attempts_of(id))
+      for (const auto& attempt : ask_store<std::vector<attempt_record>>(load_atom::value, id))
         report_.deliveries[row].attempts += is_attempt(attempt.outcome) ? 1 : 0;
   }
 

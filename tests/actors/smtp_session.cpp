@@ -325,7 +325,7 @@ TEST_CASE_FIXTURE(smtp_fixture, "a store that fails the commit gets the client 4
   CHECK(sup().enqueued.size() == 1);
 }
 
-TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout gets the client 451 and a closed connection; the commit still reaches the supervisor") {
+TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout gets the client 451 and a closed connection, and the commit still reaches the supervisor") {
   store().mode = store_mode::hold;
   connect();
   say(envelope);

@@ -6,7 +6,8 @@ sends must satisfy a server someone else wrote.
         [--refuse-rcpt ADDR]... [--tempfail] [--tls CERT KEY]
 
 It runs on Debian's interpreter, which imports the packaged aiosmtpd, prints
-"ready" on stdout once it listens, and stops on SIGTERM or SIGINT.
+"ready PORT" on stdout once it listens (--port 0: a free port it picked),
+and stops on SIGTERM or SIGINT.
 
   --refuse-rcpt ADDR  RCPT TO ADDR gets 550 5.1.1 (repeatable)
   --tempfail          every message gets 451 4.3.0 at the end of its data
@@ -34,6 +35,15 @@ try:
 except ImportError as error:
     sys.exit(f"aiosmtpd_peer.py: cannot import aiosmtpd ({error}); "
              "install the Debian package python3-aiosmtpd")
+
+
+class AnyPortController(Controller):
+    """A Controller that may listen on port 0: its start-up check connects
+    to the port it got, not to port 0."""
+
+    def _trigger_server(self):
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
 class SpoolingHandler:
@@ -83,10 +93,10 @@ def main():
     # Blocked before the server thread starts, so only sigwait() sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    controller = Controller(handler, hostname="127.0.0.1", port=args.port,
+    controller = AnyPortController(handler, hostname="127.0.0.1", port=args.port,
                             server_hostname="aiosmtpd.example.test", tls_context=tls_context)
     controller.start()
-    print("ready", flush=True)
+    print(f"ready {controller.port}", flush=True)
     signal.sigwait(stop_signals)
     controller.stop()
 

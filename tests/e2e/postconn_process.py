@@ -5,6 +5,7 @@ directory, so `var/` and the postoffices live there), starts the binary named
 by $POSTCONN, and reads its log from stderr.
 """
 import os
+import re
 import select
 import signal
 import socket
@@ -18,16 +19,42 @@ SOURCE_DIR = os.environ.get("POSTCONN_SOURCE_DIR", ".")
 
 
 def free_port():
+    """A port that was free a moment ago. Another process (a test running in
+    parallel) may take it before it is used, so postconn itself listens on
+    port 0 and names its ports in the log; this is only for what must know a
+    port in advance: servers that cannot report the port they got
+    (smtp-sink, Dovecot) and the cluster's seed lists."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def write_config(directory, smtp_port, admin_port=None, extra="", smtp="", server=""):
+def refusing_port():
+    """A bound socket that does not listen, and its port: connections to it
+    are refused for as long as the socket stays open, and no other process
+    can take the port meanwhile."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+LISTENING = re.compile(r"(smtp|admin): listening on (\S+):(\d+)")
+
+
+def listening_port(log, listener):
+    """The port the last "smtp: listening on" (or "admin: ...") line of
+    `log` names."""
+    ports = [int(m.group(3)) for m in LISTENING.finditer(log) if m.group(1) == listener]
+    if not ports:
+        raise AssertionError(f"no {listener!r} listening line in the log:\n{log}")
+    return ports[-1]
+
+
+def write_config(directory, smtp_port=0, admin_port=0, extra="", smtp="", server=""):
     """A minimal valid config with two maildir postoffices; `server` and
     `smtp` add keys to the [server] and [smtp] tables, `extra` appends whole
-    tables."""
-    admin_port = admin_port or free_port()
+    tables. Port 0 (the default) lets the server pick free ports, which
+    Server.smtp_port and Server.admin_port read from its log."""
     path = os.path.join(directory, "postconn.toml")
     with open(path, "w") as f:
         f.write(textwrap.dedent(f"""\
@@ -77,10 +104,26 @@ class Server:
         self.log += chunk.decode(errors="replace")
         return bool(chunk)
 
-    def wait_for_log(self, needle, timeout=20):
-        """Reads stderr until `needle` shows up; fails if the server exits."""
+    @property
+    def smtp_port(self):
+        """The SMTP port the server logged (call after "serving on")."""
+        return listening_port(self.log, "smtp")
+
+    @property
+    def admin_port(self):
+        """The admin API's port the server logged."""
+        return listening_port(self.log, "admin")
+
+    @property
+    def admin_url(self):
+        """For `--admin` of the admin verbs."""
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def wait_for_log(self, needle, timeout=20, count=1):
+        """Reads stderr until `needle` shows up (`count` times); fails if the
+        server exits."""
         deadline = time.monotonic() + timeout
-        while needle not in self.log:
+        while self.log.count(needle) < count:
             if time.monotonic() > deadline:
                 self.proc.kill()  # a failed start must not leave a server behind
                 raise AssertionError(f"no {needle!r} in the log after {timeout}s:\n{self.log}")

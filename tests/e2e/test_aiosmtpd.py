@@ -15,7 +15,7 @@ import subprocess
 import unittest
 import urllib.request
 
-from postconn_process import free_port, make_certificate, temp_workdir
+from postconn_process import make_certificate, temp_workdir
 from test_delivery import RETRIES, DeliveryTest
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -35,8 +35,7 @@ class AiosmtpdPeerTest(DeliveryTest):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.spool = os.path.join(holder.name, "spool")
-        port = free_port()
-        self.start_peer(port, holder.name, peer_options)
+        port = self.start_peer(holder.name, peer_options)
         self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "aiosmtpd"
@@ -46,23 +45,26 @@ address = "127.0.0.1:{port}"
 probe_timeout = "5s"
 {postoffice_keys}""")
 
-    def start_peer(self, port, directory, options, timeout=20):
-        """Starts the peer and waits for its "ready" line; a peer that cannot
-        start (aiosmtpd not installed) fails the test with its stderr."""
+    def start_peer(self, directory, options, timeout=20):
+        """Starts the peer on a free port and waits for its "ready PORT"
+        line; the port. A peer that cannot start (aiosmtpd not installed)
+        fails the test with its stderr."""
         log_path = os.path.join(directory, "peer.log")
         with open(log_path, "wb") as log:
             peer = subprocess.Popen(
-                [DEBIAN_PYTHON, PEER, "--port", str(port), "--spool", self.spool, *options],
+                [DEBIAN_PYTHON, PEER, "--port", "0", "--spool", self.spool, *options],
                 stdout=subprocess.PIPE, stderr=log)
         self.addCleanup(peer.stdout.close)
         self.addCleanup(self.stop_peer, peer)
         ready, _, _ = select.select([peer.stdout], [], [], timeout)
-        if not (ready and peer.stdout.readline() == b"ready\n"):
+        line = peer.stdout.readline().split() if ready else []
+        if len(line) != 2 or line[0] != b"ready":
             peer.kill()
             peer.wait()
             with open(log_path, errors="replace") as log:
                 self.fail(f"aiosmtpd peer did not start (exit {peer.returncode}):\n"
                           f"{log.read()}")
+        return int(line[1])
 
     @staticmethod
     def stop_peer(peer):

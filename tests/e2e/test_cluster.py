@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from postconn_process import POSTCONN, free_port, run, temp_workdir
+from postconn_process import POSTCONN, free_port, listening_port, run, temp_workdir
 from test_delivery import make_postoffice
 
 NODES = ["a", "b", "c"]
@@ -28,18 +28,18 @@ NODES = ["a", "b", "c"]
 POSTOFFICES = ["po%d" % i for i in range(7)]
 
 
-def node_config(node, ports, shared):
-    seeds = ", ".join('"127.0.0.1:%d"' % ports[n]["cluster"] for n in NODES)
+def node_config(node, cluster_ports, shared):
+    seeds = ", ".join('"127.0.0.1:%d"' % cluster_ports[n] for n in NODES)
     text = textwrap.dedent(f"""\
         [server]
         hostname = "{node}.example.test"
         data_dir = "var"
 
         [smtp]
-        listen = "127.0.0.1:{ports[node]["smtp"]}"
+        listen = "127.0.0.1:0"
 
         [admin]
-        listen = "127.0.0.1:{ports[node]["admin"]}"
+        listen = "127.0.0.1:0"
 
         [retry]
         open_interval = "1s"
@@ -48,7 +48,7 @@ def node_config(node, ports, shared):
 
         [cluster]
         node = "{node}"
-        listen = "127.0.0.1:{ports[node]["cluster"]}"
+        listen = "127.0.0.1:{cluster_ports[node]}"
         seeds = [{seeds}]
         reconnect_interval = "1s"
         peer_timeout = "3s"
@@ -70,20 +70,30 @@ def node_config(node, ports, shared):
 
 class Node:
     """One `postconn serve`, its log in a file (three chatty servers would
-    fill unread pipes)."""
+    fill unread pipes). Its SMTP and admin ports are the ones its log names
+    (port 0 in the config: new ones at each start)."""
 
-    def __init__(self, name, workdir, ports):
+    def __init__(self, name, workdir):
         self.name = name
         self.workdir = workdir
-        self.ports = ports
+        self.ports = {}
+        self.starts = 0
         self.proc = None
 
     def start(self):
+        self.starts += 1
         log = open(os.path.join(self.workdir, "log"), "a")
         self.proc = subprocess.Popen(
             [POSTCONN, "serve", "--config", "postconn.toml"], cwd=self.workdir,
             stdout=subprocess.DEVNULL, stderr=log)
         log.close()
+
+    def wait_serving(self):
+        """Waits until this start serves; its ports from its log."""
+        log = wait_until("%s serving" % self.name,
+                         lambda: (lambda text: text if text.count("serving on") >= self.starts
+                                  else None)(self.log()))
+        self.ports = {"smtp": listening_port(log, "smtp"), "admin": listening_port(log, "admin")}
 
     def log(self):
         with open(os.path.join(self.workdir, "log"), errors="replace") as f:
@@ -135,17 +145,20 @@ class Cluster(unittest.TestCase):
         self.shared = os.path.join(holder.name, "postoffices")
         for po in POSTOFFICES:
             make_postoffice(os.path.join(self.shared, po))
-        ports = {n: {k: free_port() for k in ("smtp", "admin", "cluster")} for n in NODES}
+        # The seed lists name every node's cluster port before any starts.
+        cluster_ports = {n: free_port() for n in NODES}
         self.nodes = {}
         for name in NODES:
             workdir = os.path.join(holder.name, name)
             os.makedirs(workdir)
             with open(os.path.join(workdir, "postconn.toml"), "w") as f:
-                f.write(node_config(name, ports, self.shared))
-            self.nodes[name] = Node(name, workdir, ports[name])
+                f.write(node_config(name, cluster_ports, self.shared))
+            self.nodes[name] = Node(name, workdir)
             self.addCleanup(self.nodes[name].stop, signal.SIGKILL)
         for node in self.nodes.values():
             node.start()
+        for node in self.nodes.values():
+            node.wait_serving()
 
     def members(self, node):
         return sorted(m["node"] for m in node.admin("/cluster")["members"])
@@ -265,6 +278,7 @@ class Cluster(unittest.TestCase):
 
         # b returns, rejoins and takes its postoffices back.
         self.nodes["b"].start()
+        self.nodes["b"].wait_serving()
         self.wait_for_members(NODES, NODES)
         wait_until("b owns its postoffices again",
                    lambda: all(self.owners(self.nodes[n]) == owners for n in NODES))

@@ -9,12 +9,14 @@ import os
 import shutil
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import unittest
 
-from postconn_process import Server, free_port, make_certificate, temp_workdir, write_config
+from postconn_process import (Server, free_port, make_certificate, refusing_port, temp_workdir,
+                              write_config)
 from scripted_smtp import ScriptedServer
 
 RETRIES = """
@@ -48,7 +50,7 @@ class DeliveryTest(unittest.TestCase):
     """A server in a fresh directory with two maildir postoffices, sales
     (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
 
-    def start_server(self, extra=RETRIES, admin_port=None, server=""):
+    def start_server(self, extra=RETRIES, server=""):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.dir = holder.name
@@ -56,13 +58,16 @@ class DeliveryTest(unittest.TestCase):
         self.support = os.path.join(self.dir, "var/postoffices/support")
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
-        self.port = free_port()
-        self.admin_port = admin_port or free_port()
-        self.server = Server(self.dir, write_config(self.dir, self.port, self.admin_port,
-                                                    extra=extra, server=server))
+        self.server = Server(self.dir, write_config(self.dir, extra=extra, server=server))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
+        self.serving()
+
+    def serving(self):
+        """Waits until the server serves; its ports as self.port and
+        self.admin_port (it listens on ports it picked)."""
         self.server.wait_for_log("serving on")
+        self.port, self.admin_port = self.server.smtp_port, self.server.admin_port
 
     def send(self, rcpts, body=b"Subject: hello\r\n\r\nline one\r\nline two\r\n"):
         with smtplib.SMTP("127.0.0.1", self.port) as client:
@@ -123,7 +128,13 @@ class SmtpPostoffice(DeliveryTest):
     server refuses connections bounces after its open retries."""
 
     def setUp(self):
+        # smtp-sink cannot report a port it picked: it gets one free a
+        # moment ago.
         sink_port = free_port()
+        # Bound but not listening: "gone" refuses connections, and no other
+        # server can take its port during the test.
+        refusing, refused_port = refusing_port()
+        self.addCleanup(refusing.close)
         self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "relay"
@@ -136,7 +147,7 @@ probe_timeout = "5s"
 name = "gone"
 domains = ["gone.example.test"]
 transport = "smtp"
-address = "127.0.0.1:{free_port()}"
+address = "127.0.0.1:{refused_port}"
 probe_timeout = "5s"
 """)
         # smtp-sink runs as nobody and writes one file per message here.
@@ -249,9 +260,35 @@ open_interval = "1s"
         open(marker, "w").close()
         wait_for_files(os.path.join(self.sales, "bob/new"))
         self.server.wait_for_log("postoffice sales: reachable again")
-        time.sleep(1.5)
-        self.assertEqual(len(os.listdir(os.path.join(self.sales, "bob/new"))), 1)
+        # Once the ledger says delivered, the supervisor attempts it no more;
+        # a repeat already under way would reach the mailbox before a later
+        # message through the same postoffice does.
+        self.wait_for_ledger([("delivered", 1)])
+        self.send(["bob@sales.example.test"], b"Subject: later\r\n\r\nlater\r\n")
+        files = wait_for_files(os.path.join(self.sales, "bob/new"), count=2)
+        self.assertEqual(len(files), 2)
+        subjects = sorted(open(path, "rb").read().split(b"\nSubject: ")[1].split(b"\n")[0]
+                          for path in files)
+        self.assertEqual(subjects, [b"hello", b"later"])
+        self.wait_for_ledger([("delivered", 1), ("delivered", 1)])
         self.assertEqual(os.listdir(os.path.join(self.support, "ann/new")), [])
+
+    def wait_for_ledger(self, wanted, timeout=10):
+        """Waits until the queue's deliveries, in order, are `wanted`: (state,
+        number of delivered attempts) each."""
+        deadline = time.monotonic() + timeout
+        while True:
+            db = sqlite3.connect(os.path.join(self.dir, "var/queue.db"), timeout=10)
+            try:
+                ledger = db.execute(
+                    "SELECT d.state, (SELECT count(*) FROM attempts a WHERE a.delivery_id = d.id"
+                    " AND a.outcome = 'delivered') FROM deliveries d ORDER BY d.id").fetchall()
+            finally:
+                db.close()
+            if ledger == wanted or time.monotonic() > deadline:
+                self.assertEqual(ledger, wanted)
+                return
+            time.sleep(0.05)
 
 
 
@@ -292,7 +329,7 @@ class DovecotLmtp(DeliveryTest):
         os.chmod(self.dir, 0o755)
         os.chmod(self.dovecot_dir, 0o755)
         shutil.chown(os.path.join(self.dovecot_dir, "home"), "dovecot", "dovecot")
-        lmtp_port = free_port()
+        lmtp_port = free_port()  # Dovecot cannot report a port it picked
         conf = os.path.join(self.dovecot_dir, "dovecot.conf")
         with open(conf, "w") as f:
             f.write(DOVECOT_CONF.format(dir=self.dovecot_dir, port=lmtp_port, ssl=ssl))
@@ -325,7 +362,7 @@ probe_timeout = "5s"
         self.server = Server(self.dir, os.path.join(self.dir, "postconn.toml"))
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
-        self.server.wait_for_log("serving on")
+        self.serving()
 
     def delivered_contents(self):
         """Sends to carol and dave; what lands in each one's Dovecot mailbox."""

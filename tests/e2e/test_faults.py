@@ -4,8 +4,11 @@ keep delivering and the server's threads stay bounded; an SMTP connection cut
 in the middle of DATA is a transfer failure and leaves nothing at the server;
 a recipient refused by permfail bounces while the others are delivered."""
 import os
+import smtplib
+import sqlite3
 import time
 import unittest
+import urllib.request
 
 from scripted_smtp import ScriptedServer
 from test_delivery import RETRIES, DeliveryTest, make_postoffice, wait_for_files
@@ -28,6 +31,11 @@ probe_timeout = "1s"
 mode = "hang"
 """)
         make_postoffice(os.path.join(self.dir, "var/postoffices/archive"), "dan")
+        # The admin API starts its threads after "serving on": counted once
+        # it has answered.
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/postoffices",
+                                    timeout=10) as reply:
+            self.assertEqual(reply.status, 200)
         threads_at_start = thread_count(self.server.proc.pid)
         self.send(["dan@archive.example.test"])
         # While calls to the archive share hang, sales gets its mail at once.
@@ -49,8 +57,36 @@ mode = "hang"
         # other postoffices' calls may add a few threads; without the cap the
         # archive alone would add one a second.)
         self.server.wait_for_log("share busy", timeout=30)
-        time.sleep(6)
+        # Six more opens refused as busy (new mail for the archive, from the
+        # null sender, so no NDR adds calls for support): without the cap
+        # each would have taken a thread of its own. Counted once their
+        # deliveries have ended (bounced by their failed opens).
+        busy = self.busy_attempts()
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            for _ in range(6):
+                client.sendmail("", ["dan@archive.example.test"], b"Subject: more\r\n\r\nx\r\n")
+        deadline = time.monotonic() + 30
+        while self.busy_attempts() < busy + 6 or self.unfinished_deliveries():
+            self.assertLess(time.monotonic(), deadline, "no six opens refused as busy")
+            time.sleep(0.1)
         self.assertLessEqual(thread_count(self.server.proc.pid), threads_at_start + 6 + 4)
+
+
+    def queue_count(self, query):
+        db = sqlite3.connect(os.path.join(self.dir, "var/queue.db"), timeout=10)
+        try:
+            return db.execute(query).fetchone()[0]
+        finally:
+            db.close()
+
+    def busy_attempts(self):
+        """Attempts whose open the share pool refused as busy."""
+        return self.queue_count("SELECT count(*) FROM attempts WHERE outcome = 'open_failed'"
+                                " AND text LIKE '%share busy%'")
+
+    def unfinished_deliveries(self):
+        return self.queue_count("SELECT count(*) FROM deliveries"
+                                " WHERE state NOT IN ('delivered', 'bounced')")
 
 
 class RemoteFaults(DeliveryTest):

@@ -39,7 +39,7 @@ class CommandLine(unittest.TestCase):
 
     def test_bad_config_names_every_problem_key(self):
         with temp_workdir() as d:
-            config = write_config(d, free_port(), extra="""
+            config = write_config(d, extra="""
 [retry]
 open_interval = "10 minutes"
 
@@ -67,9 +67,9 @@ colour = "blue"
 class Serve(unittest.TestCase):
     def test_starts_creates_the_queue_and_stops_cleanly_on_sigterm(self):
         with temp_workdir() as d:
-            port = free_port()
-            with Server(d, write_config(d, port)) as server:
-                server.wait_for_log("serving on 127.0.0.1:%d" % port)
+            with Server(d, write_config(d)) as server:
+                server.wait_for_log("serving on")
+                self.assertIn("serving on 127.0.0.1:%d " % server.smtp_port, server.log)
                 self.assertEqual(server.stop(signal.SIGTERM), 0)
                 self.assertIn("shutdown: clean", server.log)
             db = sqlite3.connect(os.path.join(d, "var", "queue.db"))
@@ -80,9 +80,23 @@ class Serve(unittest.TestCase):
             self.assertLessEqual({"messages", "deliveries", "attempts"}, tables)
             db.close()
 
+    def test_port_0_binds_free_ports_and_the_log_names_them(self):
+        with temp_workdir() as d:
+            config = write_config(d)
+            self.assertEqual(run("check-config", config)[0], 0)
+            with Server(d, config) as server:
+                server.wait_for_log("serving on")
+                self.assertRegex(server.log, r"smtp: listening on 127\.0\.0\.1:[1-9]\d*\n")
+                self.assertRegex(server.log, r"admin: listening on 127\.0\.0\.1:[1-9]\d*\n")
+                with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10) as c:
+                    self.assertTrue(c.recv(512).startswith(b"220 "))
+                code, out, err = run("queue", "--admin", server.admin_url)
+                self.assertEqual((code, out.strip()), (0, "queue is empty"), err)
+                self.assertEqual(server.stop(), 0)
+
     def test_sigint_also_stops_cleanly_and_a_restart_reopens_the_queue(self):
         with temp_workdir() as d:
-            config = write_config(d, free_port())
+            config = write_config(d)
             for _ in range(2):
                 with Server(d, config) as server:
                     server.wait_for_log("queue: 0 unfinished deliveries")
@@ -90,6 +104,7 @@ class Serve(unittest.TestCase):
 
     def test_log_level_option_overrides_the_config(self):
         with temp_workdir() as d:
+            # At warn level no line names the port: one chosen in advance.
             port = free_port()
             with Server(d, write_config(d, port), "--log-level", "warn") as server:
                 wait_for_port(port)
@@ -99,11 +114,13 @@ class Serve(unittest.TestCase):
 
     def test_json_log_lines(self):
         with temp_workdir() as d:
-            with Server(d, write_config(d, free_port()), "--log-format", "json") as server:
+            with Server(d, write_config(d), "--log-format", "json") as server:
                 server.wait_for_log("serving on")
                 self.assertEqual(server.stop(), 0)
             lines = [json.loads(line) for line in server.log.splitlines()]
-            self.assertIn("serving on", lines[1]["message"])
+            self.assertIn("smtp: listening on", lines[1]["message"])
+            self.assertIn("admin: listening on", lines[2]["message"])
+            self.assertIn("serving on", lines[3]["message"])
             self.assertEqual({line["level"] for line in lines}, {"info"})
             self.assertRegex(lines[0]["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -111,7 +128,7 @@ class Serve(unittest.TestCase):
         with temp_workdir() as d, open(os.path.join(d, "stderr"), "w+") as err:
             info = os.fstat(err.fileno())
             env = dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
-            proc = subprocess.Popen([POSTCONN, "serve", "--config", write_config(d, free_port())],
+            proc = subprocess.Popen([POSTCONN, "serve", "--config", write_config(d)],
                                     cwd=d, stdout=subprocess.DEVNULL, stderr=err, env=env)
             deadline = time.monotonic() + 20
             while "serving on" not in open(err.name).read():
@@ -139,7 +156,7 @@ class Serve(unittest.TestCase):
 
     def test_refuses_an_invalid_config(self):
         with temp_workdir() as d:
-            config = write_config(d, free_port(), extra='\n[smtp2]\nx = 1\n')
+            config = write_config(d, extra='\n[smtp2]\nx = 1\n')
             with Server(d, config) as server:
                 code = server.proc.wait(20)
                 server.stop()
@@ -165,7 +182,7 @@ class Serve(unittest.TestCase):
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            with Server(d, write_config(d, free_port(), admin_port=port)) as server:
+            with Server(d, write_config(d, admin_port=port)) as server:
                 code = server.proc.wait(20)
                 server.stop()
             self.assertEqual(code, 1)
@@ -175,7 +192,7 @@ class Serve(unittest.TestCase):
         with temp_workdir() as d:
             with open(os.path.join(d, "var"), "w") as f:
                 f.write("a file, not a directory\n")
-            with Server(d, write_config(d, free_port())) as server:
+            with Server(d, write_config(d)) as server:
                 code = server.proc.wait(20)
                 server.stop()
             self.assertEqual(code, 1)
@@ -183,7 +200,7 @@ class Serve(unittest.TestCase):
 
     def test_refuses_a_ledger_it_cannot_read(self):
         with temp_workdir() as d:
-            config = write_config(d, free_port())
+            config = write_config(d)
             with Server(d, config) as server:
                 server.wait_for_log("serving on")
                 self.assertEqual(server.stop(), 0)
@@ -203,9 +220,9 @@ class Serve(unittest.TestCase):
 
     def test_refuses_a_data_dir_used_by_another_server(self):
         with temp_workdir() as d:
-            with Server(d, write_config(d, free_port())) as first:
+            with Server(d, write_config(d)) as first:
                 first.wait_for_log("serving on")
-                second_config = write_config(d, free_port())
+                second_config = write_config(d)
                 with Server(d, second_config) as second:
                     code = second.proc.wait(20)
                     second.stop()

@@ -33,6 +33,9 @@ class ShortSoak(unittest.TestCase):
         self.assertGreater(result.accepted, 50, report)
         self.assertEqual(result.lost, 0, report)
         self.assertEqual(result.duplicated, 0, report)
+        self.assertEqual(result.reconciliation.unexplained_bounces, 0, report)
+        self.assertGreaterEqual(result.reconciliation.delivered_share, soak.MIN_DELIVERED_SHARE,
+                                report)
         self.assertTrue(result.passed, report)
         shutil.rmtree(workdir)
 

@@ -132,7 +132,10 @@ TEST_CASE("listen addresses are host:port or [v6]:port") {
   REQUIRE(named);
   CHECK(named->host == "mail.example.test");
   CHECK(named->port == 65535);
-  for (auto bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:025252", ":25",
+  auto any_port = parse_listen_address("127.0.0.1:0"); // a listener binds a free one
+  REQUIRE(any_port);
+  CHECK(any_port->port == 0);
+  for (auto bad : {"127.0.0.1", "127.0.0.1:65536", "127.0.0.1:025252", ":25",
                    "::1:25", "[::1]25", "[::1]:", "[]:25", "[mail.test]:25", "host:2x5",
                    "host:-25", "bad host:25", ""})
     CHECK_MESSAGE(!parse_listen_address(bad), bad);
@@ -267,7 +270,9 @@ TEST_CASE("every rule of [server], [smtp], [retry] and [admin] names its key") {
     {"[server]\nmin_free_space = -1\n", "server.min_free_space", "must be at least 0, got -1"},
     {"[server]\nmin_free_space = \"1G\"\n", "server.min_free_space", "integer"},
     {"[smtp]\nlisten = \"localhost\"\n", "smtp.listen", "invalid address \"localhost\""},
-    {"[smtp]\nlisten = \"[::1]:0\"\n", "smtp.listen", "invalid address"},
+    {"[smtp]\nlisten = \"[::1]:\"\n", "smtp.listen", "invalid address"},
+    {"[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:0\"\n", "cluster.listen",
+     "port 0 is not allowed here"},
     {"[smtp]\nmax_message_size = 0\n", "smtp.max_message_size", "must be at least 1, got 0"},
     {"[smtp]\nmax_recipients = 0\n", "smtp.max_recipients", "must be at least 1, got 0"},
     {"[smtp]\nmax_recipients = 4294967296\n", "smtp.max_recipients", "must be at most 4294967295"},
