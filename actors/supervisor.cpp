@@ -314,11 +314,13 @@ void supervisor_state::mark_idle(std::int64_t delivery_id) {
   reindex(delivery_id);
 }
 
-supervisor_actor::behavior_type
-supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           std::vector<postoffice_slot> postoffices, std::vector<ledger_entry> ledger,
-           store_actor store, std::shared_ptr<const ndr_settings> ndr,
-           supervisor_options options) {
+namespace {
+
+/// Takes the ledger read at start, starts the postoffice actors, and makes
+/// the first pass.
+void start(supervisor_ptr self, std::vector<postoffice_slot> postoffices,
+           std::vector<ledger_entry> ledger, store_actor store,
+           std::shared_ptr<const ndr_settings> ndr, const supervisor_options& options) {
   auto& st = self->state;
   st.store = std::move(store);
   st.ndr = std::move(ndr);
@@ -339,6 +341,17 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   });
   add_to_ledger(st, ledger);
   work(self);
+}
+
+} // namespace
+
+supervisor_actor::behavior_type
+supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
+           std::vector<postoffice_slot> postoffices, std::vector<ledger_entry> ledger,
+           store_actor store, std::shared_ptr<const ndr_settings> ndr,
+           supervisor_options options) {
+  start(self, std::move(postoffices), std::move(ledger), std::move(store), std::move(ndr),
+        options);
   return {
     [=](enqueue_atom, std::vector<ledger_entry>& entries) {
       add_to_ledger(self->state, entries);
@@ -350,12 +363,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       add_to_ledger(st, ndrs);
       schedule_work(self);
     },
-    [=](ledger_atom) {
-      std::vector<ledger_entry> entries;
-      for (const auto& [id, entry] : self->state.ledger)
-        entries.push_back(entry);
-      return entries;
-    },
+    [=](ledger_atom) { return whole_ledger(self->state); },
     [=](page_atom, const queue_query& query) { return select_page(self->state.ledger, query); },
     [=](hold_atom, const std::string& message_id) {
       return hold_or_release(self, message_id, true);
@@ -372,28 +380,11 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       reload_postoffices(self, lineup);
       schedule_work(self);
     },
-    [=](outcomes_atom) {
-      std::vector<outcome_count> counts;
-      for (const auto& [key, count] : self->state.outcomes)
-        counts.push_back({key.first, key.second, count});
-      return counts;
-    },
+    [=](outcomes_atom) { return outcome_counts(self->state); },
     [=](ledger_atom, const std::string& message_id) {
-      std::vector<ledger_entry> entries;
-      for (const auto& [id, entry] : self->state.ledger)
-        if (entry.message_id == message_id)
-          entries.push_back(entry);
-      return entries;
+      return ledger_of(self->state, message_id);
     },
-    [=](depth_atom) {
-      std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
-      for (const auto& [id, entry] : self->state.ledger)
-        ++depth[{entry.postoffice, entry.state}];
-      std::vector<queue_depth> counts;
-      for (const auto& [key, count] : depth)
-        counts.push_back({key.first, key.second, count});
-      return counts;
-    },
+    [=](depth_atom) { return queue_depths(self->state); },
     [=](postoffice_atom) {
       return report_postoffices(self);
     },

@@ -23,7 +23,8 @@
 //   NDR generators, and the behaviour; supervisor_postoffices.cpp starts,
 //   restarts, reloads and reports the postoffice actors;
 //   supervisor_verbs.cpp carries out the operator's verbs (hold, release,
-//   flush, delete, requeue); supervisor_handoff.cpp hands deliveries to
+//   flush, delete, requeue); supervisor_reports.cpp answers what the ledger
+//   holds; supervisor_handoff.cpp hands deliveries to
 //   other nodes; supervisor_backlog and supervisor_ndr_queue are the plain
 //   state of admission control and of the NDR generators at work.
 //   supervisor_steps.hpp declares what these files call of each other.

@@ -55,6 +55,20 @@ void reload_postoffices(supervisor_ptr self, postoffice_lineup& lineup);
 caf::typed_response_promise<std::vector<postoffice_report>>
 report_postoffices(supervisor_ptr self);
 
+// -- supervisor_reports.cpp: what the ledger says, for the admin API -------------
+
+/// Every unfinished delivery.
+std::vector<ledger_entry> whole_ledger(const supervisor_state& st);
+
+/// The unfinished deliveries of one message.
+std::vector<ledger_entry> ledger_of(const supervisor_state& st, const std::string& message_id);
+
+/// Unfinished deliveries by postoffice and state.
+std::vector<queue_depth> queue_depths(const supervisor_state& st);
+
+/// Decisions by postoffice and outcome, bounced recipients by status.
+std::vector<outcome_count> outcome_counts(const supervisor_state& st);
+
 // -- supervisor_handoff.cpp: deliveries of postoffices other nodes own --------
 
 /// Hands a delivery to its postoffice's owner.

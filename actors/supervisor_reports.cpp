@@ -1,0 +1,44 @@
+// NAME
+//   supervisor_reports -- what the supervisor's ledger says, for the admin
+//   API and the metrics (see supervisor.hpp).
+#include "actors/supervisor_steps.hpp"
+
+#include <map>
+#include <utility>
+
+namespace postconn {
+
+std::vector<ledger_entry> whole_ledger(const supervisor_state& st) {
+  std::vector<ledger_entry> entries;
+  entries.reserve(st.ledger.size());
+  for (const auto& [id, entry] : st.ledger)
+    entries.push_back(entry);
+  return entries;
+}
+
+std::vector<ledger_entry> ledger_of(const supervisor_state& st, const std::string& message_id) {
+  std::vector<ledger_entry> entries;
+  for (const auto& [id, entry] : st.ledger)
+    if (entry.message_id == message_id)
+      entries.push_back(entry);
+  return entries;
+}
+
+std::vector<queue_depth> queue_depths(const supervisor_state& st) {
+  std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
+  for (const auto& [id, entry] : st.ledger)
+    ++depth[{entry.postoffice, entry.state}];
+  std::vector<queue_depth> counts;
+  for (const auto& [key, count] : depth)
+    counts.push_back({key.first, key.second, count});
+  return counts;
+}
+
+std::vector<outcome_count> outcome_counts(const supervisor_state& st) {
+  std::vector<outcome_count> counts;
+  for (const auto& [key, count] : st.outcomes)
+    counts.push_back({key.first, key.second, count});
+  return counts;
+}
+
+} // namespace postconn
