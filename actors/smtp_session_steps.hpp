@@ -1,0 +1,54 @@
+// NAME
+//   smtp_session_steps -- what the SMTP session's two files call of each
+//   other.
+//
+// DESCRIPTION
+//   Private to the session: smtp_session.cpp holds the connection (reading,
+//   TLS, pacing, deadlines, the behaviour), smtp_dialogue.cpp the commands
+//   and the end of DATA.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <caf/io/broker.hpp>
+
+#include "actors/smtp_session.hpp"
+#include "runtime/mail/smtp_command.hpp"
+
+namespace postconn {
+
+using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
+
+/// CAF zeroes a read buffer of the configured size before every read: small
+/// for command lines, large only while DATA streams in.
+constexpr std::size_t command_read_size = 4 * 1024;
+constexpr std::size_t data_read_size = 64 * 1024;
+
+// -- smtp_session.cpp: the connection ----------------------------------------
+
+/// Writes bytes as they are (TLS records, or plaintext before TLS).
+void write_raw(session_ptr self, const std::string& bytes);
+
+/// Writes text to the client, through TLS once it runs.
+void send_text(session_ptr self, const std::string& text);
+
+void reply(session_ptr self, int code, const char* status, const std::string& text);
+void reply(session_ptr self, const smtp_reply& r);
+
+/// Ends the session after the reply already written.
+void close_session(session_ptr self);
+
+/// Handles the buffered input, then paces reading by what is left.
+void process_input(session_ptr self);
+
+// -- smtp_dialogue.cpp: the commands -----------------------------------------
+
+/// One command line (CRLF removed).
+void on_command(session_ptr self, std::string_view line);
+
+/// The message is complete: commit it, then answer.
+void finish_data(session_ptr self);
+
+} // namespace postconn
