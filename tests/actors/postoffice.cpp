@@ -18,6 +18,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// One attempt of `jobs` at `po`, run to its answer.
+std::vector<delivery_outcome> attempt_at(test::actor_fixture& f, const postoffice_actor& po,
+                                         std::vector<delivery_job> jobs) {
+  std::vector<delivery_outcome> result;
+  auto handle = f.self->request(po, caf::infinite, deliver_atom::value, std::move(jobs));
+  f.sched.run();
+  handle.receive([&](std::vector<delivery_outcome>& outcomes) { result = outcomes; },
+                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  return result;
+}
+
 struct postoffice_fixture : test::actor_fixture {
   postoffice_fixture() {
     fs::create_directories(root / "bob" / "tmp");
@@ -60,12 +71,7 @@ struct postoffice_fixture : test::actor_fixture {
   }
 
   std::vector<delivery_outcome> attempt(std::vector<delivery_job> jobs) {
-    std::vector<delivery_outcome> result;
-    auto handle = self->request(po, caf::infinite, deliver_atom::value, jobs);
-    sched.run();
-    handle.receive([&](std::vector<delivery_outcome>& outcomes) { result = outcomes; },
-                   [&](const caf::error& err) { FAIL(sys.render(err)); });
-    return result;
+    return attempt_at(*this, po, std::move(jobs));
   }
 
   test::temp_dir dir;
@@ -171,14 +177,9 @@ struct unreachable_fixture : test::actor_fixture {
     store = caf::actor_cast<store_actor>(sys.spawn(counting_store, reads));
     po = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
     sched.run();
-    std::vector<delivery_job> jobs{{1, "00000000000000a1", {"bob@x.test"}, "k1"},
-                                   {2, "00000000000000a2", {"eve@x.test"}, "k2"}};
-    std::vector<delivery_outcome> result;
-    auto handle = self->request(po, caf::infinite, deliver_atom::value, jobs);
-    sched.run();
-    handle.receive([&](std::vector<delivery_outcome>& outcomes) { result = outcomes; },
-                   [&](const caf::error& err) { FAIL(sys.render(err)); });
-    return result;
+    return attempt_at(*this, po,
+                      {{1, "00000000000000a1", {"bob@x.test"}, "k1"},
+                       {2, "00000000000000a2", {"eve@x.test"}, "k2"}});
   }
 
   ~unreachable_fixture() {
