@@ -163,7 +163,13 @@ int main(int argc, char** argv) {
       command.app->add_option("--to", command.verb.to, "the postoffice to move them to");
   }
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 prints the problem (or the help); --help and --version exit 0,
+    // every usage problem 2, as README promises (not CLI11's own codes).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   for (auto& command : admin_commands)
     if (*command->app)
       return run_admin_command(*command);

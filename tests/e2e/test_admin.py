@@ -304,6 +304,24 @@ class FinishedMailRetention(AdminServer):
             self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
 
 
+class UsageErrors(unittest.TestCase):
+    """A command line postconn cannot use exits 2 and says why; no server
+    is asked."""
+
+    def test_usage_problems_exit_2(self):
+        for args in (["hold"], ["queue", "--limit", "5"], ["frobnicate"], ["serve"],
+                     ["queue", "--admin"], []):
+            code, out, err = run(*args)
+            self.assertEqual(code, 2, (args, out, err))
+            self.assertTrue(err.strip(), args)
+
+    def test_help_and_version_exit_0(self):
+        for args in (["--help"], ["queue", "--help"], ["--version"]):
+            code, out, _ = run(*args)
+            self.assertEqual(code, 0, args)
+            self.assertTrue(out.strip(), args)
+
+
 class AdminVerbs(AdminServer):
     """The admin verbs of the command line against the same server."""
 
