@@ -4,6 +4,7 @@
 #include "messages/unix_clock.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <map>
 #include <set>
@@ -82,6 +83,24 @@ std::optional<std::int64_t> number_param(const httplib::Request& req, const char
   return std::stoll(text);
 }
 
+/// The queue id of a /messages/ID request: ids are lower-case hex, and an
+/// upper-case one names the same message.
+std::string queue_id(const httplib::Request& req) {
+  std::string id = req.matches[1];
+  std::transform(id.begin(), id.end(), id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return id;
+}
+
+/// The states a delivery in the ledger can be in, as /queue takes them.
+constexpr const char* unfinished_states = "queued, in_flight, deferred, held";
+
+bool is_unfinished_state(const std::string& name) {
+  delivery_state state;
+  return from_string(name, state) && state != delivery_state::delivered
+         && state != delivery_state::bounced;
+}
+
 class handlers {
 public:
   handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
@@ -96,14 +115,21 @@ public:
   void queue(const httplib::Request& req, httplib::Response& res) {
     auto limit = number_param(req, "limit", default_page);
     auto offset = number_param(req, "offset", 0);
-    auto min_age = number_param(req, "min_age", 0);
-    if (!limit || !offset || !min_age || *limit == 0)
-      return fail(res, 400, "limit, offset and min_age are whole numbers of at least 0 "
+    if (!limit || !offset || *limit == 0)
+      return fail(res, 400, "limit and offset are whole numbers of at least 0 "
                             "(limit at least 1)");
+    auto min_age = parse_duration(req.has_param("min_age") ? req.get_param_value("min_age")
+                                                           : std::string{"0"});
+    if (!min_age)
+      return fail(res, 400, "min_age is a duration: seconds, or \"90s\", \"10m\", \"2h\", "
+                            "\"1d\"");
     std::string error;
     queue_query query;
     query.postoffice = req.get_param_value("postoffice");
     query.state = req.get_param_value("state");
+    if (!query.state.empty() && !is_unfinished_state(query.state))
+      return fail(res, 400, "unknown state \"" + query.state + "\" (the queue holds "
+                              + unfinished_states + ")");
     if (auto sender = req.get_param_value("sender"); !sender.empty()) {
       auto ids = ask<std::vector<std::string>>(sys_, store_, error, load_atom::value,
                                                sender_atom::value, sender);
@@ -113,7 +139,7 @@ public:
       query.only_messages = true;
     }
     std::time_t now = unix_time_origin::now().seconds;
-    query.queued_before = now - *min_age;
+    query.queued_before = now - min_age->count();
     query.offset = static_cast<std::uint64_t>(*offset);
     query.limit = static_cast<std::uint64_t>(std::min(*limit, largest_page));
     auto selected = ask<queue_page>(sys_, sup_, error, page_atom::value, query);
@@ -519,26 +545,26 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   srv.Get("/queue", [on](const httplib::Request& req, httplib::Response& res) {
     on->queue(req, res);
   });
-  srv.Get(R"(/messages/([0-9a-f]+))",
+  srv.Get(R"(/messages/([0-9a-fA-F]+))",
           [on](const httplib::Request& req, httplib::Response& res) {
-            on->message(req.matches[1], res);
+            on->message(queue_id(req), res);
           });
-  srv.Post(R"(/messages/([0-9a-f]+)/requeue)",
+  srv.Post(R"(/messages/([0-9a-fA-F]+)/requeue)",
            [on](const httplib::Request& req, httplib::Response& res) {
-             on->requeue(req.matches[1], req.get_param_value("postoffice"), res);
+             on->requeue(queue_id(req), req.get_param_value("postoffice"), res);
            });
-  srv.Post(R"(/messages/([0-9a-f]+)/(hold|release|flush))",
+  srv.Post(R"(/messages/([0-9a-fA-F]+)/(hold|release|flush))",
            [on](const httplib::Request& req, httplib::Response& res) {
-             std::string id = req.matches[1];
+             std::string id = queue_id(req);
              std::string action = req.matches[2];
              if (action == "flush")
                on->flush("", id, res);
              else
                on->hold_or_release(id, action == "hold", res);
            });
-  srv.Delete(R"(/messages/([0-9a-f]+))",
+  srv.Delete(R"(/messages/([0-9a-fA-F]+))",
              [on](const httplib::Request& req, httplib::Response& res) {
-               on->remove(req.matches[1], req.get_param_value("ndr") == "1", res);
+               on->remove(queue_id(req), req.get_param_value("ndr") == "1", res);
              });
   srv.Post("/flush", [on](const httplib::Request& req, httplib::Response& res) {
     on->flush(req.get_param_value("postoffice"), "", res);

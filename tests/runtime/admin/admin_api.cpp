@@ -11,6 +11,9 @@
 // (503).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <fstream>
 #include <map>
 #include <regex>
@@ -278,6 +281,41 @@ TEST_CASE_FIXTURE(admin_fixture, "GET /queue passes its filters and page on, and
   res = cli.Get("/queue?limit=0");
   REQUIRE(res);
   CHECK(res->status == 400);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /queue takes min_age as a duration and names the states when one is unknown") {
+  start();
+  auto cli = client();
+  for (auto age : {"3600", "1h", "90s", "0"}) {
+    auto res = cli.Get(std::string{"/queue?min_age="} + age);
+    REQUIRE(res);
+    CHECK_MESSAGE(res->status == 200, age);
+  }
+  auto res = cli.Get("/queue?min_age=soon");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"].get<std::string>().find("duration") != std::string::npos);
+  res = cli.Get("/queue?state=bogus");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"]
+        == "unknown state \"bogus\" (the queue holds queued, in_flight, deferred, held)");
+  res = cli.Get("/queue?state=delivered"); // finished deliveries are not in the queue
+  REQUIRE(res);
+  CHECK(res->status == 400);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "an upper-case queue id names the same message") {
+  start();
+  auto cli = client();
+  auto upper = known_id;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  REQUIRE(upper != known_id);
+  auto res = cli.Post("/messages/" + upper + "/hold", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res) == json{{"held", 1}}); // the fake holds known_id only
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "GET /postoffices shows each postoffice's probe and counts") {
