@@ -271,6 +271,20 @@ public:
     reply(res, 200, cluster_json(*report));
   }
 
+  /// Why a configured postoffice has no actor here: another node owns it
+  /// (named, so the caller can ask that node's admin API), or it is not
+  /// running (a reload under way).
+  std::string not_running_here(const std::string& postoffice) {
+    std::string error;
+    if (cluster_)
+      if (auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value))
+        if (auto owner = report->owners.find(postoffice);
+            owner != report->owners.end() && owner->second != report->node)
+          return "postoffice " + postoffice + " runs on node " + owner->second
+                 + ", not on this node (" + report->node + "): ask that node's admin API";
+    return "postoffice " + postoffice + " is not running on this node";
+  }
+
   void fault(const std::string& postoffice, const httplib::Request& req,
              httplib::Response& res) {
     if (!configured(postoffice))
@@ -291,6 +305,8 @@ public:
     auto found = ask<bool>(sys_, sup_, error, fault_atom::value, postoffice, fault);
     if (!found)
       return fail(res, 503, "supervisor: " + error);
+    if (!*found)
+      return fail(res, 409, not_running_here(postoffice));
     reply(res, 200, json{{"postoffice", postoffice}, {"fault", to_string(fault.mode)}});
   }
 

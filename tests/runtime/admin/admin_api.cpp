@@ -89,6 +89,10 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
       return static_cast<std::int32_t>(postoffice == "sales" ? 2 : message_id.empty() ? 5 : 1);
     },
     [](hold_atom, const std::string&) { return std::int32_t{1}; },
+    // Runs sales here; support's actor is elsewhere.
+    [](fault_atom, const std::string& postoffice, const fault_config&) {
+      return postoffice == "sales";
+    },
   };
 }
 
@@ -179,8 +183,9 @@ struct admin_fixture {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   }
 
-  /// Starts the API on a free port; with a token, requests must carry it.
-  void start(const std::string& token = "") {
+  /// Starts the API on a free port; with a token, requests must carry it;
+  /// with a cluster actor, as a cluster node.
+  void start(const std::string& token = "", caf::actor cluster = {}) {
     std::filesystem::path token_file;
     if (!token.empty()) {
       token_file = dir / "admin.token";
@@ -199,7 +204,8 @@ struct admin_fixture {
     }
     REQUIRE(api);
     api->serve(sys, caf::actor_cast<supervisor_actor>(sup), caf::actor_cast<store_actor>(store),
-               caf::actor_cast<smtp_listener_actor>(listener));
+               caf::actor_cast<smtp_listener_actor>(listener),
+               caf::actor_cast<cluster_actor>(cluster));
   }
 
   httplib::Client client(const std::string& token = "") {
@@ -315,7 +321,46 @@ TEST_CASE_FIXTURE(admin_fixture, "an upper-case queue id names the same message"
   auto res = cli.Post("/messages/" + upper + "/hold", "", "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
-  CHECK(body_of(res) == json{{"held", 1}}); // the fake holds known_id only
+  CHECK(body_of(res) == json{{"held", 1}}); // the fake store knows known_id only
+}
+
+/// Node "a" of a cluster in which node "b" owns support.
+caf::behavior fake_cluster(caf::event_based_actor*) {
+  return {
+    [](status_atom) {
+      cluster_report report;
+      report.node = "a";
+      report.members = {{"a", "127.0.0.1:4201"}, {"b", "127.0.0.1:4202"}};
+      report.owners = {{"sales", "a"}, {"support", "b"}};
+      return report;
+    },
+  };
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "PUT /postoffices/P/fault to a postoffice that runs elsewhere is 409, not a 200 that does nothing") {
+  start();
+  auto cli = client();
+  auto res = cli.Put("/postoffices/support/fault", R"({"mode": "unreachable"})",
+                     "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(body_of(res)["error"] == "postoffice support is not running on this node");
+  res = cli.Put("/postoffices/sales/fault", R"({"mode": "unreachable"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "in a cluster the 409 for a fault names the node that owns the postoffice") {
+  auto cluster = sys.spawn(fake_cluster);
+  start("", cluster);
+  auto cli = client();
+  auto res = cli.Put("/postoffices/support/fault", R"({"mode": "unreachable"})",
+                     "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(body_of(res)["error"]
+        == "postoffice support runs on node b, not on this node (a): ask that node's admin API");
+  caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "GET /postoffices shows each postoffice's probe and counts") {
