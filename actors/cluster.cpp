@@ -207,7 +207,6 @@ caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
                        "open_retries={} transfer_retries={}",
                        entry.postoffice, origin, entry.message_id, entry.delivery_id,
                        entry.open_retries, entry.transfer_retries);
-          self->send(self->state.supervisor, enqueue_atom::value, std::move(adopted));
         }
         promise.deliver(true);
       },

@@ -64,7 +64,7 @@ void commit_bounce(ndr_generator_actor::pointer self, ledger_decision decision,
   self->request(store, store_timeout, report_atom::value, decision.entry,
                 decision.attempt, std::move(ndr))
     .then(
-      [=](std::vector<ledger_entry>& ndr_deliveries) {
+      [=](const std::vector<ledger_entry>&) { // the store announces the DSN's deliveries
         auto delayed = decision.bounced.empty();
         std::string recipients;
         for (const auto& rcpt : delayed ? decision.delayed : decision.bounced)
@@ -74,8 +74,7 @@ void commit_bounce(ndr_generator_actor::pointer self, ledger_decision decision,
                      decision.entry.message_id, decision.entry.delivery_id,
                      decision.entry.postoffice, delayed ? "delayed" : "bounced",
                      recipients, with_ndr ? ", DSN queued" : "");
-        self->send(supervisor, reported_atom::value, decision.entry,
-                   std::move(ndr_deliveries));
+        self->send(supervisor, reported_atom::value, decision.entry);
         self->quit();
       },
       [=](caf::error& err) {

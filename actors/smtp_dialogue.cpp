@@ -76,15 +76,15 @@ void finish_data(session_ptr self) {
   auto size = msg.content.size();
   auto recipients = st.recipients.size();
   st.awaiting_store = true;
-  // No request timeout: whatever the store commits must reach the
-  // supervisor, so the session waits for the answer even after its client
-  // has gone (a slow store is answered by the DATA deadline instead).
+  // No request timeout: the session waits for the store's answer even
+  // after its client has gone, to log what was queued (a slow store is
+  // answered by the DATA deadline instead); the store itself tells the
+  // supervisor of the new deliveries.
   self->request(st.store, caf::infinite, accept_atom::value, std::move(msg))
     .then(
       [=](accept_receipt& receipt) {
         auto& st = self->state;
         st.awaiting_store = false;
-        self->send(st.supervisor, enqueue_atom::value, std::move(receipt.deliveries));
         if (st.closing) {
           spdlog::warn("smtp {}: queued as {} from=<{}> after the client left or was "
                        "told 451; it will be delivered",

@@ -33,7 +33,7 @@ void tick_while_sessions_are_open(listener_ptr self) {
 /// may still wait, so the client reconnecting at its limit is looked at
 /// again behind them.
 void admit(listener_ptr self, caf::io::connection_handle handle, bool second_look,
-           const store_actor& store, const supervisor_actor& supervisor) {
+           const store_actor& store) {
   auto& st = self->state;
   auto client = self->remote_addr(handle);
   auto from_client = st.per_client.find(client);
@@ -57,8 +57,7 @@ void admit(listener_ptr self, caf::io::connection_handle handle, bool second_loo
                st.settings->hostname + " Too many connections from your address");
     return;
   }
-  auto session = self->fork(smtp_session, handle, st.settings, store, supervisor,
-                            st.backlogged);
+  auto session = self->fork(smtp_session, handle, st.settings, store, st.backlogged);
   self->monitor(session);
   st.sessions.emplace(session, client);
   ++st.per_client[client];
@@ -70,7 +69,7 @@ void admit(listener_ptr self, caf::io::connection_handle handle, bool second_loo
 caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                             int listening_fd,
                             std::shared_ptr<const smtp_settings> settings,
-                            store_actor store, supervisor_actor supervisor) {
+                            store_actor store) {
   self->add_doorman(listening_fd);
   self->state.settings = std::move(settings);
   self->set_down_handler(
@@ -94,10 +93,10 @@ caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
   });
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      admit(self, msg.handle, false, store, supervisor);
+      admit(self, msg.handle, false, store);
     },
     [=](connected_atom, caf::io::connection_handle handle) {
-      admit(self, handle, true, store, supervisor);
+      admit(self, handle, true, store);
     },
     [=](tick_atom) {
       auto& st = self->state;

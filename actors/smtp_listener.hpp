@@ -48,6 +48,6 @@ struct smtp_listener_state {
 caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
                             int listening_fd,
                             std::shared_ptr<const smtp_settings> settings,
-                            store_actor store, supervisor_actor supervisor);
+                            store_actor store);
 
 } // namespace postconn

@@ -216,8 +216,7 @@ void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
 
 caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, supervisor_actor supervisor,
-                           bool backlogged) {
+                           store_actor store, bool backlogged) {
   auto& st = self->state;
   st.backlogged = backlogged;
   st.connection = connection;
@@ -225,7 +224,6 @@ caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connecti
   st.relay_client = settings->relay_networks.contains(st.client_ip);
   st.settings = std::move(settings);
   st.store = std::move(store);
-  st.supervisor = std::move(supervisor);
   st.last_activity = self->clock().now();
   self->configure_read(connection, caf::io::receive_policy::at_most(command_read_size));
   self->ack_writes(connection, true);

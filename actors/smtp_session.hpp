@@ -11,7 +11,8 @@
 //   with 451 4.3.0, and so is a commit still unanswered at the DATA
 //   deadline (smtp.data_timeout), with the connection closed. The session
 //   waits for the store's answer in any case, even after its client has
-//   gone, and hands what was committed to the supervisor. While the store works, further pipelined input waits in
+//   gone, to log what was queued (the store tells the supervisor of the new
+//   deliveries). While the store works, further pipelined input waits in
 //   the buffer. A client silent for smtp.idle_timeout, taking longer than
 //   that for one command line, or longer than smtp.data_timeout for the
 //   whole DATA phase gets 421 4.4.2 and is disconnected (slow clients cannot
@@ -112,8 +113,6 @@ struct smtp_session_state {
   bool backlogged = false;
   std::shared_ptr<const smtp_settings> settings;
   store_actor store;
-  /// Learns of the deliveries each committed message created.
-  supervisor_actor supervisor;
 
   static inline const char* name = "smtp_session";
 };
@@ -121,8 +120,7 @@ struct smtp_session_state {
 caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
                            caf::io::connection_handle connection,
                            std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, supervisor_actor supervisor,
-                           bool backlogged);
+                           store_actor store, bool backlogged);
 
 /// A connection over a connection limit: answers 421 4.7.0 `why` and closes.
 void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,

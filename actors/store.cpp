@@ -112,8 +112,8 @@ void note_space_crossing(store_actor::stateful_pointer<store_state> self, bool l
                  free / mebibyte, low ? "below" : "back above 110 % of",
                  st.options.min_free_space / mebibyte,
                  low ? "gets 452 4.3.1" : "is accepted again");
-  if (st.space_listener)
-    self->send(st.space_listener, space_atom::value, low);
+  if (st.listener)
+    self->send(st.listener, space_atom::value, low);
 }
 
 /// Looks at the free space on the queue's disk: notes a crossing of the
@@ -150,20 +150,29 @@ void enqueue_write(store_actor::stateful_pointer<store_state> self,
   }
 }
 
-/// Answers `promise` with what the write produced once it is durable, or
-/// with its error.
-template <class T>
-std::function<void(const caf::error&)> answer_with(caf::typed_response_promise<T> promise,
-                                                   std::shared_ptr<T> result) {
-  return [promise, result](const caf::error& err) mutable {
-    if (err)
-      promise.deliver(err);
-    else
-      promise.deliver(std::move(*result));
-  };
+using store_ptr = store_actor::stateful_pointer<store_state>;
+
+/// Tells the listener of the deliveries a durable write created: the one
+/// place the supervisor learns of new deliveries.
+void announce(store_ptr self, const std::vector<ledger_entry>& created) {
+  if (self->state.listener && !created.empty())
+    self->send(self->state.listener, enqueue_atom::value, created);
 }
 
-using store_ptr = store_actor::stateful_pointer<store_state>;
+/// Announces what the write created once it is durable, then answers with
+/// it (or with the write's error).
+std::function<void(const caf::error&)>
+announce_and_answer(store_ptr self, caf::typed_response_promise<std::vector<ledger_entry>> promise,
+                    std::shared_ptr<std::vector<ledger_entry>> created) {
+  return [self, promise, created](const caf::error& err) mutable {
+    if (err) {
+      promise.deliver(err);
+      return;
+    }
+    announce(self, *created);
+    promise.deliver(std::move(*created));
+  };
+}
 
 /// A read of the queue; a failed one answers store_errc::read_failed.
 template <class Read>
@@ -190,6 +199,7 @@ caf::result<accept_receipt> accept(store_ptr self, incoming_message& msg) {
         return;
       }
       ++self->state.counters.messages_accepted;
+      announce(self, receipt->deliveries);
       promise.deliver(std::move(*receipt));
     },
     true});
@@ -209,7 +219,7 @@ caf::result<std::vector<ledger_entry>> report(store_ptr self, ledger_entry& entr
       db.update_delivery(entry);
       db.insert_attempt(attempt);
     },
-    answer_with(promise, created)});
+    announce_and_answer(self, promise, created)});
   return promise;
 }
 
@@ -250,7 +260,7 @@ caf::result<std::vector<ledger_entry>> adopt(store_ptr self, handoff& incoming,
       db.insert_attempt(attempt);
       adopted->push_back(std::move(*entry));
     },
-    answer_with(promise, adopted)});
+    announce_and_answer(self, promise, adopted)});
   return promise;
 }
 
@@ -364,11 +374,11 @@ store(store_actor::stateful_pointer<store_state> self,
       return read(self, [&](queue_db& db) { return db.attempts_of(delivery_id); });
     },
     [=](status_atom) { return self->state.counters; },
-    [=](watch_atom, space_listener_actor& listener) {
+    [=](watch_atom, store_listener_actor& listener) {
       auto& st = self->state;
       check_space(self);
-      st.space_listener = std::move(listener);
-      self->send(st.space_listener, space_atom::value, st.space_low);
+      st.listener = std::move(listener);
+      self->send(st.listener, space_atom::value, st.space_low);
     },
     [=](reload_atom, std::uint64_t min_free_space) {
       self->state.options.min_free_space = min_free_space;

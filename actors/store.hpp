@@ -19,7 +19,11 @@
 //   the reserve new mail (accept) fails with store_errc::low_space while
 //   ledger changes, DSNs, adoptions and removals go on. It is low until
 //   the free space is back above 110 % of the reserve (looked at every
-//   space_recheck meanwhile); a space listener hears every crossing.
+//   space_recheck meanwhile); the listener hears every crossing.
+//
+//   The listener (the supervisor) also hears of the deliveries every
+//   durable write creates -- new mail, adopted handoffs, NDRs -- before
+//   the writer is answered: the one way new deliveries reach the ledger.
 //
 //   In the server the store runs detached (its own thread: fsync blocks);
 //   tests spawn it on the deterministic scheduler.
@@ -86,8 +90,9 @@ struct store_state {
   store_status counters;
   /// The queue's disk is below its reserve: new mail is refused.
   bool space_low = false;
-  /// Hears when the disk falls below its reserve or is back above it.
-  space_listener_actor space_listener;
+  /// Hears of new deliveries, and when the disk falls below its reserve
+  /// or is back above it.
+  store_listener_actor listener;
   /// A space_atom is on its way to look at the free space again.
   bool space_recheck_pending = false;
   /// How often the free space is looked at again while it is low.

@@ -357,10 +357,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       add_to_ledger(self->state, entries);
       schedule_work(self);
     },
-    [=](reported_atom, const ledger_entry& entry, std::vector<ledger_entry>& ndrs) {
-      auto& st = self->state;
-      store_in_ledger(st, entry);
-      add_to_ledger(st, ndrs);
+    [=](reported_atom, const ledger_entry& entry) {
+      store_in_ledger(self->state, entry);
       schedule_work(self);
     },
     [=](ledger_atom) { return whole_ledger(self->state); },

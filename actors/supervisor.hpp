@@ -3,8 +3,8 @@
 //
 // DESCRIPTION
 //   Starts with the ledger the server read from the queue (unfinished
-//   deliveries), learns of new deliveries from
-//   the SMTP sessions and NDR generators, and wakes at the earliest moment a
+//   deliveries), learns of new deliveries from the store as each commit
+//   that creates them is durable, and wakes at the earliest moment a
 //   delivery needs it: its next attempt or the end of its lifetime. Due
 //   deliveries go to their postoffice actor in batches, one attempt per
 //   postoffice at a time. Each outcome goes through ledger_rules; the new

@@ -25,10 +25,14 @@
 
 namespace postconn {
 
-/// Learns whether the queue's disk is below its reserve
-/// (server.min_free_space): true when it fell below, false when it is back
-/// above 110 % of it.
-using space_listener_actor = caf::typed_actor<caf::reacts_to<space_atom, bool>>;
+/// Hears from the store what it alone knows: the deliveries each commit
+/// creates (new mail, adopted handoffs, NDRs), and the state of the disk.
+using store_listener_actor = caf::typed_actor<
+  // Deliveries newly committed to the queue.
+  caf::reacts_to<enqueue_atom, std::vector<ledger_entry>>,
+  // The queue's disk fell below its reserve (server.min_free_space: true)
+  // or is back above 110 % of it (false).
+  caf::reacts_to<space_atom, bool>>;
 
 /// How long an actor waits for an answer of the store before it gives up:
 /// far beyond a commit's time, so only a store that is stuck runs into it.
@@ -74,9 +78,10 @@ using store_actor = caf::typed_actor<
   caf::replies_to<purge_atom, std::int64_t, std::string>::with<purge_report>,
   // Reports the store's counters.
   caf::replies_to<status_atom>::with<store_status>,
-  // Tells the listener whether the queue's disk is below its reserve, now
-  // and at every crossing; replaces an earlier one.
-  caf::reacts_to<watch_atom, space_listener_actor>,
+  // Tells the listener of the deliveries every commit creates, and whether
+  // the queue's disk is below its reserve, now and at every crossing;
+  // replaces an earlier one.
+  caf::reacts_to<watch_atom, store_listener_actor>,
   // Replaces the reserve of free bytes on the queue's disk (0: none).
   caf::reacts_to<reload_atom, std::uint64_t>,
   // Internal: commits the writes received so far in one transaction.
@@ -229,11 +234,11 @@ using purger_actor = caf::typed_actor<
 
 /// Owns the retry ledger of every unfinished delivery and schedules attempts.
 using supervisor_actor = caf::typed_actor<
-  // Deliveries newly committed to the queue.
+  // From the store: deliveries newly committed to the queue.
   caf::reacts_to<enqueue_atom, std::vector<ledger_entry>>,
-  // From an NDR generator: the delivery's new values and its DSN are
-  // committed (the delivery's values, the DSN's deliveries).
-  caf::reacts_to<reported_atom, ledger_entry, std::vector<ledger_entry>>,
+  // From an NDR generator: the delivery's new values are committed with
+  // its DSN (whose deliveries the store announces).
+  caf::reacts_to<reported_atom, ledger_entry>,
   // Lists the unfinished deliveries as the supervisor sees them.
   caf::replies_to<ledger_atom>::with<std::vector<ledger_entry>>,
   // One page of the unfinished deliveries a query selects, oldest first,

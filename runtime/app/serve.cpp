@@ -434,12 +434,12 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto smtp_port = held.smtp_socket->port();
   // Untyped as a broker, typed as every other actor sees it.
   actors.listener = caf::actor_cast<smtp_listener_actor>(sys.middleman().spawn_broker(
-    smtp_listener, held.smtp_socket->release(), held.smtp, store, actors.supervisor));
+    smtp_listener, held.smtp_socket->release(), held.smtp, store));
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);
   caf::anon_send(store, watch_atom::value,
-                 caf::actor_cast<space_listener_actor>(actors.supervisor));
+                 store_listener_actor{actors.supervisor});
   held.admin->serve(sys, actors.supervisor, store, actors.listener, actors.cluster);
   auto smtp_where = bound_address(*held.smtp_address, smtp_port);
   spdlog::info("smtp: listening on {}", smtp_where);

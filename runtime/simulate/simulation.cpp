@@ -163,6 +163,8 @@ private:
     options.fallback_retry = cfg_.retry;
     sup_ = sys_.spawn(supervisor, std::move(slots), std::vector<ledger_entry>{}, store_, ndr,
                       options);
+    // As in the server: the store tells the supervisor of new deliveries.
+    caf::anon_send(store_, watch_atom::value, store_listener_actor{sup_});
     sched_.run();
   }
 
@@ -227,10 +229,7 @@ private:
     sys_.spawn([=](caf::event_based_actor* client) {
       client->request(store_, caf::infinite, accept_atom::value, msg)
         .then(
-          [=](accept_receipt& accepted) {
-            client->send(sup_, enqueue_atom::value, accepted.deliveries);
-            *receipt = std::move(accepted);
-          },
+          [=](accept_receipt& accepted) { *receipt = std::move(accepted); },
           [=](const caf::error& err) { *failure = sys_.render(err); });
     });
     sched_.run();

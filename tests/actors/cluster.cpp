@@ -168,6 +168,7 @@ struct second_node {
     options.await_lineup = true;
     sup = f.sys.spawn(supervisor, std::vector<postoffice_slot>{},
                       std::vector<ledger_entry>{}, store, ndr, options);
+    caf::anon_send(store, watch_atom::value, store_listener_actor{sup});
   }
 
   ~second_node() {

@@ -3,7 +3,8 @@
 // supervisor that records what it is told and watches the generator end:
 // the DSN is built from the stored original and committed with the bounce
 // in one report request; the supervisor hears reported_atom with the
-// delivery's values and the DSN's deliveries; a delay warning says
+// delivery's values (the store announces the DSN's deliveries); a delay
+// warning says
 // "delayed"; the null sender and an unroutable sender get no DSN while the
 // bounce is still committed; a failing or silent store ends the generator
 // with the error (the supervisor sees only the down message).
@@ -94,8 +95,8 @@ caf::behavior fake_store(caf::stateful_actor<fake_store_state>* self) {
 }
 
 struct fake_supervisor_state {
-  /// Every reported_atom: the delivery's values and the DSN's deliveries.
-  std::vector<std::pair<ledger_entry, std::vector<ledger_entry>>> reported;
+  /// Every reported_atom: the delivery's values.
+  std::vector<ledger_entry> reported;
   /// The generator's exit reason, once it ended.
   std::optional<caf::error> ended;
 
@@ -107,8 +108,8 @@ struct fake_supervisor_state {
 caf::behavior fake_supervisor(caf::stateful_actor<fake_supervisor_state>* self) {
   self->set_down_handler([=](caf::down_msg& msg) { self->state.ended = msg.reason; });
   return {
-    [=](reported_atom, const ledger_entry& entry, const std::vector<ledger_entry>& dsn) {
-      self->state.reported.emplace_back(entry, dsn);
+    [=](reported_atom, const ledger_entry& entry) {
+      self->state.reported.push_back(entry);
     },
     [=](watch_atom, const caf::actor& generator) { self->monitor(generator); },
   };
@@ -307,17 +308,18 @@ TEST_CASE_FIXTURE(ndr_fixture, "a bounce: the DSN is built from the original and
   CHECK(parsed.parts[2].body.find("numbers") == std::string::npos);
 }
 
-TEST_CASE_FIXTURE(ndr_fixture, "after the commit the supervisor hears the delivery's values and the DSN's deliveries, and the generator ends normally") {
+TEST_CASE_FIXTURE(ndr_fixture, "after the commit the supervisor hears the delivery's values, and the generator ends normally") {
   generate(bounce_decision());
   REQUIRE(sup().reported.size() == 1);
-  const auto& [entry, dsn_deliveries] = sup().reported.front();
+  const auto& entry = sup().reported.front();
   CHECK(entry.delivery_id == 7);
   CHECK(entry.message_id == original_id);
   CHECK(entry.state == delivery_state::bounced);
   CHECK(entry.open_retries == 3);
-  REQUIRE(dsn_deliveries.size() == 1);
-  CHECK(dsn_deliveries[0].delivery_id == 900);
-  CHECK(dsn_deliveries[0].postoffice == "support");
+  // The DSN's deliveries reach the supervisor from the store, not from here.
+  REQUIRE(store().reports.size() == 1);
+  REQUIRE(store().reports[0].dsn.deliveries.size() == 1);
+  CHECK(store().reports[0].dsn.deliveries[0].postoffice == "support");
   REQUIRE(sup().ended);
   CHECK_FALSE(*sup().ended); // quit() without an error
 }
@@ -339,8 +341,7 @@ TEST_CASE_FIXTURE(ndr_fixture, "a delay warning: the same DSN with Action: delay
   CHECK(status.find("Status: 4.4.1\r\n") != std::string::npos);
   CHECK(status.find("Action: failed") == std::string::npos);
   REQUIRE(sup().reported.size() == 1);
-  CHECK(sup().reported[0].first.state == delivery_state::deferred);
-  CHECK(sup().reported[0].second.size() == 1);
+  CHECK(sup().reported[0].state == delivery_state::deferred);
   REQUIRE(sup().ended);
   CHECK_FALSE(*sup().ended);
 }
@@ -355,8 +356,7 @@ TEST_CASE_FIXTURE(ndr_fixture, "an original with the null sender gets no DSN, an
   CHECK(report.dsn.deliveries.empty());
   CHECK(report.dsn.content.empty());
   REQUIRE(sup().reported.size() == 1);
-  CHECK(sup().reported[0].first.delivery_id == 7);
-  CHECK(sup().reported[0].second.empty());
+  CHECK(sup().reported[0].delivery_id == 7);
   REQUIRE(sup().ended);
   CHECK_FALSE(*sup().ended);
 }
@@ -367,7 +367,6 @@ TEST_CASE_FIXTURE(ndr_fixture, "a sender whose domain no postoffice takes gets n
   REQUIRE(store().reports.size() == 1);
   CHECK(store().reports[0].dsn.deliveries.empty());
   REQUIRE(sup().reported.size() == 1);
-  CHECK(sup().reported[0].second.empty());
 }
 
 TEST_CASE_FIXTURE(ndr_fixture, "an unreadable original commits nothing and ends the generator with the store's error") {

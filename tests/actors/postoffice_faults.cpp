@@ -94,6 +94,7 @@ struct fault_fixture : fault_dirs, test::queue_fixture {
                     std::vector<postoffice_slot>{{"sales", cfg.retry, start(sales, sales_po), {}, false, {}},
                                                  {"support", cfg.retry, start(support, support_po), {}, false, {}}},
                     db->unfinished_deliveries(), store, ndr, options);
+    caf::anon_send(store, watch_atom::value, store_listener_actor{sup});
     sched.run();
   }
 

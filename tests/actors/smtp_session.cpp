@@ -2,8 +2,9 @@
 // (caf::io::network::test_multiplexer: no socket; the test writes the
 // client's bytes into the connection and reads the session's replies from
 // its output buffer) on the deterministic scheduler with simulated time,
-// with a fake store (answers accept, fails it, or holds it until told) and a
-// fake supervisor. A small acceptor broker forks the session for the
+// with a fake store (answers accept, fails it, or holds it until told; the
+// store, not the session, tells the supervisor of new deliveries: see
+// tests/actors/store.cpp). A small acceptor broker forks the session for the
 // connection as actors/smtp_listener.cpp does. Covers the greeting and the
 // EHLO extensions, a pipelined transaction answered 250 only once the store
 // answered, 451 4.3.0 when the store fails or does not answer by
@@ -80,28 +81,13 @@ caf::behavior fake_store(caf::stateful_actor<fake_store_state>* self) {
   };
 }
 
-struct fake_supervisor_state {
-  /// The deliveries of every enqueue_atom.
-  std::vector<std::vector<ledger_entry>> enqueued;
-
-  static inline const char* name = "fake_supervisor";
-};
-
-caf::behavior fake_supervisor(caf::stateful_actor<fake_supervisor_state>* self) {
-  return {
-    [=](enqueue_atom, const std::vector<ledger_entry>& deliveries) {
-      self->state.enqueued.push_back(deliveries);
-    },
-  };
-}
-
 /// Forks a session for each connection, as the SMTP listener does, and
 /// hands the session's handle to the test.
 caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const smtp_settings> settings,
-                       store_actor store, supervisor_actor supervisor, caf::actor* session) {
+                       store_actor store, caf::actor* session) {
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      *session = self->fork(smtp_session, msg.handle, settings, store, supervisor, false);
+      *session = self->fork(smtp_session, msg.handle, settings, store, false);
     },
   };
 }
@@ -131,7 +117,6 @@ struct smtp_fixture {
   caf::scheduler::test_coordinator& sched;
   caf::io::network::test_multiplexer& mpx;
   caf::actor store_impl;
-  caf::actor sup_impl;
   caf::actor listener;
   caf::actor session;
   const caf::io::accept_handle acceptor_hdl = caf::io::accept_handle::from_int(1);
@@ -153,13 +138,12 @@ struct smtp_fixture {
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
       mpx(dynamic_cast<caf::io::network::test_multiplexer&>(sys.middleman().backend())) {
     store_impl = sys.spawn(fake_store);
-    sup_impl = sys.spawn(fake_supervisor);
     run();
   }
 
   ~smtp_fixture() {
     sched.clock().cancel_all();
-    for (const auto& actor : {session, listener, store_impl, sup_impl})
+    for (const auto& actor : {session, listener, store_impl})
       if (actor)
         caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     run();
@@ -180,9 +164,7 @@ struct smtp_fixture {
   std::string connect() {
     auto settings = make_smtp_settings(smtp_config_for_tests());
     listener = sys.middleman().spawn_broker(acceptor, settings,
-                                            caf::actor_cast<store_actor>(store_impl),
-                                            caf::actor_cast<supervisor_actor>(sup_impl),
-                                            &session);
+                                            caf::actor_cast<store_actor>(store_impl), &session);
     run();
     auto broker = static_cast<caf::io::abstract_broker*>(
       caf::actor_cast<caf::abstract_actor*>(listener));
@@ -235,12 +217,6 @@ struct smtp_fixture {
              *caf::actor_cast<caf::abstract_actor*>(store_impl))
       .state;
   }
-
-  fake_supervisor_state& sup() {
-    return dynamic_cast<caf::stateful_actor<fake_supervisor_state>&>(
-             *caf::actor_cast<caf::abstract_actor*>(sup_impl))
-      .state;
-  }
 };
 
 const std::string ehlo_reply = "250-mx.example.test\r\n"
@@ -280,7 +256,6 @@ TEST_CASE_FIXTURE(smtp_fixture, "a pipelined transaction is answered 250 only on
   CHECK(say(envelope) == envelope_replies);
   CHECK(say(message) == ""); // the store has not answered
   REQUIRE(store().accepted.size() == 1);
-  CHECK(sup().enqueued.empty());
   // Commands pipelined meanwhile wait for the answer.
   CHECK(say("NOOP\r\n") == "");
   caf::anon_send(store_impl, release_atom::value);
@@ -299,21 +274,16 @@ TEST_CASE_FIXTURE(smtp_fixture, "a pipelined transaction is answered 250 only on
   REQUIRE(body_at != std::string::npos);
   CHECK(msg.content.substr(body_at)
         == "Subject: quarterly report\r\n\r\nnumbers\r\n.dot-stuffed\r\n");
-  // The supervisor learns of the deliveries the commit created.
-  REQUIRE(sup().enqueued.size() == 1);
-  REQUIRE(sup().enqueued[0].size() == 1);
-  CHECK(sup().enqueued[0][0].postoffice == "sales");
   // The transaction is over: a new one may start.
   CHECK(say("MAIL FROM:<>\r\n") == "250 2.1.0 Ok\r\n");
 }
 
-TEST_CASE_FIXTURE(smtp_fixture, "a store that fails the commit gets the client 451 4.3.0, and nothing is enqueued") {
+TEST_CASE_FIXTURE(smtp_fixture, "a store that fails the commit gets the client 451 4.3.0, and the transaction is reset") {
   store().mode = store_mode::fail;
   connect();
   say(envelope);
   CHECK(say(message) == "451 4.3.0 Temporary failure: queue not available, try again later\r\n");
   CHECK(store().accepted.size() == 1);
-  CHECK(sup().enqueued.empty());
   CHECK_FALSE(closed());
   // The transaction was reset: RCPT needs a new MAIL.
   CHECK(say("RCPT TO:<bob@sales.example.test>\r\n") == "503 5.5.1 Error: need MAIL command\r\n");
@@ -322,10 +292,10 @@ TEST_CASE_FIXTURE(smtp_fixture, "a store that fails the commit gets the client 4
             "DATA\r\n" + message)
         == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
            "250 2.0.0 Ok: queued as " + queue_id + "\r\n");
-  CHECK(sup().enqueued.size() == 1);
+  CHECK(store().accepted.size() == 2);
 }
 
-TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout gets the client 451 and a closed connection, and the commit still reaches the supervisor") {
+TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout gets the client 451 and a closed connection, and the session waits for its answer") {
   store().mode = store_mode::hold;
   connect();
   say(envelope);
@@ -338,7 +308,6 @@ TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout g
   caf::anon_send(store_impl, release_atom::value);
   run();
   CHECK(take_output() == "");
-  CHECK(sup().enqueued.size() == 1);
   CHECK(session_ended());
 }
 

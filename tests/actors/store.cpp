@@ -70,14 +70,21 @@ struct store_fixture : test::actor_fixture {
   }
 };
 
+/// What a store's listener hears: disk crossings and new deliveries.
 struct space_recorder_state {
   std::vector<bool> heard;
+  std::vector<std::vector<ledger_entry>> enqueued;
   static inline const char* name = "space_recorder";
 };
 
-space_listener_actor::behavior_type
-space_recorder(space_listener_actor::stateful_pointer<space_recorder_state> self) {
-  return {[=](space_atom, bool low) { self->state.heard.push_back(low); }};
+store_listener_actor::behavior_type
+space_recorder(store_listener_actor::stateful_pointer<space_recorder_state> self) {
+  return {
+    [=](space_atom, bool low) { self->state.heard.push_back(low); },
+    [=](enqueue_atom, std::vector<ledger_entry>& created) {
+      self->state.enqueued.push_back(std::move(created));
+    },
+  };
 }
 
 constexpr std::uint64_t mebibyte = 1024 * 1024;
@@ -87,7 +94,7 @@ constexpr std::uint64_t mebibyte = 1024 * 1024;
 struct reserve_fixture : store_fixture {
   std::uint64_t free = 0;
   store_actor store;
-  space_listener_actor listener = sys.spawn(space_recorder);
+  store_listener_actor listener = sys.spawn(space_recorder);
 
   explicit reserve_fixture(std::uint64_t initially_free) : free(initially_free) {
     store_options options;
@@ -289,6 +296,53 @@ TEST_CASE_FIXTURE(store_fixture, "fetch returns the stored message or not_found,
             == std::vector<std::string>{"r1@sales.example.test"});
     },
     [&](const caf::error& err) { FAIL(sys.render(err)); });
+}
+
+TEST_CASE_FIXTURE(store_fixture, "the store tells its listener of the deliveries each durable write creates, and of nothing else") {
+  auto store = spawn();
+  store_listener_actor listener = sys.spawn(space_recorder);
+  self->send(store, watch_atom::value, listener);
+  sched.run();
+  auto& heard = state_of<space_recorder_state>(listener);
+  // New mail: its deliveries.
+  auto ids = accept_concurrently(store, 1);
+  REQUIRE(heard.enqueued.size() == 1);
+  REQUIRE(heard.enqueued[0].size() == 1);
+  CHECK(heard.enqueued[0][0].message_id == ids[0]);
+  // An NDR committed with its bounce: the NDR's deliveries.
+  auto bounced = heard.enqueued[0][0];
+  bounced.state = delivery_state::bounced;
+  auto ndr = message_for("ann@support.example.test");
+  ndr.sender.clear();
+  auto reported = self->request(store, caf::infinite, report_atom::value, bounced,
+                                attempt_record{bounced.delivery_id, 1, "bounced", "5.1.1", ""},
+                                ndr);
+  sched.run();
+  reported.receive([](const std::vector<ledger_entry>&) {},
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+  REQUIRE(heard.enqueued.size() == 2);
+  CHECK(heard.enqueued[1].at(0).recipients
+        == std::vector<std::string>{"ann@support.example.test"});
+  // A handoff adopted: its delivery; the same handoff again: nothing.
+  handoff incoming{"b", stored_message{"00000000000000b1", "c@x.test", "x\r\n", 1}, bounced};
+  incoming.delivery.state = delivery_state::queued;
+  incoming.delivery.origin = "b.00000000000000b1.1";
+  for (int round = 0; round < 2; ++round) {
+    auto adopted = self->request(store, caf::infinite, adopt_atom::value, incoming,
+                                 attempt_record{0, 1, "handed_in", "", ""});
+    sched.run();
+    adopted.receive([](const std::vector<ledger_entry>&) {},
+                    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  }
+  REQUIRE(heard.enqueued.size() == 3);
+  CHECK(heard.enqueued[2].size() == 1);
+  // A ledger change creates no delivery: nothing more is heard.
+  auto recorded = self->request(store, caf::infinite, record_atom::value,
+                                std::vector<ledger_change>{{heard.enqueued[2][0], {}}});
+  sched.run();
+  recorded.receive([](const std::vector<std::string>&) {},
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(heard.enqueued.size() == 3);
 }
 
 TEST_CASE("below the disk reserve new mail is refused while ledger changes go on, until the disk is back above 110 percent") {

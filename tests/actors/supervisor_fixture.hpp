@@ -145,8 +145,7 @@ struct queue_fixture : actor_fixture {
     sys.spawn([this, id, msg](caf::event_based_actor* client) {
       client->request(store, caf::infinite, accept_atom::value, msg)
         .then([this, id, client](accept_receipt& receipt) {
-          *id = receipt.id;
-          client->send(sup, enqueue_atom::value, std::move(receipt.deliveries));
+          *id = receipt.id; // the store tells the supervisor of the deliveries
         });
     });
   }
@@ -209,6 +208,7 @@ struct supervisor_fixture : queue_fixture {
                     std::vector<postoffice_slot>{{"dead", retry, restartable(dead), {}, false, {}},
                                                  {"live", retry, restartable(live), {}, false, {}}},
                     db->unfinished_deliveries(), store, ndr, options);
+    caf::anon_send(store, watch_atom::value, store_listener_actor{sup});
     sched.run();
   }
 
