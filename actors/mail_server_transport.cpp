@@ -68,27 +68,29 @@ void mail_server_transport::deliver(postoffice_ptr self, std::vector<transfer> b
   auto& st = self->state;
   std::vector<outgoing_mail> messages;
   std::size_t steps = 0;
-  for (const auto& item : batch) {
-    messages.push_back(
-      {item.job.delivery_id, item.message.sender, item.recipients, item.message.content});
+  // Without an answer every recipient's transfer failed: the batch's ids and
+  // recipients are kept for that, its contents only in the request.
+  auto unanswered = std::make_shared<std::vector<delivery_outcome>>();
+  for (auto& item : batch) {
+    delivery_outcome outcome{item.job.delivery_id, true, "", "", {}};
+    for (const auto& rcpt : item.recipients)
+      outcome.recipients.push_back({rcpt, recipient_result::temporary_failure, "4.4.2", "",
+                                    false});
+    unanswered->push_back(std::move(outcome));
     steps += 3 + item.recipients.size();
+    messages.push_back({item.job.delivery_id, std::move(item.message.sender),
+                        std::move(item.recipients), std::move(item.message.content)});
   }
-  auto jobs = std::make_shared<std::vector<transfer>>(std::move(batch));
   self->request(st.pool, session_timeout(st, steps), deliver_atom::value, std::move(messages))
     .then(
       [=](mail_server_result& result) { done(std::move(result.outcomes)); },
       [=](const caf::error& err) {
         // Opened, so the messages' transfer failed, not the open.
         auto text = "no answer from the session: " + self->system().render(err);
-        std::vector<delivery_outcome> failed;
-        for (const auto& item : *jobs) {
-          delivery_outcome outcome{item.job.delivery_id, true, "", "", {}};
-          for (const auto& rcpt : item.recipients)
-            outcome.recipients.push_back(
-              {rcpt, recipient_result::temporary_failure, "4.4.2", text, false});
-          failed.push_back(std::move(outcome));
-        }
-        done(std::move(failed));
+        for (auto& outcome : *unanswered)
+          for (auto& rcpt : outcome.recipients)
+            rcpt.text = text;
+        done(std::move(*unanswered));
       });
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runtime/config/config.hpp"
+#include "tests/runtime/config/config_loading.hpp"
 
 #ifndef POSTCONN_SOURCE_DIR
 #define POSTCONN_SOURCE_DIR "."
@@ -51,20 +52,8 @@ bool has_problem(const std::vector<std::string>& problems, const std::string& ke
   });
 }
 
-std::string all_of(const std::vector<std::string>& problems) {
-  std::string text;
-  for (const auto& p : problems)
-    text += p + "\n";
-  return text;
-}
-
-/// A config that must load; its problems are shown when it does not.
-config loaded(const std::string& text) {
-  auto result = parse_config(text, "test.toml");
-  INFO(all_of(result.problems));
-  REQUIRE(result.value);
-  return *result.value;
-}
+using test::all_of;
+using test::loaded;
 
 } // namespace
 

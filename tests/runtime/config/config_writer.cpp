@@ -8,6 +8,7 @@
 #include <string>
 
 #include "runtime/config/config.hpp"
+#include "tests/runtime/config/config_loading.hpp"
 #include "runtime/config/config_writer.hpp"
 
 #ifndef POSTCONN_SOURCE_DIR
@@ -21,21 +22,8 @@ namespace {
 
 const std::string source_dir = POSTCONN_SOURCE_DIR;
 
-std::string all_of(const std::vector<std::string>& problems) {
-  std::string text;
-  for (const auto& p : problems)
-    text += p + "\n";
-  return text;
-}
-
-/// A config that must load; its problems are shown when it does not.
-config loaded(const std::string& text) {
-  auto result = parse_config(text, "test.toml");
-  INFO(all_of(result.problems));
-  INFO(text);
-  REQUIRE(result.value);
-  return *result.value;
-}
+using test::all_of;
+using test::loaded;
 
 /// `cfg` written out and read back.
 config round_trip(const config& cfg) {
