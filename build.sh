@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build.sh -- installs what is missing, builds postconn, then serves or tests.
 #
-#   ./build.sh serve   build, create the example postoffices under var/, and
-#                      run `postconn serve` on conf/postconn.toml (Ctrl-C stops)
+#   ./build.sh serve   build the server alone, create the example postoffices
+#                      under var/, and run `postconn serve` on conf/postconn.toml
+#                      (Ctrl-C stops)
 #   ./build.sh test    build and run every test (what CI runs)
 #   ./build.sh build   build only
 #
@@ -39,10 +40,13 @@ install_missing() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# build [TARGET...]: every target (tests, benchmarks, fuzzers) unless named.
 build() {
   install_missing "${PACKAGES[@]}"
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$BUILD_DIR" -j "$(nproc)"
+  local targets=()
+  (($#)) && targets=(--target "$@")
+  cmake --build "$BUILD_DIR" -j "$(nproc)" "${targets[@]}"
 }
 
 # Two example maildir postoffices, as conf/postconn.toml names them: each
@@ -61,7 +65,7 @@ create_example_postoffices() {
 
 case "${1:-}" in
   serve)
-    build
+    build postconn # the server alone: no tests, benchmarks or fuzzers
     create_example_postoffices
     exec "$BUILD_DIR/postconn" serve --config conf/postconn.toml
     ;;

@@ -168,8 +168,16 @@ class Cluster(unittest.TestCase):
 
     def wait_for_members(self, names, expected):
         for name in names:
-            wait_until("%s sees %s" % (name, expected),
-                       lambda: self.members(self.nodes[name]) == expected)
+            try:
+                wait_until("%s sees %s" % (name, expected),
+                           lambda: self.members(self.nodes[name]) == expected)
+            except AssertionError as e:
+                raise AssertionError("%s\n%s" % (e, self.log_tails())) from None
+
+    def log_tails(self):
+        """The end of every node's log, for a failure's message."""
+        return "\n".join("--- %s\n%s" % (name, node.log()[-4000:])
+                         for name, node in self.nodes.items())
 
     def delivered(self):
         """Every maildir file by the tag in its Subject."""
