@@ -214,6 +214,14 @@ caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
   return promise;
 }
 
+/// Half to one and a half reconnect intervals.
+caf::timespan next_tick_in(cluster_state& st) {
+  auto interval = caf::timespan{st.options.reconnect_interval};
+  std::uniform_int_distribution<caf::timespan::rep> spread{interval.count() / 2,
+                                                           interval.count() * 3 / 2};
+  return caf::timespan{spread(st.jitter)};
+}
+
 cluster_report report(const cluster_state& st) {
   cluster_report out;
   out.node = st.options.node;
@@ -262,6 +270,7 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
   st.store = std::move(store);
   st.supervisor = std::move(supervisor);
   st.postoffices = std::move(postoffices);
+  st.jitter.seed(std::hash<std::string>{}(st.options.node));
   for (const auto& seed : st.options.seeds)
     if (seed != st.options.listen)
       st.addresses.insert(seed);
@@ -294,7 +303,7 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
       for (const auto& address : std::set<std::string>{st.addresses})
         connect(self, address);
       settle_when_answered(self);
-      self->delayed_send(self, st.options.reconnect_interval, tick_atom::value);
+      self->delayed_send(self, next_tick_in(st), tick_atom::value);
     },
   };
 }

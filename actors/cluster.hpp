@@ -4,9 +4,13 @@
 // DESCRIPTION
 //   The cluster actor is published on cluster.listen with CAF's middleman;
 //   peers reach it there. It joins the seeds (and every member they name)
-//   asynchronously, monitors each peer, and tries again every
+//   asynchronously, monitors each peer, and tries again about every
 //   reconnect_interval to reach a seed or a member it lost, so a node that
-//   returns is found again from either side. A lost peer shows as a down
+//   returns is found again from either side. The retries are spread at
+//   random over half to one and a half intervals: two nodes that dial each
+//   other at the same moment both close the connection they opened (CAF
+//   keeps one direct connection per node pair, and each side keeps the
+//   other's), so nodes that started together must not retry in step. A lost peer shows as a down
 //   message (connection closed, or no heartbeat within peer_timeout).
 //
 //   From the live members it computes every postoffice's owner
@@ -24,6 +28,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -61,6 +66,9 @@ struct cluster_state {
   std::map<std::string, std::string> owners;
   /// Every seed has answered or failed once: lineups may go out.
   bool settled = false;
+  /// Spreads the reconnect ticks; seeded by the node's name, so a run on
+  /// the test coordinator repeats.
+  std::minstd_rand jitter;
 
   /// This node and its live peers, by name.
   std::vector<std::string> live_nodes() const;
