@@ -16,6 +16,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "runtime/log/log_event.hpp"
+
 namespace postconn {
 
 namespace {
@@ -27,7 +29,8 @@ std::string_view message_of(const spdlog::details::log_msg& msg) {
   return {msg.payload.data(), msg.payload.size()};
 }
 
-/// One JSON object per line: {"time": "...Z", "level": "info", "message": "..."}.
+/// One JSON object per line: {"time": "...Z", "level": "info", "message": "..."},
+/// and for a log_event() line its subject and every field as keys of their own.
 class json_formatter : public spdlog::formatter {
 public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -37,13 +40,21 @@ public:
     std::time_t t = seconds.count();
     std::tm utc{};
     gmtime_r(&t, &utc);
-    char stamp[40];
+    char stamp[64];
     std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
                   utc.tm_sec, static_cast<int>(millis.count()));
     nlohmann::json line{{"time", stamp},
                         {"level", std::string{level_names[msg.level]}},
                         {"message", std::string{message_of(msg)}}};
+    if (auto event = current_log_event()) {
+      line["subject"] = std::string{event->subject};
+      for (const auto& field : *event->fields)
+        if (field.number)
+          line[field.key] = *field.number;
+        else
+          line[field.key] = field.text;
+    }
     auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     dest.append(text.data(), text.data() + text.size());
   }
@@ -81,6 +92,10 @@ bool stderr_is_journal() {
 
 } // namespace
 
+std::unique_ptr<spdlog::formatter> make_json_formatter() {
+  return std::make_unique<json_formatter>();
+}
+
 bool is_log_level(std::string_view name) {
   for (auto known : level_names)
     if (name == known)
@@ -95,7 +110,7 @@ bool is_log_format(std::string_view name) {
 void setup_logging(std::string_view level, std::string_view format) {
   auto logger = spdlog::stderr_logger_mt("postconn");
   if (format == "json")
-    logger->set_formatter(std::make_unique<json_formatter>());
+    logger->set_formatter(make_json_formatter());
   else if (stderr_is_journal())
     logger->set_formatter(std::make_unique<journal_formatter>());
   else

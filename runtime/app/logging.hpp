@@ -6,10 +6,16 @@
 //   "store: commit of 12 writes failed: disk I/O error". Formats: "text",
 //   one line with the time and level (under systemd, whose journal stamps
 //   lines itself, "<priority>message" instead), or "json", one object per
-//   line with time, level and message.
+//   line with time, level and message, and for a line written with
+//   log_event() (runtime/log) its subject and each of its fields as keys.
 #pragma once
 
+#include <memory>
 #include <string_view>
+
+namespace spdlog {
+class formatter;
+} // namespace spdlog
 
 namespace postconn {
 
@@ -18,6 +24,9 @@ bool is_log_level(std::string_view name);
 
 /// True for "text" and "json".
 bool is_log_format(std::string_view name);
+
+/// The formatter of --log-format json.
+std::unique_ptr<spdlog::formatter> make_json_formatter();
 
 /// Logs to stderr at `level` (a name is_log_level() accepts) in `format`.
 void setup_logging(std::string_view level, std::string_view format = "text");
