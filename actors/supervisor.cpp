@@ -217,6 +217,11 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
 /// the due index says is due.
 void work(supervisor_ptr self) {
   auto& st = self->state;
+  if (st.draining) {
+    if (st.busy.empty() && st.draining->pending())
+      st.draining->deliver(true);
+    return;
+  }
   if (st.options.await_lineup)
     return;
   auto now = unix_now(self);
@@ -413,6 +418,13 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](space_atom, bool low) {
       self->state.backlog.disk_low(low);
       note_backlog(self, false);
+    },
+    [=](drain_atom) {
+      auto& st = self->state;
+      st.draining = self->make_response_promise<bool>();
+      auto promise = *st.draining;
+      work(self);
+      return promise;
     },
   };
 }

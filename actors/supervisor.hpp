@@ -42,6 +42,7 @@
 
 #include <caf/actor_addr.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "actors/ndr_generator.hpp"
 #include "actors/supervisor_backlog.hpp"
@@ -164,6 +165,9 @@ struct supervisor_state {
   std::int64_t wake_at = 0;
   /// A work_atom is on its way: a pass over the ledger is coming.
   bool work_scheduled = false;
+  /// A planned stop: no new attempt; the promise is kept once nothing is
+  /// busy.
+  std::optional<caf::typed_response_promise<bool>> draining;
 
   /// The retry policy of a delivery's postoffice.
   const retry_policy& policy_of(const ledger_entry& entry) const;

@@ -284,6 +284,10 @@ using supervisor_actor = caf::typed_actor<
   // The queue's disk fell below its reserve (true) or is back above it:
   // while below, the backlog listener is told to refuse new mail too.
   caf::reacts_to<space_atom, bool>,
+  // A planned stop: starts no attempt from now on and replies once every
+  // attempt, ledger write, NDR and handoff under way has ended and is
+  // recorded.
+  caf::replies_to<drain_atom>::with<bool>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>,
   // One pass over the ledger, asked for by the supervisor itself.

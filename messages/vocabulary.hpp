@@ -61,6 +61,7 @@ using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using space_atom = caf::atom_constant<caf::atom("space")>;
 using open_atom = caf::atom_constant<caf::atom("open")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 // -- messages and deliveries ----------------------------------------------------
 

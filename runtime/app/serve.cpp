@@ -401,6 +401,26 @@ void start_supervisor(const config& cfg, server_actors& actors,
   }
 }
 
+/// A planned stop: no new mail (the listener goes; its sessions answer
+/// 421), then the attempts under way end and are recorded, for at most
+/// server.shutdown_grace. What is still under way then is attempted again
+/// after the restart.
+void drain(const server_actors& actors, std::chrono::seconds grace) {
+  caf::anon_send_exit(actors.listener, caf::exit_reason::user_shutdown);
+  if (grace.count() == 0)
+    return;
+  spdlog::info("shutdown: no new mail; finishing the attempts under way (up to {}s)",
+               grace.count());
+  caf::scoped_actor self{actors.sys};
+  self->request(actors.supervisor, grace, drain_atom::value)
+    .receive([](bool) { spdlog::info("shutdown: every attempt under way ended and is recorded"); },
+             [&](const caf::error&) {
+               spdlog::warn("shutdown: attempts still under way after server.shutdown_grace "
+                            "{}s; they are attempted again after the restart",
+                            grace.count());
+             });
+}
+
 /// The admin API and the sessions first (sessions answer 421), then the
 /// actors that use the store (the supervisor takes its postoffice actors
 /// with it), then the store.
@@ -452,6 +472,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   for (; signal == SIGHUP; signal = wait_for_signal(signals))
     reload(config_file, cfg, actors, *held.admin);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
+  drain(actors, cfg.server.shutdown_grace);
   stop_actors(actors, *held.admin);
   return 0;
 }

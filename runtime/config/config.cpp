@@ -70,7 +70,7 @@ void read_connect_address(table_reader& in, std::string_view key, std::string& o
 
 void read_server(table_reader in, server_config& server) {
   in.reject_unknown_keys(
-    {"hostname", "data_dir", "log_level", "keep_finished", "min_free_space"});
+    {"hostname", "data_dir", "log_level", "keep_finished", "min_free_space", "shutdown_grace"});
   if (in.read("hostname", server.hostname) && !is_domain(server.hostname))
     in.problem("hostname", "invalid host name " + in_quotes(server.hostname)
                              + " (letters, digits, - and . only, e.g. "
@@ -89,6 +89,7 @@ void read_server(table_reader in, server_config& server) {
                               + " (trace, debug, info, warn, error, critical or off)");
   in.read_duration("keep_finished", server.keep_finished, zero_duration::allowed);
   in.read("min_free_space", server.min_free_space, 0);
+  in.read_duration("shutdown_grace", server.shutdown_grace, zero_duration::allowed);
 }
 
 /// tls_certificate and tls_key: both or neither.

@@ -98,11 +98,15 @@ struct server_config {
   /// Bytes kept free on the queue's disk for the mail already queued
   /// (ledger changes, NDRs): below it new mail gets 452 4.3.1; 0: none.
   std::uint64_t min_free_space = 100 * 1024 * 1024;
+  /// On SIGTERM, how long the attempts under way may take to end and be
+  /// recorded before the server exits anyway; 0: exit at once.
+  std::chrono::seconds shutdown_grace{30};
 
   bool operator==(const server_config& other) const {
     return hostname == other.hostname && data_dir == other.data_dir
            && log_level == other.log_level && keep_finished == other.keep_finished
-           && min_free_space == other.min_free_space;
+           && min_free_space == other.min_free_space
+           && shutdown_grace == other.shutdown_grace;
   }
 };
 

@@ -93,13 +93,15 @@ void key(std::string& out, std::string_view name, const std::string& value) {
 }
 
 void write_server(std::string& out, const server_config& server) {
-  const auto& [hostname, data_dir, log_level, keep_finished, min_free_space] = server;
+  const auto& [hostname, data_dir, log_level, keep_finished, min_free_space, shutdown_grace]
+    = server;
   out += "[server]\n";
   key(out, "hostname", toml_string(hostname));
   key(out, "data_dir", toml_path(data_dir));
   key(out, "log_level", toml_string(log_level));
   key(out, "keep_finished", toml_duration(keep_finished));
   key(out, "min_free_space", std::to_string(min_free_space));
+  key(out, "shutdown_grace", toml_duration(shutdown_grace));
 }
 
 void write_smtp(std::string& out, const smtp_config& smtp) {

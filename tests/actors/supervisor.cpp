@@ -617,3 +617,38 @@ TEST_CASE("the ledger changes of one attempt are written together, and one the s
   CHECK(sup.busy.count(kept.delivery_id) == 0);
   CHECK(sup.records_waiting.empty());
 }
+
+TEST_CASE("a drain starts no attempt and answers once the attempt under way is recorded") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto& live = f.state_of<fake_postoffice_state>(f.live);
+  live.mode = po_mode::hang;
+  auto in_flight = f.submit({{"live", {"carol@live.example.test"}}});
+  REQUIRE(live.hung.size() == 1);
+  auto drained = f.self->request(f.sup, caf::infinite, drain_atom::value);
+  f.sched.run();
+  auto waiting = f.submit({{"live", {"dave@live.example.test"}}});
+  f.advance(29s, 1s); // the attempt times out after 30 s
+  REQUIRE(f.self->mailbox().empty()); // no answer while the attempt is under way
+  f.advance(1s);
+  bool answered = false;
+  drained.receive([&](bool done) { answered = done; },
+                  [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  CHECK(answered);
+  CHECK(delivery_of(*f.db, in_flight, "live").open_retries == 1); // recorded
+  live.mode = po_mode::up;
+  f.advance(1h, 1min);
+  CHECK(live.attempts == 1); // the mail that came in meanwhile waits for the restart
+  CHECK(delivery_of(*f.db, waiting, "live").state == delivery_state::queued);
+}
+
+TEST_CASE("a drain with nothing under way answers at once") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto drained = f.self->request(f.sup, caf::infinite, drain_atom::value);
+  f.sched.run();
+  bool answered = false;
+  drained.receive([&](bool done) { answered = done; },
+                  [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  CHECK(answered);
+}

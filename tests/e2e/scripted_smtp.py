@@ -1,6 +1,7 @@
 """A scripted SMTP/LMTP server for end-to-end tests of smtp and lmtp
 postoffices: it answers each recipient as a test says (accept, 4xx, 5xx), can
-stall before its greeting, and records what it received.
+stall before its greeting, hold its reply to the end of the data until a
+test releases it, and records what it received.
 
     server = ScriptedServer(rcpt_replies={"bad@x": "550 5.1.1 no such user"})
     server.start(); ...; server.messages  # [(sender, [recipients], data bytes)]
@@ -10,10 +11,15 @@ import threading
 
 
 class ScriptedServer:
-    def __init__(self, rcpt_replies=None, stall=False, lmtp=False):
+    def __init__(self, rcpt_replies=None, stall=False, lmtp=False, hold_data_reply=False):
         self.rcpt_replies = rcpt_replies or {}
         self.stall = stall
         self.lmtp = lmtp
+        # With hold_data_reply, the reply to the end of the data waits for
+        # `release_data_reply`; `data_received` is set when the data is in.
+        self.hold_data_reply = hold_data_reply
+        self.data_received = threading.Event()
+        self.release_data_reply = threading.Event()
         self.messages = []
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -71,6 +77,9 @@ class ScriptedServer:
                     else:
                         return  # cut off before the end of the data: no message
                     self.messages.append((sender, rcpts, data))
+                    self.data_received.set()
+                    if self.hold_data_reply:
+                        self.release_data_reply.wait()
                     replies = len(rcpts) if self.lmtp else 1
                     conn.sendall(b"250 2.0.0 queued\r\n" * replies)
                 elif verb == "RSET":

@@ -5,8 +5,10 @@ bounces by its limits, and the sender's mailbox receives one NDR that
 Python's email package parses as a multipart/report DSN."""
 import email
 import email.policy
+import json
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import sqlite3
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 from postconn_process import (Server, free_port, make_certificate, refusing_port, temp_workdir,
                               write_config)
@@ -240,6 +243,58 @@ probe_timeout = "1s"
         _, status = self.ndr()
         self.assertIn("Status: 5.4.1", status)
         self.assertIn("timeout waiting for the greeting", self.server.wait_for_log("timeout"))
+
+
+class PlannedStop(DeliveryTest):
+    """SIGTERM while an SMTP delivery is under way: the server takes no new
+    mail, lets the delivery end and records it, then exits; restarted, it
+    does not send the message again."""
+
+    def start(self, grace):
+        self.mail_server = ScriptedServer(hold_data_reply=True).start()
+        self.addCleanup(self.mail_server.release_data_reply.set)
+        self.addCleanup(self.mail_server.stop)
+        self.start_server(f"""
+[[postoffice]]
+name = "remote"
+domains = ["remote.example.test"]
+transport = "smtp"
+address = "127.0.0.1:{self.mail_server.port}"
+""", server=f'shutdown_grace = "{grace}"')
+        self.send(["a@remote.example.test"])
+        self.assertTrue(self.mail_server.data_received.wait(20))
+        self.server.proc.send_signal(signal.SIGTERM)
+
+    def restart(self):
+        self.server = Server(self.dir, os.path.join(self.dir, "postconn.toml"))
+        self.addCleanup(self.server.__exit__)
+        self.addCleanup(self.server.stop)
+        self.serving()
+
+    def queue_total(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/queue" % self.admin_port) as reply:
+            return json.load(reply)["total"]
+
+    def test_the_delivery_under_way_ends_and_is_recorded_before_the_exit(self):
+        self.start("20s")
+        self.server.wait_for_log("finishing the attempts under way")
+        with self.assertRaises(OSError):  # no new mail while it drains
+            self.send(["b@remote.example.test"])
+        self.mail_server.release_data_reply.set()
+        self.assertEqual(self.server.stop(), 0)
+        self.assertIn("every attempt under way ended and is recorded", self.server.log)
+        self.restart()
+        self.assertEqual(self.queue_total(), 0)
+        self.assertEqual(len(self.mail_server.messages), 1)
+
+    def test_after_the_grace_time_the_server_exits_and_the_delivery_is_due_again(self):
+        self.start("1s")
+        self.assertEqual(self.server.stop(), 0)
+        self.assertIn("attempts still under way after server.shutdown_grace 1s", self.server.log)
+        self.mail_server.release_data_reply.set()
+        self.restart()
+        self.server.wait_for_log("postoffice remote: delivered")
+        self.assertEqual(len(self.mail_server.messages), 2)  # README: the one duplicate
 
 
 class ShareComesBack(DeliveryTest):

@@ -76,6 +76,7 @@ TEST_CASE("durations in the config: strings, integer seconds, and clear rejects"
 [server]
 keep_finished = 0
 min_free_space = 0
+shutdown_grace = "2m"
 [retry]
 open_interval = 90
 transfer_interval = "2m"
@@ -84,6 +85,7 @@ delay_warning = "4h"
 )");
   CHECK(cfg.server.keep_finished == 0s);
   CHECK(cfg.server.min_free_space == 0);
+  CHECK(cfg.server.shutdown_grace == 120s);
   CHECK(cfg.retry.open_interval == 90s);
   CHECK(cfg.retry.transfer_interval == 120s);
   CHECK(cfg.retry.max_lifetime == 0s);
@@ -141,6 +143,7 @@ TEST_CASE("the example config loads with the values written in it") {
   CHECK(cfg.server.log_level == "info");
   CHECK(cfg.server.keep_finished == 24h);
   CHECK(cfg.server.min_free_space == 100 * 1024 * 1024);
+  CHECK(cfg.server.shutdown_grace == 30s);
   CHECK(cfg.smtp.listen == "127.0.0.1:2525");
   CHECK(cfg.smtp.max_message_size == 35882577);
   CHECK(cfg.smtp.max_recipients == 1000);

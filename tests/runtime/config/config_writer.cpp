@@ -39,6 +39,7 @@ data_dir = "/var/lib/postconn"
 log_level = "debug"
 keep_finished = "2h"
 min_free_space = 0
+shutdown_grace = "5s"
 
 [smtp]
 listen = "[::1]:25"
@@ -142,7 +143,7 @@ void change_each_field(const config& base, Check check) {
   // One change per field below: a field added to a struct breaks these
   // bindings until it gets its change too.
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6] = base;
-  [[maybe_unused]] const auto& [s1, s2, s3, s4, s5] = base.server;
+  [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6] = base.server;
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = base.smtp;
   [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7] = base.retry;
   [[maybe_unused]] const auto& [a1, a2] = base.admin;
@@ -161,6 +162,7 @@ void change_each_field(const config& base, Check check) {
   change("server.log_level", [](config& c) { c.server.log_level = "info"; });
   change("server.keep_finished", [](config& c) { c.server.keep_finished += 1s; });
   change("server.min_free_space", [](config& c) { c.server.min_free_space += 1; });
+  change("server.shutdown_grace", [](config& c) { c.server.shutdown_grace += 1s; });
 
   change("smtp.listen", [](config& c) { c.smtp.listen = "[::1]:26"; });
   change("smtp.max_message_size", [](config& c) { c.smtp.max_message_size += 1; });
@@ -263,7 +265,8 @@ TEST_CASE("config writer: a config using every key reads back equal") {
   // None of every_key's values is a default, so each shows in the text.
   for (auto line :
        {"hostname = \"mx.example.test\"", "keep_finished = \"2h\"", "min_free_space = 0",
-        "idle_timeout = \"90s\"", "data_timeout = \"20m\"", "tls_key = \"/etc/postconn/key.pem\"",
+        "shutdown_grace = \"5s\"", "idle_timeout = \"90s\"", "data_timeout = \"20m\"",
+        "tls_key = \"/etc/postconn/key.pem\"",
         "enforce_retry_limits = false", "max_lifetime = \"0\"", "token_file =",
         "seeds = [\"10.0.0.2:4200\", \"mx3.example.test:4200\"]",
         "peer_timeout = \"1m\"", "domains = [\"sales.example.test\", \"eu.sales.example.test\"]",
@@ -280,7 +283,8 @@ TEST_CASE("config writer: defaults are written out, and read back equal") {
   auto text = config_to_toml(cfg);
   CHECK(round_trip(cfg) == cfg);
   for (auto line : {"hostname = \"localhost\"", "keep_finished = \"1d\"",
-                    "min_free_space = 104857600", "listen = \"127.0.0.1:2525\"",
+                    "min_free_space = 104857600", "shutdown_grace = \"30s\"",
+                    "listen = \"127.0.0.1:2525\"",
                     "max_open_retries = 144", "open_interval = \"10m\"",
                     "max_lifetime = \"5d\"", "delay_warning = \"0\"",
                     "listen = \"127.0.0.1:8025\"", "probe_timeout = \"10s\""})
@@ -348,5 +352,5 @@ TEST_CASE("config equality: a change in any one field makes configs unequal") {
     CHECK_FALSE(base == changed);
     ++changes;
   });
-  CHECK(changes == 57);
+  CHECK(changes == 58);
 }
