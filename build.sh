@@ -23,7 +23,9 @@ TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-c
   # openssl makes the STARTTLS test's certificate; swaks --tls needs Net::SSLeay.
   openssl libnet-ssleay-perl
   # libFuzzer and the sanitizers for the fuzz smoke tests (fuzz/).
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev
+  # etcd for the etcd client's tests (each starts its own on free loopback ports).
+  etcd-server)
 
 install_missing() {
   local missing=() pkg
