@@ -27,8 +27,11 @@ struct retry_policy {
   std::chrono::seconds open_interval{600};
   /// Temporary transfer failures tolerated before the NDR.
   int max_transfer_retries = 2;
-  /// Wait after a temporary transfer failure.
+  /// Wait after the first temporary transfer failure.
   std::chrono::seconds transfer_interval{120};
+  /// Backoff: the wait doubles with each further transfer failure up to
+  /// this. 0 (or no more than transfer_interval): always transfer_interval.
+  std::chrono::seconds max_transfer_interval{0};
   /// KB 277831 fix: count failed opens. false = legacy, never counted.
   bool enforce_retry_limits = true;
   /// Undelivered this long after queueing: bounce. 0 disables.
@@ -40,8 +43,8 @@ struct retry_policy {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, retry_policy& x) {
   return f(caf::meta::type_name("retry_policy"), x.max_open_retries, x.open_interval,
-           x.max_transfer_retries, x.transfer_interval, x.enforce_retry_limits,
-           x.max_lifetime, x.delay_warning);
+           x.max_transfer_retries, x.transfer_interval, x.max_transfer_interval,
+           x.enforce_retry_limits, x.max_lifetime, x.delay_warning);
 }
 
 } // namespace postconn

@@ -4,6 +4,7 @@
 // SYNOPSIS
 //   postconn serve --config FILE [--log-level LEVEL] [--log-format text|json]
 //   postconn check-config FILE
+//   postconn config [--effective | -n] FILE
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
 //   postconn queue [--postoffice PO] [--state STATE] [--sender TEXT] [--min-age SECONDS]
 //   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
@@ -21,21 +22,47 @@
 
 #include "runtime/admin/admin_client.hpp"
 #include "runtime/config/config.hpp"
+#include "runtime/config/config_check.hpp"
+#include "runtime/config/config_writer.hpp"
 #include "runtime/app/logging.hpp"
 #include "runtime/app/serve.hpp"
 #include "runtime/app/simulate.hpp"
 
 namespace {
 
-/// `postconn check-config FILE`: one line per problem, exit 1 if any.
+/// Prints each problem (and warning) of a checked config on stderr, one
+/// line each with its line in the file.
+void print_findings(const std::string& file, const postconn::config_check& checked) {
+  for (const auto& problem : checked.problems)
+    std::fprintf(stderr, "%s\n", postconn::finding_line(file, problem, false).c_str());
+  for (const auto& warning : checked.warnings)
+    std::fprintf(stderr, "%s\n", postconn::finding_line(file, warning, true).c_str());
+}
+
+/// `postconn check-config FILE`: one line per problem and warning, exit 1
+/// if there is a problem (warnings alone do not fail it).
 int check_config(const std::string& file) {
-  auto loaded = postconn::load_config_file(file);
-  for (const auto& problem : loaded.problems)
-    std::fprintf(stderr, "%s: %s\n", file.c_str(), problem.c_str());
-  if (!loaded.value)
+  auto checked = postconn::check_config_file(file);
+  print_findings(file, checked);
+  if (!checked.value)
     return 1;
-  std::printf("%s: ok (%zu postoffices)\n", file.c_str(),
-              loaded.value->postoffices.size());
+  std::printf("%s: ok (%zu postoffices)", file.c_str(), checked.value->postoffices.size());
+  if (!checked.warnings.empty())
+    std::printf(", %zu warnings", checked.warnings.size());
+  std::printf("\n");
+  return 0;
+}
+
+/// `postconn config [--effective | -n] FILE`: the config as the server
+/// reads it, every key or only those not at their default; exit 1 (with
+/// the problems) when it does not load.
+int print_config(const std::string& file, postconn::key_choice choice) {
+  auto checked = postconn::check_config_file(file);
+  if (!checked.value) {
+    print_findings(file, checked);
+    return 1;
+  }
+  std::fputs(postconn::config_to_toml(*checked.value, choice).c_str(), stdout);
   return 0;
 }
 
@@ -118,6 +145,14 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "validate a config file");
   check_cmd->add_option("FILE", config_file, "config file (TOML)")->required();
 
+  auto* config_cmd = app.add_subcommand(
+    "config", "print a config as the server reads it (like postconf, postconf -n)");
+  config_cmd->add_option("FILE", config_file, "config file (TOML)")->required();
+  auto* effective_flag = config_cmd->add_flag(
+    "--effective", "every key with its value, defaults filled in (the default)");
+  config_cmd->add_flag("-n,--non-default", "only the keys whose value is not the default")
+    ->excludes(effective_flag);
+
   postconn::simulate_options simulate_opts;
   auto* simulate_cmd = app.add_subcommand(
     "simulate", "replay a scenario on the real actors in simulated time");
@@ -177,5 +212,9 @@ int main(int argc, char** argv) {
     return postconn::serve(serve_opts);
   if (*simulate_cmd)
     return postconn::simulate(simulate_opts);
+  if (*config_cmd)
+    return print_config(config_file, config_cmd->count("--non-default") > 0
+                                       ? postconn::key_choice::changed
+                                       : postconn::key_choice::every);
   return check_config(config_file);
 }

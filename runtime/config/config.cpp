@@ -135,12 +135,14 @@ void read_smtp(table_reader in, smtp_config& smtp) {
 /// [retry], or the keys of a [postoffice.retry] applied over `retry`.
 void read_retry(table_reader in, retry_policy& retry) {
   in.reject_unknown_keys({"max_open_retries", "open_interval", "max_transfer_retries",
-                          "transfer_interval", "enforce_retry_limits", "max_lifetime",
-                          "delay_warning"});
+                          "transfer_interval", "max_transfer_interval",
+                          "enforce_retry_limits", "max_lifetime", "delay_warning"});
   in.read("max_open_retries", retry.max_open_retries, 0);
   in.read_duration("open_interval", retry.open_interval, zero_duration::refused);
   in.read("max_transfer_retries", retry.max_transfer_retries, 0);
   in.read_duration("transfer_interval", retry.transfer_interval, zero_duration::refused);
+  in.read_duration("max_transfer_interval", retry.max_transfer_interval,
+                   zero_duration::allowed);
   in.read("enforce_retry_limits", retry.enforce_retry_limits);
   in.read_duration("max_lifetime", retry.max_lifetime, zero_duration::allowed);
   in.read_duration("delay_warning", retry.delay_warning, zero_duration::allowed);
@@ -300,12 +302,26 @@ void read_fault(table_reader in, fault_config& fault) {
 
 namespace {
 
-postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
+/// A postoffice's policy: its transport's defaults, the keys [retry] sets
+/// over them (`global`, whose problems were reported when it was read),
+/// then the keys of its own [postoffice.retry].
+retry_policy resolve_retry(transport_kind kind, const std::optional<table_reader>& global,
+                           std::optional<table_reader> own) {
+  auto policy = default_retry(kind);
+  if (global) {
+    std::vector<std::string> reported_already;
+    read_retry(global->recording_into(reported_already), policy);
+  }
+  if (own)
+    read_retry(*own, policy);
+  return policy;
+}
+
+postoffice_config read_postoffice(table_reader in, const std::optional<table_reader>& global) {
   in.reject_unknown_keys({"name", "domains", "transport", "path", "create_mailboxes",
                           "address", "tls", "tls_ca_file", "default", "probe_timeout",
                           "retry", "fault", "owner"});
   postoffice_config po;
-  po.retry = global;
   if (in.require("name", "every postoffice needs one") && in.read("name", po.name)
       && !is_plain_name(po.name))
     in.problem("name", "invalid name " + in_quotes(po.name)
@@ -320,8 +336,7 @@ postoffice_config read_postoffice(table_reader in, const retry_policy& global) {
       read_mail_server_keys(in, po);
   }
   in.read_duration("probe_timeout", po.probe_timeout, zero_duration::refused);
-  if (auto overrides = in.table("retry"))
-    read_retry(*overrides, po.retry);
+  po.retry = resolve_retry(po.transport, global, in.table("retry"));
   if (auto fault = in.table("fault"))
     read_fault(*fault, po.fault);
   if (in.read("owner", po.owner) && !is_node_name(po.owner))
@@ -354,8 +369,8 @@ void check_postoffices(const std::vector<postoffice_config>& pos,
   }
 }
 
-void read_postoffices(const toml::node* node, config& cfg,
-                      std::vector<std::string>& problems) {
+void read_postoffices(const toml::node* node, const std::optional<table_reader>& global_retry,
+                      config& cfg, std::vector<std::string>& problems) {
   const auto* array = node ? node->as_array() : nullptr;
   if (!node || (array && array->empty())) {
     problems.push_back("postoffice: at least one [[postoffice]] is required");
@@ -368,7 +383,7 @@ void read_postoffices(const toml::node* node, config& cfg,
   for (std::size_t i = 0; i < array->size(); ++i) {
     table_reader entry{*(*array)[i].as_table(), "postoffice[" + std::to_string(i) + "]",
                        problems};
-    cfg.postoffices.push_back(read_postoffice(entry, cfg.retry));
+    cfg.postoffices.push_back(read_postoffice(entry, global_retry));
   }
   check_postoffices(cfg.postoffices, problems);
 }
@@ -380,12 +395,13 @@ void read_document(const toml::table& doc, config& cfg, std::vector<std::string>
     read_server(*server, cfg.server);
   if (auto smtp = in.table("smtp"))
     read_smtp(*smtp, cfg.smtp);
-  if (auto retry = in.table("retry"))
+  auto retry = in.table("retry");
+  if (retry)
     read_retry(*retry, cfg.retry);
   if (auto admin = in.table("admin"))
     read_admin(*admin, cfg.admin);
-  // After [retry], wherever it stands in the file: postoffices start from it.
-  read_postoffices(in.get("postoffice"), cfg, problems);
+  // Wherever [retry] stands in the file, its keys apply to every postoffice.
+  read_postoffices(in.get("postoffice"), retry, cfg, problems);
   if (auto cluster = in.table("cluster"))
     cfg.cluster = read_cluster(*cluster);
   for (std::size_t i = 0; i < cfg.postoffices.size(); ++i)
@@ -407,6 +423,16 @@ std::string_view to_string(transport_kind kind) {
       return "lmtp";
   }
   return "unknown";
+}
+
+retry_policy default_retry(transport_kind kind) {
+  retry_policy policy;
+  if (kind == transport_kind::smtp || kind == transport_kind::lmtp) {
+    policy.transfer_interval = std::chrono::seconds{300};
+    policy.max_transfer_interval = std::chrono::seconds{4000};
+    policy.max_transfer_retries = 120;
+  }
+  return policy;
 }
 
 config_result parse_config(std::string_view toml_text, std::string_view source) {

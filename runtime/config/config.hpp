@@ -6,10 +6,12 @@
 //   Every key of DESIGN.md's config section lives here next to its default.
 //   parse_config() reads TOML text, checks every key, and reports one line per
 //   problem naming the key (`postoffice[2].path: ...`). Unknown keys are
-//   problems, never silently ignored. Per-postoffice `[postoffice.retry]`
-//   tables override `[retry]` key by key; the result is stored resolved, so
-//   callers never merge policies themselves. Every struct compares with ==,
-//   field by field (config_writer.hpp writes a config back out as TOML).
+//   problems, never silently ignored. A postoffice's retry policy is, key by
+//   key, what its `[postoffice.retry]` sets, else what `[retry]` sets, else
+//   its transport's default (default_retry()); the result is stored
+//   resolved, so callers never merge policies themselves. Every struct
+//   compares with ==, field by field (config_writer.hpp writes a config
+//   back out as TOML).
 #pragma once
 
 #include <chrono>
@@ -33,6 +35,7 @@ inline bool operator==(const retry_policy& a, const retry_policy& b) {
   return a.max_open_retries == b.max_open_retries && a.open_interval == b.open_interval
          && a.max_transfer_retries == b.max_transfer_retries
          && a.transfer_interval == b.transfer_interval
+         && a.max_transfer_interval == b.max_transfer_interval
          && a.enforce_retry_limits == b.enforce_retry_limits
          && a.max_lifetime == b.max_lifetime && a.delay_warning == b.delay_warning;
 }
@@ -45,6 +48,19 @@ inline bool operator==(const fault_config& a, const fault_config& b) {
 
 /// Name of a transport as written in the config ("maildir", "smtp", "lmtp").
 std::string_view to_string(transport_kind kind);
+
+/// The retry policy of a postoffice of `kind` where neither [retry] nor its
+/// [postoffice.retry] sets a key. maildir: the seed's (retry_policy's
+/// defaults, made for MS Mail shares: a temporary failure is tried again
+/// twice, 120 s apart). smtp and lmtp: a 4xx (greylisting, a full mailbox)
+/// backs off as in Postfix, from 5 min (minimal_backoff_time 300s) doubling
+/// up to 4000 s (maximal_backoff_time), for 120 retries: about 5.4 days,
+/// so max_lifetime (5d, Postfix's maximal_queue_lifetime) ends it first.
+retry_policy default_retry(transport_kind kind);
+
+/// The file a maildir postoffice's root holds; an unmounted share's empty
+/// mount point does not, so the server probes it as down.
+constexpr std::string_view maildir_marker = ".postoffice";
 
 struct postoffice_config {
   /// Unique name, [a-z0-9_-]+.
@@ -67,7 +83,8 @@ struct postoffice_config {
   bool is_default = false;
   /// Budget for one probe / open.
   std::chrono::seconds probe_timeout{10};
-  /// [retry] with this postoffice's [postoffice.retry] overrides applied.
+  /// Its transport's default_retry() with the keys [retry] sets, then those
+  /// of its [postoffice.retry], applied.
   retry_policy retry;
   /// [postoffice.fault]: the fault injected over the real transport.
   fault_config fault;
@@ -193,7 +210,9 @@ token_result read_token_file(const std::filesystem::path& file);
 struct config {
   server_config server;
   smtp_config smtp;
-  /// The global [retry] table (already applied to every postoffice).
+  /// The global [retry] table over the seed's defaults (its keys are
+  /// already applied to every postoffice); the policy of deliveries whose
+  /// postoffice is not configured.
   retry_policy retry;
   admin_config admin;
   std::vector<postoffice_config> postoffices;
@@ -216,7 +235,7 @@ struct config_result {
 
 class table_reader;
 
-/// The keys of a [retry] table (or a [postoffice.retry]) applied over `retry`.
+/// The keys a [retry] table (or a [postoffice.retry]) sets, applied over `retry`.
 void read_retry(table_reader in, retry_policy& retry);
 
 /// The keys of a [postoffice.fault] table: one mode and the keys it uses.

@@ -3,13 +3,16 @@
 //
 // DESCRIPTION
 //   Each section binds every field of its struct by name: a field added to
-//   config.hpp stops this file compiling until it is written here too.
+//   config.hpp stops this file compiling until it is written here too. A
+//   table's keys go through table_lines, which writes each one, or only
+//   those that differ from the default.
 #include "runtime/config/config_writer.hpp"
 
 #include <charconv>
 #include <cstdio>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 namespace postconn {
@@ -88,141 +91,230 @@ std::string floating(double value) {
   return out;
 }
 
-void key(std::string& out, std::string_view name, const std::string& value) {
-  out.append(name).append(" = ").append(value).append("\n");
+std::string_view name_of(transport_kind kind) {
+  return to_string(kind);
 }
 
-void write_server(std::string& out, const server_config& server) {
+std::string_view name_of(fault_mode mode) {
+  return to_string(mode);
+}
+
+std::string_view name_of(tls_policy tls) {
+  switch (tls) {
+    case tls_policy::may:
+      return "may";
+    case tls_policy::verify:
+      return "verify";
+    case tls_policy::none:
+      break;
+  }
+  return "none";
+}
+
+/// The text of a value as TOML writes it.
+template <class T>
+std::string value_text(const T& value) {
+  if constexpr (std::is_same_v<T, bool>)
+    return boolean(value);
+  else if constexpr (std::is_integral_v<T>)
+    return std::to_string(value);
+  else if constexpr (std::is_floating_point_v<T>)
+    return floating(value);
+  else if constexpr (std::is_same_v<T, std::chrono::seconds>)
+    return toml_duration(value);
+  else if constexpr (std::is_same_v<T, std::filesystem::path>)
+    return toml_path(value);
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+    return array_of(value);
+  else if constexpr (std::is_same_v<T, std::string>)
+    return toml_string(value);
+  else
+    return toml_string(name_of(value)); // the config's enums
+}
+
+/// The key lines of one table: every key, or only those whose value
+/// differs from the base's.
+class table_lines {
+public:
+  table_lines(key_choice choice, std::string indent = "")
+    : every_(choice == key_choice::every), indent_(std::move(indent)) {
+  }
+
+  /// Written unless only changed keys are and `value` equals `base`.
+  template <class T>
+  void key(std::string_view name, const T& value, const T& base) {
+    if (every_ || !(value == base))
+      always(name, value);
+  }
+
+  template <class T>
+  void always(std::string_view name, const T& value) {
+    text_.append(indent_).append(name).append(" = ").append(value_text(value)).append("\n");
+  }
+
+  /// `header` and the lines, or nothing when there are none.
+  void write(std::string& out, std::string_view header) const {
+    if (text_.empty())
+      return;
+    if (!out.empty())
+      out += "\n";
+    out.append(indent_).append(header).append("\n").append(text_);
+  }
+
+private:
+  bool every_;
+  std::string indent_;
+  std::string text_;
+};
+
+/// Calls `each(name, member)` for every key of a retry table, in the order
+/// of conf/postconn.toml.
+template <class Each>
+void for_each_retry_key(Each each) {
+  // A field added to retry_policy breaks this binding until it gets its key.
+  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7, k8] = retry_policy{};
+  each("max_open_retries", &retry_policy::max_open_retries);
+  each("open_interval", &retry_policy::open_interval);
+  each("max_transfer_retries", &retry_policy::max_transfer_retries);
+  each("transfer_interval", &retry_policy::transfer_interval);
+  each("max_transfer_interval", &retry_policy::max_transfer_interval);
+  each("enforce_retry_limits", &retry_policy::enforce_retry_limits);
+  each("max_lifetime", &retry_policy::max_lifetime);
+  each("delay_warning", &retry_policy::delay_warning);
+}
+
+void write_retry_keys(table_lines& lines, const retry_policy& policy,
+                      const retry_policy& base) {
+  for_each_retry_key(
+    [&](std::string_view name, auto member) { lines.key(name, policy.*member, base.*member); });
+}
+
+/// What a postoffice of `kind` gets when the file has no [postoffice.retry]
+/// and a [retry] that sets the keys in which `global` differs from the
+/// seed's defaults (what key_choice::changed writes of it).
+retry_policy implied_retry(transport_kind kind, const retry_policy& global) {
+  auto implied = default_retry(kind);
+  const retry_policy seed;
+  for_each_retry_key([&](std::string_view, auto member) {
+    if (!(global.*member == seed.*member))
+      implied.*member = global.*member;
+  });
+  return implied;
+}
+
+void write_server(std::string& out, const server_config& server, key_choice choice) {
   const auto& [hostname, data_dir, log_level, keep_finished, min_free_space, shutdown_grace]
     = server;
-  out += "[server]\n";
-  key(out, "hostname", toml_string(hostname));
-  key(out, "data_dir", toml_path(data_dir));
-  key(out, "log_level", toml_string(log_level));
-  key(out, "keep_finished", toml_duration(keep_finished));
-  key(out, "min_free_space", std::to_string(min_free_space));
-  key(out, "shutdown_grace", toml_duration(shutdown_grace));
+  const server_config base;
+  table_lines lines{choice};
+  lines.key("hostname", hostname, base.hostname);
+  lines.key("data_dir", data_dir, base.data_dir);
+  lines.key("log_level", log_level, base.log_level);
+  lines.key("keep_finished", keep_finished, base.keep_finished);
+  lines.key("min_free_space", min_free_space, base.min_free_space);
+  lines.key("shutdown_grace", shutdown_grace, base.shutdown_grace);
+  lines.write(out, "[server]");
 }
 
-void write_smtp(std::string& out, const smtp_config& smtp) {
+void write_smtp(std::string& out, const smtp_config& smtp, key_choice choice) {
   const auto& [listen, max_message_size, max_recipients, max_connections,
                max_connections_per_client, idle_timeout, data_timeout, queue_high_water,
                tls_certificate, tls_key, relay_networks]
     = smtp;
-  out += "\n[smtp]\n";
-  key(out, "listen", toml_string(listen));
-  key(out, "max_message_size", std::to_string(max_message_size));
-  key(out, "max_recipients", std::to_string(max_recipients));
-  key(out, "max_connections", std::to_string(max_connections));
-  key(out, "max_connections_per_client", std::to_string(max_connections_per_client));
-  key(out, "idle_timeout", toml_duration(idle_timeout));
-  key(out, "data_timeout", toml_duration(data_timeout));
-  key(out, "queue_high_water", std::to_string(queue_high_water));
-  key(out, "relay_networks", array_of(relay_networks));
+  const smtp_config base;
+  table_lines lines{choice};
+  lines.key("listen", listen, base.listen);
+  lines.key("max_message_size", max_message_size, base.max_message_size);
+  lines.key("max_recipients", max_recipients, base.max_recipients);
+  lines.key("max_connections", max_connections, base.max_connections);
+  lines.key("max_connections_per_client", max_connections_per_client,
+            base.max_connections_per_client);
+  lines.key("idle_timeout", idle_timeout, base.idle_timeout);
+  lines.key("data_timeout", data_timeout, base.data_timeout);
+  lines.key("queue_high_water", queue_high_water, base.queue_high_water);
+  lines.key("relay_networks", relay_networks, base.relay_networks);
   // Both or neither: empty means no STARTTLS, which the key left out says.
   if (!tls_certificate.empty())
-    key(out, "tls_certificate", toml_path(tls_certificate));
+    lines.always("tls_certificate", tls_certificate);
   if (!tls_key.empty())
-    key(out, "tls_key", toml_path(tls_key));
+    lines.always("tls_key", tls_key);
+  lines.write(out, "[smtp]");
 }
 
-/// The keys of `policy`; with a `base`, only those that differ from it.
-void write_retry_keys(std::string& out, const retry_policy& policy,
-                      const retry_policy* base = nullptr) {
-  const auto& [max_open_retries, open_interval, max_transfer_retries, transfer_interval,
-               enforce_retry_limits, max_lifetime, delay_warning]
-    = policy;
-  auto differs = [&](auto member) { return !base || base->*member != policy.*member; };
-  if (differs(&retry_policy::max_open_retries))
-    key(out, "max_open_retries", std::to_string(max_open_retries));
-  if (differs(&retry_policy::open_interval))
-    key(out, "open_interval", toml_duration(open_interval));
-  if (differs(&retry_policy::max_transfer_retries))
-    key(out, "max_transfer_retries", std::to_string(max_transfer_retries));
-  if (differs(&retry_policy::transfer_interval))
-    key(out, "transfer_interval", toml_duration(transfer_interval));
-  if (differs(&retry_policy::enforce_retry_limits))
-    key(out, "enforce_retry_limits", boolean(enforce_retry_limits));
-  if (differs(&retry_policy::max_lifetime))
-    key(out, "max_lifetime", toml_duration(max_lifetime));
-  if (differs(&retry_policy::delay_warning))
-    key(out, "delay_warning", toml_duration(delay_warning));
-}
-
-void write_admin(std::string& out, const admin_config& admin) {
+void write_admin(std::string& out, const admin_config& admin, key_choice choice) {
   const auto& [listen, token_file] = admin;
-  out += "\n[admin]\n";
-  key(out, "listen", toml_string(listen));
+  table_lines lines{choice};
+  lines.key("listen", listen, admin_config{}.listen);
   if (!token_file.empty())
-    key(out, "token_file", toml_path(token_file));
+    lines.always("token_file", token_file);
+  lines.write(out, "[admin]");
 }
 
-void write_cluster(std::string& out, const cluster_config& cluster) {
+void write_cluster(std::string& out, const cluster_config& cluster, key_choice choice) {
   const auto& [node, listen, seeds, reconnect_interval, peer_timeout] = cluster;
-  out += "\n[cluster]\n";
-  key(out, "node", toml_string(node));
-  key(out, "listen", toml_string(listen));
-  key(out, "seeds", array_of(seeds));
-  key(out, "reconnect_interval", toml_duration(reconnect_interval));
-  key(out, "peer_timeout", toml_duration(peer_timeout));
+  const cluster_config base;
+  table_lines lines{choice};
+  lines.always("node", node);
+  lines.always("listen", listen);
+  lines.key("seeds", seeds, base.seeds);
+  lines.key("reconnect_interval", reconnect_interval, base.reconnect_interval);
+  lines.key("peer_timeout", peer_timeout, base.peer_timeout);
+  lines.write(out, "[cluster]");
 }
 
 /// [postoffice.fault] with the keys its mode uses; nothing for no fault.
-void write_fault(std::string& out, const fault_config& fault) {
+void write_fault(std::string& out, const fault_config& fault, key_choice choice) {
   const auto& [mode, probability, seed, recipients, latency, up, down] = fault;
   if (fault == fault_config{})
     return;
-  out += "\n  [postoffice.fault]\n";
-  key(out, "  mode", toml_string(to_string(mode)));
-  key(out, "  probability", floating(probability));
-  key(out, "  seed", std::to_string(seed));
+  const fault_config base;
+  table_lines lines{choice, "  "};
+  lines.always("mode", mode);
+  lines.key("probability", probability, base.probability);
+  lines.key("seed", seed, base.seed);
   if (mode == fault_mode::permfail && !recipients.empty())
-    key(out, "  recipients", array_of(recipients));
+    lines.always("recipients", recipients);
   if (mode == fault_mode::slow || mode == fault_mode::hang)
-    key(out, "  latency", toml_duration(latency));
+    lines.always("latency", latency);
   if (mode == fault_mode::flap) {
-    key(out, "  up", toml_duration(up));
-    key(out, "  down", toml_duration(down));
+    lines.always("up", up);
+    lines.always("down", down);
   }
+  lines.write(out, "[postoffice.fault]");
 }
 
 void write_postoffice(std::string& out, const postoffice_config& po,
-                      const retry_policy& global) {
+                      const retry_policy& global, key_choice choice) {
   const auto& [name, domains, transport, path, create_mailboxes, address, tls, tls_ca_file,
                is_default, probe_timeout, retry, fault, owner]
     = po;
-  out += "\n[[postoffice]]\n";
-  key(out, "name", toml_string(name));
-  key(out, "domains", array_of(domains));
-  key(out, "transport", toml_string(to_string(transport)));
+  const postoffice_config base;
+  table_lines lines{choice};
+  lines.always("name", name);
+  // Only a default postoffice may have none, and then it need not say so.
+  lines.key("domains", domains, base.domains);
+  lines.always("transport", transport);
   // Only the keys of the transport: the others are refused.
   if (transport == transport_kind::maildir) {
-    key(out, "path", toml_path(path));
-    key(out, "create_mailboxes", boolean(create_mailboxes));
+    lines.always("path", path);
+    lines.key("create_mailboxes", create_mailboxes, base.create_mailboxes);
   } else {
-    key(out, "address", toml_string(address));
-    key(out, "tls", toml_string(tls == tls_policy::verify ? "verify"
-                           : tls == tls_policy::may  ? "may"
-                                                     : "none"));
+    lines.always("address", address);
+    lines.key("tls", tls, base.tls);
     if (!tls_ca_file.empty())
-      key(out, "tls_ca_file", toml_path(tls_ca_file));
+      lines.always("tls_ca_file", tls_ca_file);
   }
-  key(out, "default", boolean(is_default));
-  key(out, "probe_timeout", toml_duration(probe_timeout));
+  lines.key("default", is_default, base.is_default);
+  lines.key("probe_timeout", probe_timeout, base.probe_timeout);
   if (!owner.empty())
-    key(out, "owner", toml_string(owner));
-  std::string overrides;
-  write_retry_keys(overrides, retry, &global);
-  if (!overrides.empty()) {
-    out += "\n  [postoffice.retry]\n";
-    // Indented like the table header, as in conf/postconn.toml.
-    for (std::size_t line = 0; line < overrides.size();) {
-      auto end = overrides.find('\n', line) + 1;
-      out += "  " + overrides.substr(line, end - line);
-      line = end;
-    }
-  }
-  write_fault(out, fault);
+    lines.always("owner", owner);
+  lines.write(out, "[[postoffice]]");
+  // The keys in which its policy differs from what it gets without them.
+  table_lines overrides{key_choice::changed, "  "};
+  write_retry_keys(overrides, retry,
+                   choice == key_choice::every ? global : implied_retry(transport, global));
+  overrides.write(out, "[postoffice.retry]");
+  write_fault(out, fault, choice);
 }
 
 } // namespace
@@ -237,19 +329,25 @@ std::string duration_to_toml(std::chrono::seconds duration) {
   return std::to_string(count) + "s";
 }
 
-std::string config_to_toml(const config& cfg) {
+std::string config_to_toml(const config& cfg, key_choice choice) {
   const auto& [server, smtp, retry, admin, postoffices, cluster] = cfg;
-  std::string out = "# postconn config: every key with its value.\n\n";
-  write_server(out, server);
-  write_smtp(out, smtp);
-  out += "\n[retry]\n";
-  write_retry_keys(out, retry);
-  write_admin(out, admin);
+  std::string out;
+  write_server(out, server, choice);
+  write_smtp(out, smtp, choice);
+  table_lines retry_lines{choice};
+  write_retry_keys(retry_lines, retry, retry_policy{});
+  retry_lines.write(out, "[retry]");
+  write_admin(out, admin, choice);
   if (cluster)
-    write_cluster(out, *cluster);
+    write_cluster(out, *cluster, choice);
   for (const auto& po : postoffices)
-    write_postoffice(out, po, retry);
-  return out;
+    write_postoffice(out, po, retry, choice);
+  auto heading = choice == key_choice::every
+                   ? "# postconn config: every key with its value. A postoffice's own\n"
+                     "# retry table holds what differs from [retry] (smtp and lmtp\n"
+                     "# postoffices have retry defaults of their own).\n\n"
+                   : "# postconn config: the keys whose value is not the default.\n\n";
+  return heading + out;
 }
 
 } // namespace postconn

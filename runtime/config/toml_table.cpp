@@ -2,9 +2,12 @@
 //   toml_table -- reads one TOML table key by key (see toml_table.hpp).
 #include "runtime/config/toml_table.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <limits>
 #include <memory>
+#include <vector>
 
 namespace postconn {
 
@@ -38,19 +41,62 @@ std::string one_line(std::string_view text) {
   return line;
 }
 
+/// Edits that turn `a` into `b`: characters inserted, removed, changed, or
+/// two neighbours swapped (the optimal string alignment distance).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  // rows[i % 3][j]: the distance of a's first i and b's first j characters.
+  std::vector<std::vector<std::size_t>> rows(3, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    rows[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    auto& row = rows[i % 3];
+    const auto& above = rows[(i - 1) % 3];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      bool same = a[i - 1] == b[j - 1];
+      row[j] = std::min({above[j] + 1, row[j - 1] + 1, above[j - 1] + (same ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        row[j] = std::min(row[j], rows[(i - 2) % 3][j - 2] + 1);
+    }
+  }
+  return rows[a.size() % 3][b.size()];
+}
+
 } // namespace
 
 std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
-                                      std::vector<std::string>& problems) {
+                                      toml_syntax_error& error) {
   try {
     return toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    std::ostringstream line;
-    line << source << ":" << e.source().begin.line << ":" << e.source().begin.column
-         << ": " << one_line(e.description());
-    problems.push_back(line.str());
+    error = {e.source().begin.line, e.source().begin.column, one_line(e.description())};
     return std::nullopt;
   }
+}
+
+std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
+                                      std::vector<std::string>& problems) {
+  toml_syntax_error error;
+  auto doc = parse_toml(text, source, error);
+  if (!doc)
+    problems.push_back(std::string{source} + ":" + std::to_string(error.line) + ":"
+                       + std::to_string(error.column) + ": " + error.what);
+  return doc;
+}
+
+std::optional<std::string_view> nearest_key(std::string_view key,
+                                            std::initializer_list<std::string_view> known) {
+  std::optional<std::string_view> nearest;
+  auto nearest_distance = std::numeric_limits<std::size_t>::max();
+  for (auto candidate : known) {
+    auto distance = edit_distance(key, candidate);
+    auto allowed = std::max<std::size_t>(1, std::max(key.size(), candidate.size()) / 3);
+    if (distance <= allowed && distance < nearest_distance) {
+      nearest = candidate;
+      nearest_distance = distance;
+    }
+  }
+  return nearest;
 }
 
 std::string in_quotes(std::string_view text) {

@@ -4,10 +4,11 @@
 //
 // DESCRIPTION
 //   A table_reader walks one TOML table: it knows the table's key path
-//   ("postoffice[2].retry"), rejects keys the table does not list, and
-//   checks each value's type and range where it is read. Problems are
-//   recorded, never thrown, so one pass reports them all. The config and
-//   the simulator's scenarios are read with it.
+//   ("postoffice[2].retry"), rejects keys the table does not list (naming
+//   the listed key nearest a misspelt one), and checks each value's type
+//   and range where it is read. Problems are recorded, never thrown, so one
+//   pass reports them all. The config and the simulator's scenarios are
+//   read with it.
 //
 //   Durations are capped at 36500 days: anything longer overflows a
 //   nanosecond clock once added to the current time.
@@ -41,9 +42,26 @@ enum class zero_duration { allowed, refused };
 /// Appends the whole of `file` to `text`; the errno of a failure, else 0.
 int read_whole_file(const std::filesystem::path& file, std::string& text);
 
+/// Where TOML text stops being TOML (from 1), and why, on one line.
+struct toml_syntax_error {
+  std::size_t line = 0;
+  std::size_t column = 0;
+  std::string what;
+};
+
+/// Parses TOML text; a syntax error is described in `error`.
+std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
+                                      toml_syntax_error& error);
+
 /// Parses TOML text; on a syntax error, one problem "source:line:column: what".
 std::optional<toml::table> parse_toml(std::string_view text, std::string_view source,
                                       std::vector<std::string>& problems);
+
+/// The key of `known` nearest to the unknown `key`, when it is near enough
+/// to be a misspelling: at most a third of the longer one's characters
+/// inserted, removed, changed or swapped with a neighbour (at least one).
+std::optional<std::string_view> nearest_key(std::string_view key,
+                                            std::initializer_list<std::string_view> known);
 
 /// `text` in double quotes, for problem lines.
 std::string in_quotes(std::string_view text);
@@ -94,9 +112,13 @@ public:
   }
 
   void reject_unknown_keys(std::initializer_list<std::string_view> known) {
-    for (const auto& [key, value] : table_)
-      if (std::find(known.begin(), known.end(), key.str()) == known.end())
-        problem(key.str(), "unknown key");
+    for (const auto& [key, value] : table_) {
+      if (std::find(known.begin(), known.end(), key.str()) != known.end())
+        continue;
+      auto nearest = nearest_key(key.str(), known);
+      problem(key.str(), nearest ? "unknown key (did you mean " + in_quotes(*nearest) + "?)"
+                                 : std::string{"unknown key"});
+    }
   }
 
   /// True when `key` is present; a "missing" problem saying `why` if not.

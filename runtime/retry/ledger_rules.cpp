@@ -55,6 +55,15 @@ ledger_decision start(const ledger_entry& entry, std::int64_t now) {
 
 } // namespace
 
+std::chrono::seconds transfer_backoff(const retry_policy& policy, int failures) {
+  auto wait = policy.transfer_interval;
+  auto cap = std::max(policy.max_transfer_interval, policy.transfer_interval);
+  // Doubling stops at the cap, so the wait never overflows.
+  for (int n = 1; n < failures && wait < cap; ++n)
+    wait *= 2;
+  return std::min(wait, cap);
+}
+
 std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy) {
   return policy.max_lifetime.count() == 0 ? 0
                                           : entry.queued_at + policy.max_lifetime.count();
@@ -183,7 +192,7 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
   }
   ++e.transfer_retries;
   e.state = delivery_state::deferred;
-  e.next_attempt_at = now + policy.transfer_interval.count();
+  e.next_attempt_at = now + transfer_backoff(policy, e.transfer_retries).count();
   if (last_temporary) {
     e.last_error_code = last_temporary->status;
     e.last_error_text = last_temporary->text;

@@ -11,8 +11,16 @@
 //   its recipients at once, and max_lifetime bounces in either mode. The
 //   lifetime is checked in every function here, so no path that touches a
 //   delivery can skip it.
+//
+//   Transfer retries back off exponentially (transfer_backoff()): the wait
+//   after the n-th temporary transfer failure is transfer_interval x 2^(n-1),
+//   never more than max_transfer_interval, as Postfix's queue manager doubles
+//   its wait from minimal_backoff_time to maximal_backoff_time. A
+//   max_transfer_interval of 0, or one no longer than transfer_interval,
+//   keeps every wait at transfer_interval (the seed's fixed intervals).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -75,6 +83,11 @@ std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
 std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
                                                  const retry_policy& policy,
                                                  std::int64_t now);
+
+/// The wait after the `failures`-th temporary transfer failure (1 for the
+/// first): transfer_interval doubled failures - 1 times, at most
+/// max_transfer_interval (see DESCRIPTION).
+std::chrono::seconds transfer_backoff(const retry_policy& policy, int failures);
 
 /// When the delivery's lifetime ends (0: never).
 std::int64_t lifetime_deadline(const ledger_entry& entry, const retry_policy& policy);

@@ -622,3 +622,116 @@ TEST_CASE("a postoffice owner needs a [cluster] section and a valid node name") 
                                 + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"),
                     "postoffice[0].owner", "invalid node name"));
 }
+
+namespace {
+
+/// One postoffice of `transport` (maildir, smtp or lmtp) named `name`,
+/// with `retry` as its [postoffice.retry] body when not empty.
+std::string postoffice_of(const std::string& name, const std::string& transport,
+                          const std::string& retry = "") {
+  auto text = "\n[[postoffice]]\nname = \"" + name + "\"\ndomains = [\"" + name
+              + ".example.test\"]\ntransport = \"" + transport + "\"\n"
+              + (transport == "maildir" ? "path = \"p\"\n" : "address = \"127.0.0.1:25\"\n");
+  return retry.empty() ? text : text + "[postoffice.retry]\n" + retry;
+}
+
+} // namespace
+
+TEST_CASE("retry defaults follow the transport: smtp and lmtp back off over hours, maildir keeps the seed's") {
+  CHECK(default_retry(transport_kind::maildir) == retry_policy{});
+  for (auto kind : {transport_kind::smtp, transport_kind::lmtp}) {
+    auto policy = default_retry(kind);
+    CHECK(policy.transfer_interval == 300s);        // Postfix minimal_backoff_time
+    CHECK(policy.max_transfer_interval == 4000s);   // Postfix maximal_backoff_time
+    CHECK(policy.max_transfer_retries == 120);
+    // The rest is the seed's: open failures, the lifetime, the warning.
+    auto rest = policy;
+    rest.transfer_interval = retry_policy{}.transfer_interval;
+    rest.max_transfer_interval = retry_policy{}.max_transfer_interval;
+    rest.max_transfer_retries = retry_policy{}.max_transfer_retries;
+    CHECK(rest == retry_policy{});
+  }
+  auto cfg = loaded(postoffice_of("share", "maildir") + postoffice_of("relay", "smtp")
+                    + postoffice_of("store", "lmtp"));
+  CHECK(cfg.retry == retry_policy{});
+  CHECK(cfg.postoffices[0].retry == default_retry(transport_kind::maildir));
+  CHECK(cfg.postoffices[1].retry == default_retry(transport_kind::smtp));
+  CHECK(cfg.postoffices[2].retry == default_retry(transport_kind::lmtp));
+}
+
+TEST_CASE("retry keys set in the file win over the transport's defaults: [postoffice.retry], then [retry]") {
+  auto cfg = loaded(R"(
+[retry]
+transfer_interval = "2m"
+max_open_retries = 10
+)" + postoffice_of("relay", "smtp")
+                    + postoffice_of("quota", "smtp", "max_transfer_retries = 30\n")
+                    + postoffice_of("own", "lmtp",
+                                    "transfer_interval = \"1m\"\nmax_transfer_interval = \"0\"\n")
+                    + postoffice_of("share", "maildir", "max_transfer_interval = \"10m\"\n"));
+  const auto& relay = cfg.postoffices[0];
+  CHECK(relay.retry.transfer_interval == 120s);      // [retry] set it
+  CHECK(relay.retry.max_open_retries == 10);         // [retry] set it
+  CHECK(relay.retry.max_transfer_interval == 4000s); // smtp's default
+  CHECK(relay.retry.max_transfer_retries == 120);    // smtp's default
+  const auto& quota = cfg.postoffices[1];
+  CHECK(quota.retry.max_transfer_retries == 30);
+  CHECK(quota.retry.transfer_interval == 120s);
+  const auto& own = cfg.postoffices[2];
+  CHECK(own.retry.transfer_interval == 60s);
+  CHECK(own.retry.max_transfer_interval == 0s);
+  CHECK(own.retry.max_transfer_retries == 120);
+  const auto& share = cfg.postoffices[3];
+  CHECK(share.retry.max_transfer_interval == 600s);
+  CHECK(share.retry.transfer_interval == 120s);
+  CHECK(share.retry.max_transfer_retries == 2);
+  CHECK(share.retry.max_open_retries == 10);
+  // [retry] itself is the seed's defaults with its keys: no transport's.
+  CHECK(cfg.retry.transfer_interval == 120s);
+  CHECK(cfg.retry.max_transfer_interval == 0s);
+  CHECK(cfg.retry.max_transfer_retries == 2);
+}
+
+TEST_CASE("max_transfer_interval is a duration, 0 for fixed intervals") {
+  CHECK(loaded("[retry]\nmax_transfer_interval = \"4000s\"\n" + sales_postoffice)
+          .retry.max_transfer_interval
+        == 4000s);
+  CHECK(loaded("[retry]\nmax_transfer_interval = 0\n" + sales_postoffice)
+          .retry.max_transfer_interval
+        == 0s);
+  auto problems = problems_of("[retry]\nmax_transfer_interval = \"an hour\"\n" + sales_postoffice);
+  CHECK(has_problem(problems, "retry.max_transfer_interval", "invalid duration \"an hour\""));
+}
+
+TEST_CASE("an unknown key names the nearest known key of its table when it is close") {
+  struct misspelt {
+    const char* toml;
+    const char* problem;
+  };
+  const misspelt cases[] = {
+    {"[smtp]\nlistn = \"x\"\n", R"(smtp.listn: unknown key (did you mean "listen"?))"},
+    {"[retry]\nmax_open_retry = 3\n",
+     R"(retry.max_open_retry: unknown key (did you mean "max_open_retries"?))"},
+    {"[retyr]\n", R"(retyr: unknown key (did you mean "retry"?))"},
+    {"[server]\nHostname = \"a\"\n",
+     R"(server.Hostname: unknown key (did you mean "hostname"?))"},
+    {"[retry]\ndelay_warn = \"4h\"\n",
+     R"(retry.delay_warn: unknown key (did you mean "delay_warning"?))"},
+    // Far from every key of its table: no guess.
+    {"[server]\nname = \"x\"\n", "server.name: unknown key"},
+    {"[admin]\ntoken = \"x\"\n", "admin.token: unknown key"},
+  };
+  for (const auto& c : cases) {
+    auto problems = problems_of(c.toml + sales_postoffice);
+    INFO(all_of(problems));
+    CHECK_MESSAGE(std::find(problems.begin(), problems.end(), c.problem) != problems.end(),
+                  c.toml);
+  }
+  // In a [[postoffice]], and with two letters swapped.
+  auto problems = postoffice_problems(
+    "name = \"a\"\ndomains = [\"a.test\"]\ntransprot = \"maildir\"\ntransport = \"maildir\"\n"
+    "path = \"p\"\n");
+  CHECK(problems
+        == std::vector<std::string>{
+          R"(postoffice[0].transprot: unknown key (did you mean "transport"?))"});
+}

@@ -1,8 +1,10 @@
 // Tests runtime/config/config_writer.cpp: the example config and a config
 // using every key, written out and read back, are equal to what was written;
 // durations in their largest exact unit; strings with quotes, control
-// characters and UTF-8; and config equality, which a change in any one
-// field breaks (so the round trips cannot pass by comparing nothing).
+// characters and UTF-8; only the keys not at their default (postconf -n),
+// which read back equal too; smtp and lmtp postoffices' own retry defaults;
+// and config equality, which a change in any one field breaks (so the round
+// trips cannot pass by comparing nothing).
 #include <doctest/doctest.h>
 
 #include <string>
@@ -59,6 +61,7 @@ max_open_retries = 10
 open_interval = "15m"
 max_transfer_retries = 5
 transfer_interval = "1h"
+max_transfer_interval = "6h"
 enforce_retry_limits = false
 max_lifetime = "0"
 delay_warning = "4h"
@@ -88,6 +91,7 @@ owner = "mx1"
   open_interval = "5m"
   max_transfer_retries = 3
   transfer_interval = "90s"
+  max_transfer_interval = "0"
   enforce_retry_limits = true
   max_lifetime = "3d"
   delay_warning = "0"
@@ -145,7 +149,7 @@ void change_each_field(const config& base, Check check) {
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6] = base;
   [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6] = base.server;
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = base.smtp;
-  [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7] = base.retry;
+  [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8] = base.retry;
   [[maybe_unused]] const auto& [a1, a2] = base.admin;
   [[maybe_unused]] const auto& [k1, k2, k3, k4, k5] = *base.cluster;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13]
@@ -182,6 +186,8 @@ void change_each_field(const config& base, Check check) {
   change("retry.open_interval", [](config& c) { c.retry.open_interval += 1s; });
   change("retry.max_transfer_retries", [](config& c) { c.retry.max_transfer_retries += 1; });
   change("retry.transfer_interval", [](config& c) { c.retry.transfer_interval += 1s; });
+  change("retry.max_transfer_interval",
+         [](config& c) { c.retry.max_transfer_interval += 1s; });
   change("retry.enforce_retry_limits",
          [](config& c) { c.retry.enforce_retry_limits = !c.retry.enforce_retry_limits; });
   change("retry.max_lifetime", [](config& c) { c.retry.max_lifetime += 1s; });
@@ -219,6 +225,8 @@ void change_each_field(const config& base, Check check) {
          [&](config& c) { po(c).retry.max_transfer_retries += 1; });
   change("postoffice.retry.transfer_interval",
          [&](config& c) { po(c).retry.transfer_interval += 1s; });
+  change("postoffice.retry.max_transfer_interval",
+         [&](config& c) { po(c).retry.max_transfer_interval += 1s; });
   change("postoffice.retry.enforce_retry_limits", [&](config& c) {
     po(c).retry.enforce_retry_limits = !po(c).retry.enforce_retry_limits;
   });
@@ -268,6 +276,7 @@ TEST_CASE("config writer: a config using every key reads back equal") {
         "shutdown_grace = \"5s\"", "idle_timeout = \"90s\"", "data_timeout = \"20m\"",
         "tls_key = \"/etc/postconn/key.pem\"",
         "enforce_retry_limits = false", "max_lifetime = \"0\"", "token_file =",
+        "max_transfer_interval = \"6h\"", "max_transfer_interval = \"0\"",
         "seeds = [\"10.0.0.2:4200\", \"mx3.example.test:4200\"]",
         "peer_timeout = \"1m\"", "domains = [\"sales.example.test\", \"eu.sales.example.test\"]",
         "create_mailboxes = true", "owner = \"mx1\"", "probability = 0.25", "seed = 42",
@@ -292,6 +301,107 @@ TEST_CASE("config writer: defaults are written out, and read back equal") {
   CHECK(text.find("tls_certificate") == std::string::npos);
   CHECK(text.find("token_file") == std::string::npos);
   CHECK(text.find("[postoffice.retry]") == std::string::npos);
+}
+
+/// A maildir and an smtp postoffice.
+const std::string share_and_relay = R"(
+[[postoffice]]
+name = "share"
+domains = ["share.example.test"]
+transport = "maildir"
+path = "var/share"
+
+[[postoffice]]
+name = "relay"
+domains = ["relay.example.test"]
+transport = "smtp"
+address = "127.0.0.1:25"
+)";
+
+/// Postoffices of each transport under a [retry] that sets keys to the
+/// seed's own values (which a maildir postoffice has anyway, but an smtp one
+/// would not) and to others.
+const std::string mixed_transports = R"(
+[retry]
+transfer_interval = "120s"
+max_transfer_retries = 2
+max_open_retries = 10
+)" + share_and_relay + R"(
+[[postoffice]]
+name = "store"
+domains = ["store.example.test"]
+transport = "lmtp"
+address = "127.0.0.1:24"
+
+  [postoffice.retry]
+  max_transfer_interval = "2h"
+
+[[postoffice]]
+name = "quiet"
+domains = ["quiet.example.test"]
+transport = "smtp"
+address = "127.0.0.1:26"
+)";
+
+TEST_CASE("config writer: the effective config shows an smtp postoffice's own retry defaults") {
+  auto cfg = loaded(share_and_relay);
+  auto text = config_to_toml(cfg);
+  INFO(text);
+  CHECK(round_trip(cfg) == cfg);
+  auto relay = text.substr(text.find("name = \"relay\""));
+  CHECK(relay.find("[postoffice.retry]\n  max_transfer_retries = 120\n"
+                   "  transfer_interval = \"5m\"\n  max_transfer_interval = \"4000s\"\n")
+        != std::string::npos);
+  auto share_from = text.find("name = \"share\"");
+  auto share = text.substr(share_from, text.find("name = \"relay\"") - share_from);
+  CHECK(share.find("[postoffice.retry]") == std::string::npos);
+  auto retry = text.substr(text.find("[retry]"));
+  CHECK(retry.find("transfer_interval = \"2m\"\nmax_transfer_interval = \"0\"\n")
+        != std::string::npos);
+}
+
+TEST_CASE("config writer: only the keys not at their default (postconf -n), read back equal") {
+  auto cfg = loaded("[[postoffice]]\nname = \"all\"\ntransport = \"maildir\"\n"
+                    "path = \"p\"\ndefault = true\n");
+  CHECK(config_to_toml(cfg, key_choice::changed)
+        == "# postconn config: the keys whose value is not the default.\n\n"
+           "[[postoffice]]\nname = \"all\"\ntransport = \"maildir\"\npath = \"p\"\n"
+           "default = true\n");
+  auto example = load_config_file(source_dir + "/conf/postconn.toml");
+  REQUIRE(example.value);
+  auto all = loaded(every_key);
+  for (const auto& [name, original] :
+       {std::pair{"defaults", cfg}, std::pair{"example", *example.value},
+        std::pair{"every_key", all}, std::pair{"mixed", loaded(mixed_transports)}}) {
+    CAPTURE(name);
+    auto text = config_to_toml(original, key_choice::changed);
+    INFO(text);
+    auto again = loaded(text);
+    CHECK(again == original);
+    CHECK(config_to_toml(again, key_choice::changed) == text);
+  }
+}
+
+TEST_CASE("config writer: changed keys of a postoffice's retry are those its transport would not have") {
+  auto text = config_to_toml(loaded(mixed_transports), key_choice::changed);
+  INFO(text);
+  // [retry] keys equal to the seed's defaults are not written...
+  CHECK(text.find("[retry]\nmax_open_retries = 10\n\n") != std::string::npos);
+  // ...so an smtp postoffice that got them from [retry] says so itself.
+  auto block = [&](const std::string& name) {
+    auto from = text.find("name = \"" + name + "\"");
+    return text.substr(from, text.find("[[postoffice]]", from) - from);
+  };
+  CHECK(block("share").find("[postoffice.retry]") == std::string::npos);
+  for (auto name : {"relay", "quiet"})
+    CHECK_MESSAGE(block(name).find("  [postoffice.retry]\n  max_transfer_retries = 2\n"
+                                   "  transfer_interval = \"2m\"\n")
+                    != std::string::npos,
+                  name);
+  CHECK(block("store").find("  max_transfer_interval = \"2h\"\n") != std::string::npos);
+  // Keys at their default are nowhere: no [server], [smtp] or [admin].
+  for (auto absent : {"[server]", "[smtp]", "[admin]", "probe_timeout", "create_mailboxes"})
+    CHECK_MESSAGE(text.find(absent) == std::string::npos, absent);
 }
 
 TEST_CASE("config writer: durations in their largest exact unit") {
@@ -352,5 +462,5 @@ TEST_CASE("config equality: a change in any one field makes configs unequal") {
     CHECK_FALSE(base == changed);
     ++changes;
   });
-  CHECK(changes == 58);
+  CHECK(changes == 60);
 }

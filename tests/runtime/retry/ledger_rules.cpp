@@ -1,6 +1,6 @@
 // Tests runtime/retry/ledger_rules.cpp: open failures in both enforce modes,
-// transfer failures and their limit, permanent failures, partial outcomes,
-// and max_lifetime with its status.
+// transfer failures, their backoff and their limit, permanent failures,
+// partial outcomes, and max_lifetime with its status.
 #include <doctest/doctest.h>
 
 #include "runtime/retry/ledger_rules.hpp"
@@ -117,6 +117,54 @@ TEST_CASE("temporary transfer failures count, past max_transfer_retries the last
   CHECK(last.bounced[0].status == "5.2.1");
   CHECK(last.bounced[0].diagnostic_is_reply);
   CHECK(last.entry.state == delivery_state::bounced);
+}
+
+TEST_CASE("transfer backoff doubles from transfer_interval up to max_transfer_interval") {
+  retry_policy policy;
+  policy.transfer_interval = 300s;
+  policy.max_transfer_interval = 4000s;
+  const std::int64_t waits[] = {300, 600, 1200, 2400, 4000, 4000, 4000};
+  for (int failures = 1; failures <= 7; ++failures)
+    CHECK_MESSAGE(transfer_backoff(policy, failures).count() == waits[failures - 1],
+                  "failure " << failures);
+  // A long run of failures stays at the cap (no overflow on the way).
+  CHECK(transfer_backoff(policy, 1000) == 4000s);
+  policy.max_transfer_interval = 36500 * 24h;
+  CHECK(transfer_backoff(policy, std::numeric_limits<int>::max()) == 36500 * 24h);
+}
+
+TEST_CASE("without a longer max_transfer_interval every transfer wait is transfer_interval") {
+  retry_policy policy; // the seed's: 120 s, max_transfer_interval 0
+  for (int failures = 1; failures <= 5; ++failures)
+    CHECK(transfer_backoff(policy, failures) == 120s);
+  policy.max_transfer_interval = 60s; // shorter than transfer_interval: no growth
+  CHECK(transfer_backoff(policy, 4) == 120s);
+  policy.max_transfer_interval = 120s;
+  CHECK(transfer_backoff(policy, 4) == 120s);
+}
+
+TEST_CASE("a delivery failing every transfer waits out the backoff between its attempts") {
+  retry_policy policy;
+  policy.transfer_interval = 300s;
+  policy.max_transfer_interval = 4000s;
+  policy.max_transfer_retries = 6;
+  policy.max_lifetime = 0s;
+  auto entry = fresh_delivery();
+  delivery_outcome busy{7, true, "", "", {result("bob@x.test", recipient_result::temporary_failure, "4.7.1")}};
+  std::int64_t now = t0;
+  const std::int64_t waits[] = {300, 600, 1200, 2400, 4000, 4000};
+  for (int failure = 1; failure <= 6; ++failure) {
+    auto d = after_transfer(entry, policy, now, busy);
+    REQUIRE(d.bounced.empty());
+    CHECK(d.entry.next_attempt_at == now + waits[failure - 1]);
+    now = d.entry.next_attempt_at;
+    entry = d.entry;
+  }
+  // The 7th failure is past max_transfer_retries: 12,500 s after the first.
+  CHECK(now == t0 + 12500);
+  auto last = after_transfer(entry, policy, now, busy);
+  REQUIRE(last.bounced.size() == 1);
+  CHECK(last.bounced[0].status == "5.7.1");
 }
 
 TEST_CASE("one outcome delivers, rejects and defers different recipients") {
