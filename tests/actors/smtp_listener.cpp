@@ -40,7 +40,7 @@ struct total_limit_fixture : smtp_fixture {
 
 } // namespace
 
-TEST_CASE_FIXTURE(per_client_limit_fixture, "a connection over max_connections_per_client gets 421 4.7.0 and is closed; a session that ends frees its slot") {
+TEST_CASE_FIXTURE(per_client_limit_fixture, "a connection over max_connections_per_client gets 421 4.7.0 and is closed, and a session that ends frees its slot") {
   CHECK(connect(first) == greeting);
   CHECK(connect(second) == greeting);
   CHECK(connect(third) == "421 4.7.0 mx.example.test Too many connections from your address\r\n");
@@ -82,7 +82,7 @@ TEST_CASE_FIXTURE(smtp_fixture, "the backlog flag reaches open sessions and thos
         == "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n");
 }
 
-TEST_CASE_FIXTURE(smtp_fixture, "a reload's settings are for sessions opened after it; open ones keep theirs") {
+TEST_CASE_FIXTURE(smtp_fixture, "a reload's settings are for sessions opened after it, open ones keep theirs") {
   connect(first);
   auto cfg = smtp_config_for_tests();
   cfg.server.hostname = "mx2.example.test";
