@@ -7,8 +7,6 @@
 #include <map>
 #include <utility>
 
-#include <caf/event_based_actor.hpp>
-#include <caf/io/broker.hpp>
 #include <spdlog/spdlog.h>
 
 #include "messages/unix_clock.hpp"

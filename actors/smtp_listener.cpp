@@ -11,14 +11,12 @@ namespace postconn {
 
 namespace {
 
-using listener_ptr = caf::io::stateful_broker<smtp_listener_state>*;
-
 /// How often open sessions check their deadlines (idle, command line,
 /// DATA): one timer for all of them instead of one per connection, each of
 /// which would wake the clock thread.
 constexpr auto deadline_tick = std::chrono::seconds(1);
 
-void tick_while_sessions_are_open(listener_ptr self) {
+void tick_while_sessions_are_open(smtp_listener_pointer self) {
   auto& st = self->state;
   if (st.ticking || st.sessions.empty())
     return;
@@ -32,7 +30,7 @@ void tick_while_sessions_are_open(listener_ptr self) {
 /// messages in its mailbox, where the end of a session that just said 221
 /// may still wait, so the client reconnecting at its limit is looked at
 /// again behind them.
-void admit(listener_ptr self, caf::io::connection_handle handle, bool second_look,
+void admit(smtp_listener_pointer self, caf::io::connection_handle handle, bool second_look,
            const store_actor& store) {
   auto& st = self->state;
   auto client = self->remote_addr(handle);
@@ -44,17 +42,20 @@ void admit(listener_ptr self, caf::io::connection_handle handle, bool second_loo
     self->send(self, connected_atom::value, handle);
     return;
   }
+  // CAF 0.17's typed fork forwards its arguments twice (the second time
+  // from what the first moved from): the reason goes as an lvalue.
   if (over_total) {
     spdlog::warn("smtp {}: refused, {} connections open (smtp.max_connections)", client,
                  st.sessions.size());
-    self->fork(smtp_refusal, handle, st.settings->hostname + " Too many connections");
+    auto why = st.settings->hostname + " Too many connections";
+    self->fork(smtp_refusal, handle, why);
     return;
   }
   if (over_client) {
     spdlog::warn("smtp {}: refused, {} connections open from it "
                  "(smtp.max_connections_per_client)", client, open_from_client);
-    self->fork(smtp_refusal, handle,
-               st.settings->hostname + " Too many connections from your address");
+    auto why = st.settings->hostname + " Too many connections from your address";
+    self->fork(smtp_refusal, handle, why);
     return;
   }
   auto session = self->fork(smtp_session, handle, st.settings, store, st.backlogged);
@@ -66,16 +67,16 @@ void admit(listener_ptr self, caf::io::connection_handle handle, bool second_loo
 
 } // namespace
 
-caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
-                            int listening_fd,
-                            std::shared_ptr<const smtp_settings> settings,
-                            store_actor store) {
-  self->add_doorman(listening_fd);
+smtp_listener_broker::behavior_type smtp_listener(smtp_listener_pointer self,
+                                                  caf::io::doorman_ptr listening,
+                                                  std::shared_ptr<const smtp_settings> settings,
+                                                  store_actor store) {
+  self->add_doorman(std::move(listening));
   self->state.settings = std::move(settings);
   self->set_down_handler(
     [=](const caf::down_msg& msg) {
       auto& st = self->state;
-      auto found = st.sessions.find(caf::actor_cast<caf::actor>(msg.source));
+      auto found = st.sessions.find(caf::actor_cast<smtp_session_broker>(msg.source));
       if (found == st.sessions.end())
         return;
       if (auto client = st.per_client.find(found->second);

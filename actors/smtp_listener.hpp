@@ -2,7 +2,9 @@
 //   smtp_listener -- accepts SMTP connections and forks a session for each.
 //
 // DESCRIPTION
-//   A broker that takes over the listening socket serve() bound at start-up.
+//   A typed broker (smtp_listener_broker) that accepts on the listening
+//   socket serve() bound at start-up, handed over as a doorman (so tests can
+//   hand it one of CAF's test multiplexer, which takes no real socket).
 //   It keeps the sessions it forked (`status` answers how many are open); a
 //   connection beyond smtp.max_connections, or beyond
 //   smtp.max_connections_per_client from one address, is answered 421 4.7.0
@@ -21,8 +23,8 @@
 #include <string>
 #include <unordered_map>
 
-#include <caf/actor.hpp>
-#include <caf/io/broker.hpp>
+#include <caf/io/doorman.hpp>
+#include <caf/stateful_actor.hpp>
 
 #include "actors/smtp_session.hpp"
 #include "messages/actors.hpp"
@@ -31,7 +33,7 @@ namespace postconn {
 
 struct smtp_listener_state {
   /// Sessions still open, with their client's address.
-  std::unordered_map<caf::actor, std::string> sessions;
+  std::unordered_map<smtp_session_broker, std::string> sessions;
   /// Open sessions by client address.
   std::unordered_map<std::string, std::size_t> per_client;
   /// For the sessions opened from now on.
@@ -45,9 +47,12 @@ struct smtp_listener_state {
   static inline const char* name = "smtp_listener";
 };
 
-caf::behavior smtp_listener(caf::io::stateful_broker<smtp_listener_state>* self,
-                            int listening_fd,
-                            std::shared_ptr<const smtp_settings> settings,
-                            store_actor store);
+using smtp_listener_pointer =
+  caf::stateful_actor<smtp_listener_state, typed_broker_for<smtp_listener_broker>::type>*;
+
+smtp_listener_broker::behavior_type smtp_listener(smtp_listener_pointer self,
+                                                  caf::io::doorman_ptr listening,
+                                                  std::shared_ptr<const smtp_settings> settings,
+                                                  store_actor store);
 
 } // namespace postconn

@@ -7,8 +7,6 @@
 #include <stdexcept>
 #include <utility>
 
-#include <caf/event_based_actor.hpp>
-#include <caf/io/broker.hpp>
 #include <caf/io/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
@@ -205,18 +203,22 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
     cfg.smtp.max_connections_per_client, routing_table{cfg}, std::move(*relay.value), std::move(tls)});
 }
 
-void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
-                  std::string why) {
+smtp_refusal_broker::behavior_type
+smtp_refusal(typed_broker_for<smtp_refusal_broker>::type* self,
+             caf::io::connection_handle connection, std::string why) {
   auto line = format_reply(smtp_reply{421, "4.7.0", std::move(why)});
   self->write(connection, line.size(), line.data());
   self->flush(connection);
   self->close(connection);
   self->quit();
+  // Done before the connection could say anything: nothing to handle.
+  return smtp_refusal_broker::behavior_type::make_empty_behavior();
 }
 
-caf::behavior smtp_session(session_ptr self, caf::io::connection_handle connection,
-                           std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, bool backlogged) {
+smtp_session_broker::behavior_type smtp_session(session_ptr self,
+                                                caf::io::connection_handle connection,
+                                                std::shared_ptr<const smtp_settings> settings,
+                                                store_actor store, bool backlogged) {
   auto& st = self->state;
   st.backlogged = backlogged;
   st.connection = connection;

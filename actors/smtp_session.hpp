@@ -32,8 +32,9 @@
 #include <vector>
 
 #include <caf/actor_clock.hpp>
-#include <caf/io/broker.hpp>
 #include <caf/io/connection_handle.hpp>
+#include <caf/io/typed_broker.hpp>
+#include <caf/stateful_actor.hpp>
 
 #include "messages/actors.hpp"
 #include "runtime/mail/network_list.hpp"
@@ -117,13 +118,27 @@ struct smtp_session_state {
   static inline const char* name = "smtp_session";
 };
 
-caf::behavior smtp_session(caf::io::stateful_broker<smtp_session_state>* self,
-                           caf::io::connection_handle connection,
-                           std::shared_ptr<const smtp_settings> settings,
-                           store_actor store, bool backlogged);
+/// The broker class that runs a typed broker interface (CAF 0.17 names one
+/// for typed event-based actors only, `Interface::pointer`).
+template <class Interface>
+struct typed_broker_for;
+
+template <class... Signatures>
+struct typed_broker_for<caf::typed_actor<Signatures...>> {
+  using type = caf::io::typed_broker<Signatures...>;
+};
+
+using smtp_session_pointer =
+  caf::stateful_actor<smtp_session_state, typed_broker_for<smtp_session_broker>::type>*;
+
+smtp_session_broker::behavior_type smtp_session(smtp_session_pointer self,
+                                                caf::io::connection_handle connection,
+                                                std::shared_ptr<const smtp_settings> settings,
+                                                store_actor store, bool backlogged);
 
 /// A connection over a connection limit: answers 421 4.7.0 `why` and closes.
-void smtp_refusal(caf::io::broker* self, caf::io::connection_handle connection,
-                  std::string why);
+smtp_refusal_broker::behavior_type
+smtp_refusal(typed_broker_for<smtp_refusal_broker>::type* self,
+             caf::io::connection_handle connection, std::string why);
 
 } // namespace postconn

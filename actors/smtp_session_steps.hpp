@@ -12,14 +12,12 @@
 #include <string>
 #include <string_view>
 
-#include <caf/io/broker.hpp>
-
 #include "actors/smtp_session.hpp"
 #include "runtime/mail/smtp_command.hpp"
 
 namespace postconn {
 
-using session_ptr = caf::io::stateful_broker<smtp_session_state>*;
+using session_ptr = smtp_session_pointer;
 
 /// CAF zeroes a read buffer of the configured size before every read: small
 /// for command lines, large only while DATA streams in.

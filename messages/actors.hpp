@@ -18,6 +18,8 @@
 
 #include <caf/actor_control_block.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/io/system_messages.hpp>
+#include <caf/io/typed_broker.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -186,14 +188,38 @@ struct postoffice_lineup {
 /// unfinished deliveries reach it, false when they are back under 90 % of it.
 using backlog_listener_actor = caf::typed_actor<caf::reacts_to<backlog_atom, bool>>;
 
-/// The SMTP listener as other actors and the admin API see it. (A broker:
-/// it also takes the network's own messages, which CAF 0.17 keeps out of
-/// typed interfaces, so it is spawned untyped and handed out as this.)
+/// The SMTP listener as other actors and the admin API see it.
 using smtp_listener_actor = backlog_listener_actor::extend<
   // A config reload: the settings of sessions opened from now on.
   caf::reacts_to<reload_atom, std::shared_ptr<const smtp_settings>>,
   // Replies with the number of open sessions.
   caf::replies_to<status_atom>::with<std::uint64_t>>;
+
+/// The SMTP listener as its broker runs it: the listening socket's messages
+/// (accept_handler: a new connection, the socket closed) besides the above.
+using smtp_listener_broker = smtp_listener_actor::extend_with<caf::io::accept_handler>::extend<
+  // Internal: a connection over a limit, looked at again behind the
+  // messages already waiting (the end of a session among them).
+  caf::reacts_to<connected_atom, caf::io::connection_handle>,
+  // Internal: tells every open session to check its deadlines.
+  caf::reacts_to<tick_atom>>;
+
+/// One SMTP connection, forked by the listener: its connection's messages
+/// (connection_handler: bytes in, the connection closed) and the listener's.
+using smtp_session_broker = caf::io::connection_handler::extend<
+  // The client's socket took written bytes; replies not yet taken pace
+  // reading.
+  caf::reacts_to<caf::io::data_transferred_msg>,
+  // From the listener, once a second while sessions are open: checks the
+  // idle, command line and DATA deadlines.
+  caf::reacts_to<idle_atom>,
+  // From the listener: the queue is over its high-water mark (true: MAIL
+  // FROM gets 452 4.3.1) or back under it.
+  caf::reacts_to<backlog_atom, bool>>;
+
+/// A connection over a connection limit: says 421 4.7.0 and closes at once,
+/// so the connection's messages never reach it.
+using smtp_refusal_broker = caf::io::connection_handler;
 
 /// Every configured postoffice, for the cluster actor to line up those this
 /// node owns.

@@ -23,6 +23,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/io/network/multiplexer.hpp>
 #include <caf/scoped_actor.hpp>
 #include <spdlog/spdlog.h>
 
@@ -452,9 +453,9 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto sup_options = supervisor_options_for(cfg);
   start_supervisor(cfg, actors, std::move(held.ledger), sup_options);
   auto smtp_port = held.smtp_socket->port();
-  // Untyped as a broker, typed as every other actor sees it.
-  actors.listener = caf::actor_cast<smtp_listener_actor>(sys.middleman().spawn_broker(
-    smtp_listener, held.smtp_socket->release(), held.smtp, store));
+  auto listening = sys.middleman().backend().new_doorman(held.smtp_socket->release());
+  actors.listener = sys.middleman().spawn_broker(smtp_listener, std::move(listening),
+                                                 held.smtp, store);
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);

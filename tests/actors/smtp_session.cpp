@@ -1,223 +1,19 @@
-// Tests actors/smtp_session.cpp through CAF's test multiplexer
-// (caf::io::network::test_multiplexer: no socket; the test writes the
-// client's bytes into the connection and reads the session's replies from
-// its output buffer) on the deterministic scheduler with simulated time,
-// with a fake store (answers accept, fails it, or holds it until told; the
-// store, not the session, tells the supervisor of new deliveries: see
-// tests/actors/store.cpp). A small acceptor broker forks the session for the
-// connection as actors/smtp_listener.cpp does. Covers the greeting and the
-// EHLO extensions, a pipelined transaction answered 250 only once the store
-// answered, 451 4.3.0 when the store fails or does not answer by
-// data_timeout, 550 5.1.2 for a domain no postoffice takes, 503 for commands
-// out of order, QUIT, and 421 4.4.2 after idle_timeout (the listener's
-// once-a-second idle_atom, sent by the test).
+// Tests actors/smtp_session.cpp, each session forked by the real listener
+// on CAF's test multiplexer (tests/actors/smtp_fixture.hpp), with a fake
+// store. Covers the greeting and the EHLO extensions, a pipelined
+// transaction answered 250 only once the store answered, 451 4.3.0 when the
+// store fails or does not answer by data_timeout, 550 5.1.2 for a domain no
+// postoffice takes, 503 for commands out of order, QUIT, and 421 4.4.2
+// after idle_timeout (checked on the listener's once-a-second tick).
 #include <doctest/doctest.h>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/io/broker.hpp>
-#include <caf/io/middleman.hpp>
-#include <caf/io/network/test_multiplexer.hpp>
-#include <caf/io/system_messages.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
-#include <caf/stateful_actor.hpp>
-
-#include "actors/smtp_session.hpp"
-#include "messages/registry.hpp"
+#include "tests/actors/smtp_fixture.hpp"
 
 using namespace postconn;
+using namespace postconn::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-const std::string queue_id = "0006615ab267c25e";
-
-/// How the fake store answers accept.
-enum class store_mode { answer, fail, hold };
-
-struct fake_store_state {
-  store_mode mode = store_mode::answer;
-  /// Every message it was asked to commit.
-  std::vector<incoming_message> accepted;
-  /// Accepts held in hold mode, answered on (release_atom).
-  std::vector<caf::response_promise> held;
-
-  static inline const char* name = "fake_store";
-};
-
-accept_receipt receipt_for(const incoming_message& msg) {
-  accept_receipt receipt{queue_id, {}};
-  for (const auto& routed : msg.deliveries) {
-    ledger_entry entry;
-    entry.delivery_id = 1 + static_cast<std::int64_t>(receipt.deliveries.size());
-    entry.message_id = queue_id;
-    entry.postoffice = routed.postoffice;
-    entry.recipients = routed.recipients;
-    receipt.deliveries.push_back(entry);
-  }
-  return receipt;
-}
-
-caf::behavior fake_store(caf::stateful_actor<fake_store_state>* self) {
-  return {
-    [=](accept_atom, const incoming_message& msg) -> caf::result<accept_receipt> {
-      auto& st = self->state;
-      st.accepted.push_back(msg);
-      if (st.mode == store_mode::fail)
-        return make_error(store_errc::commit_failed, "disk full");
-      if (st.mode == store_mode::hold) {
-        st.held.push_back(self->make_response_promise());
-        return caf::delegated<accept_receipt>{};
-      }
-      return receipt_for(msg);
-    },
-    [=](release_atom) {
-      auto& st = self->state;
-      for (auto& promise : st.held)
-        promise.deliver(receipt_for(st.accepted.back()));
-      st.held.clear();
-    },
-  };
-}
-
-/// Forks a session for each connection, as the SMTP listener does, and
-/// hands the session's handle to the test.
-caf::behavior acceptor(caf::io::broker* self, std::shared_ptr<const smtp_settings> settings,
-                       store_actor store, caf::actor* session) {
-  return {
-    [=](const caf::io::new_connection_msg& msg) {
-      *session = self->fork(smtp_session, msg.handle, settings, store, false);
-    },
-  };
-}
-
-config smtp_config_for_tests() {
-  config cfg;
-  cfg.server.hostname = "mx.example.test";
-  cfg.smtp.max_message_size = 10'000'000;
-  cfg.smtp.max_recipients = 100;
-  cfg.smtp.idle_timeout = 300s;
-  cfg.smtp.data_timeout = 600s;
-  postoffice_config sales;
-  sales.name = "sales";
-  sales.domains = {"sales.example.test"};
-  sales.path = "/srv/sales";
-  postoffice_config support = sales;
-  support.name = "support";
-  support.domains = {"support.example.test"};
-  support.path = "/srv/support";
-  cfg.postoffices = {sales, support};
-  return cfg;
-}
-
-struct smtp_fixture {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-  caf::scheduler::test_coordinator& sched;
-  caf::io::network::test_multiplexer& mpx;
-  caf::actor store_impl;
-  caf::actor listener;
-  caf::actor session;
-  const caf::io::accept_handle acceptor_hdl = caf::io::accept_handle::from_int(1);
-  const caf::io::connection_handle connection = caf::io::connection_handle::from_int(1);
-
-  static caf::actor_system_config& configure(caf::actor_system_config& c) {
-    c.load<caf::io::middleman>();
-    c.set("scheduler.policy", caf::atom("testing"));
-    c.set("middleman.network-backend", caf::atom("testing"));
-    c.set("middleman.manual-multiplexing", true);
-    c.set("middleman.heartbeat-interval", caf::timespan{0});
-    c.set("middleman.workers", size_t{0});
-    register_types(c);
-    return c;
-  }
-
-  smtp_fixture()
-    : sys(configure(cfg)),
-      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
-      mpx(dynamic_cast<caf::io::network::test_multiplexer&>(sys.middleman().backend())) {
-    store_impl = sys.spawn(fake_store);
-    run();
-  }
-
-  ~smtp_fixture() {
-    sched.clock().cancel_all();
-    for (const auto& actor : {session, listener, store_impl})
-      if (actor)
-        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    run();
-  }
-
-  /// Runs actors and brokers until neither has anything left to do (timers
-  /// do not fire: time moves only through advance()).
-  void run() {
-    for (;;) {
-      auto ran_actor = sched.try_run_once();
-      auto ran_broker = mpx.try_exec_runnable();
-      if (!ran_actor && !ran_broker)
-        return;
-    }
-  }
-
-  /// A client connects; returns the session's greeting.
-  std::string connect() {
-    auto settings = make_smtp_settings(smtp_config_for_tests());
-    listener = sys.middleman().spawn_broker(acceptor, settings,
-                                            caf::actor_cast<store_actor>(store_impl), &session);
-    run();
-    auto broker = static_cast<caf::io::abstract_broker*>(
-      caf::actor_cast<caf::abstract_actor*>(listener));
-    broker->add_doorman(mpx.new_doorman(acceptor_hdl, 25));
-    mpx.add_pending_connect(acceptor_hdl, connection);
-    mpx.accept_connection(acceptor_hdl);
-    run();
-    REQUIRE(session);
-    return take_output();
-  }
-
-  /// What the session wrote since the last look.
-  std::string take_output() {
-    auto& buf = mpx.output_buffer(connection);
-    std::string text{buf.begin(), buf.end()};
-    buf.clear();
-    return text;
-  }
-
-  /// The client sends `text` (one chunk, any number of lines); returns the
-  /// replies once everything ran.
-  std::string say(const std::string& text) {
-    mpx.virtual_send(connection, std::vector<char>{text.begin(), text.end()});
-    run();
-    return take_output();
-  }
-
-  /// Lets simulated time pass, then the listener's tick asks the session to
-  /// check its deadlines; returns what the session wrote.
-  std::string advance(caf::timespan duration) {
-    sched.advance_time(duration);
-    run();
-    caf::anon_send(session, idle_atom::value);
-    run();
-    return take_output();
-  }
-
-  /// The session closed the connection (and stopped reading it).
-  bool closed() {
-    return mpx.stopped_reading(connection);
-  }
-
-  bool session_ended() {
-    return caf::actor_cast<caf::abstract_actor*>(session)->getf(
-      caf::abstract_actor::is_terminated_flag);
-  }
-
-  fake_store_state& store() {
-    return dynamic_cast<caf::stateful_actor<fake_store_state>&>(
-             *caf::actor_cast<caf::abstract_actor*>(store_impl))
-      .state;
-  }
-};
 
 const std::string ehlo_reply = "250-mx.example.test\r\n"
                                "250-PIPELINING\r\n"
@@ -304,11 +100,11 @@ TEST_CASE_FIXTURE(smtp_fixture, "a store that has not answered by data_timeout g
   CHECK_FALSE(closed());
   CHECK(advance(1s) == "451 4.3.0 Temporary failure: queue not available, try again later\r\n");
   CHECK(closed());
-  CHECK_FALSE(session_ended()); // it waits for the store's answer
+  CHECK(open_sessions() == 1); // it waits for the store's answer
   caf::anon_send(store_impl, release_atom::value);
   run();
   CHECK(take_output() == "");
-  CHECK(session_ended());
+  CHECK(open_sessions() == 0);
 }
 
 TEST_CASE_FIXTURE(smtp_fixture, "a recipient in a domain no postoffice takes gets 550 5.1.2, the others are taken") {
@@ -341,7 +137,7 @@ TEST_CASE_FIXTURE(smtp_fixture, "QUIT is answered 221 and closes the connection"
   connect();
   CHECK(say("QUIT\r\n") == "221 2.0.0 Bye\r\n");
   CHECK(closed());
-  CHECK(session_ended());
+  CHECK(open_sessions() == 0);
 }
 
 TEST_CASE_FIXTURE(smtp_fixture, "a client silent for idle_timeout gets 421 4.4.2 and is disconnected") {
@@ -354,7 +150,7 @@ TEST_CASE_FIXTURE(smtp_fixture, "a client silent for idle_timeout gets 421 4.4.2
   CHECK(advance(299s) == "");
   CHECK(advance(1s) == "421 4.4.2 mx.example.test Error: timeout exceeded\r\n");
   CHECK(closed());
-  CHECK(session_ended());
+  CHECK(open_sessions() == 0);
 }
 
 TEST_CASE_FIXTURE(smtp_fixture, "a command line trickling in for longer than idle_timeout gets 421 4.4.2") {
