@@ -62,7 +62,6 @@ void finish_data(session_ptr self) {
   auto& st = self->state;
   auto decoder = std::move(*st.data);
   st.data.reset();
-  self->configure_read(st.connection, caf::io::receive_policy::at_most(command_read_size));
   if (decoder.rejection()) {
     spdlog::info("smtp {}: message from <{}> refused: {} {}", st.client_ip,
                  *st.sender, decoder.rejection()->code, decoder.rejection()->text);
@@ -186,7 +185,6 @@ void on_data(session_ptr self, const smtp_command& cmd) {
     return reply(self, 554, "5.5.1", "Error: no valid recipients");
   st.data.emplace(st.settings->max_message_size);
   st.data_started = self->clock().now();
-  self->configure_read(st.connection, caf::io::receive_policy::at_most(data_read_size));
   reply(self, 354, "", "End data with <CR><LF>.<CR><LF>");
 }
 

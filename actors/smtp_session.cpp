@@ -227,7 +227,7 @@ smtp_session_broker::behavior_type smtp_session(session_ptr self,
   st.settings = std::move(settings);
   st.store = std::move(store);
   st.last_activity = self->clock().now();
-  self->configure_read(connection, caf::io::receive_policy::at_most(command_read_size));
+  self->configure_read(connection, caf::io::receive_policy::at_most(read_size));
   self->ack_writes(connection, true);
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     if (!self->state.closing) {

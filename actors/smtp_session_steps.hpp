@@ -19,10 +19,10 @@ namespace postconn {
 
 using session_ptr = smtp_session_pointer;
 
-/// CAF zeroes a read buffer of the configured size before every read: small
-/// for command lines, large only while DATA streams in.
-constexpr std::size_t command_read_size = 4 * 1024;
-constexpr std::size_t data_read_size = 64 * 1024;
+/// What one read takes at most, commands and DATA alike. CAF resizes its
+/// read buffer, zeroing the new bytes, whenever the configured size changes:
+/// with one size that happens once per connection, not twice per message.
+constexpr std::size_t read_size = 16 * 1024;
 
 // -- smtp_session.cpp: the connection ----------------------------------------
 
