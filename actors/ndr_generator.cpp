@@ -24,7 +24,7 @@ dsn_report make_report(const ledger_decision& decision, const stored_message& or
   report.original_content = original.content;
   report.arrival_date = entry.queued_at;
   report.last_attempt_date = decision.attempt.at;
-  report.attempts = entry.open_retries + entry.transfer_retries + 1;
+  report.attempts = entry.attempts;
   report.first_attempt_at = entry.first_attempt_at;
   report.now = decision.attempt.at;
   for (const auto& rcpt : delayed ? decision.delayed : decision.bounced)
@@ -61,8 +61,9 @@ void commit_bounce(ndr_generator_actor::pointer self, ledger_decision decision,
                    supervisor_actor supervisor) {
   auto ndr = make_ndr(decision, original, *settings);
   auto with_ndr = !ndr.deliveries.empty();
-  self->request(store, store_timeout, report_atom::value, decision.entry,
-                decision.attempt, std::move(ndr))
+  self->request(store, store_timeout, report_atom::value,
+                ledger_change{decision.entry, decision.attempt, decision.recipients},
+                std::move(ndr))
     .then(
       [=](const std::vector<ledger_entry>&) { // the store announces the DSN's deliveries
         auto delayed = decision.bounced.empty();

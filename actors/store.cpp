@@ -206,18 +206,24 @@ caf::result<accept_receipt> accept(store_ptr self, incoming_message& msg) {
   return promise;
 }
 
-caf::result<std::vector<ledger_entry>> report(store_ptr self, ledger_entry& entry,
-                                              attempt_record& attempt, incoming_message& ndr) {
+/// Writes a ledger change: the entry, its line in the attempt log and its
+/// recipients' outcomes.
+void write_change(queue_db& db, const ledger_change& change) {
+  db.update_delivery(change.entry);
+  db.insert_attempt(change.attempt);
+  db.record_recipients(change.entry.delivery_id, change.recipients);
+}
+
+caf::result<std::vector<ledger_entry>> report(store_ptr self, ledger_change& change,
+                                              incoming_message& ndr) {
   auto promise = self->make_response_promise<std::vector<ledger_entry>>();
   auto created = std::make_shared<std::vector<ledger_entry>>();
   auto ndr_id = ndr.deliveries.empty() ? std::string{} : self->state.ids.next();
   enqueue_write(self, pending_write{
-    [created, ndr_id, entry = std::move(entry), attempt = std::move(attempt),
-     ndr = std::move(ndr)](queue_db& db) {
+    [created, ndr_id, change = std::move(change), ndr = std::move(ndr)](queue_db& db) {
       if (!ndr_id.empty())
         *created = db.insert_message(ndr_id, ndr);
-      db.update_delivery(entry);
-      db.insert_attempt(attempt);
+      write_change(db, change);
     },
     announce_and_answer(self, promise, created)});
   return promise;
@@ -232,10 +238,7 @@ caf::result<std::vector<std::string>> record(store_ptr self,
   auto unanswered = std::make_shared<std::size_t>(changes.size());
   for (std::size_t i = 0; i < changes.size(); ++i)
     enqueue_write(self, pending_write{
-      [change = std::move(changes[i])](queue_db& db) {
-        db.update_delivery(change.entry);
-        db.insert_attempt(change.attempt);
-      },
+      [change = std::move(changes[i])](queue_db& db) { write_change(db, change); },
       [self, promise, results, unanswered, i](const caf::error& err) mutable {
         if (err)
           (*results)[i] = self->system().render(err);
@@ -334,8 +337,8 @@ store(store_actor::stateful_pointer<store_state> self,
   self->state.options = options;
   return {
     [=](accept_atom, incoming_message& msg) { return accept(self, msg); },
-    [=](report_atom, ledger_entry& entry, attempt_record& attempt, incoming_message& ndr) {
-      return report(self, entry, attempt, ndr);
+    [=](report_atom, ledger_change& change, incoming_message& ndr) {
+      return report(self, change, ndr);
     },
     [=](record_atom, std::vector<ledger_change>& changes) { return record(self, changes); },
     [=](adopt_atom, handoff& incoming, attempt_record& attempt) {
@@ -372,6 +375,9 @@ store(store_actor::stateful_pointer<store_state> self,
     },
     [=](load_atom, std::int64_t delivery_id) {
       return read(self, [&](queue_db& db) { return db.attempts_of(delivery_id); });
+    },
+    [=](load_atom, outcomes_atom, std::int64_t delivery_id) {
+      return read(self, [&](queue_db& db) { return db.recipients_of(delivery_id); });
     },
     [=](status_atom) { return self->state.counters; },
     [=](watch_atom, store_listener_actor& listener) {

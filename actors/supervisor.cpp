@@ -64,11 +64,11 @@ void log_decision(const supervisor_state& st, const ledger_decision& d) {
   const auto& policy = st.policy_of(e);
   auto why = d.attempt.code.empty() ? d.attempt.text
                                      : d.attempt.code + " " + d.attempt.text;
-  spdlog::info("postoffice {}: {} ({}), msg {} delivery {} open_retries={}/{} "
+  spdlog::info("postoffice {}: {} ({}), msg {} delivery {} attempts={} open_retries={}/{} "
                "transfer_retries={}/{} state={}",
-               e.postoffice, d.attempt.outcome, why,
-               e.message_id, e.delivery_id, e.open_retries, policy.max_open_retries,
-               e.transfer_retries, policy.max_transfer_retries, to_string(e.state));
+               e.postoffice, d.attempt.outcome, why, e.message_id, e.delivery_id, e.attempts,
+               e.open_retries, policy.max_open_retries, e.transfer_retries,
+               policy.max_transfer_retries, to_string(e.state));
 }
 
 /// Hands waiting bounces and delay warnings to NDR generators, as many as
@@ -122,7 +122,8 @@ void apply(supervisor_ptr self, ledger_decision decision) {
   }
   // Written with the other decisions of this message and those before it
   // in the mailbox: one store request, not one per delivery.
-  st.records_waiting.push_back({std::move(decision.entry), std::move(decision.attempt)});
+  st.records_waiting.push_back({std::move(decision.entry), std::move(decision.attempt),
+                                std::move(decision.recipients)});
   if (st.records_waiting.size() == 1)
     self->send(self, record_atom::value);
 }

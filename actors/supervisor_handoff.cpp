@@ -25,7 +25,7 @@ void hand_off(supervisor_ptr self, std::int64_t id) {
         auto& st = self->state;
         --st.handoff.in_flight;
         st.hold_requested.erase(id);
-        ledger_decision decision{st.ledger.at(id), {}, {}, {}};
+        ledger_decision decision{st.ledger.at(id), {}, {}, {}, {}};
         decision.entry.state = delivery_state::delivered;
         decision.attempt = {id, unix_now(self), "handed_off", "", "to node " + owner};
         apply(self, std::move(decision));

@@ -29,7 +29,7 @@ std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id,
     }
     if (held == hold)
       continue;
-    ledger_decision decision{entry, {}, {}, {}};
+    ledger_decision decision{entry, {}, {}, {}, {}};
     decision.entry.state = hold ? delivery_state::held : delivery_state::queued;
     if (!hold)
       decision.entry.next_attempt_at = now;

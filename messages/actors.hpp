@@ -48,14 +48,14 @@ using store_actor = caf::typed_actor<
   // Commits a DSN (an NDR or a delay warning; no deliveries: none) with the
   // ledger change that caused it, in one transaction; replies with the
   // DSN's deliveries.
-  caf::replies_to<report_atom, ledger_entry, attempt_record,
+  caf::replies_to<report_atom, ledger_change,
                   incoming_message>::with<std::vector<ledger_entry>>,
   // Commits a delivery handed over by another node under a new queue id,
   // with the attempt that records it; replies with its ledger entry, none
   // when that delivery was handed over before.
   caf::replies_to<adopt_atom, handoff, attempt_record>::with<std::vector<ledger_entry>>,
-  // Persists ledger changes, each alone (one at fault fails alone) but in
-  // the same commit; replies with one line per change: empty when it is
+  // Persists ledger changes with their recipients' outcomes, each alone
+  // (one at fault fails alone) but in the same commit; replies with one line per change: empty when it is
   // durable, else why not.
   caf::replies_to<record_atom, std::vector<ledger_change>>::with<std::vector<std::string>>,
   // Lists every delivery that is not finished (delivered or bounced).
@@ -72,6 +72,9 @@ using store_actor = caf::typed_actor<
   caf::replies_to<load_atom, sender_atom, std::string>::with<std::vector<std::string>>,
   // Reads the attempt log of a delivery, oldest first.
   caf::replies_to<load_atom, std::int64_t>::with<std::vector<attempt_record>>,
+  // Reads what became of each recipient of a delivery, by address.
+  caf::replies_to<load_atom, outcomes_atom,
+                  std::int64_t>::with<std::vector<recipient_record>>,
   // Removes a message with its deliveries and attempts; false when there
   // was none.
   caf::replies_to<delete_atom, std::string>::with<bool>,

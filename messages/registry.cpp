@@ -47,6 +47,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<stored_message>("stored_message");
   cfg.add_message_type<ledger_entry>("ledger_entry");
   cfg.add_message_type<attempt_record>("attempt_record");
+  cfg.add_message_type<recipient_record>("recipient_record");
   cfg.add_message_type<ledger_change>("ledger_change");
   cfg.add_message_type<store_status>("store_status");
   cfg.add_message_type<accept_receipt>("accept_receipt");

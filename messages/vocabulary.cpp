@@ -12,6 +12,20 @@ constexpr const char* state_names[] = {
   "queued", "in_flight", "deferred", "delivered", "bounced", "held",
 };
 
+constexpr const char* recipient_state_names[] = {"delivered", "deferred", "bounced"};
+
+/// Finds `name` in `names`: the enum value at its index.
+template <class Enum, std::size_t N>
+bool parse_name(const std::string& name, const char* const (&names)[N], Enum& value) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (name == names[i]) {
+      value = static_cast<Enum>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
 } // namespace
 
 const char* to_string(delivery_state state) {
@@ -19,13 +33,15 @@ const char* to_string(delivery_state state) {
 }
 
 bool from_string(const std::string& name, delivery_state& state) {
-  for (std::size_t i = 0; i < std::size(state_names); ++i) {
-    if (name == state_names[i]) {
-      state = static_cast<delivery_state>(i);
-      return true;
-    }
-  }
-  return false;
+  return parse_name(name, state_names, state);
+}
+
+const char* to_string(recipient_state state) {
+  return recipient_state_names[static_cast<std::size_t>(state)];
+}
+
+bool from_string(const std::string& name, recipient_state& state) {
+  return parse_name(name, recipient_state_names, state);
 }
 
 std::string delivery_key(const ledger_entry& entry, const std::string& node) {

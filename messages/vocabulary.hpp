@@ -132,8 +132,16 @@ struct ledger_entry {
   std::string postoffice;
   std::vector<std::string> recipients;
   delivery_state state = delivery_state::queued;
+  /// Retries granted after failures: a failed open (counted only under
+  /// enforce_retry_limits) adds one to open_retries, a temporary transfer
+  /// failure one to transfer_retries, until the count is at its limit; the
+  /// next such failure bounces instead. So a count never passes its limit
+  /// (unless a reload lowered the limit below it).
   std::int32_t open_retries = 0;
   std::int32_t transfer_retries = 0;
+  /// Attempts made: opens tried, failed or not (counted in either mode; a
+  /// requeue starts again at 0). The NDR's "N attempts" is this number.
+  std::int32_t attempts = 0;
   std::int64_t queued_at = 0;
   std::int64_t first_attempt_at = 0;
   std::int64_t next_attempt_at = 0;
@@ -161,7 +169,7 @@ typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
            x.postoffice, x.recipients, x.state, x.open_retries,
            x.transfer_retries, x.queued_at, x.first_attempt_at,
            x.next_attempt_at, x.last_error_code, x.last_error_text,
-           x.delay_warned, x.origin);
+           x.delay_warned, x.origin, x.attempts);
 }
 
 /// One line of a delivery's attempt log.
@@ -181,15 +189,50 @@ typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
            x.outcome, x.code, x.text);
 }
 
-/// A ledger entry's new values with the attempt that changed them.
+/// Where one recipient of a delivery stands after its last attempt.
+enum class recipient_state : std::uint8_t {
+  delivered,
+  deferred,
+  bounced,
+};
+
+/// Name of a recipient state as stored and shown ("delivered", ...).
+const char* to_string(recipient_state state);
+
+/// Parses a name written by to_string(); false when unknown.
+bool from_string(const std::string& name, recipient_state& state);
+
+/// What became of one recipient of a delivery, kept with the delivery until
+/// its message leaves the queue: who received it, who was refused and why.
+struct recipient_record {
+  std::string address;
+  recipient_state state = recipient_state::deferred;
+  /// Enhanced status ("2.0.0", "4.2.1", "5.1.1").
+  std::string code;
+  /// The server's reply ("250 2.0.0 OK: message accepted"), where a maildir
+  /// put it, or why it bounced.
+  std::string text;
+  /// Unix time of the decision.
+  std::int64_t at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_record& x) {
+  return f(caf::meta::type_name("recipient_record"), x.address, x.state, x.code, x.text,
+           x.at);
+}
+
+/// A ledger entry's new values with the attempt that changed them and what
+/// it did to each recipient it decided.
 struct ledger_change {
   ledger_entry entry;
   attempt_record attempt;
+  std::vector<recipient_record> recipients;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ledger_change& x) {
-  return f(caf::meta::type_name("ledger_change"), x.entry, x.attempt);
+  return f(caf::meta::type_name("ledger_change"), x.entry, x.attempt, x.recipients);
 }
 
 /// A committed message: its queue id and the deliveries it created.

@@ -176,6 +176,15 @@ public:
                                     {"outcome", attempt.outcome},
                                     {"code", attempt.code},
                                     {"text", attempt.text}});
+      auto outcomes = ask<std::vector<recipient_record>>(
+        sys_, store_, error, load_atom::value, outcomes_atom::value, entry.delivery_id);
+      item["recipient_outcomes"] = json::array();
+      for (const auto& outcome : outcomes.value_or(std::vector<recipient_record>{}))
+        item["recipient_outcomes"].push_back({{"recipient", outcome.address},
+                                              {"status", to_string(outcome.state)},
+                                              {"code", outcome.code},
+                                              {"text", outcome.text},
+                                              {"at", outcome.at}});
       deliveries.push_back(std::move(item));
     }
     reply(res, 200,
@@ -456,6 +465,7 @@ private:
             {"max_open_retries", policy.max_open_retries},
             {"transfer_retries", e.transfer_retries},
             {"max_transfer_retries", policy.max_transfer_retries},
+            {"attempts_made", e.attempts},
             {"next_attempt_at", e.next_attempt_at},
             {"last_error", last_error}};
   }

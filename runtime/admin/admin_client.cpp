@@ -235,14 +235,6 @@ std::string recipients_cell(const json& recipients) {
   return recipients.size() == 1 ? first : first + " +" + std::to_string(recipients.size() - 1);
 }
 
-/// Every recipient, comma-separated.
-std::string recipients_line(const json& recipients) {
-  std::string line;
-  for (const auto& recipient : recipients)
-    line += (line.empty() ? "" : ", ") + printable(recipient.get<std::string>());
-  return line.empty() ? "-" : line;
-}
-
 // The queue.
 
 const std::vector<column> queue_columns = {
@@ -313,24 +305,75 @@ std::string attempt_log(const json& attempts, std::int64_t now) {
   return table_text(attempt_columns, rows, "    ");
 }
 
-/// One delivery: a heading, its ledger fields, its attempt log.
+const std::vector<column> recipient_columns = {
+  {"RECIPIENT"}, {"STATUS"}, {"CODE"}, {"TIME (UTC)"}, {"TEXT"}};
+
+/// Each recipient of a delivery: its outcome as the ledger keeps it, or
+/// "waiting" for one no attempt has decided yet. The reply is shown whole.
+std::vector<table_row> recipient_rows(const json& delivery) {
+  std::vector<table_row> rows;
+  for (const auto& outcome : list_of(delivery, "recipient_outcomes")) {
+    auto code = printable(text_of(outcome, "code"));
+    rows.push_back({printable(text_of(outcome, "recipient")),
+                    printable(text_of(outcome, "status")), code.empty() ? "-" : code,
+                    utc_time(number_of(outcome, "at")), printable(text_of(outcome, "text"))});
+  }
+  for (const auto& recipient : list_of(delivery, "recipients")) {
+    auto address = printable(recipient.get<std::string>());
+    if (std::none_of(rows.begin(), rows.end(), [&](const auto& r) { return r[0] == address; }))
+      rows.push_back({address, "waiting", "-", "-", "-"});
+  }
+  return rows;
+}
+
+/// "1 delivered, 1 bounced": the recipients by status, in the order seen.
+std::string recipient_tally(const std::vector<table_row>& rows) {
+  std::vector<std::pair<std::string, int>> tally;
+  for (const auto& row : rows) {
+    auto known = std::find_if(tally.begin(), tally.end(),
+                              [&](const auto& t) { return t.first == row[1]; });
+    if (known == tally.end())
+      tally.emplace_back(row[1], 1);
+    else
+      ++known->second;
+  }
+  std::string text;
+  for (const auto& [status, count] : tally)
+    text += (text.empty() ? "" : ", ") + std::to_string(count) + " " + status;
+  return text.empty() ? "none" : text;
+}
+
+/// A field of a delivery, its value lined up with those of the others
+/// (the longest name is "next attempt").
+std::string delivery_field(std::string_view name, const std::string& value) {
+  return "  " + padded(std::string{name}, 12, false) + "  " + value + "\n";
+}
+
+/// One delivery: a heading, its ledger fields, what became of each
+/// recipient, its attempt log.
 std::string delivery_text(const json& delivery, std::int64_t now) {
-  const auto& attempts = list_of(delivery, "attempts");
+  const auto& log = list_of(delivery, "attempts");
+  auto recipients = recipient_rows(delivery);
   auto next = next_attempt(delivery, now);
   auto last_error = printable(text_of(delivery, "last_error"));
+  auto attempts = number_of(delivery, "attempts_made");
   auto text = "delivery " + std::to_string(number_of(delivery, "delivery_id")) + " to "
               + printable(text_of(delivery, "postoffice")) + ": "
               + printable(text_of(delivery, "state")) + "\n";
-  text += fields_text(
-    {{"recipients", recipients_line(list_of(delivery, "recipients"))},
-     {"queued", moment(number_of(delivery, "queued_at"), now)},
-     {"opens", retries(delivery, "open_retries", "max_open_retries")},
-     {"transfers", retries(delivery, "transfer_retries", "max_transfer_retries")},
-     {"next attempt", next == "-" || next == "now" ? next : "in " + next},
-     {"last error", last_error.empty() ? "-" : last_error},
-     {"attempts", attempts.empty() ? "none" : std::to_string(attempts.size())}},
-    "  ");
-  return attempts.empty() ? text : text + attempt_log(attempts, now);
+  text += delivery_field("queued", moment(number_of(delivery, "queued_at"), now));
+  text += delivery_field("opens", retries(delivery, "open_retries", "max_open_retries"));
+  text += delivery_field("transfers",
+                         retries(delivery, "transfer_retries", "max_transfer_retries"));
+  text += delivery_field("attempts", attempts == 0 ? "none" : std::to_string(attempts));
+  text += delivery_field("next attempt", next == "-" || next == "now" ? next : "in " + next);
+  text += delivery_field("last error", last_error.empty() ? "-" : last_error);
+  text += delivery_field("recipients", recipient_tally(recipients));
+  if (!recipients.empty())
+    text += table_text(recipient_columns, recipients, "    ");
+  text += delivery_field("log", log.empty() ? "none"
+                                            : counted(static_cast<std::int64_t>(log.size()),
+                                                      "line", "lines"));
+  return log.empty() ? text : text + attempt_log(log, now);
 }
 
 // Requests.

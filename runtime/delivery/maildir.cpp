@@ -295,7 +295,7 @@ earlier_delivery(const mailbox_folders& box, const std::string& mailbox,
     // The crash may have come before the earlier attempt's fsync.
     if (::fsync(box.fresh.get()) != 0)
       return temporary("4.3.0", "mailbox " + mailbox + ": new/: " + error_text(errno));
-    return delivered("already delivered to mailbox " + mailbox);
+    return delivered("already delivered to " + mailbox + "/new/" + name);
   }
   if (!box.cur)
     return std::nullopt;
@@ -303,7 +303,7 @@ earlier_delivery(const mailbox_folders& box, const std::string& mailbox,
   if (auto err = find_in_cur(box.cur.get(), name, found))
     return temporary("4.3.0", "mailbox " + mailbox + ": cur/: " + error_text(err));
   if (found)
-    return delivered("already delivered to mailbox " + mailbox + " (read)");
+    return delivered("already delivered to " + mailbox + "/cur/" + name + " (read)");
   return std::nullopt;
 }
 
@@ -376,7 +376,7 @@ maildir_delivery_result store_message(const mailbox_folders& box,
   // Complete in new/ already; a retry finds it there and repeats this fsync.
   if (::fsync(box.fresh.get()) != 0)
     return temporary("4.3.0", "mailbox " + mailbox + ": new/: " + error_text(errno));
-  return delivered("delivered to mailbox " + mailbox);
+  return delivered("delivered to " + mailbox + "/new/" + name);
 }
 
 /// Fault injection (drop): the first `length` bytes in tmp/<name>, unsynced

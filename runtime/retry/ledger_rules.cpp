@@ -18,11 +18,27 @@ std::string lifetime_status(const ledger_entry& entry) {
                                        : permanent_status(entry.last_error_code);
 }
 
+/// Notes where a recipient stands now, replacing what the decision said of
+/// it before (a deferral the transfer limit turns into a bounce).
+void note_recipient(ledger_decision& decision, const std::string& address,
+                    recipient_state state, const std::string& code, const std::string& text) {
+  auto& records = decision.recipients;
+  auto known = std::find_if(records.begin(), records.end(),
+                            [&](const recipient_record& r) { return r.address == address; });
+  recipient_record record{address, state, code, text, decision.attempt.at};
+  if (known == records.end())
+    records.push_back(std::move(record));
+  else
+    *known = std::move(record);
+}
+
 /// Bounces every remaining recipient with `status`.
 void bounce_all(ledger_decision& decision, const std::string& status,
                 const std::string& diagnostic, bool is_reply) {
-  for (auto& rcpt : decision.entry.recipients)
+  for (auto& rcpt : decision.entry.recipients) {
     decision.bounced.push_back({rcpt, status, diagnostic, is_reply});
+    note_recipient(decision, rcpt, recipient_state::bounced, status, diagnostic);
+  }
   decision.entry.recipients.clear();
   decision.entry.state = delivery_state::bounced;
 }
@@ -44,12 +60,14 @@ void expire(ledger_decision& decision) {
   bounce_all(decision, status, text, false);
 }
 
+/// A decision on an attempt: one more attempt made.
 ledger_decision start(const ledger_entry& entry, std::int64_t now) {
-  ledger_decision decision{entry, {}, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}, {}};
   decision.attempt.delivery_id = entry.delivery_id;
   decision.attempt.at = now;
   if (decision.entry.first_attempt_at == 0)
     decision.entry.first_attempt_at = now;
+  ++decision.entry.attempts;
   return decision;
 }
 
@@ -80,13 +98,14 @@ std::int64_t limit_wake(const ledger_entry& entry, const retry_policy& policy) {
 
 ledger_decision after_requeue(const ledger_entry& entry, const std::string& postoffice,
                               std::int64_t now) {
-  ledger_decision decision{entry, {}, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}, {}};
   auto& moved = decision.entry;
   moved.postoffice = postoffice;
   if (moved.state != delivery_state::held)
     moved.state = delivery_state::queued;
   moved.open_retries = 0;
   moved.transfer_retries = 0;
+  moved.attempts = 0;
   moved.first_attempt_at = 0;
   moved.next_attempt_at = now;
   moved.last_error_code.clear();
@@ -98,7 +117,7 @@ ledger_decision after_requeue(const ledger_entry& entry, const std::string& post
 }
 
 ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now) {
-  ledger_decision decision{entry, {}, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}, {}};
   const std::string text = "deleted from the queue by the administrator";
   decision.attempt = {entry.delivery_id, now, "deleted", "5.0.0", text};
   bounce_all(decision, "5.0.0", text, false);
@@ -111,7 +130,7 @@ std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
   if (policy.delay_warning.count() == 0 || entry.delay_warned
       || now < entry.queued_at + policy.delay_warning.count())
     return std::nullopt;
-  ledger_decision decision{entry, {}, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}, {}};
   decision.entry.delay_warned = true;
   auto status = entry.last_error_code.rfind("4.", 0) == 0 ? entry.last_error_code
                                                            : std::string{"4.4.7"};
@@ -129,8 +148,6 @@ ledger_decision after_open_failure(const ledger_entry& entry,
                                    const std::string& text) {
   auto decision = start(entry, now);
   auto& e = decision.entry;
-  if (policy.enforce_retry_limits)
-    ++e.open_retries;
   e.last_error_code = status;
   e.last_error_text = text;
   e.state = delivery_state::deferred;
@@ -138,13 +155,16 @@ ledger_decision after_open_failure(const ledger_entry& entry,
   decision.attempt.outcome = "open_failed";
   decision.attempt.code = status;
   decision.attempt.text = text;
-  if (policy.enforce_retry_limits && e.open_retries > policy.max_open_retries) {
+  if (policy.enforce_retry_limits && e.open_retries >= policy.max_open_retries) {
+    // Every failed open was counted, this one too: retries + 1.
     bounce_all(decision, "5.4.1",
-               "postoffice could not be opened " + std::to_string(e.open_retries)
+               "postoffice could not be opened " + std::to_string(e.open_retries + 1)
                  + " times; last error: " + text,
                false);
   } else if (lifetime_over(e, policy, now)) {
     expire(decision);
+  } else if (policy.enforce_retry_limits) {
+    ++e.open_retries;
   }
   return decision;
 }
@@ -160,14 +180,20 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
     switch (rcpt.result) {
       case recipient_result::delivered:
         ++delivered;
+        note_recipient(decision, rcpt.address, recipient_state::delivered, rcpt.status,
+                       rcpt.text);
         break;
-      case recipient_result::permanent_failure:
-        decision.bounced.push_back({rcpt.address, permanent_status(rcpt.status),
-                                    rcpt.text, rcpt.text_is_reply});
+      case recipient_result::permanent_failure: {
+        auto status = permanent_status(rcpt.status);
+        decision.bounced.push_back({rcpt.address, status, rcpt.text, rcpt.text_is_reply});
+        note_recipient(decision, rcpt.address, recipient_state::bounced, status, rcpt.text);
         break;
+      }
       case recipient_result::temporary_failure:
         remaining.push_back(rcpt.address);
         last_temporary = &rcpt;
+        note_recipient(decision, rcpt.address, recipient_state::deferred, rcpt.status,
+                       rcpt.text);
         break;
     }
   }
@@ -190,7 +216,6 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
                                                           : delivery_state::bounced;
     return decision;
   }
-  ++e.transfer_retries;
   e.state = delivery_state::deferred;
   e.next_attempt_at = now + transfer_backoff(policy, e.transfer_retries).count();
   if (last_temporary) {
@@ -198,12 +223,14 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
     e.last_error_text = last_temporary->text;
     decision.attempt.code = last_temporary->status;
   }
-  if (e.transfer_retries > policy.max_transfer_retries) {
+  if (e.transfer_retries >= policy.max_transfer_retries) {
     bounce_all(decision, permanent_status(e.last_error_code),
                last_temporary ? last_temporary->text : e.last_error_text,
                last_temporary && last_temporary->text_is_reply);
   } else if (lifetime_over(e, policy, now)) {
     expire(decision);
+  } else {
+    ++e.transfer_retries;
   }
   return decision;
 }
@@ -213,7 +240,7 @@ std::optional<ledger_decision> after_lifetime_check(const ledger_entry& entry,
                                                     std::int64_t now) {
   if (!lifetime_over(entry, policy, now))
     return std::nullopt;
-  ledger_decision decision{entry, {}, {}, {}};
+  ledger_decision decision{entry, {}, {}, {}, {}};
   decision.attempt.delivery_id = entry.delivery_id;
   decision.attempt.at = now;
   expire(decision);

@@ -3,14 +3,20 @@
 //
 // DESCRIPTION
 //   Plain functions of (ledger entry, retry policy, now, outcome) that
-//   return the entry's new values, the line for the attempt log, and the
-//   recipients to bounce now. They are DESIGN.md's "Retry semantics":
-//   a failed open counts against max_open_retries only when
-//   enforce_retry_limits is on (the KB 277831 fix), a temporary transfer
-//   failure counts against max_transfer_retries, a permanent failure bounces
-//   its recipients at once, and max_lifetime bounces in either mode. The
-//   lifetime is checked in every function here, so no path that touches a
-//   delivery can skip it.
+//   return the entry's new values, the line for the attempt log, what
+//   became of each recipient, and the recipients to bounce now. They are
+//   the README's retry semantics: a failed open counts against
+//   max_open_retries only when enforce_retry_limits is on (the KB 277831
+//   fix), a temporary transfer failure counts against max_transfer_retries,
+//   a permanent failure bounces its recipients at once, and max_lifetime
+//   bounces in either mode. The lifetime is checked in every function here,
+//   so no path that touches a delivery can skip it.
+//
+//   An attempt is one open tried (after_open_failure, after_transfer), and
+//   every attempt adds one to the entry's `attempts`. A retry count grows
+//   only by a failure that is retried: with max_open_retries = 144 the
+//   first attempt and 144 retries fail, open_retries reads 144/144, and the
+//   145th failed open bounces (the NDR says 145 attempts).
 //
 //   Transfer retries back off exponentially (transfer_backoff()): the wait
 //   after the n-th temporary transfer failure is transfer_interval x 2^(n-1),
@@ -50,6 +56,9 @@ struct ledger_decision {
   std::vector<bounced_recipient> bounced;
   /// Recipients to report in a delay warning now (status in class 4).
   std::vector<bounced_recipient> delayed;
+  /// What became of each recipient the decision tried or bounced, for the
+  /// ledger to keep (one per address).
+  std::vector<recipient_record> recipients;
 };
 
 /// The postoffice could not be opened (probe, connect or greeting failed).

@@ -70,12 +70,6 @@ std::string joined(const std::vector<std::string>& items) {
   return text;
 }
 
-/// Attempt log outcomes that were attempts (an open tried).
-bool is_attempt(const std::string& outcome) {
-  return outcome == "open_failed" || outcome == "transfer_failed" || outcome == "delivered"
-         || outcome == "rejected";
-}
-
 class simulation {
 public:
   simulation(const scenario& sc, const scenario_run& run, const fs::path& dir)
@@ -330,6 +324,7 @@ private:
       return;
     }
     auto& row = report_.deliveries[mine->second];
+    row.attempts = final_entry.attempts;
     if (delivered) {
       row.delivered_at = now();
       event(row.message + " delivered at " + row.postoffice + " to "
@@ -348,9 +343,13 @@ private:
   void finish() {
     for (const auto& [name, since] : down_since_)
       report_.chart.down.push_back({name, since, now()});
-    for (const auto& [id, row] : deliveries_)
-      for (const auto& attempt : ask_store<std::vector<attempt_record>>(load_atom::value, id))
-        report_.deliveries[row].attempts += is_attempt(attempt.outcome) ? 1 : 0;
+    // The attempts of the deliveries still queued, as their ledger counts them.
+    for (const auto& [id, last_seen] : unfinished_)
+      if (auto mine = deliveries_.find(id); mine != deliveries_.end())
+        for (const auto& entry :
+             ask_store<std::vector<ledger_entry>>(load_atom::value, last_seen.message_id))
+          if (entry.delivery_id == id)
+            report_.deliveries[mine->second].attempts = entry.attempts;
   }
 
   const scenario& sc_;

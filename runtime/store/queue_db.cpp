@@ -93,7 +93,7 @@ private:
 const char* const delivery_columns
   = "id, message_id, postoffice, recipients, state, open_retries,"
     " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
-    " last_error_code, last_error_text, delay_warned, origin";
+    " last_error_code, last_error_text, delay_warned, origin, attempts";
 
 } // namespace
 
@@ -153,13 +153,20 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->update_delivery_ = db->prepare(
     "UPDATE deliveries SET recipients = ?2, state = ?3, open_retries = ?4,"
     " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
-    " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11"
-    " WHERE id = ?1");
+    " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11,"
+    " attempts = ?12 WHERE id = ?1");
   db->set_origin_ = db->prepare("UPDATE deliveries SET origin = ?2 WHERE id = ?1");
   db->select_origin_ = db->prepare("SELECT id FROM deliveries WHERE origin = ?1");
   db->insert_attempt_ = db->prepare(
     "INSERT INTO attempts(delivery_id, at, outcome, code, text)"
     " VALUES(?1, ?2, ?3, ?4, ?5)");
+  db->upsert_recipient_ = db->prepare(
+    "INSERT INTO recipient_outcomes(delivery_id, recipient, state, code, text, at)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(delivery_id, recipient) DO UPDATE SET"
+    " state = excluded.state, code = excluded.code, text = excluded.text, at = excluded.at");
+  db->select_recipients_ = db->prepare(
+    "SELECT recipient, state, code, text, at FROM recipient_outcomes"
+    " WHERE delivery_id = ?1 ORDER BY recipient");
   auto select_deliveries_where = [&](const char* condition) {
     return db->prepare((std::string{"SELECT "} + delivery_columns
                         + " FROM deliveries WHERE " + condition + " ORDER BY id")
@@ -186,7 +193,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->select_attempts_ = db->prepare(
     "SELECT delivery_id, at, outcome, code, text FROM attempts"
     " WHERE delivery_id = ?1 ORDER BY id");
-  // Its deliveries and their attempts go with it (ON DELETE CASCADE).
+  // Its deliveries, their attempts and recipient outcomes go with it (ON
+  // DELETE CASCADE).
   db->delete_message_ = db->prepare("DELETE FROM messages WHERE id = ?1");
   // Ids are microsecond receive times: a message received before ?2 has an
   // id below ?2 * 1,000,000.
@@ -351,6 +359,7 @@ void queue_db::update_delivery(const ledger_entry& entry) {
     .bind(9, entry.last_error_text)
     .bind(10, std::int64_t{entry.delay_warned ? 1 : 0})
     .bind(11, entry.postoffice)
+    .bind(12, std::int64_t{entry.attempts})
     .step();
   if (sqlite3_changes(handle_) != 1)
     throw queue_db_error("no delivery with id "
@@ -370,6 +379,21 @@ void queue_db::insert_attempt(const attempt_record& attempt) {
     .bind(4, attempt.code)
     .bind(5, attempt.text)
     .step();
+}
+
+void queue_db::record_recipients(std::int64_t delivery_id,
+                                 const std::vector<recipient_record>& records) {
+  for (const auto& record : records) {
+    std::string state = to_string(record.state);
+    statement upsert{handle_, upsert_recipient_};
+    upsert.bind(1, delivery_id)
+      .bind(2, record.address)
+      .bind(3, state)
+      .bind(4, record.code)
+      .bind(5, record.text)
+      .bind(6, record.at)
+      .step();
+  }
 }
 
 std::vector<ledger_entry>
@@ -399,6 +423,7 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
     entry.last_error_text = query.text(11);
     entry.delay_warned = query.integer(12) != 0;
     entry.origin = query.text(13);
+    entry.attempts = static_cast<std::int32_t>(query.integer(14));
     entries.push_back(std::move(entry));
   }
   return entries;
@@ -495,6 +520,22 @@ std::vector<attempt_record> queue_db::attempts_of(std::int64_t delivery_id) {
     result.push_back(attempt_record{query.integer(0), query.integer(1),
                                     query.text(2), query.text(3),
                                     query.text(4)});
+  return result;
+}
+
+std::vector<recipient_record> queue_db::recipients_of(std::int64_t delivery_id) {
+  std::vector<recipient_record> result;
+  statement query{handle_, select_recipients_};
+  query.bind(1, delivery_id);
+  while (query.step()) {
+    recipient_record record{query.text(0), recipient_state::deferred, query.text(2),
+                            query.text(3), query.integer(4)};
+    if (!from_string(query.text(1), record.state))
+      throw queue_db_error("delivery " + std::to_string(delivery_id) + " recipient "
+                             + record.address + " has unknown state " + query.text(1),
+                           SQLITE_CORRUPT);
+    result.push_back(std::move(record));
+  }
   return result;
 }
 

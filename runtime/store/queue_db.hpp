@@ -1,6 +1,6 @@
 // NAME
 //   queue_db -- the SQLite queue database: messages, deliveries (retry
-//   ledgers) and the attempt log.
+//   ledgers), the attempt log and each recipient's outcome.
 //
 // DESCRIPTION
 //   A plain class with no actor code, owned by the store actor. The database
@@ -83,15 +83,19 @@ public:
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
   void insert_attempt(const attempt_record& attempt);
-  /// Removes a message with its deliveries and their attempts; false when
-  /// there is no such message.
+  /// Keeps what became of the recipients of a delivery: one row per
+  /// address, replaced by a later outcome of the same recipient.
+  void record_recipients(std::int64_t delivery_id,
+                         const std::vector<recipient_record>& records);
+  /// Removes a message with its deliveries, their attempts and recipient
+  /// outcomes; false when there is no such message.
   bool delete_message(const std::string& id);
 
   /// Removes finished messages: of at most `limit` messages after the queue
   /// id `after` (all when empty) and received before `finished_before`
   /// (Unix seconds), those whose every delivery is delivered or bounced
-  /// with no attempt at or after that time, with their deliveries and
-  /// attempts. The newest message always stays (see the definition).
+  /// with no attempt at or after that time, with their deliveries,
+  /// attempts and recipient outcomes. The newest message always stays (see the definition).
   purge_report purge_finished(std::int64_t finished_before, const std::string& after,
                               std::uint32_t limit);
 
@@ -110,6 +114,8 @@ public:
   std::vector<ledger_entry> deliveries_of(const std::string& message_id);
   std::optional<stored_message> message(const std::string& id);
   std::vector<attempt_record> attempts_of(std::int64_t delivery_id);
+  /// The latest outcome of each recipient of a delivery, by address.
+  std::vector<recipient_record> recipients_of(std::int64_t delivery_id);
   /// Ids of the messages with unfinished deliveries whose sender contains
   /// `sender_part`, in any case.
   std::vector<std::string> queued_messages_from(const std::string& sender_part);
@@ -136,6 +142,8 @@ private:
   sqlite3_stmt* insert_delivery_ = nullptr;
   sqlite3_stmt* update_delivery_ = nullptr;
   sqlite3_stmt* insert_attempt_ = nullptr;
+  sqlite3_stmt* upsert_recipient_ = nullptr;
+  sqlite3_stmt* select_recipients_ = nullptr;
   sqlite3_stmt* set_origin_ = nullptr;
   sqlite3_stmt* select_origin_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;

@@ -86,6 +86,32 @@ const char* const migrations[] = {
     WHERE state NOT IN ('delivered', 'bounced');
   CREATE UNIQUE INDEX deliveries_by_origin ON deliveries(origin) WHERE origin != '';
   )sql",
+  // 4: the attempts a delivery has made (opens tried), so the NDR, the
+  // ledger and the log count the same. Counted from the attempt log for
+  // the deliveries already queued: the lines of attempts since the last
+  // requeue, which starts the count again.
+  R"sql(
+  ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+  UPDATE deliveries SET attempts = (SELECT count(*) FROM attempts a
+    WHERE a.delivery_id = deliveries.id
+    AND a.outcome IN ('open_failed', 'transfer_failed', 'delivered', 'rejected')
+    AND a.id > coalesce((SELECT max(r.id) FROM attempts r
+                         WHERE r.delivery_id = deliveries.id AND r.outcome = 'requeued'), 0));
+  )sql",
+  // 5: what became of each recipient of a delivery (delivered, deferred,
+  // bounced, with the code and reply), one row per recipient holding its
+  // latest outcome; removed with the delivery.
+  R"sql(
+  CREATE TABLE recipient_outcomes(
+    delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    recipient   TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK(state = 'delivered' OR state = 'deferred'
+                  OR state = 'bounced'),
+    code        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY(delivery_id, recipient)) WITHOUT ROWID;
+  )sql",
 };
 
 } // namespace

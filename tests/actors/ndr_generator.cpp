@@ -39,10 +39,12 @@ struct fake_store_state {
   std::string sender = "ann@support.example.test";
   /// Every fetch, by queue id.
   std::vector<std::string> fetched;
-  /// Every report request: the delivery's values, the attempt, the DSN.
+  /// Every report request: the delivery's values, the attempt, its
+  /// recipients' outcomes, the DSN.
   struct report_request {
     ledger_entry entry;
     attempt_record attempt;
+    std::vector<recipient_record> recipients;
     incoming_message dsn;
   };
   std::vector<report_request> reports;
@@ -69,10 +71,10 @@ caf::behavior fake_store(caf::stateful_actor<fake_store_state>* self) {
       }
       return stored_message{id, st.sender, original_content, t0 - 3600};
     },
-    [=](report_atom, const ledger_entry& entry, const attempt_record& attempt,
+    [=](report_atom, const ledger_change& change,
         const incoming_message& dsn) -> caf::result<std::vector<ledger_entry>> {
       auto& st = self->state;
-      st.reports.push_back({entry, attempt, dsn});
+      st.reports.push_back({change.entry, change.attempt, change.recipients, dsn});
       if (st.report_mode == answer_mode::fail)
         return make_error(store_errc::commit_failed, "disk full");
       if (st.report_mode == answer_mode::hang) {
@@ -141,6 +143,7 @@ ledger_decision bounce_decision() {
   d.entry.state = delivery_state::bounced;
   d.entry.open_retries = 3;
   d.entry.transfer_retries = 0;
+  d.entry.attempts = 4;
   d.entry.queued_at = t0 - 3600;
   d.entry.first_attempt_at = t0 - 3000;
   d.entry.last_error_code = "5.1.1";
@@ -148,10 +151,13 @@ ledger_decision bounce_decision() {
   d.attempt = {7, t0, "rejected", "5.1.1", d.entry.last_error_text};
   d.bounced = {{"bob@sales.example.test", "5.1.1",
                 "550 5.1.1 <bob@sales.example.test>: mailbox unknown", true}};
+  d.recipients = {{"bob@sales.example.test", recipient_state::bounced, "5.1.1",
+                   "550 5.1.1 <bob@sales.example.test>: mailbox unknown", t0}};
   return d;
 }
 
-/// The same delivery still deferred after 4 hours: a delay warning for carol.
+/// The same delivery still deferred after 4 hours, 24 failed opens 600 s
+/// apart: a delay warning for carol.
 ledger_decision delay_decision() {
   ledger_decision d;
   d.entry.delivery_id = 8;
@@ -160,6 +166,7 @@ ledger_decision delay_decision() {
   d.entry.recipients = {"carol@sales.example.test"};
   d.entry.state = delivery_state::deferred;
   d.entry.open_retries = 24;
+  d.entry.attempts = 24;
   d.entry.queued_at = t0 - 4 * 3600;
   d.entry.first_attempt_at = t0 - 4 * 3600;
   d.entry.next_attempt_at = t0 + 600;
@@ -279,6 +286,11 @@ TEST_CASE_FIXTURE(ndr_fixture, "a bounce: the DSN is built from the original and
   CHECK(report.attempt.delivery_id == 7);
   CHECK(report.attempt.outcome == "rejected");
   CHECK(report.attempt.at == t0);
+  // What became of bob goes into the same commit.
+  REQUIRE(report.recipients.size() == 1);
+  CHECK(report.recipients[0].address == "bob@sales.example.test");
+  CHECK(report.recipients[0].state == recipient_state::bounced);
+  CHECK(report.recipients[0].text == "550 5.1.1 <bob@sales.example.test>: mailbox unknown");
   // The DSN: to the original sender through the postoffice of its domain.
   const auto& dsn = report.dsn;
   CHECK(dsn.sender.empty());
@@ -294,6 +306,7 @@ TEST_CASE_FIXTURE(ndr_fixture, "a bounce: the DSN is built from the original and
   CHECK(parsed.header.find("connector.example.test") != std::string::npos);
   REQUIRE(parsed.parts.size() == 3);
   CHECK(parsed.parts[0].header.find("Content-Type: text/plain") == 0);
+  CHECK(parsed.parts[0].body.find("\r\n4 attempts were made over 50m") != std::string::npos);
   CHECK(parsed.parts[1].header == "Content-Type: message/delivery-status\r\n");
   CHECK(parsed.parts[2].header == "Content-Type: text/rfc822-headers\r\n");
   const auto& status = parsed.parts[1].body;
@@ -340,6 +353,8 @@ TEST_CASE_FIXTURE(ndr_fixture, "a delay warning: the same DSN with Action: delay
   CHECK(status.find("Action: delayed\r\n") != std::string::npos);
   CHECK(status.find("Status: 4.4.1\r\n") != std::string::npos);
   CHECK(status.find("Action: failed") == std::string::npos);
+  // The attempts the ledger counts: 24 failed opens, not one more.
+  CHECK(parsed.parts[0].body.find("\r\n24 attempts were made over 4h") != std::string::npos);
   REQUIRE(sup().reported.size() == 1);
   CHECK(sup().reported[0].state == delivery_state::deferred);
   REQUIRE(sup().ended);

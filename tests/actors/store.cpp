@@ -1,7 +1,9 @@
 // Tests actors/store.cpp on the deterministic scheduler: group commit (all
 // writes in the mailbox share one transaction), the batch limit, a bad
 // request failing alone, a full disk or a failing fsync failing the whole
-// batch without keeping any of it, and the disk reserve refusing new mail.
+// batch without keeping any of it, the disk reserve refusing new mail, and
+// recipient outcomes written with the ledger change or the bounce that
+// decided them.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -177,8 +179,8 @@ TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails 
   auto ghost = entry;
   ghost.delivery_id = 999;
   std::vector<ledger_change> changes{
-    {ghost, attempt_record{999, 1700000600, "open_failed", "", ""}},
-    {entry, attempt_record{entry.delivery_id, 1700000600, "open_failed", "4.4.1", "down"}}};
+    {ghost, attempt_record{999, 1700000600, "open_failed", "", ""}, {}},
+    {entry, attempt_record{entry.delivery_id, 1700000600, "open_failed", "4.4.1", "down"}, {}}};
   auto recorded = self->request(store, caf::infinite, record_atom::value, changes);
   sched.run();
   recorded.receive(
@@ -193,6 +195,68 @@ TEST_CASE_FIXTURE(store_fixture, "a ledger change for an unknown delivery fails 
   CHECK(db->deliveries_of(ids[0]).at(0).open_retries == 1);
   CHECK(db->attempts_of(entry.delivery_id).size() == 1);
   CHECK(db->attempts_of(999).empty());
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a batch's recipient outcomes go into the commit of its ledger changes, and fail with them") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 2);
+  auto first = db->deliveries_of(ids[0]).at(0);
+  auto second = db->deliveries_of(ids[1]).at(0);
+  first.state = delivery_state::delivered;
+  first.recipients.clear();
+  auto ghost = second;
+  ghost.delivery_id = 999;
+  auto commits = status(store).commits;
+  std::vector<ledger_change> changes{
+    {first, attempt_record{first.delivery_id, 1700000600, "delivered", "", ""},
+     {{"r0@sales.example.test", recipient_state::delivered, "2.0.0",
+       "250 2.0.0 OK: message accepted", 1700000600}}},
+    {ghost, attempt_record{999, 1700000600, "transfer_failed", "", ""},
+     {{"r1@sales.example.test", recipient_state::deferred, "4.2.1", "452 busy", 1700000600}}}};
+  auto recorded = self->request(store, caf::infinite, record_atom::value, changes);
+  sched.run();
+  recorded.receive([](const std::vector<std::string>& failures) { CHECK(failures.size() == 2); },
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(status(store).commits == commits + 1);
+  auto kept = db->recipients_of(first.delivery_id);
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].address == "r0@sales.example.test");
+  CHECK(kept[0].state == recipient_state::delivered);
+  CHECK(kept[0].text == "250 2.0.0 OK: message accepted");
+  CHECK(db->recipients_of(999).empty());
+  // Read through the store as the admin API does.
+  auto loaded = self->request(store, caf::infinite, load_atom::value, outcomes_atom::value,
+                              first.delivery_id);
+  sched.run();
+  loaded.receive(
+    [](const std::vector<recipient_record>& outcomes) {
+      REQUIRE(outcomes.size() == 1);
+      CHECK(outcomes[0].code == "2.0.0");
+      CHECK(outcomes[0].at == 1700000600);
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+}
+
+TEST_CASE_FIXTURE(store_fixture, "a bounce's recipient outcomes are committed with its NDR") {
+  auto store = spawn();
+  auto ids = accept_concurrently(store, 1);
+  auto bounced = db->deliveries_of(ids[0]).at(0);
+  bounced.state = delivery_state::bounced;
+  bounced.recipients.clear();
+  auto ndr = message_for("ann@support.example.test");
+  ndr.sender.clear();
+  ledger_change change{bounced,
+                       attempt_record{bounced.delivery_id, 1700000700, "rejected", "", ""},
+                       {{"r0@sales.example.test", recipient_state::bounced, "5.1.1",
+                         "550 5.1.1 User unknown", 1700000700}}};
+  auto reported = self->request(store, caf::infinite, report_atom::value, change, ndr);
+  sched.run();
+  reported.receive([](const std::vector<ledger_entry>& created) { CHECK(created.size() == 1); },
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+  auto kept = db->recipients_of(bounced.delivery_id);
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].state == recipient_state::bounced);
+  CHECK(kept[0].text == "550 5.1.1 User unknown");
 }
 
 TEST_CASE_FIXTURE(store_fixture, "a full disk fails every write of the batch and keeps none, the store recovers") {
@@ -314,9 +378,10 @@ TEST_CASE_FIXTURE(store_fixture, "the store tells its listener of the deliveries
   bounced.state = delivery_state::bounced;
   auto ndr = message_for("ann@support.example.test");
   ndr.sender.clear();
-  auto reported = self->request(store, caf::infinite, report_atom::value, bounced,
-                                attempt_record{bounced.delivery_id, 1, "bounced", "5.1.1", ""},
-                                ndr);
+  auto reported = self->request(
+    store, caf::infinite, report_atom::value,
+    ledger_change{bounced, attempt_record{bounced.delivery_id, 1, "bounced", "5.1.1", ""}, {}},
+    ndr);
   sched.run();
   reported.receive([](const std::vector<ledger_entry>&) {},
                    [&](const caf::error& err) { FAIL(sys.render(err)); });
@@ -338,7 +403,7 @@ TEST_CASE_FIXTURE(store_fixture, "the store tells its listener of the deliveries
   CHECK(heard.enqueued[2].size() == 1);
   // A ledger change creates no delivery: nothing more is heard.
   auto recorded = self->request(store, caf::infinite, record_atom::value,
-                                std::vector<ledger_change>{{heard.enqueued[2][0], {}}});
+                                std::vector<ledger_change>{{heard.enqueued[2][0], {}, {}}});
   sched.run();
   recorded.receive([](const std::vector<std::string>&) {},
                    [&](const caf::error& err) { FAIL(sys.render(err)); });
@@ -355,7 +420,7 @@ TEST_CASE("below the disk reserve new mail is refused while ledger changes go on
   auto entry = f.db->deliveries_of(ids[0]).at(0);
   entry.state = delivery_state::delivered;
   std::vector<ledger_change> changes{
-    {entry, attempt_record{entry.delivery_id, 1700000600, "delivered", "2.0.0", "ok"}}};
+    {entry, attempt_record{entry.delivery_id, 1700000600, "delivered", "2.0.0", "ok"}, {}}};
   auto recorded = f.self->request(f.store, caf::infinite, record_atom::value, changes);
   auto refused = f.accept_concurrently(f.store, 2);
   recorded.receive(

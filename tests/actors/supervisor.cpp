@@ -2,7 +2,8 @@
 // deterministic scheduler, against fake postoffices, in simulated time:
 // KB 277831 in both enforce_retry_limits modes, transfer retries, permanent
 // failures, max_lifetime, a postoffice that comes back, two postoffices with
-// one dead, and a restart halfway that keeps the counts.
+// one dead, a restart halfway that keeps the counts, the NDR counting the
+// attempts the ledger counts, and each recipient's outcome kept.
 #include <doctest/doctest.h>
 
 #include "tests/actors/supervisor_fixture.hpp"
@@ -34,6 +35,18 @@ std::size_t count_outcomes(queue_db& db, std::int64_t delivery_id,
     [&](const attempt_record& a) { return a.outcome == outcome; }));
 }
 
+/// The N of an NDR's "N attempts were made" (0 when it says none was).
+int ndr_attempts(const std::string& ndr) {
+  for (const char* phrase : {" attempts were made", " attempt was made"}) {
+    auto end = ndr.find(phrase);
+    if (end == std::string::npos)
+      continue;
+    auto start = ndr.find_last_of("\n ", end - 1) + 1;
+    return std::stoi(ndr.substr(start, end - start));
+  }
+  return 0;
+}
+
 retry_policy defaults() {
   return retry_policy{};
 }
@@ -55,10 +68,15 @@ TEST_CASE("KB 277831 exactly: attempt k happens at t0 + (k-1) x 600 s and the ND
   }
   auto entry = delivery_of(*f.db, id, "dead");
   CHECK(entry.state == delivery_state::bounced);
-  CHECK(entry.open_retries == 145);
+  // 145 attempts: the first and 144 retries, the count at its limit.
+  CHECK(entry.open_retries == 144);
+  CHECK(entry.attempts == 145);
   CHECK(count_outcomes(*f.db, entry.delivery_id, "open_failed") == 145);
   auto ndrs = f.ndrs();
   REQUIRE(ndrs.size() == 1);
+  CHECK(ndr_attempts(ndrs[0]) == entry.attempts);
+  CHECK(ndrs[0].find("145 attempts were made over 1d 0h") != std::string::npos);
+  CHECK(ndrs[0].find("could not be opened 145 times") != std::string::npos);
   CHECK(ndrs[0].find("Status: 5.4.1") != std::string::npos);
   CHECK(ndrs[0].find("Final-Recipient: rfc822; bob@dead.example.test") != std::string::npos);
   // The NDR went to the sender's postoffice, which is up: it was delivered.
@@ -146,8 +164,11 @@ TEST_CASE("temporary transfer failures bounce past max_transfer_retries, 120 s a
   f.advance(1s);
   auto entry = delivery_of(*f.db, id, "dead");
   CHECK(entry.state == delivery_state::bounced);
+  CHECK(entry.transfer_retries == 2); // 2/2, the third failure bounced
+  CHECK(entry.attempts == 3);
   auto ndrs = f.ndrs();
   REQUIRE(ndrs.size() == 1);
+  CHECK(ndr_attempts(ndrs[0]) == 3);
   CHECK(ndrs[0].find("Status: 5.2.1") != std::string::npos);
   CHECK(ndrs[0].find("Diagnostic-Code: smtp; 452 4.2.1 mailbox busy") != std::string::npos);
 }
@@ -166,6 +187,21 @@ TEST_CASE("a permanent failure bounces at once, with no retries") {
   REQUIRE(ndrs.size() == 1);
   CHECK(ndrs[0].find("Status: 5.1.1") != std::string::npos);
   CHECK(dead.attempts == 1);
+  CHECK(entry.attempts == 1);
+  CHECK(ndr_attempts(ndrs[0]) == 1);
+  // Who received it and who was refused stays in the ledger, in the same
+  // commit as the bounce.
+  auto outcomes = f.db->recipients_of(entry.delivery_id);
+  REQUIRE(outcomes.size() == 2);
+  CHECK(outcomes[0].address == "bob@dead.example.test");
+  CHECK(outcomes[0].state == recipient_state::delivered);
+  CHECK(outcomes[0].code == "2.0.0");
+  CHECK(outcomes[0].text == "delivered");
+  CHECK(outcomes[0].at == t0);
+  CHECK(outcomes[1].address == "nobody@dead.example.test");
+  CHECK(outcomes[1].state == recipient_state::bounced);
+  CHECK(outcomes[1].code == "5.1.1");
+  CHECK(outcomes[1].text == "mailbox does not exist");
 }
 
 TEST_CASE("max_lifetime bounces with the last failure's status, a hung postoffice counts as failed opens") {

@@ -5,6 +5,7 @@ delivered until it is released; /metrics parses with the Prometheus
 project's own text-format parser."""
 import json
 import os
+import re
 import smtplib
 import socket
 import sqlite3
@@ -352,7 +353,12 @@ class AdminVerbs(AdminServer):
         os.rename(self.sales + ".gone", self.sales)
         self.assertEqual(self.verb("flush", "sales")[0], 0)
         self.assertEqual(self.verb("release", message_id)[:2], (0, "released 1 delivery\n"))
-        wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
+        [path] = wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
+        # The ledger keeps who received it, and where the maildir put it.
+        outcome = re.compile(r"\n +bob@sales\.example\.test +delivered +2\.0\.0 +\S+ \S+ +"
+                             r"delivered to bob/new/" + re.escape(os.path.basename(path)) + "\n")
+        self.wait_for(lambda: outcome.search(self.verb("ledger", message_id)[1]),
+                      "no outcome of bob in the ledger")
         code, _, err = self.verb("ledger", "0123456789abcdef")
         self.assertEqual(code, 1)
         self.assertIn("no message 0123456789abcdef", err)

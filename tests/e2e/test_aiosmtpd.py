@@ -1,8 +1,10 @@
 """End-to-end delivery from an smtp postoffice to aiosmtpd, an SMTP server
 postconn's authors did not write: the mail must arrive once with its envelope
-and content intact, a recipient the server refuses must bounce alone, a
-server that keeps answering 4xx must bounce by the transfer limit, and
-STARTTLS must be used, verified or refused as the postoffice's `tls` says.
+and content intact, a recipient the server refuses must bounce alone while
+the ledger keeps who received it and who was refused, a server that keeps
+answering 4xx must bounce by the transfer limit with the NDR, the ledger
+and the log counting the same attempts, and STARTTLS must be used,
+verified or refused as the postoffice's `tls` says.
 aiosmtpd offers no PIPELINING, so this drives postconn's lock-step client.
 
 aiosmtpd runs in its own process (aiosmtpd_peer.py) on Debian's interpreter,
@@ -11,11 +13,12 @@ import json
 import os
 import re
 import select
+import smtplib
 import subprocess
 import unittest
 import urllib.request
 
-from postconn_process import make_certificate, temp_workdir
+from postconn_process import make_certificate, run, temp_workdir
 from test_delivery import RETRIES, DeliveryTest
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -96,6 +99,26 @@ probe_timeout = "5s"
     def ndr_count(self):
         return len(os.listdir(os.path.join(self.support, "ann/new")))
 
+    def send_for_id(self, rcpts):
+        """Sends a message; its queue id, from the server's 250 to DATA."""
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            client.ehlo()
+            self.assertEqual(client.mail(SENDER)[0], 250)
+            for rcpt in rcpts:
+                self.assertEqual(client.rcpt(rcpt)[0], 250)
+            code, reply = client.data(b"Subject: hello\r\n\r\nline one\r\n")
+        self.assertEqual(code, 250, reply)
+        return re.search(rb"queued as ([0-9a-f]+)", reply).group(1).decode()
+
+    def ledger(self, message_id):
+        """`postconn ledger ID`: its text, and the admin API's JSON."""
+        url = self.server.admin_url
+        code, out, err = run("ledger", message_id, "--admin", url)
+        self.assertEqual(code, 0, err)
+        code, raw, err = run("ledger", message_id, "--admin", url, "--json")
+        self.assertEqual(code, 0, err)
+        return out, json.loads(raw)
+
 
 class AiosmtpdPostoffice(AiosmtpdPeerTest):
     """Plaintext deliveries: envelope and content intact, a refused
@@ -133,6 +156,33 @@ class AiosmtpdPostoffice(AiosmtpdPeerTest):
         self.assertEqual(recipients, ["a@aiosmtpd.example.test", "c@aiosmtpd.example.test"])
         self.assertEqual(self.ndr_count(), 1)
 
+    def test_the_ledger_keeps_who_received_it_and_who_was_refused(self):
+        self.start("--refuse-rcpt", "b@aiosmtpd.example.test")
+        message_id = self.send_for_id(["a@aiosmtpd.example.test", "b@aiosmtpd.example.test"])
+        self.ndr()  # the bounce is committed with the outcomes
+        text, ledger = self.ledger(message_id)
+        [delivery] = [d for d in ledger["deliveries"] if d["postoffice"] == "aiosmtpd"]
+        self.assertEqual(delivery["state"], "delivered")
+        self.assertEqual(delivery["recipients"], [])
+        self.assertEqual(delivery["attempts_made"], 1)
+        outcomes = {o["recipient"]: o for o in delivery["recipient_outcomes"]}
+        self.assertEqual(sorted(outcomes), ["a@aiosmtpd.example.test", "b@aiosmtpd.example.test"])
+        accepted, refused = outcomes["a@aiosmtpd.example.test"], outcomes["b@aiosmtpd.example.test"]
+        self.assertEqual((accepted["status"], accepted["code"]), ("delivered", "2.0.0"))
+        self.assertEqual(accepted["text"], "250 2.0.0 OK: message accepted")
+        self.assertEqual((refused["status"], refused["code"]), ("bounced", "5.1.1"))
+        self.assertEqual(refused["text"], "550 5.1.1 <b@aiosmtpd.example.test>: "
+                                          "Recipient address rejected: User unknown")
+        self.assertGreater(accepted["at"], 0)
+        # The table: both recipients with their statuses and whole replies.
+        self.assertIn("recipients    1 delivered, 1 bounced", text)
+        self.assertRegex(text, r"\n +a@aiosmtpd\.example\.test +delivered +2\.0\.0 +\S+ \S+ +"
+                               r"250 2\.0\.0 OK: message accepted\n")
+        self.assertRegex(text, r"\n +b@aiosmtpd\.example\.test +bounced +5\.1\.1 +\S+ \S+ +"
+                               r"550 5\.1\.1 <b@aiosmtpd\.example\.test>: "
+                               r"Recipient address rejected: User unknown\n")
+        self.assertIn("attempts      1\n", text)
+
     def test_4xx_until_the_transfer_limit(self):
         self.start("--tempfail")
         self.send(["a@aiosmtpd.example.test"])
@@ -141,8 +191,11 @@ class AiosmtpdPostoffice(AiosmtpdPeerTest):
         self.assertIn("Status: 5.3.0", status)
         self.assertIn("Diagnostic-Code: smtp; 451 4.3.0 "
                       "Temporarily unable to accept the message", status)
+        # Two attempts: the first and one retry; the count at its limit.
+        self.assertIn("2 attempts were made", self.ndr()[0].get_body(("plain",)).get_content())
         self.stop_server()
-        self.assertIn("transfer_retries=2/1 state=bounced", self.server.log)
+        self.assertIn("attempts=2 open_retries=0/2 transfer_retries=1/1 state=bounced",
+                      self.server.log)
         self.assertEqual(self.spooled(), [])
         self.assertEqual(self.ndr_count(), 1)
 

@@ -40,13 +40,21 @@ def run_section(output, name):
 
 class Simulate(unittest.TestCase):
     def test_kb277831_ndr_after_24_hours_enforced_and_never_in_legacy_mode(self):
-        code, out, err, _, svg = simulate(os.path.join(SCENARIOS, "kb277831.toml"))
+        kept = tempfile.TemporaryDirectory()
+        self.addCleanup(kept.cleanup)
+        code, out, err, _, svg = simulate(os.path.join(SCENARIOS, "kb277831.toml"),
+                                          "--keep", kept.name)
         self.assertEqual(code, 0, err)
         enforce = run_section(out, "enforce")
         self.assertIn("1d 00:00:00   m1 at sales: bounced, NDR to the sender", enforce)
         row = re.search(r"^  m1 +sales +(\S+ \S+) +(\S+) +(\S+ \S+) +(\d+) ", enforce, re.M)
         self.assertTrue(row, enforce)
         self.assertEqual(row.groups(), ("0d 00:00:00", "-", "1d 00:00:00", "145"))
+        # The NDR the sender got counts the attempts the summary counts.
+        inbox = os.path.join(kept.name, "enforce", "postoffices", "support", "ann", "new")
+        [ndr] = os.listdir(inbox)
+        with open(os.path.join(inbox, ndr)) as f:
+            self.assertIn("\n145 attempts were made over 1d 0h.\n", f.read())
         legacy = run_section(out, "legacy")
         self.assertNotIn("bounced", legacy)
         row = re.search(r"^  m1 +sales +(\S+ \S+) +(\S+) +(\S+) +(\d+) ", legacy, re.M)

@@ -3,7 +3,8 @@
 // gave, so the test picks a free port first, as tests/e2e do), answered from
 // fake supervisor, store and SMTP listener actors in a real actor system,
 // and queried with cpp-httplib's client: GET /queue (the query reaching the
-// supervisor, the limits from the config), /postoffices, /metrics
+// supervisor, the limits from the config), /messages/ID (the ledger with
+// its attempts and each recipient's outcome), /postoffices, /metrics
 // (Prometheus text), POST /flush and /messages/ID/hold, the bearer token
 // (401 without or with a wrong one, 200 with it), an unknown resource (404),
 // a bad parameter (400), a POST without Content-Length (400, after
@@ -58,6 +59,7 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
       e.recipients = {"bob@sales.example.test"};
       e.state = delivery_state::deferred;
       e.open_retries = 3;
+      e.attempts = 4;
       e.queued_at = 1'700'000'000;
       e.next_attempt_at = 1'700'000'600;
       e.last_error_code = "4.4.1";
@@ -116,6 +118,27 @@ caf::behavior fake_store(caf::event_based_actor*) {
       st.commit_latency_buckets = {1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1};
       st.commit_seconds = 2.5;
       return st;
+    },
+    // known_id has one delivery, 7, delivered to one recipient and refused
+    // to another.
+    [](load_atom, const std::string&) {
+      ledger_entry e;
+      e.delivery_id = 7;
+      e.message_id = known_id;
+      e.postoffice = "sales";
+      e.state = delivery_state::delivered;
+      e.attempts = 1;
+      return std::vector<ledger_entry>{e};
+    },
+    [](load_atom, std::int64_t) {
+      return std::vector<attempt_record>{{7, 1'700'000'060, "delivered", "", "1 delivered"}};
+    },
+    [](load_atom, outcomes_atom, std::int64_t) {
+      return std::vector<recipient_record>{
+        {"bob@sales.example.test", recipient_state::delivered, "2.0.0", "250 2.0.0 OK",
+         1'700'000'060},
+        {"eve@sales.example.test", recipient_state::bounced, "5.1.1",
+         "550 5.1.1 <eve@sales.example.test>: User unknown", 1'700'000'060}};
     },
   };
 }
@@ -261,11 +284,34 @@ TEST_CASE_FIXTURE(admin_fixture, "GET /queue lists the supervisor's page with th
   CHECK(d["postoffice"] == "sales");
   CHECK(d["state"] == "deferred");
   CHECK(d["open_retries"] == 3);
+  CHECK(d["attempts_made"] == 4);
   CHECK(d["max_open_retries"] == 144);
   CHECK(d["max_transfer_retries"] == 2);
   CHECK(d["recipients"] == json::array({"bob@sales.example.test"}));
   CHECK(d["last_error"] == "4.4.1 share not mounted");
   CHECK(body["now"].is_number_integer());
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /messages/ID shows each delivery's attempts and what became of each recipient") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/messages/" + known_id);
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto body = body_of(res);
+  REQUIRE(body["deliveries"].size() == 1);
+  auto d = body["deliveries"][0];
+  CHECK(d["state"] == "delivered");
+  CHECK(d["recipients"].empty());
+  CHECK(d["attempts_made"] == 1);
+  REQUIRE(d["attempts"].size() == 1);
+  CHECK(d["attempts"][0]["outcome"] == "delivered");
+  CHECK(d["recipient_outcomes"]
+        == json::parse(R"([
+          {"recipient": "bob@sales.example.test", "status": "delivered", "code": "2.0.0",
+           "text": "250 2.0.0 OK", "at": 1700000060},
+          {"recipient": "eve@sales.example.test", "status": "bounced", "code": "5.1.1",
+           "text": "550 5.1.1 <eve@sales.example.test>: User unknown", "at": 1700000060}])"));
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "GET /queue passes its filters and page on, and refuses a limit that is not a number") {

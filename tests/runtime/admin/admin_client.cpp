@@ -3,6 +3,7 @@
 // API on a loopback port.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -41,6 +42,7 @@ json sales_delivery() {
           {"max_open_retries", 144},
           {"transfer_retries", 0},
           {"max_transfer_retries", 2},
+          {"attempts_made", 3},
           {"next_attempt_at", now + 600},
           {"last_error", long_error}};
 }
@@ -349,34 +351,75 @@ TEST_CASE("in a cluster the postoffices table shows the members and each postoff
   CHECK(lines[4] == "2 postoffices, 0 down, 1 owned by other nodes");
 }
 
-TEST_CASE("the ledger shows the message, each delivery and its attempt log") {
+TEST_CASE("the ledger shows the message, each delivery, its recipients and its attempt log") {
   auto lines = lines_of(format_ledger(ledger_reply()));
-  REQUIRE(lines.size() == 16);
+  REQUIRE(lines.size() == 20);
   CHECK(lines[0] == "message   0006615ab267c25e");
   CHECK(lines[1] == "sender    ann@support.example.test");
   CHECK(lines[2] == "received  2025-11-24 15:00:00 UTC, 1h ago");
   CHECK(lines[3] == "size      1234 bytes");
   CHECK(lines[4].empty());
   CHECK(lines[5] == "delivery 7 to sales: deferred");
-  CHECK(lines[6] == "  recipients    bob@sales.example.test, carol@sales.example.test");
-  CHECK(lines[8] == "  opens         3/144");
+  CHECK(lines[6] == "  queued        2025-11-24 15:00:00 UTC, 1h ago");
+  CHECK(lines[7] == "  opens         3/144");
+  CHECK(lines[8] == "  transfers     0/2");
+  // The ledger's count, not the lines of the log (a hold is no attempt).
+  CHECK(lines[9] == "  attempts      3");
   CHECK(lines[10] == "  next attempt  in 10m");
   CHECK(lines[11] == "  last error    " + long_error);
-  CHECK(lines[12] == "  attempts      2");
-  CHECK(lines[13] == "    TIME (UTC)           RELATIVE  OUTCOME      CODE   TEXT");
-  CHECK(lines[14]
+  CHECK(lines[12] == "  recipients    2 waiting");
+  CHECK(lines[13] == "    RECIPIENT                 STATUS   CODE  TIME (UTC)  TEXT");
+  CHECK(lines[14] == "    bob@sales.example.test    waiting  -     -           -");
+  CHECK(lines[15] == "    carol@sales.example.test  waiting  -     -           -");
+  CHECK(lines[16] == "  log           2 lines");
+  CHECK(lines[17] == "    TIME (UTC)           RELATIVE  OUTCOME      CODE   TEXT");
+  CHECK(lines[18]
         == "    2025-11-24 15:00:01   -59m59s  open_failed  4.4.1  "
            "marker .postoffice missing (share not mounted?)");
-  CHECK(lines[15] == "    2025-11-24 15:43:20   -16m40s  held         -");
+  CHECK(lines[19] == "    2025-11-24 15:43:20   -16m40s  held         -");
+}
+
+TEST_CASE("the ledger shows what became of each recipient, with the server's whole reply") {
+  auto reply = ledger_reply();
+  auto& delivery = reply["deliveries"][0];
+  delivery["state"] = "deferred";
+  delivery["recipients"] = {"carol@sales.example.test", "dave@sales.example.test"};
+  const std::string refusal
+    = "550 5.1.1 <eve@sales.example.test>: Recipient address rejected: User unknown in "
+      "local recipient table";
+  delivery["recipient_outcomes"] = {
+    {{"recipient", "bob@sales.example.test"}, {"status", "delivered"}, {"code", "2.0.0"},
+     {"text", "250 2.0.0 Ok: queued as 4F2A1"}, {"at", now - 60}},
+    {{"recipient", "carol@sales.example.test"}, {"status", "deferred"}, {"code", "4.2.1"},
+     {"text", "452 4.2.1 mailbox busy\x1b[2J"}, {"at", now - 60}},
+    {{"recipient", "eve@sales.example.test"}, {"status", "bounced"}, {"code", "5.1.1"},
+     {"text", refusal}, {"at", now - 60}}};
+  auto lines = lines_of(format_ledger(reply));
+  auto table = std::find(lines.begin(), lines.end(),
+                         "  recipients    1 delivered, 1 deferred, 1 bounced, 1 waiting");
+  REQUIRE(table != lines.end());
+  CHECK(table[1] == "    RECIPIENT                 STATUS     CODE   TIME (UTC)           TEXT");
+  CHECK(table[2] == "    bob@sales.example.test    delivered  2.0.0  2025-11-24 15:59:00  "
+                    "250 2.0.0 Ok: queued as 4F2A1");
+  CHECK(table[3] == "    carol@sales.example.test  deferred   4.2.1  2025-11-24 15:59:00  "
+                    "452 4.2.1 mailbox busy?[2J");
+  CHECK(table[4] == "    eve@sales.example.test    bounced    5.1.1  2025-11-24 15:59:00  "
+                    + refusal);
+  CHECK(table[5] == "    dave@sales.example.test   waiting    -      -                    -");
+  CHECK(table[6] == "  log           2 lines");
 }
 
 TEST_CASE("a ledger without deliveries or attempts says so") {
   auto reply = ledger_reply();
   reply["sender"] = "";
   reply["deliveries"][0]["attempts"] = json::array();
+  reply["deliveries"][0]["attempts_made"] = 0;
+  reply["deliveries"][0]["recipients"] = json::array();
   auto lines = lines_of(format_ledger(reply));
   CHECK(lines[1] == "sender    <>");
-  CHECK(lines.back() == "  attempts      none");
+  CHECK(lines[9] == "  attempts      none");
+  CHECK(lines[12] == "  recipients    none");
+  CHECK(lines.back() == "  log           none");
   reply["deliveries"] = json::array();
   CHECK(lines_of(format_ledger(reply)).back() == "no deliveries");
 }

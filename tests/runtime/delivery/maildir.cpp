@@ -145,7 +145,7 @@ TEST_CASE("a delivery lands in new/ with Return-Path, Received and LF endings") 
   auto result = deliver_to_maildir(root, false, msg);
   CHECK(result.kind == maildir_result_kind::delivered);
   CHECK(result.status == "2.0.0");
-  CHECK(result.text == "delivered to mailbox bob");
+  CHECK(result.text == "delivered to bob/new/0005f3a2b1c4d5e6.7.postconn");
   CHECK(maildir_file_name(msg.delivery_key) == "0005f3a2b1c4d5e6.7.postconn");
   CHECK(names_in(root / "bob" / "new")
         == std::set<std::string>{"0005f3a2b1c4d5e6.7.postconn"});
@@ -177,7 +177,7 @@ TEST_CASE("a repeated delivery finds the first one and writes nothing") {
   again.content = "Subject: changed\r\n\r\n";
   auto result = deliver_to_maildir(root, false, again);
   CHECK(result.kind == maildir_result_kind::delivered);
-  CHECK(result.text == "already delivered to mailbox bob");
+  CHECK(result.text == "already delivered to bob/new/q1.1.postconn");
   CHECK(names_in(root / "bob" / "new") == std::set<std::string>{"q1.1.postconn"});
   CHECK(names_in(root / "bob" / "tmp").empty());
   CHECK(read_file(root / "bob" / "new" / "q1.1.postconn").find("Subject: hi")
@@ -218,7 +218,7 @@ TEST_CASE("a message a mail client moved on to cur/ counts as delivered") {
   fs::rename(delivered_file, root / "bob" / "cur" / moved_name);
   auto result = deliver_to_maildir(root, false, msg);
   CHECK(result.kind == maildir_result_kind::delivered);
-  CHECK(result.text == "already delivered to mailbox bob (read)");
+  CHECK(result.text == "already delivered to bob/cur/q1.1.postconn (read)");
   CHECK(names_in(root / "bob" / "new").empty());
   CHECK(names_in(root / "bob" / "cur") == std::set<std::string>{moved_name});
 }
@@ -230,7 +230,7 @@ TEST_CASE("a message in cur/ whose name merely starts alike is another message")
   write_file(root / "bob" / "cur" / "q1.1.postconnx:2,S", "other");
   write_file(root / "bob" / "cur" / "q1.1.postcon:2,S", "other");
   auto result = deliver_to_maildir(root, false, message_to("bob@example.test", "q1.1"));
-  CHECK(result.text == "delivered to mailbox bob");
+  CHECK(result.text == "delivered to bob/new/q1.1.postconn");
   CHECK(names_in(root / "bob" / "new") == std::set<std::string>{"q1.1.postconn"});
 }
 

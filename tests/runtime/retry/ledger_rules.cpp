@@ -1,6 +1,7 @@
 // Tests runtime/retry/ledger_rules.cpp: open failures in both enforce modes,
 // transfer failures, their backoff and their limit, permanent failures,
-// partial outcomes, and max_lifetime with its status.
+// partial outcomes, max_lifetime with its status, the attempts counted, and
+// what becomes of each recipient.
 #include <doctest/doctest.h>
 
 #include "runtime/retry/ledger_rules.hpp"
@@ -39,6 +40,8 @@ TEST_CASE("an enforced open failure counts, and the 145th bounces with 5.4.1") {
     auto d = after_open_failure(entry, policy, t0 + (failure - 1) * 600, "4.4.1", "down");
     REQUIRE(d.bounced.empty());
     CHECK(d.entry.open_retries == failure);
+    CHECK(d.entry.attempts == failure);
+    CHECK(d.recipients.empty()); // no recipient was tried
     CHECK(d.entry.state == delivery_state::deferred);
     CHECK(d.entry.next_attempt_at == t0 + failure * 600);
     CHECK(d.entry.first_attempt_at == t0);
@@ -50,7 +53,17 @@ TEST_CASE("an enforced open failure counts, and the 145th bounces with 5.4.1") {
   REQUIRE(last.bounced.size() == 1);
   CHECK(last.bounced[0].address == "bob@x.test");
   CHECK(last.bounced[0].status == "5.4.1");
+  CHECK(last.bounced[0].diagnostic
+        == "postoffice could not be opened 145 times; last error: down");
   CHECK(last.entry.recipients.empty());
+  // 1 attempt and 144 retries: the count is at its limit, never past it.
+  CHECK(last.entry.open_retries == 144);
+  CHECK(last.entry.attempts == 145);
+  REQUIRE(last.recipients.size() == 1);
+  CHECK(last.recipients[0].address == "bob@x.test");
+  CHECK(last.recipients[0].state == recipient_state::bounced);
+  CHECK(last.recipients[0].code == "5.4.1");
+  CHECK(last.recipients[0].at == t0 + 144 * 600);
 }
 
 TEST_CASE("a legacy open failure is not counted and never bounces without a lifetime") {
@@ -64,6 +77,7 @@ TEST_CASE("a legacy open failure is not counted and never bounces without a life
     entry = d.entry;
   }
   CHECK(entry.open_retries == 0);
+  CHECK(entry.attempts == 1000); // uncounted against the limit, but made
   CHECK(entry.state == delivery_state::deferred);
   CHECK_FALSE(after_lifetime_check(entry, policy, t0 + 3650 * 86400));
 }
@@ -79,10 +93,13 @@ TEST_CASE("max_lifetime bounces in either mode with the last failure's status in
     REQUIRE(expired.bounced.size() == 1);
     CHECK(expired.bounced[0].status == "5.4.1");
     CHECK(expired.attempt.outcome == "expired");
+    CHECK(expired.entry.attempts == 2); // the open that found the lifetime over was tried
+    CHECK(expired.entry.open_retries == d.entry.open_retries); // and not retried
     CHECK_FALSE(after_lifetime_check(d.entry, policy, t0 + 86399));
     auto checked = after_lifetime_check(d.entry, policy, t0 + 86400);
     REQUIRE(checked);
     CHECK(checked->entry.state == delivery_state::bounced);
+    CHECK(checked->entry.attempts == 1); // no attempt, only a look at the clock
   }
 }
 
@@ -117,6 +134,13 @@ TEST_CASE("temporary transfer failures count, past max_transfer_retries the last
   CHECK(last.bounced[0].status == "5.2.1");
   CHECK(last.bounced[0].diagnostic_is_reply);
   CHECK(last.entry.state == delivery_state::bounced);
+  CHECK(last.entry.transfer_retries == 2); // 2/2, not 3/2
+  CHECK(last.entry.attempts == 3);
+  // The deferral the limit turned into a bounce is recorded once, bounced.
+  REQUIRE(last.recipients.size() == 1);
+  CHECK(last.recipients[0].state == recipient_state::bounced);
+  CHECK(last.recipients[0].code == "5.2.1");
+  CHECK(last.recipients[0].text == "4.2.1 from the server");
 }
 
 TEST_CASE("transfer backoff doubles from transfer_interval up to max_transfer_interval") {
@@ -179,6 +203,18 @@ TEST_CASE("one outcome delivers, rejects and defers different recipients") {
   REQUIRE(d.bounced.size() == 1);
   CHECK(d.bounced[0].address == "b@x.test");
   CHECK(d.bounced[0].status == "5.1.1");
+  REQUIRE(d.recipients.size() == 3);
+  const std::pair<recipient_state, std::string> expected[] = {
+    {recipient_state::delivered, "2.0.0"},
+    {recipient_state::bounced, "5.1.1"},
+    {recipient_state::deferred, "4.3.0"}};
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(d.recipients[i].address == mixed.recipients[i].address);
+    CHECK(d.recipients[i].state == expected[i].first);
+    CHECK(d.recipients[i].code == expected[i].second);
+    CHECK(d.recipients[i].text == expected[i].second + " from the server");
+    CHECK(d.recipients[i].at == t0);
+  }
   CHECK(d.entry.recipients == std::vector<std::string>{"c@x.test"});
   CHECK(d.entry.state == delivery_state::deferred);
   CHECK(d.entry.transfer_retries == 1);
@@ -187,6 +223,9 @@ TEST_CASE("one outcome delivers, rejects and defers different recipients") {
   CHECK(done.bounced.empty());
   CHECK(done.entry.state == delivery_state::delivered);
   CHECK(done.attempt.outcome == "delivered");
+  CHECK(done.entry.attempts == 2);
+  REQUIRE(done.recipients.size() == 1);
+  CHECK(done.recipients[0].state == recipient_state::delivered);
 }
 
 TEST_CASE("a permanent failure of every recipient bounces at once") {
@@ -196,6 +235,7 @@ TEST_CASE("a permanent failure of every recipient bounces at once") {
   CHECK(d.entry.state == delivery_state::bounced);
   REQUIRE(d.bounced.size() == 1);
   CHECK(d.entry.transfer_retries == 0);
+  CHECK(d.entry.attempts == 1);
 }
 
 TEST_CASE("recipients the postoffice did not report on stay queued") {
@@ -238,6 +278,11 @@ TEST_CASE("a deletion with an NDR bounces every recipient with 5.0.0") {
   CHECK(d.bounced[0].diagnostic == "deleted from the queue by the administrator");
   CHECK(d.attempt.outcome == "deleted");
   CHECK(d.attempt.at == 1'700'000'500);
+  REQUIRE(d.recipients.size() == 2);
+  CHECK(d.recipients[1].address == "eve@x.test");
+  CHECK(d.recipients[1].state == recipient_state::bounced);
+  CHECK(d.recipients[1].code == "5.0.0");
+  CHECK(d.recipients[1].at == 1'700'000'500);
 }
 
 TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held one stays held") {
@@ -245,6 +290,7 @@ TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held o
   entry.state = delivery_state::deferred;
   entry.open_retries = 7;
   entry.transfer_retries = 2;
+  entry.attempts = 9;
   entry.first_attempt_at = 1'700'000'010;
   entry.last_error_code = "4.4.1";
   auto d = after_requeue(entry, "other", 1'700'000'500);
@@ -252,6 +298,7 @@ TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held o
   CHECK(d.entry.state == delivery_state::queued);
   CHECK(d.entry.open_retries == 0);
   CHECK(d.entry.transfer_retries == 0);
+  CHECK(d.entry.attempts == 0);
   CHECK(d.entry.first_attempt_at == 0);
   CHECK(d.entry.next_attempt_at == 1'700'000'500);
   CHECK(d.entry.queued_at == entry.queued_at);
@@ -261,4 +308,17 @@ TEST_CASE("a requeue moves the delivery with fresh counts, due now, and a held o
   CHECK(d.attempt.text == "requeued from " + entry.postoffice + " to other by the administrator");
   entry.state = delivery_state::held;
   CHECK(after_requeue(entry, "other", 1'700'000'500).entry.state == delivery_state::held);
+}
+
+TEST_CASE("a count above a limit a reload lowered bounces at the next failure") {
+  retry_policy policy;
+  auto entry = fresh_delivery();
+  entry.open_retries = 50;
+  entry.attempts = 51;
+  policy.max_open_retries = 10;
+  auto d = after_open_failure(entry, policy, t0, "4.4.1", "down");
+  CHECK(d.entry.state == delivery_state::bounced);
+  CHECK(d.entry.open_retries == 50);
+  CHECK(d.entry.attempts == 52);
+  CHECK(d.bounced[0].diagnostic == "postoffice could not be opened 51 times; last error: down");
 }

@@ -1,5 +1,6 @@
 // Tests runtime/store/queue_db.cpp: schema and migrations, messages and their
-// deliveries, ledger updates, the attempt log, savepoints and a full disk.
+// deliveries, ledger updates, the attempt log, recipient outcomes,
+// savepoints and a full disk.
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -225,6 +226,7 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   entry.state = delivery_state::deferred;
   entry.open_retries = 3;
   entry.transfer_retries = 1;
+  entry.attempts = 5;
   entry.first_attempt_at = 1700000010;
   entry.next_attempt_at = 1700000600;
   entry.last_error_code = "4.4.1";
@@ -242,6 +244,7 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   CHECK(stored[0].state == delivery_state::deferred);
   CHECK(stored[0].open_retries == 3);
   CHECK(stored[0].transfer_retries == 1);
+  CHECK(stored[0].attempts == 5);
   CHECK(stored[0].queued_at == msg.received_at);
   CHECK(stored[0].first_attempt_at == 1700000010);
   CHECK(stored[0].next_attempt_at == 1700000600);
@@ -250,6 +253,57 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   CHECK(delivery_key(stored[0], "node-b") == entry.origin);
   CHECK(db->message("0000000000000001")->content == msg.content);
   CHECK_FALSE(db->message("0000000000000002"));
+}
+
+TEST_CASE("each recipient keeps its latest outcome until its message is removed") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  accept(*db, "0000000000000001", two_postoffice_message());
+  auto sales = db->deliveries_of("0000000000000001").at(0);
+  auto support = db->deliveries_of("0000000000000001").at(1);
+  CHECK(db->recipients_of(sales.delivery_id).empty());
+  db->begin();
+  db->record_recipients(sales.delivery_id,
+                        {{"eve@sales.example.test", recipient_state::deferred, "4.2.1",
+                          "452 4.2.1 mailbox busy", 1700000100},
+                         {"bob@sales.example.test", recipient_state::bounced, "5.1.1",
+                          "550 5.1.1 no such user", 1700000100}});
+  db->record_recipients(support.delivery_id,
+                        {{"carol@support.example.test", recipient_state::delivered, "2.0.0",
+                          "delivered to carol/new/x", 1700000100}});
+  db->commit();
+  db->begin();
+  db->record_recipients(sales.delivery_id,
+                        {{"eve@sales.example.test", recipient_state::delivered, "2.0.0",
+                          "250 2.0.0 ok", 1700000300}});
+  sales.attempts = 2;
+  db->update_delivery(sales);
+  db->commit();
+  auto kept = db->recipients_of(sales.delivery_id);
+  REQUIRE(kept.size() == 2); // by address; eve's deferral replaced
+  CHECK(kept[0].address == "bob@sales.example.test");
+  CHECK(kept[0].state == recipient_state::bounced);
+  CHECK(kept[0].code == "5.1.1");
+  CHECK(kept[0].text == "550 5.1.1 no such user");
+  CHECK(kept[0].at == 1700000100);
+  CHECK(kept[1].address == "eve@sales.example.test");
+  CHECK(kept[1].state == recipient_state::delivered);
+  CHECK(kept[1].text == "250 2.0.0 ok");
+  CHECK(kept[1].at == 1700000300);
+  CHECK(db->deliveries_of("0000000000000001").at(0).attempts == 2);
+  CHECK(db->recipients_of(support.delivery_id).size() == 1);
+  // An outcome for a delivery that does not exist is the request's fault.
+  db->begin();
+  try {
+    db->record_recipients(999, {{"x@y.test", recipient_state::delivered, "2.0.0", "", 1}});
+    FAIL("an outcome without its delivery was stored");
+  } catch (const queue_db_error& e) {
+    CHECK(e.request_at_fault());
+  }
+  db->rollback();
+  CHECK(db->delete_message("0000000000000001"));
+  CHECK(db->recipients_of(sales.delivery_id).empty());
+  CHECK(db->recipients_of(support.delivery_id).empty());
 }
 
 TEST_CASE("delivery keys: message and delivery id alone, with the node in a cluster") {

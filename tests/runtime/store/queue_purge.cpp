@@ -1,7 +1,8 @@
 // Tests queue_db::purge_finished: which finished messages go (every
 // delivery delivered or bounced, last attempt before the cutoff), which
 // stay (unfinished, finished since, received since, the newest), that their
-// deliveries and attempts go with them, and rounds bounded by a limit that
+// deliveries, attempts and recipient outcomes go with them, and rounds
+// bounded by a limit that
 // continue where the last one stopped.
 #include <doctest/doctest.h>
 
@@ -48,6 +49,16 @@ TEST_CASE("finished messages whose last attempt is before the cutoff go, all oth
   auto newest = put_message(*db, t0 + 300, {{s::queued, 0}});
   auto attempts_before = db->attempts_of(db->deliveries_of(all_finished).at(1).delivery_id);
   REQUIRE(attempts_before.size() == 1);
+  auto outcome_of = [&](const std::string& id) {
+    auto delivery_id = db->deliveries_of(id).at(0).delivery_id;
+    db->begin();
+    db->record_recipients(delivery_id, {{"bob@x.test", recipient_state::delivered, "2.0.0",
+                                         "250 ok", t0 + 10}});
+    db->commit();
+    return delivery_id;
+  };
+  auto purged_outcome = outcome_of(delivered_long_ago);
+  auto kept_outcome = outcome_of(retried_since);
 
   auto report = purge(*db, t0 + 100, "", 100);
 
@@ -57,6 +68,8 @@ TEST_CASE("finished messages whose last attempt is before the cutoff go, all oth
   CHECK(gone(*db, delivered_long_ago));
   CHECK(gone(*db, all_finished));
   CHECK(db->attempts_of(attempts_before.at(0).delivery_id).empty());
+  CHECK(db->recipients_of(purged_outcome).empty());
+  CHECK(db->recipients_of(kept_outcome).size() == 1);
   for (const auto& id : {bounced_since, deferred, half_finished, retried_since,
                          received_since, newest}) {
     CAPTURE(id);

@@ -1,6 +1,7 @@
 // Tests runtime/store/queue_schema.cpp through queue_db::open: a file written by
-// an older build is migrated with its rows intact, and the migrated schema
-// keeps the constraints without the cost the old state check had.
+// an older build is migrated with its rows intact, the migrated schema keeps
+// the constraints without the cost the old state check had, and deliveries
+// queued before attempts were counted get their count from the log.
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -122,4 +123,46 @@ TEST_CASE("the migrated state check rejects an unknown state and builds no tempo
   CHECK(raw.opcodes("UPDATE deliveries SET state = 'deferred' WHERE id = 1")
           .find("OpenEphemeral")
         == std::string::npos);
+}
+
+TEST_CASE("a version 3 queue gets each delivery's attempts counted from its log, since its last requeue") {
+  test::temp_dir dir;
+  auto file = dir / "queue.db";
+  write_schema(file, 3);
+  {
+    raw_db raw{file};
+    raw.exec("INSERT INTO messages VALUES(1, 'ann@example.org', 1700000000, 5, 'hello')");
+    raw.exec("INSERT INTO deliveries(id, message_id, postoffice, recipients, state,"
+             " open_retries, queued_at, next_attempt_at)"
+             " VALUES(7, 1, 'sales', 'bob@sales.example.test', 'deferred', 2, 1, 1),"
+             " (8, 1, 'support', 'carol@support.example.test', 'queued', 0, 1, 1)");
+    // Delivery 7: two failed opens and a hold (no attempt); delivery 8:
+    // three attempts at another postoffice, then a requeue, then one.
+    raw.exec("INSERT INTO attempts(delivery_id, at, outcome, code, text) VALUES"
+             " (7, 10, 'open_failed', '', ''), (7, 20, 'held', '', ''),"
+             " (7, 30, 'open_failed', '', ''),"
+             " (8, 10, 'open_failed', '', ''), (8, 20, 'transfer_failed', '', ''),"
+             " (8, 30, 'open_failed', '', ''), (8, 40, 'requeued', '', ''),"
+             " (8, 50, 'transfer_failed', '', ''), (8, 60, 'delay_warned', '', '')");
+  }
+  auto db = queue_db::open(file);
+  CHECK(db->schema_version() == queue_schema_version());
+  CHECK(db->integrity_check() == "ok");
+  auto deliveries = db->deliveries_of("0000000000000001");
+  REQUIRE(deliveries.size() == 2);
+  CHECK(deliveries[0].attempts == 2);
+  CHECK(deliveries[0].open_retries == 2);
+  CHECK(deliveries[1].attempts == 1);
+  // The recipient outcomes table is there, checked, and goes with its delivery.
+  raw_db raw{file};
+  raw.exec("INSERT INTO recipient_outcomes VALUES(7, 'bob@sales.example.test', 'deferred',"
+           " '4.2.1', 'busy', 40)");
+  CHECK(sqlite3_exec(raw.handle,
+                     "INSERT INTO recipient_outcomes VALUES(8, 'c@x.test', 'lost', '', '', 1)",
+                     nullptr, nullptr, nullptr)
+        == SQLITE_CONSTRAINT);
+  REQUIRE(db->recipients_of(7).size() == 1);
+  CHECK(db->recipients_of(7)[0].text == "busy");
+  CHECK(db->delete_message("0000000000000001"));
+  CHECK(db->recipients_of(7).empty());
 }
