@@ -883,9 +883,10 @@ verb_call every_page(const admin_verb& verb, json& merged) {
     merged = json::parse(page.reply.body);
     for (auto& delivery : merged.at("deliveries"))
       deliveries.push_back(std::move(delivery));
-    if (!merged.contains("next"))
+    auto next = merged.value("next", std::string{});
+    if (next.empty() || next == filters["after"]) // the last page, or one that would repeat
       break;
-    filters["after"] = merged["next"].get<std::string>();
+    filters["after"] = next;
   }
   merged["deliveries"] = std::move(deliveries);
   merged["total"] = merged["deliveries"].size();

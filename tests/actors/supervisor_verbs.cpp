@@ -63,7 +63,7 @@ struct down_fixture : supervisor_fixture {
 
 } // namespace
 
-TEST_CASE("hold by filter holds what it selects and says how many; a filter that selects nothing changes nothing") {
+TEST_CASE("hold by filter holds what it selects and says how many, and a filter that selects nothing changes nothing") {
   test::temp_dir dir;
   down_fixture f{dir / "queue.db"};
   std::vector<std::string> dead_only;

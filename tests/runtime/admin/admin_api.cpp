@@ -602,7 +602,7 @@ TEST_CASE_FIXTURE(admin_fixture, "a supervisor that is gone gets 503 naming it")
   CHECK(res->status == 503);
 }
 
-TEST_CASE_FIXTURE(admin_fixture, "POST /queue/VERB passes its filter on and answers the counts; without a filter it needs all=1") {
+TEST_CASE_FIXTURE(admin_fixture, "POST /queue/VERB passes its filter on and answers the counts, and without a filter it needs all=1") {
   start();
   auto cli = client();
   auto res = cli.Post("/queue/hold?postoffice=sales&state=deferred&recipient=bob&min_age=1h", "",
@@ -654,6 +654,10 @@ TEST_CASE_FIXTURE(admin_fixture, "POST /queue/requeue needs a configured postoff
   REQUIRE(res);
   CHECK(res->status == 409);
   CHECK(body_of(res)["error"] == "postoffice support is not running yet");
+  // One message, some of its deliveries moved, some in flight: it says so.
+  res = cli.Post("/messages/" + known_id + "/requeue?postoffice=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"requeued", 2}, {"postoffice", "sales"}, {"in_flight", 12}});
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "DELETE /messages/ID of a message whose attempt is under way is 409, as before the filters") {
