@@ -267,11 +267,15 @@ caf::result<std::vector<ledger_entry>> adopt(store_ptr self, handoff& incoming,
   return promise;
 }
 
-caf::result<bool> remove(store_ptr self, const std::string& id) {
-  auto promise = self->make_response_promise<bool>();
-  auto found = std::make_shared<bool>(false);
+caf::result<std::uint32_t> remove(store_ptr self, std::vector<std::string>& ids) {
+  auto promise = self->make_response_promise<std::uint32_t>();
+  auto found = std::make_shared<std::uint32_t>(0);
   enqueue_write(self, pending_write{
-    [id, found](queue_db& db) { *found = db.delete_message(id); },
+    [ids = std::move(ids), found](queue_db& db) {
+      *found = 0; // the batch may run twice (see store.hpp)
+      for (const auto& id : ids)
+        *found += db.delete_message(id) ? 1 : 0;
+    },
     [promise, found](const caf::error& err) mutable {
       if (err)
         promise.deliver(err);
@@ -344,7 +348,7 @@ store(store_actor::stateful_pointer<store_state> self,
     [=](adopt_atom, handoff& incoming, attempt_record& attempt) {
       return adopt(self, incoming, attempt);
     },
-    [=](delete_atom, const std::string& id) { return remove(self, id); },
+    [=](delete_atom, std::vector<std::string>& ids) { return remove(self, ids); },
     [=](purge_atom, std::int64_t finished_before, std::string& after) {
       return purge(self, finished_before, after);
     },

@@ -11,8 +11,6 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/retry/queue_page.hpp"
-
 namespace postconn {
 
 namespace {
@@ -368,18 +366,14 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       schedule_work(self);
     },
     [=](ledger_atom) { return whole_ledger(self->state); },
-    [=](page_atom, const queue_query& query) { return select_page(self->state.ledger, query); },
-    [=](hold_atom, const std::string& message_id) {
-      return hold_or_release(self, message_id, true);
-    },
-    [=](release_atom, const std::string& message_id) {
-      auto released = hold_or_release(self, message_id, false);
+    [=](page_atom, const queue_query& query) { return queue_page_of(self->state, query); },
+    [=](hold_atom, const delivery_filter& filter) { return hold_or_release(self, filter, true); },
+    [=](release_atom, const delivery_filter& filter) {
+      auto released = hold_or_release(self, filter, false);
       schedule_work(self);
       return released;
     },
-    [=](flush_atom, const std::string& postoffice, const std::string& message_id) {
-      return flush(self, postoffice, message_id);
-    },
+    [=](flush_atom, const delivery_filter& filter) { return flush(self, filter); },
     [=](reload_atom, postoffice_lineup& lineup) {
       reload_postoffices(self, lineup);
       schedule_work(self);
@@ -392,12 +386,15 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](postoffice_atom) {
       return report_postoffices(self);
     },
-    [=](delete_atom, const std::string& message_id,
-        bool with_ndr) -> caf::result<std::int32_t> {
-      return delete_message(self, message_id, with_ndr);
+    [=](delete_atom, const delivery_filter& filter,
+        bool with_ndr) -> caf::result<verb_tally> {
+      return delete_messages(self, filter, with_ndr);
     },
-    [=](requeue_atom, const std::string& message_id, const std::string& postoffice) {
-      return requeue(self, message_id, postoffice);
+    [=](requeue_atom, const delivery_filter& filter, const std::string& postoffice) {
+      return requeue(self, filter, postoffice);
+    },
+    [=](shape_atom, const delivery_filter& filter, std::int64_t now) {
+      return queue_shapes(self->state, filter, now);
     },
     [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
       return inject_fault(self, postoffice, fault);

@@ -6,6 +6,9 @@
 #include <map>
 #include <utility>
 
+#include "runtime/retry/delivery_filter.hpp"
+#include "runtime/retry/queue_page.hpp"
+
 namespace postconn {
 
 std::vector<ledger_entry> whole_ledger(const supervisor_state& st) {
@@ -27,11 +30,20 @@ std::vector<ledger_entry> ledger_of(const supervisor_state& st, const std::strin
 std::vector<queue_depth> queue_depths(const supervisor_state& st) {
   std::map<std::pair<std::string, delivery_state>, std::uint64_t> depth;
   for (const auto& [id, entry] : st.ledger)
-    ++depth[{entry.postoffice, entry.state}];
+    ++depth[{entry.postoffice, shown_state(entry, st.busy.count(id) > 0)}];
   std::vector<queue_depth> counts;
   for (const auto& [key, count] : depth)
     counts.push_back({key.first, key.second, count});
   return counts;
+}
+
+queue_page queue_page_of(const supervisor_state& st, const queue_query& query) {
+  return select_page(st.ledger, st.busy, query);
+}
+
+std::vector<queue_shape> queue_shapes(const supervisor_state& st, const delivery_filter& filter,
+                                      std::int64_t now) {
+  return shape_of(st.ledger, st.busy, filter, now);
 }
 
 std::vector<outcome_count> outcome_counts(const supervisor_state& st) {

@@ -63,8 +63,16 @@ std::vector<ledger_entry> whole_ledger(const supervisor_state& st);
 /// The unfinished deliveries of one message.
 std::vector<ledger_entry> ledger_of(const supervisor_state& st, const std::string& message_id);
 
-/// Unfinished deliveries by postoffice and state.
+/// Unfinished deliveries by postoffice and state as shown (in_flight while
+/// an attempt is under way).
 std::vector<queue_depth> queue_depths(const supervisor_state& st);
+
+/// One page of what a query selects.
+queue_page queue_page_of(const supervisor_state& st, const queue_query& query);
+
+/// The ages of what a filter selects at Unix time `now`, per postoffice.
+std::vector<queue_shape> queue_shapes(const supervisor_state& st, const delivery_filter& filter,
+                                      std::int64_t now);
 
 /// Decisions by postoffice and outcome, bounced recipients by status.
 std::vector<outcome_count> outcome_counts(const supervisor_state& st);
@@ -74,14 +82,13 @@ std::vector<outcome_count> outcome_counts(const supervisor_state& st);
 /// Hands a delivery to its postoffice's owner.
 void hand_off(supervisor_ptr self, std::int64_t id);
 
-// -- supervisor_verbs.cpp: the operator's verbs --------------------------------
+// -- supervisor_verbs.cpp: the operator's verbs, on what a filter selects ------
 
-std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id, bool hold);
-std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
-                   const std::string& message_id);
-caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string& message_id,
-                                         bool with_ndr);
-std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
-                     const std::string& postoffice);
+verb_tally hold_or_release(supervisor_ptr self, const delivery_filter& filter, bool hold);
+verb_tally flush(supervisor_ptr self, const delivery_filter& filter);
+caf::result<verb_tally> delete_messages(supervisor_ptr self, const delivery_filter& filter,
+                                        bool with_ndr);
+verb_tally requeue(supervisor_ptr self, const delivery_filter& filter,
+                   const std::string& postoffice);
 
 } // namespace postconn

@@ -1,30 +1,85 @@
 // NAME
 //   supervisor_verbs -- the operator's verbs on the ledger: hold, release,
 //   flush, delete, requeue (see supervisor.hpp).
+//
+// DESCRIPTION
+//   Every verb acts on the deliveries a delivery_filter selects; the
+//   per-message verbs are that filter with one message id. A filter that
+//   selects nothing changes nothing. Deliveries with an attempt under way
+//   are held once it ends; delete, requeue and flush leave them alone and
+//   count them, so a bulk verb does what it can instead of failing whole.
+//   Every change goes through apply() (persisted with its line in the
+//   attempt log, many in one store request), except delete without an NDR:
+//   one store request removes all its messages.
 #include "actors/supervisor_steps.hpp"
+
+#include <map>
+#include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/retry/delivery_filter.hpp"
+
 namespace postconn {
 
-/// Holds or releases the deliveries of `message_id`: each change persisted
-/// with its line in the attempt log, like any other.
-std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id, bool hold) {
+namespace {
+
+/// The ids of the deliveries `filter` selects, in id order.
+std::vector<std::int64_t> selected(const supervisor_state& st, const delivery_filter& filter) {
+  delivery_selector selects{filter};
+  std::vector<std::int64_t> ids;
+  for (const auto& [id, entry] : st.ledger)
+    if (selects(entry, st.busy.count(id) > 0))
+      ids.push_back(id);
+  return ids;
+}
+
+/// The filter for the log: "postoffice=sales state=deferred", "ALL".
+std::string described(const delivery_filter& filter) {
+  if (selects_everything(filter))
+    return "ALL";
+  std::string text;
+  auto add = [&](const std::string& part) { text += (text.empty() ? "" : " ") + part; };
+  if (!filter.postoffice.empty())
+    add("postoffice=" + filter.postoffice);
+  if (!filter.state.empty())
+    add("state=" + filter.state);
+  if (!filter.recipient.empty())
+    add("recipient=" + filter.recipient);
+  if (filter.queued_before != 0)
+    add("queued_before=" + std::to_string(filter.queued_before));
+  if (filter.only_messages)
+    add(filter.message_ids.size() == 1 ? "msg " + filter.message_ids.front()
+                                       : std::to_string(filter.message_ids.size()) + " messages");
+  return text;
+}
+
+void log_tally(const char* verb, const delivery_filter& filter, const verb_tally& tally) {
+  spdlog::info("supervisor: {} ({}): {} deliveries{}, {} in flight", verb, described(filter),
+               tally.deliveries,
+               tally.messages > 0 ? " of " + std::to_string(tally.messages) + " messages" : "",
+               tally.in_flight);
+}
+
+} // namespace
+
+verb_tally hold_or_release(supervisor_ptr self, const delivery_filter& filter, bool hold) {
   auto& st = self->state;
   auto now = unix_now(self);
-  std::int32_t changed = 0;
-  std::vector<ledger_decision> decisions;
-  for (const auto& [id, entry] : st.ledger) {
-    if (entry.message_id != message_id)
-      continue;
+  verb_tally tally;
+  for (auto id : selected(st, filter)) {
+    const auto& entry = st.ledger.at(id);
     auto held = entry.state == delivery_state::held;
     if (st.busy.count(id)) {
-      if (hold && !held)
-        changed += st.hold_requested.insert(id).second ? 1 : 0;
-      else if (!hold)
-        changed += static_cast<std::int32_t>(st.hold_requested.erase(id));
+      // Decided when the attempt ends (apply() looks at hold_requested).
+      if (hold && !held && st.hold_requested.insert(id).second) {
+        ++tally.deliveries;
+        ++tally.in_flight;
+      } else if (!hold && st.hold_requested.erase(id) > 0) {
+        ++tally.deliveries;
+      }
       continue;
     }
     if (held == hold)
@@ -35,107 +90,112 @@ std::int32_t hold_or_release(supervisor_ptr self, const std::string& message_id,
       decision.entry.next_attempt_at = now;
     decision.attempt = {id, now, hold ? "held" : "released", "",
                         hold ? "held by the administrator" : "released by the administrator"};
-    decisions.push_back(std::move(decision));
-  }
-  for (auto& decision : decisions) {
-    st.mark_busy(decision.entry.delivery_id);
+    st.mark_busy(id);
     apply(self, std::move(decision));
-    ++changed;
+    ++tally.deliveries;
   }
-  return changed;
+  log_tally(hold ? "hold" : "release", filter, tally);
+  return tally;
 }
 
-/// Makes deferred deliveries due now (of `postoffice` and/or `message_id`,
-/// empty: any). Nothing is counted or persisted: only the wait is cut.
-std::int32_t flush(supervisor_ptr self, const std::string& postoffice,
-                   const std::string& message_id) {
+verb_tally flush(supervisor_ptr self, const delivery_filter& filter) {
   auto& st = self->state;
   auto now = unix_now(self);
-  std::int32_t flushed = 0;
-  for (auto& [id, entry] : st.ledger) {
-    if (st.busy.count(id) || entry.state == delivery_state::held
-        || (!postoffice.empty() && entry.postoffice != postoffice)
-        || (!message_id.empty() && entry.message_id != message_id)
-        || entry.next_attempt_at <= now)
+  verb_tally tally;
+  for (auto id : selected(st, filter)) {
+    auto& entry = st.ledger.at(id);
+    if (st.busy.count(id)) {
+      ++tally.in_flight;
+      continue;
+    }
+    if (entry.state == delivery_state::held || entry.next_attempt_at <= now)
       continue;
     entry.next_attempt_at = now;
     st.reindex(id);
-    ++flushed;
+    ++tally.deliveries;
   }
   schedule_work(self);
-  return flushed;
+  return tally;
 }
 
-/// Deletes a message: its unfinished deliveries bounce with an NDR, or the
-/// store removes it with no trace (and it leaves the ledger once that is
-/// committed).
-caf::result<std::int32_t> delete_message(supervisor_ptr self, const std::string& message_id,
-                                         bool with_ndr) {
+caf::result<verb_tally> delete_messages(supervisor_ptr self, const delivery_filter& filter,
+                                        bool with_ndr) {
   auto& st = self->state;
-  std::vector<std::int64_t> ids;
-  for (const auto& [id, entry] : st.ledger) {
-    if (entry.message_id != message_id)
+  std::set<std::string> chosen;
+  for (auto id : selected(st, filter))
+    chosen.insert(st.ledger.at(id).message_id);
+  // Every unfinished delivery of those messages, selected or not: a
+  // message goes whole (postsuper -d).
+  std::map<std::string, std::vector<std::int64_t>> deliveries;
+  for (const auto& [id, entry] : st.ledger)
+    if (chosen.count(entry.message_id))
+      deliveries[entry.message_id].push_back(id);
+  verb_tally tally;
+  std::vector<std::string> doomed;
+  std::vector<std::int64_t> ended;
+  for (const auto& [message_id, ids] : deliveries) {
+    auto in_flight = std::count_if(ids.begin(), ids.end(),
+                                   [&](std::int64_t id) { return st.busy.count(id) > 0; });
+    if (in_flight > 0) {
+      tally.in_flight += static_cast<std::uint32_t>(in_flight);
       continue;
-    if (st.busy.count(id))
-      return std::int32_t{-1};
-    ids.push_back(id);
-  }
-  auto count = static_cast<std::int32_t>(ids.size());
-  if (with_ndr) {
-    auto now = unix_now(self);
-    for (auto id : ids) {
-      st.mark_busy(id);
-      apply(self, after_deletion(st.ledger.at(id), now));
     }
-    return count;
+    doomed.push_back(message_id);
+    ended.insert(ended.end(), ids.begin(), ids.end());
   }
-  for (auto id : ids)
+  tally.messages = static_cast<std::uint32_t>(doomed.size());
+  tally.deliveries = static_cast<std::uint32_t>(ended.size());
+  for (auto id : ended)
     st.mark_busy(id);
-  auto promise = self->make_response_promise<std::int32_t>();
-  self->request(st.store, store_timeout, delete_atom::value, message_id)
+  if (with_ndr || doomed.empty()) {
+    auto now = unix_now(self);
+    for (auto id : ended)
+      apply(self, after_deletion(st.ledger.at(id), now));
+    log_tally(with_ndr ? "delete with NDRs" : "delete", filter, tally);
+    return tally;
+  }
+  auto promise = self->make_response_promise<verb_tally>();
+  self->request(st.store, store_timeout, delete_atom::value, std::move(doomed))
     .then(
-      [=](bool) mutable {
+      [=](std::uint32_t) mutable {
         auto& st = self->state;
-        for (auto id : ids) {
+        for (auto id : ended) {
           st.ledger.erase(id);
           st.mark_idle(id);
           st.hold_requested.erase(id);
         }
-        spdlog::info("supervisor: msg {} deleted with its {} unfinished deliveries",
-                     message_id, count);
+        log_tally("delete", filter, tally);
         note_backlog(self, false);
-        promise.deliver(count);
+        promise.deliver(tally);
       },
       [=](const caf::error& err) mutable {
-        for (auto id : ids)
+        for (auto id : ended)
           self->state.mark_idle(id);
         promise.deliver(err);
       });
   return promise;
 }
 
-/// Moves a message's unfinished deliveries to `postoffice` (running here or
-/// owned by another node, which they are then handed to), each change
-/// persisted with its line in the attempt log.
-std::int32_t requeue(supervisor_ptr self, const std::string& message_id,
-                     const std::string& postoffice) {
+verb_tally requeue(supervisor_ptr self, const delivery_filter& filter,
+                   const std::string& postoffice) {
   auto& st = self->state;
-  if (!st.postoffices.find(postoffice) && !st.handoff.elsewhere.count(postoffice))
-    return -2;
-  std::vector<std::int64_t> ids;
-  for (const auto& [id, entry] : st.ledger) {
-    if (entry.message_id != message_id)
-      continue;
-    if (st.busy.count(id))
-      return -1;
-    ids.push_back(id);
+  verb_tally tally;
+  if (!st.postoffices.find(postoffice) && !st.handoff.elsewhere.count(postoffice)) {
+    tally.refused = "postoffice " + postoffice + " is not running yet";
+    return tally;
   }
   auto now = unix_now(self);
-  for (auto id : ids) {
+  for (auto id : selected(st, filter)) {
+    if (st.busy.count(id)) {
+      ++tally.in_flight;
+      continue;
+    }
     st.mark_busy(id);
     apply(self, after_requeue(st.ledger.at(id), postoffice, now));
+    ++tally.deliveries;
   }
-  return static_cast<std::int32_t>(ids.size());
+  log_tally(("requeue to " + postoffice).c_str(), filter, tally);
+  return tally;
 }
 
 } // namespace postconn

@@ -78,6 +78,9 @@ using store_actor = caf::typed_actor<
   // Removes a message with its deliveries and attempts; false when there
   // was none.
   caf::replies_to<delete_atom, std::string>::with<bool>,
+  // Removes messages with their deliveries and attempts, in one
+  // transaction; replies with how many of them there were.
+  caf::replies_to<delete_atom, std::vector<std::string>>::with<std::uint32_t>,
   // Removes finished messages received after the queue id given whose
   // every delivery finished before the Unix time given; a bounded round.
   caf::replies_to<purge_atom, std::int64_t, std::string>::with<purge_report>,
@@ -275,15 +278,13 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<page_atom, queue_query>::with<queue_page>,
   // The unfinished deliveries of one message, as the supervisor sees them.
   caf::replies_to<ledger_atom, std::string>::with<std::vector<ledger_entry>>,
-  // Holds a message's unfinished deliveries: no attempt, no expiry, until
-  // released; replies with the deliveries held (busy ones when their
-  // attempt ends).
-  caf::replies_to<hold_atom, std::string>::with<std::int32_t>,
-  // Releases a message's held deliveries, due at once; replies with how many.
-  caf::replies_to<release_atom, std::string>::with<std::int32_t>,
-  // Makes the deferred deliveries of a postoffice and/or a message due now
-  // (empty: any); replies with how many.
-  caf::replies_to<flush_atom, std::string, std::string>::with<std::int32_t>,
+  // Holds the deliveries a filter selects: no attempt, no expiry, until
+  // released (one with an attempt under way once that ends).
+  caf::replies_to<hold_atom, delivery_filter>::with<verb_tally>,
+  // Releases the held deliveries a filter selects, due at once.
+  caf::replies_to<release_atom, delivery_filter>::with<verb_tally>,
+  // Makes the deferred deliveries a filter selects due now.
+  caf::replies_to<flush_atom, delivery_filter>::with<verb_tally>,
   // A config reload: postoffices added, changed or removed, new retry
   // policies; deliveries keep their counts.
   caf::reacts_to<reload_atom, postoffice_lineup>,
@@ -295,15 +296,18 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<depth_atom>::with<std::vector<queue_depth>>,
   // Reports every postoffice: its last probe and its deliveries' counts.
   caf::replies_to<postoffice_atom>::with<std::vector<postoffice_report>>,
-  // Deletes a message: with an NDR, its unfinished deliveries bounce
-  // (5.0.0); without, it leaves the queue with no trace. Replies with the
-  // unfinished deliveries it ended, -1 while one has an attempt under way.
-  caf::replies_to<delete_atom, std::string, bool>::with<std::int32_t>,
-  // Moves a message's unfinished deliveries to another postoffice, their
-  // counts reset (its lifetime still runs from acceptance); replies with
-  // how many, -1 while one has an attempt under way, -2 when there is no
-  // such postoffice.
-  caf::replies_to<requeue_atom, std::string, std::string>::with<std::int32_t>,
+  // Deletes the messages with a delivery a filter selects: with an NDR,
+  // their unfinished deliveries bounce (5.0.0); without, they leave the
+  // queue with no trace, in one store request. A message with an attempt
+  // under way is left alone.
+  caf::replies_to<delete_atom, delivery_filter, bool>::with<verb_tally>,
+  // Moves the deliveries a filter selects to a postoffice, their counts
+  // reset (their lifetime still runs from acceptance); those with an
+  // attempt under way stay.
+  caf::replies_to<requeue_atom, delivery_filter, std::string>::with<verb_tally>,
+  // The ages of the deliveries a filter selects, per postoffice, at the
+  // Unix time given.
+  caf::replies_to<shape_atom, delivery_filter, std::int64_t>::with<std::vector<queue_shape>>,
   // Replaces a postoffice's injected fault; false when there is no such
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,

@@ -62,7 +62,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<postoffice_report>("postoffice_report");
   cfg.add_message_type<outcome_count>("outcome_count");
   cfg.add_message_type<queue_depth>("queue_depth");
+  cfg.add_message_type<delivery_filter>("delivery_filter");
   cfg.add_message_type<queue_query>("queue_query");
+  cfg.add_message_type<verb_tally>("verb_tally");
+  cfg.add_message_type<queue_shape>("queue_shape");
   cfg.add_message_type<queue_page>("queue_page");
   cfg.add_message_type<io_fault>("io_fault");
   cfg.add_message_type<probe_job>("probe_job");

@@ -51,6 +51,18 @@ std::string delivery_key(const ledger_entry& entry, const std::string& node) {
   return node.empty() ? local : node + "." + local;
 }
 
+delivery_filter message_filter(const std::string& message_id) {
+  delivery_filter filter;
+  filter.message_ids = {message_id};
+  filter.only_messages = true;
+  return filter;
+}
+
+bool selects_everything(const delivery_filter& filter) {
+  return filter.postoffice.empty() && filter.state.empty() && !filter.only_messages
+         && filter.recipient.empty() && filter.queued_before == 0;
+}
+
 caf::error make_error(store_errc code, std::string detail) {
   return caf::error{static_cast<std::uint8_t>(code), caf::atom("store"),
                     caf::make_message(std::move(detail))};

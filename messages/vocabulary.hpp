@@ -62,6 +62,7 @@ using space_atom = caf::atom_constant<caf::atom("space")>;
 using open_atom = caf::atom_constant<caf::atom("open")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using shape_atom = caf::atom_constant<caf::atom("shape")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -508,26 +509,54 @@ typename Inspector::result_type inspect(Inspector& f, outcome_count& x) {
   return f(caf::meta::type_name("outcome_count"), x.postoffice, x.outcome, x.count);
 }
 
-/// Which unfinished deliveries the admin API's /queue lists, and which page
-/// of them (oldest first).
-struct queue_query {
+/// Which unfinished deliveries a queue listing, a queue shape or an
+/// operator's verb (hold, release, flush, delete, requeue) selects: each
+/// field that is set narrows the selection; none set selects every one.
+struct delivery_filter {
   /// Only this postoffice's; empty: any.
   std::string postoffice;
-  /// Only those in this state (a delivery_state name); empty: any.
+  /// Only those in this state as shown (a delivery_state name; in_flight:
+  /// an attempt under way); empty: any.
   std::string state;
   /// With only_messages, only the deliveries of these messages.
   std::vector<std::string> message_ids;
   bool only_messages = false;
-  /// Only those queued at or before this Unix time.
+  /// Only those with a recipient whose address contains this text, in any
+  /// case; empty: any.
+  std::string recipient;
+  /// Only those queued at or before this Unix time; 0: any.
   std::int64_t queued_before = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_filter& x) {
+  return f(caf::meta::type_name("delivery_filter"), x.postoffice, x.state, x.message_ids,
+           x.only_messages, x.recipient, x.queued_before);
+}
+
+/// The filter of the per-message verbs: every delivery of one message.
+delivery_filter message_filter(const std::string& message_id);
+
+/// True when `filter` narrows nothing: it selects every delivery.
+bool selects_everything(const delivery_filter& filter);
+
+/// Which page of the deliveries a filter selects the admin API's /queue
+/// lists, oldest first (queued time, then delivery id).
+struct queue_query {
+  delivery_filter filter;
+  /// With after_delivery, only those after that delivery (queued at
+  /// after_queued_at) in the listing's order: the page after one already
+  /// read, which stays right while deliveries leave the queue.
+  std::int64_t after_queued_at = 0;
+  std::int64_t after_delivery = 0;
   std::uint64_t offset = 0;
   std::uint64_t limit = 100;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_query& x) {
-  return f(caf::meta::type_name("queue_query"), x.postoffice, x.state, x.message_ids,
-           x.only_messages, x.queued_before, x.offset, x.limit);
+  return f(caf::meta::type_name("queue_query"), x.filter, x.after_queued_at, x.after_delivery,
+           x.offset, x.limit);
 }
 
 /// One page of the deliveries a queue_query selects, and how many it
@@ -535,11 +564,55 @@ typename Inspector::result_type inspect(Inspector& f, queue_query& x) {
 struct queue_page {
   std::uint64_t total = 0;
   std::vector<ledger_entry> deliveries;
+  /// More deliveries follow this page.
+  bool more = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_page& x) {
-  return f(caf::meta::type_name("queue_page"), x.total, x.deliveries);
+  return f(caf::meta::type_name("queue_page"), x.total, x.deliveries, x.more);
+}
+
+/// What an operator's verb did to the deliveries its filter selected.
+struct verb_tally {
+  /// Deliveries changed: held (also those held once their attempt ends),
+  /// released, made due, moved, or ended with their messages (delete).
+  std::uint32_t deliveries = 0;
+  /// delete: the messages removed (or whose deliveries bounced).
+  std::uint32_t messages = 0;
+  /// Selected deliveries with an attempt under way: hold holds them when
+  /// it ends (they are in `deliveries`); flush, requeue and delete leave
+  /// them alone (delete: their whole messages).
+  std::uint32_t in_flight = 0;
+  /// Why nothing was done (requeue: no such postoffice); empty: done.
+  std::string refused;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, verb_tally& x) {
+  return f(caf::meta::type_name("verb_tally"), x.deliveries, x.messages, x.in_flight,
+           x.refused);
+}
+
+/// Upper bounds (seconds since queued) of the age buckets of a queue
+/// shape, Postfix qshape's: 5, 10, 20, ... 1280 minutes; a last bucket
+/// takes everything older.
+constexpr std::int64_t queue_age_bounds[] = {300,  600,   1200,  2400,  4800,
+                                             9600, 19200, 38400, 76800};
+
+/// The ages of one postoffice's unfinished deliveries.
+struct queue_shape {
+  std::string postoffice;
+  /// Deliveries by age: queued at most queue_age_bounds[i] seconds ago
+  /// (and more than the bound before), then the older ones.
+  std::vector<std::uint64_t> ages;
+  /// When its oldest delivery was queued.
+  std::int64_t oldest_queued_at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_shape& x) {
+  return f(caf::meta::type_name("queue_shape"), x.postoffice, x.ages, x.oldest_queued_at);
 }
 
 /// How many unfinished deliveries of a postoffice are in one state.

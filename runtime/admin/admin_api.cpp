@@ -101,6 +101,64 @@ bool is_unfinished_state(const std::string& name) {
          && state != delivery_state::bounced;
 }
 
+/// What a verb's reply calls the deliveries it changed.
+std::string done_word(const std::string& verb, bool with_ndr) {
+  if (verb == "delete")
+    return with_ndr ? "bounced" : "deleted";
+  for (const auto& [name, done] : {std::pair{"hold", "held"}, std::pair{"release", "released"},
+                                   std::pair{"flush", "flushed"}})
+    if (verb == name)
+      return done;
+  return "requeued";
+}
+
+/// "QUEUED_AT-DELIVERY", the "next" of a /queue page; false when it is not.
+bool parse_cursor(const std::string& text, std::int64_t& queued_at, std::int64_t& delivery) {
+  auto dash = text.find('-');
+  if (dash == std::string::npos)
+    return false;
+  auto first = text.substr(0, dash);
+  auto second = text.substr(dash + 1);
+  if (!is_digits(first) || !is_digits(second) || first.size() > 18 || second.size() > 18)
+    return false;
+  queued_at = std::stoll(first);
+  delivery = std::stoll(second);
+  return delivery > 0;
+}
+
+/// Each postoffice's oldest unfinished delivery, and its deliveries by
+/// age in qshape's buckets, cumulative (every configured postoffice, with
+/// 0 when it has none).
+void write_age_metrics(std::ostream& out, const std::vector<queue_shape>& shapes,
+                       const config& cfg, std::int64_t now) {
+  std::map<std::string, queue_shape> by_postoffice;
+  for (const auto& po : cfg.postoffices)
+    by_postoffice[po.name].ages.resize(std::size(queue_age_bounds) + 1);
+  for (const auto& shape : shapes)
+    by_postoffice[shape.postoffice] = shape;
+  out << "# HELP postconn_queue_oldest_seconds Age of the postoffice's oldest unfinished "
+         "delivery (0: none).\n"
+         "# TYPE postconn_queue_oldest_seconds gauge\n";
+  for (const auto& [name, shape] : by_postoffice) {
+    auto oldest = shape.oldest_queued_at == 0 ? now : shape.oldest_queued_at;
+    out << "postconn_queue_oldest_seconds{postoffice=\"" << name << "\"} "
+        << std::max<std::int64_t>(0, now - oldest) << "\n";
+  }
+  out << "# HELP postconn_queue_age_deliveries Unfinished deliveries by postoffice queued at "
+         "most le seconds ago (qshape's buckets, cumulative).\n"
+         "# TYPE postconn_queue_age_deliveries gauge\n";
+  for (const auto& [name, shape] : by_postoffice) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < shape.ages.size(); ++i) {
+      cumulative += shape.ages[i];
+      auto le = i < std::size(queue_age_bounds) ? std::to_string(queue_age_bounds[i])
+                                                : std::string{"+Inf"};
+      out << "postconn_queue_age_deliveries{postoffice=\"" << name << "\",le=\"" << le
+          << "\"} " << cumulative << "\n";
+    }
+  }
+}
+
 class handlers {
 public:
   handlers(std::shared_ptr<config_holder> cfg, caf::actor_system& sys, supervisor_actor sup,
@@ -112,43 +170,107 @@ public:
       listener_(std::move(listener)),
       cluster_(std::move(cluster)) {}
 
+  /// The filter a request's parameters give (postoffice, state, sender,
+  /// recipient, min_age); nothing when they are wrong, answered.
+  std::optional<delivery_filter> filter_of(const httplib::Request& req, httplib::Response& res,
+                                           std::int64_t now) {
+    auto min_age = parse_duration(req.has_param("min_age") ? req.get_param_value("min_age")
+                                                           : std::string{"0"});
+    if (!min_age) {
+      fail(res, 400, "min_age is a duration: seconds, or \"90s\", \"10m\", \"2h\", \"1d\"");
+      return std::nullopt;
+    }
+    delivery_filter filter;
+    filter.postoffice = req.get_param_value("postoffice");
+    filter.state = req.get_param_value("state");
+    filter.recipient = req.get_param_value("recipient");
+    if (min_age->count() > 0)
+      filter.queued_before = now - min_age->count();
+    if (!filter.state.empty() && !is_unfinished_state(filter.state)) {
+      fail(res, 400, "unknown state \"" + filter.state + "\" (the queue holds "
+                       + unfinished_states + ")");
+      return std::nullopt;
+    }
+    if (auto sender = req.get_param_value("sender"); !sender.empty()) {
+      std::string error;
+      auto ids = ask<std::vector<std::string>>(sys_, store_, error, load_atom::value,
+                                               sender_atom::value, sender);
+      if (!ids) {
+        fail(res, 503, error);
+        return std::nullopt;
+      }
+      filter.message_ids = std::move(*ids);
+      filter.only_messages = true;
+    }
+    return filter;
+  }
+
   void queue(const httplib::Request& req, httplib::Response& res) {
     auto limit = number_param(req, "limit", default_page);
     auto offset = number_param(req, "offset", 0);
     if (!limit || !offset || *limit == 0)
       return fail(res, 400, "limit and offset are whole numbers of at least 0 "
                             "(limit at least 1)");
-    auto min_age = parse_duration(req.has_param("min_age") ? req.get_param_value("min_age")
-                                                           : std::string{"0"});
-    if (!min_age)
-      return fail(res, 400, "min_age is a duration: seconds, or \"90s\", \"10m\", \"2h\", "
-                            "\"1d\"");
-    std::string error;
     queue_query query;
-    query.postoffice = req.get_param_value("postoffice");
-    query.state = req.get_param_value("state");
-    if (!query.state.empty() && !is_unfinished_state(query.state))
-      return fail(res, 400, "unknown state \"" + query.state + "\" (the queue holds "
-                              + unfinished_states + ")");
-    if (auto sender = req.get_param_value("sender"); !sender.empty()) {
-      auto ids = ask<std::vector<std::string>>(sys_, store_, error, load_atom::value,
-                                               sender_atom::value, sender);
-      if (!ids)
-        return fail(res, 503, error);
-      query.message_ids = std::move(*ids);
-      query.only_messages = true;
-    }
-    std::time_t now = unix_time_origin::now().seconds;
-    query.queued_before = now - min_age->count();
+    if (req.has_param("after")
+        && !parse_cursor(req.get_param_value("after"), query.after_queued_at,
+                         query.after_delivery))
+      return fail(res, 400, "after is the \"next\" of the page before (QUEUED_AT-DELIVERY)");
+    std::int64_t now = unix_time_origin::now().seconds;
+    auto filter = filter_of(req, res, now);
+    if (!filter)
+      return;
+    query.filter = std::move(*filter);
     query.offset = static_cast<std::uint64_t>(*offset);
     query.limit = static_cast<std::uint64_t>(std::min(*limit, largest_page));
+    std::string error;
     auto selected = ask<queue_page>(sys_, sup_, error, page_atom::value, query);
     if (!selected)
       return fail(res, 503, "supervisor: " + error);
     auto page = json::array();
     for (const auto& entry : selected->deliveries)
       page.push_back(delivery_json(entry));
-    reply(res, 200, json{{"now", now}, {"total", selected->total}, {"deliveries", page}});
+    auto body = json{{"now", now}, {"total", selected->total}, {"deliveries", page}};
+    if (selected->more && !selected->deliveries.empty()) {
+      const auto& last = selected->deliveries.back();
+      body["next"] = std::to_string(last.queued_at) + "-" + std::to_string(last.delivery_id);
+    }
+    reply(res, 200, body);
+  }
+
+  /// The ages of what the filter selects, per postoffice and in all.
+  void shape(const httplib::Request& req, httplib::Response& res) {
+    std::int64_t now = unix_time_origin::now().seconds;
+    auto filter = filter_of(req, res, now);
+    if (!filter)
+      return;
+    std::string error;
+    auto shapes = ask<std::vector<queue_shape>>(sys_, sup_, error, shape_atom::value, *filter,
+                                                now);
+    if (!shapes)
+      return fail(res, 503, "supervisor: " + error);
+    std::vector<std::uint64_t> all(std::size(queue_age_bounds) + 1);
+    auto postoffices = json::array();
+    for (const auto& shape : *shapes) {
+      std::uint64_t total = 0;
+      for (std::size_t i = 0; i < all.size() && i < shape.ages.size(); ++i) {
+        all[i] += shape.ages[i];
+        total += shape.ages[i];
+      }
+      postoffices.push_back({{"name", shape.postoffice},
+                             {"total", total},
+                             {"ages", shape.ages},
+                             {"oldest_queued_at", shape.oldest_queued_at}});
+    }
+    std::uint64_t total = 0;
+    for (auto count : all)
+      total += count;
+    reply(res, 200,
+          json{{"now", now},
+               {"bounds", queue_age_bounds},
+               {"total", total},
+               {"ages", all},
+               {"postoffices", postoffices}});
   }
 
   void message(const std::string& id, httplib::Response& res) {
@@ -195,57 +317,77 @@ public:
                {"deliveries", deliveries}});
   }
 
-  void hold_or_release(const std::string& id, bool hold, httplib::Response& res) {
+  /// The message as the queue holds it: header and body, as delivered.
+  void content(const std::string& id, httplib::Response& res) {
     std::string error;
-    if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
+    auto msg = ask<stored_message>(sys_, store_, error, fetch_atom::value, id);
+    if (!msg)
       return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
-    auto changed = hold ? ask<std::int32_t>(sys_, sup_, error, hold_atom::value, id)
-                        : ask<std::int32_t>(sys_, sup_, error, release_atom::value, id);
-    if (!changed)
-      return fail(res, 503, "supervisor: " + error);
-    reply(res, 200, json{{hold ? "held" : "released", *changed}});
+    res.status = 200;
+    res.set_content(msg->content, "message/rfc822");
   }
 
-  void remove(const std::string& id, bool with_ndr, httplib::Response& res) {
+  /// An operator's verb on the deliveries a filter selects: hold,
+  /// release, flush, delete (?ndr=1: with NDRs), requeue (?to=P). A
+  /// request without a filter must say all=1.
+  void verb_by_filter(const std::string& verb, const httplib::Request& req,
+                      httplib::Response& res) {
+    auto filter = filter_of(req, res, unix_time_origin::now().seconds);
+    if (!filter)
+      return;
+    if (selects_everything(*filter) && req.get_param_value("all") != "1")
+      return fail(res, 400, "which deliveries? give postoffice, state, sender, recipient or "
+                            "min_age, or all=1 for every one");
+    auto target = req.get_param_value("to");
+    if (verb == "requeue" && !requeue_target_ok(target, "to", res))
+      return;
+    auto tally = carry_out(verb, *filter, req.get_param_value("ndr") == "1", target, res);
+    if (!tally)
+      return;
+    auto body = json{{done_word(verb, req.get_param_value("ndr") == "1"), tally->deliveries},
+                     {"in_flight", tally->in_flight}};
+    if (verb == "delete")
+      body["messages"] = tally->messages;
+    if (verb == "requeue")
+      body["postoffice"] = target;
+    reply(res, 200, body);
+  }
+
+  /// A verb on one message's deliveries, answered as before the verbs took
+  /// filters: {"held": n}, ...; 409 when an attempt under way kept a
+  /// delete or requeue from doing anything.
+  void verb_on_message(const std::string& verb, const std::string& id,
+                       const httplib::Request& req, httplib::Response& res) {
+    auto target = req.get_param_value("postoffice");
+    if (verb == "requeue" && !requeue_target_ok(target, "postoffice", res))
+      return;
     std::string error;
     if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
       return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
-    auto ended = ask<std::int32_t>(sys_, sup_, error, delete_atom::value, id, with_ndr);
-    if (!ended)
-      return fail(res, 503, "supervisor: " + error);
-    if (*ended < 0)
+    auto with_ndr = req.get_param_value("ndr") == "1";
+    auto tally = carry_out(verb, message_filter(id), with_ndr, target, res);
+    if (!tally)
+      return;
+    if ((verb == "delete" || verb == "requeue") && tally->in_flight > 0
+        && tally->deliveries == 0)
       return fail(res, 409, "an attempt to deliver it is under way; try again in a moment");
-    reply(res, 200, json{{with_ndr ? "bounced" : "deleted", *ended}});
+    auto body = json{{done_word(verb, with_ndr), tally->deliveries}};
+    if (verb == "requeue") {
+      body["postoffice"] = target;
+      if (tally->in_flight > 0)
+        body["in_flight"] = tally->in_flight;
+    }
+    reply(res, 200, body);
   }
 
-  void requeue(const std::string& id, const std::string& postoffice, httplib::Response& res) {
-    if (postoffice.empty())
-      return fail(res, 400, "requeue to which postoffice? give ?postoffice=P");
-    if (!configured(postoffice))
-      return fail(res, 404, "no postoffice " + postoffice);
-    std::string error;
-    if (!ask<stored_message>(sys_, store_, error, fetch_atom::value, id))
-      return fail(res, error.find("not found") != std::string::npos ? 404 : 503, error);
-    auto moved = ask<std::int32_t>(sys_, sup_, error, requeue_atom::value, id, postoffice);
-    if (!moved)
-      return fail(res, 503, "supervisor: " + error);
-    if (*moved == -1)
-      return fail(res, 409, "an attempt to deliver it is under way; try again in a moment");
-    if (*moved < 0)
-      return fail(res, 409, "postoffice " + postoffice + " is not running yet");
-    reply(res, 200, json{{"requeued", *moved}, {"postoffice", postoffice}});
-  }
-
-  void flush(const std::string& postoffice, const std::string& message_id,
-             httplib::Response& res) {
+  /// POST /flush[?postoffice=P]: every deferred delivery (of P) due now.
+  void flush(const std::string& postoffice, httplib::Response& res) {
     if (!postoffice.empty() && !configured(postoffice))
       return fail(res, 404, "no postoffice " + postoffice);
-    std::string error;
-    auto flushed = ask<std::int32_t>(sys_, sup_, error, flush_atom::value, postoffice,
-                                     message_id);
-    if (!flushed)
-      return fail(res, 503, "supervisor: " + error);
-    reply(res, 200, json{{"flushed", *flushed}});
+    delivery_filter filter;
+    filter.postoffice = postoffice;
+    if (auto tally = carry_out("flush", filter, false, "", res))
+      reply(res, 200, json{{"flushed", tally->deliveries}});
   }
 
   void postoffices(httplib::Response& res) {
@@ -410,6 +552,15 @@ public:
     out << "postconn_store_commit_seconds_bucket{le=\"+Inf\"} " << store->commits << "\n"
         << "postconn_store_commit_seconds_sum " << store->commit_seconds << "\n"
         << "postconn_store_commit_seconds_count " << store->commits << "\n";
+    std::int64_t now = unix_time_origin::now().seconds;
+    auto shapes = ask<std::vector<queue_shape>>(sys_, sup_, error, shape_atom::value,
+                                                delivery_filter{}, now);
+    if (!shapes) {
+      res.status = 503;
+      res.set_content("# supervisor: " + error + "\n", "text/plain");
+      return;
+    }
+    write_age_metrics(out, *shapes, *cfg(), now);
     if (cluster_) {
       auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
       if (!report) {
@@ -431,6 +582,45 @@ public:
   }
 
 private:
+  /// Asks the supervisor to carry out `verb` on what `filter` selects
+  /// (requeue: to `target`, which the caller has checked); nothing when it
+  /// could not, answered.
+  std::optional<verb_tally> carry_out(const std::string& verb, const delivery_filter& filter,
+                                      bool with_ndr, const std::string& target,
+                                      httplib::Response& res) {
+    std::string error;
+    std::optional<verb_tally> tally;
+    if (verb == "hold")
+      tally = ask<verb_tally>(sys_, sup_, error, hold_atom::value, filter);
+    else if (verb == "release")
+      tally = ask<verb_tally>(sys_, sup_, error, release_atom::value, filter);
+    else if (verb == "flush")
+      tally = ask<verb_tally>(sys_, sup_, error, flush_atom::value, filter);
+    else if (verb == "delete")
+      tally = ask<verb_tally>(sys_, sup_, error, delete_atom::value, filter, with_ndr);
+    else
+      tally = ask<verb_tally>(sys_, sup_, error, requeue_atom::value, filter, target);
+    if (!tally)
+      fail(res, 503, "supervisor: " + error);
+    else if (!tally->refused.empty())
+      fail(res, 409, tally->refused);
+    else
+      return tally;
+    return std::nullopt;
+  }
+
+  /// False, answered, when a requeue's postoffice (named by `param`) is
+  /// missing or not configured.
+  bool requeue_target_ok(const std::string& target, const char* param, httplib::Response& res) {
+    if (target.empty())
+      fail(res, 400, std::string{"requeue to which postoffice? give ?"} + param + "=P");
+    else if (!configured(target))
+      fail(res, 404, "no postoffice " + target);
+    else
+      return true;
+    return false;
+  }
+
   std::shared_ptr<const config> cfg() const {
     std::lock_guard<std::mutex> guard{cfg_->mutex};
     return cfg_->current;
@@ -571,29 +761,31 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   srv.Get("/queue", [on](const httplib::Request& req, httplib::Response& res) {
     on->queue(req, res);
   });
+  srv.Get("/queue/shape", [on](const httplib::Request& req, httplib::Response& res) {
+    on->shape(req, res);
+  });
+  srv.Post(R"(/queue/(hold|release|flush|delete|requeue))",
+           [on](const httplib::Request& req, httplib::Response& res) {
+             on->verb_by_filter(req.matches[1], req, res);
+           });
   srv.Get(R"(/messages/([0-9a-fA-F]+))",
           [on](const httplib::Request& req, httplib::Response& res) {
             on->message(queue_id(req), res);
           });
-  srv.Post(R"(/messages/([0-9a-fA-F]+)/requeue)",
+  srv.Get(R"(/messages/([0-9a-fA-F]+)/content)",
+          [on](const httplib::Request& req, httplib::Response& res) {
+            on->content(queue_id(req), res);
+          });
+  srv.Post(R"(/messages/([0-9a-fA-F]+)/(hold|release|flush|requeue))",
            [on](const httplib::Request& req, httplib::Response& res) {
-             on->requeue(queue_id(req), req.get_param_value("postoffice"), res);
-           });
-  srv.Post(R"(/messages/([0-9a-fA-F]+)/(hold|release|flush))",
-           [on](const httplib::Request& req, httplib::Response& res) {
-             std::string id = queue_id(req);
-             std::string action = req.matches[2];
-             if (action == "flush")
-               on->flush("", id, res);
-             else
-               on->hold_or_release(id, action == "hold", res);
+             on->verb_on_message(req.matches[2], queue_id(req), req, res);
            });
   srv.Delete(R"(/messages/([0-9a-fA-F]+))",
              [on](const httplib::Request& req, httplib::Response& res) {
-               on->remove(queue_id(req), req.get_param_value("ndr") == "1", res);
+               on->verb_on_message("delete", queue_id(req), req, res);
              });
   srv.Post("/flush", [on](const httplib::Request& req, httplib::Response& res) {
-    on->flush(req.get_param_value("postoffice"), "", res);
+    on->flush(req.get_param_value("postoffice"), res);
   });
   srv.Get("/postoffices", [on](const httplib::Request&, httplib::Response& res) {
     on->postoffices(res);

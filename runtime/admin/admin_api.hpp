@@ -7,12 +7,22 @@
 //   cpp-httplib on threads of its own, which ask the actors with typed
 //   requests and wait for the answers (never on a scheduler thread):
 //
-//     GET  /queue?postoffice=&state=&sender=&min_age=&limit=&offset=
-//                                    sender: part of the address, any case
+//     GET  /queue?postoffice=&state=&sender=&recipient=&min_age=&limit=&offset=&after=
+//                                    sender, recipient: part of the address,
+//                                    any case; after: the "next" of the
+//                                    page before
+//     GET  /queue/shape?(filters)    deliveries by age (qshape's buckets) per
+//                                    postoffice
+//     POST /queue/hold | release | flush | delete | requeue ?(filters)
+//                                    the verb on every delivery the filters
+//                                    select (all=1: no filter, every one);
+//                                    delete takes ndr=1, requeue to=P
 //     GET  /messages/ID              the message, its deliveries, attempts
+//     GET  /messages/ID/content      the message itself (message/rfc822)
 //     POST /messages/ID/hold | release | flush
 //     POST /messages/ID/requeue?postoffice=P
 //                                    its deliveries to P, counts reset
+//     DELETE /messages/ID[?ndr=1]    without a trace, or bounced
 //     POST /flush[?postoffice=P]     every deferred delivery due now
 //     GET  /postoffices              up/down since when, why, counts; in a
 //                                    cluster also each one's owner, and

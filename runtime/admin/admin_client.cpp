@@ -3,6 +3,7 @@
 #include "runtime/admin/admin_client.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -73,12 +74,13 @@ bool is_control(char32_t c) {
   return c < 0x20 || (c >= 0x7f && c < 0xa0);
 }
 
-/// `text` with control characters and bytes that are not UTF-8 as '?'.
-std::string printable(std::string_view text) {
+/// `text` with control characters and bytes that are not UTF-8 as '?';
+/// with `keep_tabs`, a tab stays (as in folded header lines).
+std::string printable(std::string_view text, bool keep_tabs = false) {
   std::string shown;
   while (!text.empty()) {
     auto c = decode_utf8(text);
-    if (c.length == 0 || is_control(c.value)) {
+    if (c.length == 0 || (is_control(c.value) && !(keep_tabs && c.value == '\t'))) {
       shown += '?';
       text.remove_prefix(std::max<std::size_t>(c.length, 1));
     } else {
@@ -186,9 +188,17 @@ const json& list_of(const json& object, const char* key) {
   return found == object.end() ? none : *found;
 }
 
-/// "1 delivery", "3 deliveries".
+/// "2,314": digits in groups of three.
+std::string grouped(std::int64_t n) {
+  auto digits = std::to_string(n < 0 ? -n : n);
+  for (auto at = static_cast<std::ptrdiff_t>(digits.size()) - 3; at > 0; at -= 3)
+    digits.insert(static_cast<std::size_t>(at), ",");
+  return n < 0 ? "-" + digits : digits;
+}
+
+/// "1 delivery", "2,314 deliveries".
 std::string counted(std::int64_t n, std::string_view one, std::string_view many) {
-  return std::to_string(n) + " " + std::string{n == 1 ? one : many};
+  return grouped(n) + " " + std::string{n == 1 ? one : many};
 }
 
 /// "2025-11-24 15:00:00" in UTC.
@@ -376,9 +386,34 @@ std::string delivery_text(const json& delivery, std::int64_t now) {
   return log.empty() ? text : text + attempt_log(log, now);
 }
 
+// Messages as stored.
+
+/// The header lines of `content` (all of it with `with_body`), each made
+/// safe to print, tabs kept.
+std::string message_text(std::string_view content, bool with_body) {
+  std::string text;
+  while (!content.empty()) {
+    auto end = content.find('\n');
+    auto line = content.substr(0, end);
+    content.remove_prefix(end == std::string_view::npos ? content.size() : end + 1);
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    if (line.empty() && !with_body)
+      break;
+    text += printable(line, true) + "\n";
+  }
+  return text;
+}
+
 // Requests.
 
-enum class argument_rule { none, optional, required };
+enum class argument_rule {
+  none,
+  optional,
+  required,
+  /// An ID, ALL, or none with filters.
+  id_or_filters,
+};
 
 struct verb_rule {
   std::string_view name;
@@ -386,13 +421,25 @@ struct verb_rule {
 };
 
 constexpr verb_rule verb_rules[] = {
-  {"queue", argument_rule::none},       {"postoffices", argument_rule::none},
-  {"ledger", argument_rule::required},  {"flush", argument_rule::optional},
-  {"hold", argument_rule::required},    {"release", argument_rule::required},
-  {"delete", argument_rule::required},  {"requeue", argument_rule::required}};
+  {"queue", argument_rule::none},
+  {"postoffices", argument_rule::none},
+  {"ledger", argument_rule::required},
+  {"show", argument_rule::required},
+  {"flush", argument_rule::optional},
+  {"hold", argument_rule::id_or_filters},
+  {"release", argument_rule::id_or_filters},
+  {"delete", argument_rule::id_or_filters},
+  {"requeue", argument_rule::id_or_filters}};
 
-constexpr std::string_view queue_filters[] = {"postoffice", "state", "sender", "min_age",
-                                              "limit", "offset"};
+/// What selects deliveries, for queue and every verb that acts on them.
+constexpr std::string_view delivery_filters[] = {"postoffice", "state", "sender", "recipient",
+                                                 "min_age"};
+
+/// The queue listing's page.
+constexpr std::string_view page_filters[] = {"limit", "offset"};
+
+/// The server's largest page, which `queue --all` asks for.
+constexpr std::string_view largest_page = "1000";
 
 const verb_rule* rule_of(std::string_view name) {
   for (const auto& rule : verb_rules)
@@ -401,23 +448,91 @@ const verb_rule* rule_of(std::string_view name) {
   return nullptr;
 }
 
+template <std::size_t n>
+bool is_one_of(std::string_view name, const std::string_view (&names)[n]) {
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
+/// The filters given a value.
+std::map<std::string, std::string> given(const std::map<std::string, std::string>& filters) {
+  std::map<std::string, std::string> set;
+  for (const auto& [name, value] : filters)
+    if (!value.empty())
+      set.emplace(name, value);
+  return set;
+}
+
+/// ALL, in any case: every delivery (filters may narrow it).
+bool is_all(std::string_view argument) {
+  constexpr std::string_view all = "all";
+  return argument.size() == all.size()
+         && std::equal(all.begin(), all.end(), argument.begin(), [](char a, char b) {
+              return a == std::tolower(static_cast<unsigned char>(b));
+            });
+}
+
+/// What is wrong with a filter's value; empty when nothing is.
+std::string filter_problem(const std::string& name, const std::string& value) {
+  auto digits = !value.empty() && value.size() <= 12
+                && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (name == "limit" && (!digits || std::stoll(value) == 0))
+    return "--limit: a whole number of at least 1, got \"" + value + "\"";
+  if (name == "offset" && !digits)
+    return "--offset: a whole number, got \"" + value + "\"";
+  return {};
+}
+
+/// Whether `verb` takes the filter `name`.
+bool takes_filter(const admin_verb& verb, const std::string& name) {
+  if (verb.name == "queue")
+    return is_one_of(name, delivery_filters) || is_one_of(name, page_filters);
+  auto acts_on_deliveries =
+    verb.name == "flush" || rule_of(verb.name)->argument == argument_rule::id_or_filters;
+  return acts_on_deliveries && is_one_of(name, delivery_filters);
+}
+
+/// What is wrong with the filters and options of `verb`; empty when
+/// nothing is.
+std::string option_problem(const admin_verb& verb, const std::map<std::string, std::string>& set) {
+  for (const auto& [name, value] : set) {
+    if (!takes_filter(verb, name))
+      return "no filter " + name + " here";
+    if (auto problem = filter_problem(name, value); !problem.empty())
+      return problem;
+  }
+  auto paged = set.count("limit") || set.count("offset");
+  if (verb.shape && (paged || verb.all_pages))
+    return "--shape counts every delivery selected: leave out --all, --limit and --offset";
+  if (verb.all_pages && paged)
+    return "--all reads every page: leave out --limit and --offset";
+  if (verb.name == "show" && verb.json)
+    return "--json does not apply: show prints the message as the queue holds it";
+  return {};
+}
+
 /// What is wrong with how `verb` was asked for; empty when nothing is.
 std::string usage_problem(const admin_verb& verb) {
   const auto* rule = rule_of(verb.name);
   if (!rule)
-    return "not an admin verb (queue, postoffices, ledger, flush, hold, release, delete, "
+    return "not an admin verb (queue, postoffices, ledger, show, flush, hold, release, delete, "
            "requeue)";
+  auto set = given(verb.filters);
   if (rule->argument == argument_rule::required && verb.argument.empty())
     return "which message? give its ID";
+  if (rule->argument == argument_rule::id_or_filters && verb.argument.empty() && set.empty())
+    return "which deliveries? give an ID, ALL, or filters (--postoffice, --state, --sender, "
+           "--recipient, --min-age)";
+  if (rule->argument == argument_rule::id_or_filters && !verb.argument.empty()
+      && !is_all(verb.argument) && !set.empty())
+    return "an ID or filters, not both (ALL with filters: every delivery they select)";
   if (verb.name == "requeue" && verb.to.empty())
     return "to which postoffice? give --to PO";
   if (rule->argument == argument_rule::none && !verb.argument.empty())
     return "takes no argument, got \"" + verb.argument + "\"";
-  for (const auto& [name, value] : verb.filters)
-    if (verb.name != "queue"
-        || std::find(std::begin(queue_filters), std::end(queue_filters), name)
-             == std::end(queue_filters))
-      return "no filter " + name + " here";
+  if (verb.name == "flush" && !verb.argument.empty() && set.count("postoffice"))
+    return "give the postoffice once: as PO or as --postoffice";
+  if (auto problem = option_problem(verb, set); !problem.empty())
+    return problem;
   if (!parse_admin_url(verb.admin_url))
     return "--admin: not an http://HOST[:PORT] URL: " + verb.admin_url;
   return {};
@@ -459,17 +574,39 @@ struct admin_request {
   std::string path_and_query;
 };
 
+/// The request of a verb on the deliveries its filters select (or every
+/// one: ALL).
+admin_request request_by_filter(const admin_verb& verb) {
+  auto params = given(verb.filters);
+  if (verb.name == "flush" && !verb.argument.empty())
+    params["postoffice"] = verb.argument; // a postoffice's name, whatever it is
+  else if (is_all(verb.argument))
+    params["all"] = "1";
+  if (verb.with_ndr)
+    params["ndr"] = "1";
+  if (verb.name == "requeue")
+    params["to"] = verb.to;
+  return {"POST", "/queue/" + verb.name + query_of(params)};
+}
+
 /// The request that carries out `verb` (one usage_problem() found fine).
 admin_request request_for(const admin_verb& verb) {
   auto message = "/messages/" + percent_encoded(verb.argument);
   if (verb.name == "queue")
-    return {"GET", "/queue" + query_of(verb.filters)};
+    return {"GET", verb.shape ? "/queue/shape" + query_of(verb.filters)
+                              : "/queue" + query_of(verb.filters)};
   if (verb.name == "postoffices")
     return {"GET", "/postoffices"};
   if (verb.name == "ledger")
     return {"GET", message};
+  if (verb.name == "show")
+    return {"GET", message + "/content"};
+  auto filtered = !given(verb.filters).empty();
   if (verb.name == "flush")
-    return {"POST", "/flush" + query_of({{"postoffice", verb.argument}})};
+    return filtered ? request_by_filter(verb)
+                    : admin_request{"POST", "/flush" + query_of({{"postoffice", verb.argument}})};
+  if (filtered || is_all(verb.argument))
+    return request_by_filter(verb);
   if (verb.name == "delete")
     return {"DELETE", message + (verb.with_ndr ? "?ndr=1" : "")};
   if (verb.name == "requeue")
@@ -486,7 +623,7 @@ std::int64_t offset_of(const admin_verb& verb) {
 /// A successful reply to `verb` as the text to print.
 std::string formatted(const admin_verb& verb, const json& reply) {
   if (verb.name == "queue")
-    return format_queue(reply, offset_of(verb));
+    return verb.shape ? format_shape(reply) : format_queue(reply, offset_of(verb));
   if (verb.name == "postoffices")
     return format_postoffices(reply);
   if (verb.name == "ledger")
@@ -696,17 +833,110 @@ std::string format_ledger(const json& reply) {
   return text;
 }
 
+std::string format_shape(const json& reply) {
+  if (number_of(reply, "total") == 0)
+    return "queue is empty\n";
+  std::vector<column> columns = {{"POSTOFFICE"}, {"T", true}};
+  std::vector<std::string> headers; // kept: columns hold views of them
+  for (const auto& bound : list_of(reply, "bounds"))
+    headers.push_back(std::to_string(bound.get<std::int64_t>() / 60));
+  if (!headers.empty())
+    headers.push_back(headers.back() + "+");
+  for (const auto& header : headers)
+    columns.push_back({header, true});
+  auto row_of = [&](std::string name, const json& shape) {
+    table_row row{std::move(name), std::to_string(number_of(shape, "total"))};
+    for (const auto& count : list_of(shape, "ages"))
+      row.push_back(std::to_string(count.get<std::int64_t>()));
+    row.resize(columns.size(), "0");
+    return row;
+  };
+  std::vector<const json*> postoffices;
+  for (const auto& postoffice : list_of(reply, "postoffices"))
+    postoffices.push_back(&postoffice);
+  // The largest first, as qshape lists its domains.
+  std::stable_sort(postoffices.begin(), postoffices.end(), [](const json* a, const json* b) {
+    return number_of(*a, "total") > number_of(*b, "total");
+  });
+  std::vector<table_row> rows{row_of("TOTAL", reply)};
+  for (const auto* postoffice : postoffices)
+    rows.push_back(row_of(printable(text_of(*postoffice, "name")), *postoffice));
+  return table_text(columns, rows);
+}
+
+std::string format_message(std::string_view content, bool with_body) {
+  return message_text(content, with_body);
+}
+
 std::string format_action(const json& reply) {
-  for (const char* done : {"held", "released", "flushed", "deleted", "bounced", "requeued"})
-    if (reply.is_object() && reply.contains(done))
-      return std::string{done} + " "
-             + counted(reply[done].get<std::int64_t>(), "delivery", "deliveries") + "\n";
+  constexpr std::pair<const char*, const char*> verbs[] = {
+    {"held", "held after their attempt"},
+    {"released", ""},
+    {"flushed", "being attempted already"},
+    {"deleted", "their messages stay; try again"},
+    {"bounced", "their messages stay; try again"},
+    {"requeued", "not moved; try again"}};
+  for (const auto& [done, in_flight_note] : verbs) {
+    if (!reply.is_object() || !reply.contains(done))
+      continue;
+    auto text = std::string{done} + " ";
+    if (reply.contains("messages"))
+      text += counted(number_of(reply, "messages"), "message", "messages") + ", ";
+    text += counted(reply[done].get<std::int64_t>(), "delivery", "deliveries");
+    if (auto in_flight = number_of(reply, "in_flight"); in_flight > 0)
+      text += " (" + grouped(in_flight) + " in flight: " + in_flight_note + ")";
+    return text + "\n";
+  }
   throw std::invalid_argument("not a hold, release, flush, delete or requeue reply");
 }
 
 int run_admin_verb(const admin_verb& verb) {
   return run_admin_verb(verb, std::cout, std::cerr);
 }
+
+namespace {
+
+/// A request's reply, or why there is none to use: exit code 3 (no
+/// answer) or 1 (an error from the server), with the reason.
+struct verb_call {
+  admin_reply reply;
+  int exit_code = 0;
+  std::string problem;
+};
+
+verb_call call(const admin_verb& verb, const admin_request& request) {
+  auto reply = admin_call(verb.admin_url, request.method, request.path_and_query, "", verb.token);
+  if (reply.status == 0)
+    return {reply, 3, reply.error};
+  if (reply.status < 200 || reply.status > 299)
+    return {reply, 1, error_of(reply)};
+  return {reply, 0, {}};
+}
+
+/// queue --all: every page, each after the last delivery of the one
+/// before, as one reply (its total: the deliveries listed).
+verb_call every_page(const admin_verb& verb, json& merged) {
+  auto filters = verb.filters;
+  filters["limit"] = std::string{largest_page};
+  auto deliveries = json::array();
+  for (;;) {
+    auto page = call(verb, {"GET", "/queue" + query_of(filters)});
+    if (page.exit_code != 0)
+      return page;
+    merged = json::parse(page.reply.body);
+    for (auto& delivery : merged.at("deliveries"))
+      deliveries.push_back(std::move(delivery));
+    auto next = merged.value("next", std::string{});
+    if (next.empty() || next == filters["after"]) // the last page, or one that would repeat
+      break;
+    filters["after"] = next;
+  }
+  merged["deliveries"] = std::move(deliveries);
+  merged["total"] = merged["deliveries"].size();
+  return {};
+}
+
+} // namespace
 
 int run_admin_verb(const admin_verb& verb, std::ostream& out, std::ostream& err) {
   auto fail = [&](int code, const std::string& why) {
@@ -715,18 +945,24 @@ int run_admin_verb(const admin_verb& verb, std::ostream& out, std::ostream& err)
   };
   if (auto problem = usage_problem(verb); !problem.empty())
     return fail(2, problem);
-  auto request = request_for(verb);
-  auto reply = admin_call(verb.admin_url, request.method, request.path_and_query, "", verb.token);
-  if (reply.status == 0)
-    return fail(3, reply.error);
-  if (reply.status < 200 || reply.status > 299)
-    return fail(1, error_of(reply));
-  if (verb.json) {
-    out << reply.body << (reply.body.empty() || reply.body.back() != '\n' ? "\n" : "");
-    return 0;
-  }
   try {
-    out << formatted(verb, json::parse(reply.body));
+    json reply;
+    if (verb.name == "queue" && verb.all_pages) {
+      if (auto failed = every_page(verb, reply); failed.exit_code != 0)
+        return fail(failed.exit_code, failed.problem);
+      out << (verb.json ? reply.dump(2) + "\n" : format_queue(reply));
+      return 0;
+    }
+    auto done = call(verb, request_for(verb));
+    if (done.exit_code != 0)
+      return fail(done.exit_code, done.problem);
+    const auto& body = done.reply.body;
+    if (verb.name == "show")
+      out << format_message(body, verb.with_body);
+    else if (verb.json)
+      out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    else
+      out << formatted(verb, json::parse(body));
   } catch (const std::exception& e) {
     return fail(1, std::string{"unexpected reply from the admin API: "} + e.what());
   }

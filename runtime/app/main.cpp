@@ -6,16 +6,19 @@
 //   postconn check-config FILE
 //   postconn config [--effective | -n] FILE
 //   postconn simulate SCENARIO [--svg FILE] [--keep DIR] [--log-level LEVEL]
-//   postconn queue [--postoffice PO] [--state STATE] [--sender TEXT] [--min-age SECONDS]
-//   postconn postoffices | ledger ID | flush [PO] | hold ID | release ID
-//   postconn delete ID [--ndr] | requeue ID --to PO
-//     (each admin verb: [--admin URL] [--config FILE] [--token-file FILE] [--json])
+//   postconn queue [FILTERS] [--limit N] [--offset N] [--all] [--shape]
+//   postconn postoffices | ledger ID | show ID [--body] | flush [PO] [FILTERS]
+//   postconn hold|release ID|ALL|FILTERS
+//   postconn delete ID|ALL|FILTERS [--ndr] | requeue ID|ALL|FILTERS --to PO
+//     (FILTERS: [--postoffice PO] [--state STATE] [--sender TEXT]
+//      [--recipient TEXT] [--min-age AGE]; each admin verb: [--admin URL]
+//      [--config FILE] [--token-file FILE] [--json])
 //   postconn --version
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -89,6 +92,21 @@ admin_command& add_admin_verb(CLI::App& app, std::vector<std::unique_ptr<admin_c
                            "a file with the admin API's bearer token");
   all.push_back(std::move(command));
   return *all.back();
+}
+
+/// The options that select deliveries: --postoffice, --state, --sender,
+/// --recipient, --min-age.
+void add_filters(admin_command& command) {
+  for (const auto& [filter, what] :
+       {std::pair{"postoffice", "only deliveries to this postoffice"},
+        std::pair{"state", "only deliveries in this state (queued, in_flight, deferred, held)"},
+        std::pair{"sender", "only messages whose sender contains this text (any case)"},
+        std::pair{"recipient", "only deliveries with a recipient containing this text (any case)"},
+        std::pair{"min_age", "only deliveries queued at least this long ago (600, 10m, 2h, 1d)"}}) {
+    auto flag = std::string{"--"} + filter;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    command.app->add_option(flag, command.verb.filters[filter], what);
+  }
 }
 
 /// Runs the admin verb the command line chose.
@@ -171,29 +189,38 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<admin_command>> admin_commands;
   auto& queue = add_admin_verb(app, admin_commands, "queue", "list the queue (admin API)");
-  for (const auto* filter : {"postoffice", "state", "sender", "min_age"}) {
-    auto flag = std::string{"--"} + filter;
-    std::replace(flag.begin(), flag.end(), '_', '-');
-    queue.app->add_option(flag, queue.verb.filters[filter],
-                          std::string{"only deliveries with this "} + filter);
-  }
+  add_filters(queue);
+  queue.app->add_option("--limit", queue.verb.filters["limit"],
+                        "deliveries on the page (default 100, at most 1000)");
+  queue.app->add_option("--offset", queue.verb.filters["offset"],
+                        "skip this many deliveries first");
+  queue.app->add_flag("--all", queue.verb.all_pages, "every delivery, page after page");
+  queue.app->add_flag("--shape", queue.verb.shape,
+                      "deliveries by age per postoffice, as qshape shows them");
   add_admin_verb(app, admin_commands, "postoffices", "show every postoffice (admin API)");
-  for (const auto& [name, what, required] :
-       {std::tuple{"ledger", "show a message, its ledger and attempts", true},
-        std::tuple{"hold", "hold a message's deliveries", true},
-        std::tuple{"release", "release a held message", true},
-        std::tuple{"delete", "delete a message, without a trace or with NDRs", true},
-        std::tuple{"requeue", "move a message's deliveries to another postoffice", true},
-        std::tuple{"flush", "retry deferred deliveries now (of one postoffice)", false}}) {
+  auto& ledger = add_admin_verb(app, admin_commands, "ledger",
+                                "show a message, its ledger and attempts (admin API)");
+  ledger.app->add_option("ID", ledger.verb.argument, "the message's queue id")->required();
+  auto& show = add_admin_verb(app, admin_commands, "show",
+                              "print a queued message's header (admin API)");
+  show.app->add_option("ID", show.verb.argument, "the message's queue id")->required();
+  show.app->add_flag("--body", show.verb.with_body, "print the body too");
+  auto& flush = add_admin_verb(app, admin_commands, "flush",
+                               "retry deferred deliveries now (admin API)");
+  flush.app->add_option("PO", flush.verb.argument, "the postoffice (default: all)");
+  add_filters(flush);
+  for (const auto& [name, what] :
+       {std::pair{"hold", "hold deliveries: no attempt, no expiry until released"},
+        std::pair{"release", "release held deliveries, due at once"},
+        std::pair{"delete", "delete whole messages, without a trace or with NDRs"},
+        std::pair{"requeue", "move deliveries to another postoffice"}}) {
     auto& command = add_admin_verb(app, admin_commands, name, std::string{what} + " (admin API)");
-    auto* argument = command.app->add_option(required ? "ID" : "PO", command.verb.argument,
-                                             required ? "the message's queue id"
-                                                      : "the postoffice (default: all)");
-    if (required)
-      argument->required();
+    command.app->add_option("ID", command.verb.argument,
+                            "a message's queue id, or ALL (with filters: all they select)");
+    add_filters(command);
     if (std::string{name} == "delete")
       command.app->add_flag("--ndr", command.verb.with_ndr,
-                            "bounce its deliveries with an NDR to the sender instead");
+                            "bounce the deliveries with an NDR to the sender instead");
     if (std::string{name} == "requeue")
       command.app->add_option("--to", command.verb.to, "the postoffice to move them to");
   }

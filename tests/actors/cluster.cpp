@@ -323,10 +323,10 @@ TEST_CASE("a message requeued to a postoffice another node owns is handed to tha
   f.state_of<fake_postoffice_state>(f.live).mode = test::po_mode::down;
   auto id = f.submit({{"live", {"bob@live.example.test"}}});
   REQUIRE(delivery_of(*f.db, id).open_retries == 1);
-  auto moved = f.self->request(f.sup, caf::infinite, requeue_atom::value, id,
+  auto moved = f.self->request(f.sup, caf::infinite, requeue_atom::value, message_filter(id),
                                std::string{"dead"});
   f.sched.run();
-  moved.receive([](std::int32_t count) { CHECK(count == 1); },
+  moved.receive([](const verb_tally& tally) { CHECK(tally.deliveries == 1); },
                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
   f.sched.run();
   auto& handed = f.state_of<fake_handoff_state>(courier).handed;

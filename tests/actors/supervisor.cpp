@@ -353,15 +353,21 @@ TEST_CASE("delay_warning sends one delayed DSN, and the NDR still comes at the l
 
 namespace {
 
-/// Asks the supervisor and waits for the answer.
+/// Asks the supervisor for a verb and waits for the deliveries it changed.
 template <class... Ts>
-std::int32_t ask(supervisor_fixture& f, Ts... xs) {
-  std::int32_t answer = -1;
+std::int64_t ask(supervisor_fixture& f, Ts... xs) {
+  std::int64_t answer = -1;
   auto handle = f.self->request(f.sup, caf::infinite, xs...);
   f.sched.run();
-  handle.receive([&](std::int32_t n) { answer = n; },
+  handle.receive([&](const verb_tally& tally) { answer = tally.deliveries; },
                  [&](const caf::error& err) { FAIL(f.sys.render(err)); });
   return answer;
+}
+
+delivery_filter postoffice_filter(const std::string& postoffice) {
+  delivery_filter filter;
+  filter.postoffice = postoffice;
+  return filter;
 }
 
 } // namespace
@@ -376,8 +382,8 @@ TEST_CASE("a held message is not attempted, never expires or bounces, keeps its 
     supervisor_fixture f{dir / "queue.db", policy};
     id = f.submit({{"dead", {"bob@dead.example.test"}}});
     CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 1);
-    CHECK(ask(f, hold_atom::value, id) == 1);
-    CHECK(ask(f, hold_atom::value, id) == 0);
+    CHECK(ask(f, hold_atom::value, message_filter(id)) == 1);
+    CHECK(ask(f, hold_atom::value, message_filter(id)) == 0);
     f.advance(2h, 600s);
     CHECK(f.state_of<fake_postoffice_state>(f.dead).attempts == 1);
     auto entry = delivery_of(*f.db, id, "dead");
@@ -391,8 +397,8 @@ TEST_CASE("a held message is not attempted, never expires or bounces, keeps its 
   CHECK(again.state_of<fake_postoffice_state>(again.dead).attempts == 0);
   // Released past its lifetime, it bounces at once, with the last failure's
   // status in class 5 (DESIGN.md: 5.4.7 only when no attempt failed).
-  CHECK(ask(again, release_atom::value, id) == 1);
-  CHECK(ask(again, release_atom::value, id) == 0);
+  CHECK(ask(again, release_atom::value, message_filter(id)) == 1);
+  CHECK(ask(again, release_atom::value, message_filter(id)) == 0);
   auto entry = delivery_of(*again.db, id, "dead");
   CHECK(entry.state == delivery_state::bounced);
   CHECK(count_outcomes(*again.db, entry.delivery_id, "released") == 1);
@@ -405,11 +411,11 @@ TEST_CASE("a released message is attempted at once and delivered, its counts kep
   test::temp_dir dir;
   supervisor_fixture f{dir / "queue.db", defaults()};
   auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
-  CHECK(ask(f, hold_atom::value, id) == 1);
+  CHECK(ask(f, hold_atom::value, message_filter(id)) == 1);
   f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::up;
   f.advance(1h, 600s);
   CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered.empty());
-  CHECK(ask(f, release_atom::value, id) == 1);
+  CHECK(ask(f, release_atom::value, message_filter(id)) == 1);
   CHECK(f.state_of<fake_postoffice_state>(f.dead).delivered
         == std::vector<std::string>{"bob@dead.example.test"});
   auto entry = delivery_of(*f.db, id, "dead");
@@ -427,10 +433,10 @@ TEST_CASE("flush makes deferred deliveries due now without counting anything") {
   dead.mode = po_mode::up;
   f.advance(60s, 60s);
   CHECK(dead.delivered.empty());
-  CHECK(ask(f, flush_atom::value, std::string{"live"}, std::string{}) == 0);
-  CHECK(ask(f, flush_atom::value, std::string{}, first) == 1);
+  CHECK(ask(f, flush_atom::value, postoffice_filter("live")) == 0);
+  CHECK(ask(f, flush_atom::value, message_filter(first)) == 1);
   CHECK(dead.delivered == std::vector<std::string>{"bob@dead.example.test"});
-  CHECK(ask(f, flush_atom::value, std::string{"dead"}, std::string{}) == 1);
+  CHECK(ask(f, flush_atom::value, postoffice_filter("dead")) == 1);
   CHECK(dead.delivered.size() == 2);
   CHECK(delivery_of(*f.db, second, "dead").open_retries == 1);
 }
@@ -558,11 +564,11 @@ TEST_CASE("the backlog listener hears of the high-water mark when crossed, not a
   CHECK(heard == std::vector<bool>{false, true});
   // 12 -> 10 -> 9: still at or over 90 % of 10.
   for (int i = 0; i < 3; ++i) {
-    caf::anon_send(f.sup, delete_atom::value, ids[i], false);
+    caf::anon_send(f.sup, delete_atom::value, message_filter(ids[i]), false);
     f.sched.run();
   }
   CHECK(heard == std::vector<bool>{false, true});
-  caf::anon_send(f.sup, delete_atom::value, ids[3], false);
+  caf::anon_send(f.sup, delete_atom::value, message_filter(ids[3]), false);
   f.sched.run();
   CHECK(heard == std::vector<bool>{false, true, false});
   caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
@@ -583,7 +589,7 @@ TEST_CASE("a disk below its reserve refuses new mail until it is back, whatever 
   for (int i = 0; i < 2; ++i)
     ids.push_back(f.submit({{"dead", {"bob@dead.example.test"}}}));
   for (const auto& id : ids) {
-    caf::anon_send(f.sup, delete_atom::value, id, false);
+    caf::anon_send(f.sup, delete_atom::value, message_filter(id), false);
     f.sched.run();
   }
   CHECK(heard == std::vector<bool>{false, true});
@@ -618,6 +624,22 @@ TEST_CASE("the supervisor lists the unfinished deliveries of one message without
   CHECK(entries[0].postoffice == "dead");
   CHECK(entries[0].recipients == std::vector<std::string>{"carol@dead.example.test"});
   CHECK(entries[0].open_retries == 1);
+}
+
+TEST_CASE("the queue's depth counts a delivery with an attempt under way as in_flight") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::hang;
+  f.submit({{"dead", {"bob@dead.example.test"}}});
+  std::vector<queue_depth> depths;
+  auto handle = f.self->request(f.sup, caf::infinite, depth_atom::value);
+  f.sched.run();
+  handle.receive([&](std::vector<queue_depth>& counted) { depths = std::move(counted); },
+                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  REQUIRE(depths.size() == 1);
+  CHECK(depths[0].postoffice == "dead");
+  CHECK(depths[0].state == delivery_state::in_flight);
+  CHECK(depths[0].count == 1);
 }
 
 TEST_CASE("the ledger changes of one attempt are written together, and one the store refuses fails alone") {

@@ -206,10 +206,11 @@ std::vector<std::string> run(const scenario& s, const std::filesystem::path& db_
           f = start();
           break;
         case scripted_event::hold:
-          caf::anon_send(f->sup, hold_atom::value, originals.at(e.message).first);
+          caf::anon_send(f->sup, hold_atom::value, message_filter(originals.at(e.message).first));
           break;
         case scripted_event::release:
-          caf::anon_send(f->sup, release_atom::value, originals.at(e.message).first);
+          caf::anon_send(f->sup, release_atom::value,
+                         message_filter(originals.at(e.message).first));
           break;
         case scripted_event::reload:
           policy = e.policy;

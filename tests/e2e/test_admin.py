@@ -310,8 +310,10 @@ class UsageErrors(unittest.TestCase):
     is asked."""
 
     def test_usage_problems_exit_2(self):
-        for args in (["hold"], ["queue", "--limit", "5"], ["frobnicate"], ["serve"],
-                     ["queue", "--admin"], []):
+        for args in (["hold"], ["queue", "--limit", "five"], ["frobnicate"], ["serve"],
+                     ["queue", "--admin"], [], ["release", "--postoffice", ""],
+                     ["delete", "0006615ab267c25e", "--state", "deferred"],
+                     ["queue", "--all", "--offset", "5"], ["show"]):
             code, out, err = run(*args)
             self.assertEqual(code, 2, (args, out, err))
             self.assertTrue(err.strip(), args)

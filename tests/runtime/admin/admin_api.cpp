@@ -5,7 +5,8 @@
 // and queried with cpp-httplib's client: GET /queue (the query reaching the
 // supervisor, the limits from the config), /messages/ID (the ledger with
 // its attempts and each recipient's outcome), /postoffices, /metrics
-// (Prometheus text), POST /flush and /messages/ID/hold, the bearer token
+// (Prometheus text), POST /flush and /messages/ID/hold, the verbs by filter
+// (POST /queue/VERB), GET /queue/shape and /messages/ID/content, the bearer token
 // (401 without or with a wrong one, 200 with it), an unknown resource (404),
 // a bad parameter (400), a POST without Content-Length (400, after
 // cpp-httplib's five-second read timeout), and a supervisor that is gone
@@ -46,6 +47,19 @@ namespace {
 
 const std::string known_id = "0006615ab267c25e";
 
+/// A verb's tally that tells which filter reached the supervisor: its
+/// deliveries are postoffice sales 1000 + state deferred 100 + a recipient
+/// 10 + a min_age 1 + 2 per message id; always 12 in flight.
+verb_tally echo(const delivery_filter& filter) {
+  verb_tally tally;
+  tally.deliveries = (filter.postoffice == "sales" ? 1000 : 0)
+                     + (filter.state == "deferred" ? 100 : 0)
+                     + (filter.recipient.empty() ? 0 : 10) + (filter.queued_before > 0 ? 1 : 0)
+                     + 2 * static_cast<std::uint32_t>(filter.message_ids.size());
+  tally.in_flight = 12;
+  return tally;
+}
+
 /// Answers the supervisor requests the API makes with fixed data; the
 /// queue page echoes the query (its postoffice, state, offset, limit), so a
 /// test sees what reached the supervisor.
@@ -55,7 +69,7 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
       ledger_entry e;
       e.delivery_id = 7;
       e.message_id = known_id;
-      e.postoffice = query.postoffice.empty() ? "sales" : query.postoffice;
+      e.postoffice = query.filter.postoffice.empty() ? "sales" : query.filter.postoffice;
       e.recipients = {"bob@sales.example.test"};
       e.state = delivery_state::deferred;
       e.open_retries = 3;
@@ -67,8 +81,10 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
       queue_page page;
       page.total = 1000 * query.offset + query.limit;
       page.deliveries = {e};
-      if (!query.state.empty())
+      if (!query.filter.state.empty())
         page.deliveries.clear();
+      // A cursor or a recipient: a page with more after it.
+      page.more = query.after_delivery == 7 || !query.filter.recipient.empty();
       return page;
     },
     [](postoffice_atom) {
@@ -87,10 +103,41 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
                                         {"support", "delivered", 4},
                                         {"", "5.1.1", 2}};
     },
-    [](flush_atom, const std::string& postoffice, const std::string& message_id) {
-      return static_cast<std::int32_t>(postoffice == "sales" ? 2 : message_id.empty() ? 5 : 1);
+    [](flush_atom, const delivery_filter& filter) {
+      verb_tally tally;
+      tally.deliveries = filter.postoffice == "sales" ? 2 : filter.only_messages ? 1 : 5;
+      return tally;
     },
-    [](hold_atom, const std::string&) { return std::int32_t{1}; },
+    [](hold_atom, const delivery_filter& filter) { return echo(filter); },
+    [](release_atom, const delivery_filter& filter) { return echo(filter); },
+    // One message: its attempt is under way. Otherwise as echo(), and the
+    // messages were half as many.
+    [](delete_atom, const delivery_filter& filter, bool with_ndr) {
+      verb_tally tally;
+      if (filter.only_messages && filter.message_ids.size() == 1) {
+        tally.in_flight = 1;
+        return tally;
+      }
+      tally = echo(filter);
+      tally.messages = tally.deliveries / 2 + (with_ndr ? 1 : 0);
+      return tally;
+    },
+    [](requeue_atom, const delivery_filter& filter, const std::string& postoffice) {
+      auto tally = echo(filter);
+      if (postoffice == "support")
+        tally.refused = "postoffice support is not running yet";
+      return tally;
+    },
+    // sales: one delivery of 0-5 minutes, two of 10-20, one older than 1280
+    // minutes, the oldest 80000 s old; support: one of 5-10 minutes.
+    [](shape_atom, const delivery_filter& filter, std::int64_t now) {
+      std::vector<queue_shape> shapes;
+      if (filter.postoffice.empty() || filter.postoffice == "sales")
+        shapes.push_back({"sales", {1, 0, 2, 0, 0, 0, 0, 0, 0, 1}, now - 80000});
+      if (filter.postoffice.empty() || filter.postoffice == "support")
+        shapes.push_back({"support", {0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, now - 400});
+      return shapes;
+    },
     // Runs sales here; support's actor is elsewhere.
     [](fault_atom, const std::string& postoffice, const fault_config&) {
       return postoffice == "sales";
@@ -367,7 +414,7 @@ TEST_CASE_FIXTURE(admin_fixture, "an upper-case queue id names the same message"
   auto res = cli.Post("/messages/" + upper + "/hold", "", "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
-  CHECK(body_of(res) == json{{"held", 1}}); // the fake store knows known_id only
+  CHECK(body_of(res) == json{{"held", 2}}); // the fake store knows known_id only
 }
 
 /// Node "a" of a cluster in which node "b" owns support.
@@ -490,6 +537,16 @@ TEST_CASE_FIXTURE(admin_fixture, "GET /metrics is Prometheus text with every fam
   CHECK(samples[R"(postconn_store_commit_seconds_bucket{le="+Inf"})"] == "5");
   CHECK(samples["postconn_store_commit_seconds_count"] == "5");
   CHECK(samples["postconn_store_commit_seconds_sum"] == "2.5");
+  // Ages: the oldest, and the deliveries in qshape's buckets, cumulative.
+  CHECK(samples[R"(postconn_queue_oldest_seconds{postoffice="sales"})"] == "80000");
+  CHECK(samples[R"(postconn_queue_oldest_seconds{postoffice="support"})"] == "400");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="sales",le="300"})"] == "1");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="sales",le="600"})"] == "1");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="sales",le="1200"})"] == "3");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="sales",le="76800"})"] == "3");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="sales",le="+Inf"})"] == "4");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="support",le="300"})"] == "0");
+  CHECK(samples[R"(postconn_queue_age_deliveries{postoffice="support",le="600"})"] == "1");
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "POST verbs: /flush and /messages/ID/hold ask the supervisor, an unknown postoffice or message is 404") {
@@ -512,7 +569,7 @@ TEST_CASE_FIXTURE(admin_fixture, "POST verbs: /flush and /messages/ID/hold ask t
   res = cli.Post("/messages/" + known_id + "/hold", "", "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
-  CHECK(body_of(res) == json{{"held", 1}});
+  CHECK(body_of(res) == json{{"held", 2}}); // the filter of one message, as before
   res = cli.Post("/messages/00000000000000ff/hold", "", "application/json");
   REQUIRE(res);
   CHECK(res->status == 404);
@@ -589,4 +646,131 @@ TEST_CASE_FIXTURE(admin_fixture, "a supervisor that is gone gets 503 naming it")
   res = cli.Get("/metrics");
   REQUIRE(res);
   CHECK(res->status == 503);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "POST /queue/VERB passes its filter on and answers the counts, and without a filter it needs all=1") {
+  start();
+  auto cli = client();
+  auto res = cli.Post("/queue/hold?postoffice=sales&state=deferred&recipient=bob&min_age=1h", "",
+                      "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res) == json{{"held", 1111}, {"in_flight", 12}});
+  res = cli.Post("/queue/release", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"]
+        == "which deliveries? give postoffice, state, sender, recipient or min_age, or all=1 "
+           "for every one");
+  res = cli.Post("/queue/release?min_age=0", "", "application/json"); // no age: no filter
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  res = cli.Post("/queue/release?all=1", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"released", 0}, {"in_flight", 12}});
+  res = cli.Post("/queue/delete?postoffice=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"deleted", 1000}, {"messages", 500}, {"in_flight", 12}});
+  res = cli.Post("/queue/delete?postoffice=sales&ndr=1", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"bounced", 1000}, {"messages", 501}, {"in_flight", 12}});
+  res = cli.Post("/queue/flush?postoffice=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"flushed", 2}, {"in_flight", 0}});
+  res = cli.Post("/queue/hold?state=bogus", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "POST /queue/requeue needs a configured postoffice to move to, and a refusal is 409") {
+  start();
+  auto cli = client();
+  auto res = cli.Post("/queue/requeue?state=deferred", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"] == "requeue to which postoffice? give ?to=P");
+  res = cli.Post("/queue/requeue?state=deferred&to=hr", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(body_of(res)["error"] == "no postoffice hr");
+  res = cli.Post("/queue/requeue?state=deferred&to=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"requeued", 100}, {"postoffice", "sales"}, {"in_flight", 12}});
+  res = cli.Post("/queue/requeue?state=deferred&to=support", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(body_of(res)["error"] == "postoffice support is not running yet");
+  // One message, some of its deliveries moved, some in flight: it says so.
+  res = cli.Post("/messages/" + known_id + "/requeue?postoffice=sales", "", "application/json");
+  REQUIRE(res);
+  CHECK(body_of(res) == json{{"requeued", 2}, {"postoffice", "sales"}, {"in_flight", 12}});
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "DELETE /messages/ID of a message whose attempt is under way is 409, as before the filters") {
+  start();
+  auto cli = client();
+  auto res = cli.Delete("/messages/" + known_id);
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(body_of(res)["error"] == "an attempt to deliver it is under way; try again in a moment");
+  res = cli.Delete("/messages/00000000000000ff");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /queue passes a recipient and a cursor on, and names the next page") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/queue?recipient=bob");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res)["next"] == "1700000000-7");
+  res = cli.Get("/queue?after=1700000000-7");
+  REQUIRE(res);
+  CHECK(body_of(res)["next"] == "1700000000-7"); // the cursor reached the supervisor
+  res = cli.Get("/queue");
+  REQUIRE(res);
+  CHECK_FALSE(body_of(res).contains("next"));
+  for (auto bad : {"7", "x-7", "1700000000-0", "-7"}) {
+    res = cli.Get(std::string{"/queue?after="} + bad);
+    REQUIRE(res);
+    CHECK_MESSAGE(res->status == 400, bad);
+  }
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /queue/shape answers the ages per postoffice and in all") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/queue/shape");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto body = body_of(res);
+  CHECK(body["bounds"]
+        == json::array({300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 76800}));
+  CHECK(body["total"] == 5);
+  CHECK(body["ages"] == json::array({1, 1, 2, 0, 0, 0, 0, 0, 0, 1}));
+  REQUIRE(body["postoffices"].size() == 2);
+  auto sales = body["postoffices"][0];
+  CHECK(sales["name"] == "sales");
+  CHECK(sales["total"] == 4);
+  CHECK(sales["oldest_queued_at"] == body["now"].get<std::int64_t>() - 80000);
+  res = cli.Get("/queue/shape?postoffice=support");
+  REQUIRE(res);
+  CHECK(body_of(res)["total"] == 1);
+  res = cli.Get("/queue/shape?min_age=soon");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /messages/ID/content is the message as stored, message/rfc822") {
+  start();
+  auto cli = client();
+  auto res = cli.Get("/messages/" + known_id + "/content");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "message/rfc822");
+  CHECK(res->body == "Subject: x\r\n\r\nbody\r\n");
+  res = cli.Get("/messages/00000000000000ff/content");
+  REQUIRE(res);
+  CHECK(res->status == 404);
 }

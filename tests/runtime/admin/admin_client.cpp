@@ -80,6 +80,27 @@ json ledger_reply() {
           {"deliveries", {delivery}}};
 }
 
+json shape_reply() {
+  return {{"now", now},
+          {"bounds", {300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 76800}},
+          {"total", 3006},
+          {"ages", {1000, 0, 2, 0, 0, 0, 0, 0, 0, 2004}},
+          {"postoffices",
+           {{{"name", "support"}, {"total", 2}, {"ages", {0, 0, 2, 0, 0, 0, 0, 0, 0, 0}},
+             {"oldest_queued_at", now - 700}},
+            {{"name", "sales"}, {"total", 3004}, {"ages", {1000, 0, 0, 0, 0, 0, 0, 0, 0, 2004}},
+             {"oldest_queued_at", now - 90000}}}}};
+}
+
+/// A stored message: a folded header with a tab, an escape sequence in the
+/// subject, CRLF line ends.
+const std::string stored_content = "Received: by connector.example.test (postconn)\r\n"
+                                   "\tid 0006615ab267c25e\r\n"
+                                   "Subject: \x1b[2Jhello\r\n"
+                                   "\r\n"
+                                   "line one\r\n"
+                                   "\x1b]0;owned\x07\r\n";
+
 std::vector<std::string> lines_of(std::string_view text) {
   std::vector<std::string> lines;
   std::istringstream in{std::string{text}};
@@ -141,16 +162,41 @@ public:
 
 private:
   void serve_queue() {
+    // Asked for pages of 1000: the first names the next, the second none.
     server_.Get("/queue", [this](const httplib::Request& req, httplib::Response& res) {
       remember(req);
-      res.set_content(queue_reply().dump(2) + "\n", "application/json");
+      auto reply = queue_reply();
+      if (req.get_param_value("limit") == "1000" && !req.has_param("after")) {
+        reply["deliveries"] = {sales_delivery()};
+        reply["next"] = std::to_string(now - 3600) + "-7";
+      } else if (req.has_param("after")) {
+        reply["deliveries"] = {support_delivery()};
+      }
+      res.set_content(reply.dump(2) + "\n", "application/json");
     });
+    server_.Get("/queue/shape", [this](const httplib::Request& req, httplib::Response& res) {
+      remember(req);
+      res.set_content(shape_reply().dump(), "application/json");
+    });
+    server_.Post(R"(/queue/(hold|release|flush|delete|requeue))",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   remember(req);
+                   auto hold = req.matches[1] == "hold";
+                   res.set_content(json{{hold ? "held" : "released", 2314},
+                                        {"in_flight", hold ? 12 : 0}}
+                                     .dump(),
+                                   "application/json");
+                 });
   }
 
   void serve_messages() {
     server_.Get("/messages/broken", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("<html>not the admin API</html>", "text/html");
     });
+    server_.Get("/messages/0006615ab267c25e/content",
+                [](const httplib::Request&, httplib::Response& res) {
+                  res.set_content(stored_content, "message/rfc822");
+                });
     server_.Get(R"(/messages/(.+))", [this](const httplib::Request& req,
                                               httplib::Response& res) {
       remember(req);
@@ -357,7 +403,7 @@ TEST_CASE("the ledger shows the message, each delivery, its recipients and its a
   CHECK(lines[0] == "message   0006615ab267c25e");
   CHECK(lines[1] == "sender    ann@support.example.test");
   CHECK(lines[2] == "received  2025-11-24 15:00:00 UTC, 1h ago");
-  CHECK(lines[3] == "size      1234 bytes");
+  CHECK(lines[3] == "size      1,234 bytes"); // counts grouped in threes
   CHECK(lines[4].empty());
   CHECK(lines[5] == "delivery 7 to sales: deferred");
   CHECK(lines[6] == "  queued        2025-11-24 15:00:00 UTC, 1h ago");
@@ -561,11 +607,184 @@ TEST_CASE("usage problems exit 2 before any request") {
   filtered_hold.filters["state"] = "held";
   CHECK(usage(filtered_hold) == 2);
   auto unknown_filter = verb_at(refusing.url(), "queue");
-  unknown_filter.filters["recipient"] = "ann";
+  unknown_filter.filters["colour"] = "red";
   CHECK(usage(unknown_filter) == 2);
   CHECK(run(verb_at(refusing.url(), "ledger")).err
         == "postconn ledger: which message? give its ID\n");
   CHECK(run(verb_at(refusing.url(), "requeue", "0006615ab267c25e")).err
         == "postconn requeue: to which postoffice? give --to PO\n");
   CHECK(usage(verb_at(refusing.url(), "resend", "0006615ab267c25e")) == 2);
+}
+
+TEST_CASE("usage problems of the verbs that act on deliveries exit 2 before any request") {
+  refusing_port refusing;
+  auto problem = [&](admin_verb verb) {
+    auto result = run(verb);
+    CHECK(result.exit_code == 2);
+    CHECK(result.out.empty());
+    return result.err;
+  };
+  CHECK(problem(verb_at(refusing.url(), "release"))
+        == "postconn release: which deliveries? give an ID, ALL, or filters (--postoffice, "
+           "--state, --sender, --recipient, --min-age)\n");
+  auto id_and_filter = verb_at(refusing.url(), "delete", "0006615ab267c25e");
+  id_and_filter.filters["postoffice"] = "sales";
+  CHECK(problem(id_and_filter)
+        == "postconn delete: an ID or filters, not both (ALL with filters: every delivery they "
+           "select)\n");
+  auto empty_values = verb_at(refusing.url(), "hold"); // options left out: no filter
+  empty_values.filters = {{"postoffice", ""}, {"state", ""}};
+  CHECK(problem(empty_values).find("which deliveries?") != std::string::npos);
+  auto twice = verb_at(refusing.url(), "flush", "sales");
+  twice.filters["postoffice"] = "support";
+  CHECK(problem(twice) == "postconn flush: give the postoffice once: as PO or as --postoffice\n");
+  auto paged = verb_at(refusing.url(), "queue");
+  paged.all_pages = true;
+  paged.filters["limit"] = "5";
+  CHECK(problem(paged) == "postconn queue: --all reads every page: leave out --limit and --offset\n");
+  auto shaped = verb_at(refusing.url(), "queue");
+  shaped.shape = true;
+  shaped.all_pages = true;
+  CHECK(problem(shaped).find("--shape counts every delivery selected") != std::string::npos);
+  for (auto limit : {"x", "0", "-1", "10000000000000"}) {
+    auto bad = verb_at(refusing.url(), "queue");
+    bad.filters["limit"] = limit;
+    CHECK(problem(bad).find("--limit: a whole number of at least 1") != std::string::npos);
+  }
+  auto offset = verb_at(refusing.url(), "queue");
+  offset.filters["offset"] = "ten";
+  CHECK(problem(offset) == "postconn queue: --offset: a whole number, got \"ten\"\n");
+  auto shown_as_json = verb_at(refusing.url(), "show", "0006615ab267c25e");
+  shown_as_json.json = true;
+  CHECK(problem(shown_as_json).find("--json does not apply") != std::string::npos);
+  CHECK(problem(verb_at(refusing.url(), "show")) == "postconn show: which message? give its ID\n");
+  auto ledger_filter = verb_at(refusing.url(), "ledger", "0006615ab267c25e");
+  ledger_filter.filters["state"] = "held";
+  CHECK(problem(ledger_filter) == "postconn ledger: no filter state here\n");
+}
+
+TEST_CASE("verbs by filter send their filters to /queue/VERB, ALL sends all=1, an ID keeps its message's route") {
+  canned_admin_api api;
+  auto hold = verb_at(api.url(), "hold");
+  hold.filters = {{"postoffice", "sales"}, {"state", "deferred"}, {"min_age", ""}};
+  auto held = run(hold);
+  CHECK(held.exit_code == 0);
+  CHECK(held.out == "held 2,314 deliveries (12 in flight: held after their attempt)\n");
+  CHECK(api.last_path() == "/queue/hold");
+  auto params = api.last_params();
+  CHECK(params.size() == 2);
+  CHECK(params.find("postoffice")->second == "sales");
+  CHECK(params.find("state")->second == "deferred");
+
+  auto release_all = run(verb_at(api.url(), "release", "ALL"));
+  CHECK(release_all.out == "released 2,314 deliveries\n");
+  CHECK(api.last_path() == "/queue/release");
+  CHECK(api.last_params().find("all")->second == "1");
+
+  auto requeue = verb_at(api.url(), "requeue", "all");
+  requeue.to = "support";
+  requeue.filters["recipient"] = "bob@";
+  run(requeue);
+  CHECK(api.last_path() == "/queue/requeue");
+  params = api.last_params();
+  CHECK(params.find("to")->second == "support");
+  CHECK(params.find("recipient")->second == "bob@");
+  CHECK(params.find("all")->second == "1");
+
+  auto remove = verb_at(api.url(), "delete");
+  remove.filters["sender"] = "ann@";
+  remove.with_ndr = true;
+  run(remove);
+  CHECK(api.last_path() == "/queue/delete");
+  CHECK(api.last_params().find("ndr")->second == "1");
+
+  auto flush = verb_at(api.url(), "flush", "sales");
+  flush.filters["state"] = "deferred";
+  run(flush);
+  CHECK(api.last_path() == "/queue/flush");
+  CHECK(api.last_params().find("postoffice")->second == "sales");
+
+  CHECK(run(verb_at(api.url(), "hold", "0006615ab267c25e")).out == "held 1 delivery\n");
+  CHECK(api.last_path() == "/messages/0006615ab267c25e/hold");
+}
+
+TEST_CASE("queue --all reads page after page, each after the last delivery of the one before, and prints them as one") {
+  canned_admin_api api;
+  auto verb = verb_at(api.url(), "queue");
+  verb.all_pages = true;
+  verb.filters["state"] = "deferred";
+  auto result = run(verb);
+  CHECK(result.exit_code == 0);
+  auto lines = lines_of(result.out);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[1].find("0006615ab267c25e") == 0);
+  CHECK(lines[2].find("0006615ab267c25f") == 0);
+  CHECK(lines[3] == "2 deliveries");
+  auto params = api.last_params();
+  CHECK(params.find("after")->second == std::to_string(now - 3600) + "-7");
+  CHECK(params.find("limit")->second == "1000");
+  CHECK(params.find("state")->second == "deferred");
+  verb.json = true;
+  auto merged = json::parse(run(verb).out);
+  CHECK(merged["total"] == 2);
+  CHECK(merged["deliveries"].size() == 2);
+  CHECK_FALSE(merged.contains("next"));
+}
+
+TEST_CASE("the queue's shape is a qshape table: TOTAL first, then the largest postoffice") {
+  auto lines = lines_of(format_shape(shape_reply()));
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "POSTOFFICE     T     5  10  20  40  80  160  320  640  1280  1280+");
+  CHECK(lines[1] == "TOTAL       3006  1000   0   2   0   0    0    0    0     0   2004");
+  CHECK(lines[2] == "sales       3004  1000   0   0   0   0    0    0    0     0   2004");
+  CHECK(lines[3] == "support        2     0   0   2   0   0    0    0    0     0      0");
+  auto empty = shape_reply();
+  empty["total"] = 0;
+  CHECK(format_shape(empty) == "queue is empty\n");
+}
+
+TEST_CASE("queue --shape asks for the shape with the filters and prints the table") {
+  canned_admin_api api;
+  auto verb = verb_at(api.url(), "queue");
+  verb.shape = true;
+  verb.filters["state"] = "deferred";
+  auto result = run(verb);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == format_shape(shape_reply()));
+  CHECK(api.last_path() == "/queue/shape");
+  CHECK(api.last_params().find("state")->second == "deferred");
+}
+
+TEST_CASE("a stored message shows its header, --body the rest, control characters as question marks but tabs kept") {
+  CHECK(format_message(stored_content, false)
+        == "Received: by connector.example.test (postconn)\n"
+           "\tid 0006615ab267c25e\n"
+           "Subject: ?[2Jhello\n");
+  auto whole = format_message(stored_content, true);
+  CHECK(whole == format_message(stored_content, false) + "\nline one\n?]0;owned?\n");
+  CHECK(format_message("Subject: no body", false) == "Subject: no body\n");
+
+  canned_admin_api api;
+  auto show = verb_at(api.url(), "show", "0006615ab267c25e");
+  CHECK(run(show).out == format_message(stored_content, false));
+  show.with_body = true;
+  CHECK(run(show).out == whole);
+  auto missing = run(verb_at(api.url(), "show", "0006615ab267c25f"));
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err == "postconn show: no message 0006615ab267c25f/content\n");
+}
+
+TEST_CASE("action replies with messages and deliveries in flight say so, counts grouped") {
+  CHECK(format_action(json{{"held", 2314}, {"in_flight", 12}})
+        == "held 2,314 deliveries (12 in flight: held after their attempt)\n");
+  CHECK(format_action(json{{"held", 2314}, {"in_flight", 0}}) == "held 2,314 deliveries\n");
+  CHECK(format_action(json{{"deleted", 2500}, {"messages", 1500}, {"in_flight", 3}})
+        == "deleted 1,500 messages, 2,500 deliveries (3 in flight: their messages stay; try "
+           "again)\n");
+  CHECK(format_action(json{{"bounced", 1}, {"messages", 1}, {"in_flight", 0}})
+        == "bounced 1 message, 1 delivery\n");
+  CHECK(format_action(json{{"requeued", 1000000}, {"postoffice", "sales"}, {"in_flight", 1}})
+        == "requeued 1,000,000 deliveries (1 in flight: not moved; try again)\n");
+  CHECK(format_action(json{{"flushed", 0}, {"in_flight", 2}})
+        == "flushed 0 deliveries (2 in flight: being attempted already)\n");
 }
