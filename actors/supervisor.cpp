@@ -11,6 +11,8 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/log/log_event.hpp"
+
 namespace postconn {
 
 namespace {
@@ -55,6 +57,35 @@ void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
   } else
     st.ledger[entry.delivery_id] = entry;
   st.mark_idle(entry.delivery_id);
+}
+
+const char* status_word(recipient_state state) {
+  switch (state) {
+    case recipient_state::delivered:
+      return "sent";
+    case recipient_state::deferred:
+      return "deferred";
+    case recipient_state::bounced:
+      break;
+  }
+  return "bounced";
+}
+
+/// One line per recipient the decision settled, as Postfix writes them:
+/// "<queue id>: to=<bob@...>, postoffice=sales, delivery=7, delay=12,
+/// attempts=1, dsn=2.0.0, status=sent (250 2.0.0 Ok)".
+void log_recipients(const ledger_decision& d) {
+  const auto& e = d.entry;
+  for (const auto& r : d.recipients)
+    log_event(spdlog::level::info, {"queue_id", e.message_id},
+              {{"to", r.address},
+               {"postoffice", e.postoffice},
+               {"delivery", e.delivery_id},
+               {"delay", r.at - e.queued_at},
+               {"attempts", e.attempts},
+               {"dsn", r.code},
+               {"status", status_word(r.state)},
+               {"reply", r.text}});
 }
 
 void log_decision(const supervisor_state& st, const ledger_decision& d) {
@@ -110,6 +141,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
       && st.hold_requested.erase(id) > 0)
     entry.state = delivery_state::held;
   log_decision(st, decision);
+  log_recipients(decision);
   ++st.outcomes[{entry.postoffice, decision.attempt.outcome}];
   for (const auto& rcpt : decision.bounced)
     ++st.outcomes[{"", rcpt.status}];

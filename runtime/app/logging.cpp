@@ -30,7 +30,7 @@ std::string_view message_of(const spdlog::details::log_msg& msg) {
 }
 
 /// One JSON object per line: {"time": "...Z", "level": "info", "message": "..."},
-/// and for a log_event() line its subject and every field as keys of their own.
+/// and for a log_event() line its subject and fields as keys of their own.
 class json_formatter : public spdlog::formatter {
 public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -48,12 +48,15 @@ public:
                         {"level", std::string{level_names[msg.level]}},
                         {"message", std::string{message_of(msg)}}};
     if (auto event = current_log_event()) {
-      line["subject"] = std::string{event->subject};
-      for (const auto& field : *event->fields)
+      auto add = [&](const log_field& field) {
         if (field.number)
           line[field.key] = *field.number;
         else
           line[field.key] = field.text;
+      };
+      add(*event->subject);
+      for (const auto& field : *event->fields)
+        add(field);
     }
     auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     dest.append(text.data(), text.data() + text.size());

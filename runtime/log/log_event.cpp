@@ -38,8 +38,8 @@ log_field::log_field(std::string key, double number)
 log_field::log_field(std::string key, std::int64_t number)
   : key(std::move(key)), text(std::to_string(number)), number(static_cast<double>(number)) {}
 
-std::string format_log_line(std::string_view subject, const log_fields& fields) {
-  std::string line{subject};
+std::string format_log_line(const log_field& subject, const log_fields& fields) {
+  std::string line = subject.text;
   line += ":";
   const std::string* reply = nullptr;
   bool first = true;
@@ -60,12 +60,12 @@ std::string format_log_line(std::string_view subject, const log_fields& fields) 
   return line;
 }
 
-void log_event(spdlog::level::level_enum level, std::string_view subject,
+void log_event(spdlog::level::level_enum level, const log_field& subject,
                const log_fields& fields) {
   auto logger = spdlog::default_logger_raw();
   if (!logger->should_log(level))
     return;
-  log_event_in_progress event{subject, &fields};
+  log_event_in_progress event{&subject, &fields};
   struct shown_while_logging {
     explicit shown_while_logging(const log_event_in_progress* event) { in_progress = event; }
     ~shown_while_logging() { in_progress = nullptr; }
