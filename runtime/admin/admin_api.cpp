@@ -12,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <sys/socket.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 #include <httplib.h>
@@ -48,6 +50,15 @@ bool bearer_matches(const std::string& header, const std::string& token) {
   for (std::size_t i = 0; i < token.size(); ++i)
     differs |= static_cast<unsigned char>(header[prefix.size() + i] ^ token[i]);
   return differs == 0;
+}
+
+/// cpp-httplib's own socket options set SO_REUSEPORT, with which a second
+/// server binds the same address and takes every other connection. Only
+/// SO_REUSEADDR here (a restart binds while old connections linger), so a
+/// taken port stops the start.
+void exclusive_listen_options(socket_t sock) {
+  int on = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
 }
 
 /// Asks `dest` and waits; the answer, or `error` set to why there is none.
@@ -532,6 +543,7 @@ admin_api::admin_api(const config& cfg)
       throw std::runtime_error("token_file " + read.problem);
     token_ = std::move(read.token);
   }
+  server_->set_socket_options(exclusive_listen_options);
   auto address = parse_listen_address(cfg.admin.listen);
   if (address && address->port == 0)
     port_ = server_->bind_to_any_port(address->host);

@@ -24,10 +24,10 @@
 //
 //   With `[admin] token_file`, every request needs "Authorization: Bearer
 //   <token>" (401 otherwise). Errors are a status code with {"error": "..."}.
-//   The port is bound when
-//   the object is made, so a taken port stops the server before it starts
-//   anything; serve() starts answering once the actors exist. Port 0 binds
-//   a free port, which port() names.
+//   The port is bound when the object is made, without SO_REUSEPORT, so a
+//   taken port -- by another postconn too -- stops the server before it
+//   starts anything; serve() starts answering once the actors exist. Port 0
+//   binds a free port, which port() names.
 #pragma once
 
 #include <memory>
