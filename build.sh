@@ -22,7 +22,9 @@ TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-c
   # openssl makes the STARTTLS test's certificate; swaks --tls needs Net::SSLeay.
   openssl libnet-ssleay-perl
   # libFuzzer and the sanitizers for the fuzz smoke tests (fuzz/).
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev
+  # A real browser renders the admin listener's status page.
+  chromium)
 
 install_missing() {
   local missing=() pkg

@@ -12,6 +12,8 @@ constexpr const char* state_names[] = {
   "queued", "in_flight", "deferred", "delivered", "bounced", "held",
 };
 
+constexpr const char* reachability_names[] = {"unknown", "up", "down"};
+
 } // namespace
 
 const char* to_string(delivery_state state) {
@@ -26,6 +28,10 @@ bool from_string(const std::string& name, delivery_state& state) {
     }
   }
   return false;
+}
+
+const char* to_string(reachability state) {
+  return reachability_names[static_cast<std::size_t>(state)];
 }
 
 std::string delivery_key(const ledger_entry& entry, const std::string& node) {
