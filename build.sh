@@ -25,7 +25,9 @@ TEST_PACKAGES=(swaks postfix dovecot-lmtpd python3-aiosmtpd python3-prometheus-c
   # libFuzzer and the sanitizers for the fuzz smoke tests (fuzz/).
   clang-14 libclang-rt-14-dev
   # etcd for the etcd client's tests (each starts its own on free loopback ports).
-  etcd-server)
+  etcd-server
+  # A real browser renders the admin listener's status page.
+  chromium)
 
 install_missing() {
   local missing=() pkg

@@ -24,15 +24,14 @@ using outcomes = std::vector<delivery_outcome>;
 void note_opening(postoffice_ptr self, const transport_opening& opening) {
   auto& st = self->state;
   auto problem = opening.opened ? std::string{} : opening.problem;
-  if (opening.opened != st.up)
+  auto found = opening.opened ? reachability::up : reachability::down;
+  if (found == reachability::down && (found != st.state || problem != st.problem))
+    spdlog::warn("postoffice {}: unreachable ({})", st.cfg.name, problem);
+  else if (found == reachability::up && st.state == reachability::down)
+    spdlog::info("postoffice {}: reachable again", st.cfg.name);
+  if (found != st.state)
     st.since = unix_time_origin::now().seconds;
-  if (opening.opened != st.up || problem != st.problem) {
-    if (opening.opened)
-      spdlog::info("postoffice {}: reachable again", st.cfg.name);
-    else
-      spdlog::warn("postoffice {}: unreachable ({})", st.cfg.name, problem);
-  }
-  st.up = opening.opened;
+  st.state = found;
   st.problem = problem;
   if (opening.tls && *opening.tls != st.tls) {
     st.tls = *opening.tls;
@@ -204,6 +203,11 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   st.hostname = std::move(hostname);
   st.link = make_transport(st.cfg);
   inject(self, st.cfg.fault);
+  // Unknown until this first probe answers: a restart must not show a
+  // postoffice that is down as up until its first idle probe.
+  st.since = unix_time_origin::now().seconds;
+  st.problem = "not probed yet";
+  probe(self);
   // The first idle probe falls anywhere in the first interval, so that many
   // postoffices do not probe in step. (A 31-bit draw taken as nanoseconds
   // would bunch them all into the first 2.1 s.)
@@ -226,7 +230,7 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
       postoffice_report report;
       report.name = st.cfg.name;
       report.transport = std::string{to_string(st.cfg.transport)};
-      report.up = st.up;
+      report.state = st.state;
       report.problem = st.problem;
       report.since = st.since;
       report.tls = st.tls;

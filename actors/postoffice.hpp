@@ -8,11 +8,12 @@
 //   postoffice first; if that fails every job's outcome is "not opened",
 //   which the supervisor counts as a failed open. Only once it is open are
 //   the jobs' messages read from the store, in one request, and handed to
-//   the transport, which answers one outcome per job. The actor also probes
-//   on its own every open_interval (the first probe at a random point of the
-//   first interval, so many postoffices do not probe at once), and logs
-//   when the postoffice goes down or comes back, and when its sessions'
-//   TLS changes.
+//   the transport, which answers one outcome per job. The actor probes as
+//   soon as it starts (its state is unknown until that probe answers), then
+//   on its own every open_interval (the first idle probe at a random point
+//   of the first interval, so many postoffices do not probe at once), and
+//   logs when the postoffice goes down or comes back, and when its
+//   sessions' TLS changes.
 //
 //   The fault-injecting transport (runtime/delivery/fault_injector.hpp) sits
 //   in front of the real one: the actor fails opens, transfers and
@@ -40,12 +41,13 @@ struct postoffice_state {
   store_actor store;
   /// server.hostname, for the Received header of each delivery.
   std::string hostname;
-  /// Last probe result: reachable, and the problem when not.
-  bool up = true;
+  /// Last probe (or open) result: unknown before the first, and the
+  /// problem when not up.
+  reachability state = reachability::unknown;
   std::string problem;
   /// smtp / lmtp: the TLS of the last session that opened; empty: plaintext.
   std::string tls;
-  /// Unix time `up` last changed; 0 before the first change.
+  /// Unix time `state` last changed (the actor's start while unknown).
   std::int64_t since = 0;
   /// How the postoffice is reached.
   std::unique_ptr<transport> link;

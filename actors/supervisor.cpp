@@ -145,6 +145,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
   ++st.outcomes[{entry.postoffice, decision.attempt.outcome}];
   for (const auto& rcpt : decision.bounced)
     ++st.outcomes[{"", rcpt.status}];
+  remember_bounces(st, decision);
   if (!decision.bounced.empty() || !decision.delayed.empty()) {
     st.ndrs.push(std::move(decision));
     start_ndr_generators(self);
@@ -411,6 +412,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       schedule_work(self);
     },
     [=](outcomes_atom) { return outcome_counts(self->state); },
+    [=](bounced_atom) { return recent_bounces(self->state); },
     [=](ledger_atom, const std::string& message_id) {
       return ledger_of(self->state, message_id);
     },

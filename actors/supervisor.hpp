@@ -31,6 +31,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <cstdint>
 #include <map>
@@ -158,6 +159,10 @@ struct supervisor_state {
   /// Decisions by postoffice and outcome, and bounced recipients by status
   /// (under postoffice ""), since start: for metrics.
   std::map<std::pair<std::string, std::string>, std::uint64_t> outcomes;
+  /// The last recipients bounced since start, oldest first, at most
+  /// recent_bounces_kept: for the status page.
+  std::deque<bounce_report> recent_bounces;
+  static constexpr std::size_t recent_bounces_kept = 20;
   store_actor store;
   supervisor_options options;
   unix_clock clock;

@@ -13,7 +13,8 @@
 namespace postconn {
 
 /// Asks every postoffice actor for its last probe and adds the ledger's
-/// counts; a postoffice that does not answer in time is reported down.
+/// counts; a postoffice whose actor does not answer in time is reported
+/// unknown, with why.
 caf::typed_response_promise<std::vector<postoffice_report>>
 report_postoffices(supervisor_ptr self) {
   auto& st = self->state;
@@ -31,6 +32,8 @@ report_postoffices(supervisor_ptr self) {
     else
       ++report.queued;
     report.open_failures += entry.open_retries;
+    if (report.oldest_queued_at == 0 || entry.queued_at < report.oldest_queued_at)
+      report.oldest_queued_at = entry.queued_at;
   }
   auto promise = self->make_response_promise<std::vector<postoffice_report>>();
   auto pending = std::make_shared<std::size_t>(slots.size());
@@ -43,7 +46,7 @@ report_postoffices(supervisor_ptr self) {
     auto finish = [=](postoffice_report probe) mutable {
       auto& report = (*reports)[i];
       report.transport = std::move(probe.transport);
-      report.up = probe.up;
+      report.state = probe.state;
       report.problem = std::move(probe.problem);
       report.since = probe.since;
       report.tls = std::move(probe.tls);
@@ -54,7 +57,6 @@ report_postoffices(supervisor_ptr self) {
       .then([=](postoffice_report& probe) mutable { finish(std::move(probe)); },
             [=](const caf::error& err) mutable {
               postoffice_report silent;
-              silent.up = false;
               silent.problem = "postoffice actor did not answer: " + self->system().render(err);
               finish(std::move(silent));
             });

@@ -1,6 +1,6 @@
 // NAME
-//   supervisor_reports -- what the supervisor's ledger says, for the admin
-//   API and the metrics (see supervisor.hpp).
+//   supervisor_reports -- what the supervisor's ledger says and the recent
+//   bounces, for the admin API and the metrics (see supervisor.hpp).
 #include "actors/supervisor_steps.hpp"
 
 #include <map>
@@ -51,6 +51,20 @@ std::vector<outcome_count> outcome_counts(const supervisor_state& st) {
   for (const auto& [key, count] : st.outcomes)
     counts.push_back({key.first, key.second, count});
   return counts;
+}
+
+void remember_bounces(supervisor_state& st, const ledger_decision& decision) {
+  const auto& entry = decision.entry;
+  for (const auto& rcpt : decision.bounced) {
+    st.recent_bounces.push_back({decision.attempt.at, entry.message_id, entry.postoffice,
+                                 rcpt.address, rcpt.status, rcpt.diagnostic});
+    if (st.recent_bounces.size() > supervisor_state::recent_bounces_kept)
+      st.recent_bounces.pop_front();
+  }
+}
+
+std::vector<bounce_report> recent_bounces(const supervisor_state& st) {
+  return {st.recent_bounces.rbegin(), st.recent_bounces.rend()};
 }
 
 } // namespace postconn

@@ -77,6 +77,12 @@ std::vector<queue_shape> queue_shapes(const supervisor_state& st, const delivery
 /// Decisions by postoffice and outcome, bounced recipients by status.
 std::vector<outcome_count> outcome_counts(const supervisor_state& st);
 
+/// Keeps the recipients a decision bounces among the recent bounces.
+void remember_bounces(supervisor_state& st, const ledger_decision& decision);
+
+/// The recent bounces, newest first.
+std::vector<bounce_report> recent_bounces(const supervisor_state& st);
+
 // -- supervisor_handoff.cpp: deliveries of postoffices other nodes own --------
 
 /// Hands a delivery to its postoffice's owner.

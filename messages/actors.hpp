@@ -291,6 +291,8 @@ using supervisor_actor = caf::typed_actor<
   // Counts decisions by postoffice and outcome, and bounced recipients by
   // status (postoffice ""), since start.
   caf::replies_to<outcomes_atom>::with<std::vector<outcome_count>>,
+  // The last recipients bounced since start, newest first (at most 20).
+  caf::replies_to<bounced_atom>::with<std::vector<bounce_report>>,
   // Counts the unfinished deliveries by postoffice and state (for metrics:
   // the ledger is not copied).
   caf::replies_to<depth_atom>::with<std::vector<queue_depth>>,

@@ -60,6 +60,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<fault_config>("fault_config");
   cfg.add_message_type<retry_policy>("retry_policy");
   cfg.add_message_type<postoffice_report>("postoffice_report");
+  cfg.add_message_type<bounce_report>("bounce_report");
   cfg.add_message_type<outcome_count>("outcome_count");
   cfg.add_message_type<queue_depth>("queue_depth");
   cfg.add_message_type<delivery_filter>("delivery_filter");

@@ -26,6 +26,8 @@ bool parse_name(const std::string& name, const char* const (&names)[N], Enum& va
   return false;
 }
 
+constexpr const char* reachability_names[] = {"unknown", "up", "down"};
+
 } // namespace
 
 const char* to_string(delivery_state state) {
@@ -42,6 +44,10 @@ const char* to_string(recipient_state state) {
 
 bool from_string(const std::string& name, recipient_state& state) {
   return parse_name(name, recipient_state_names, state);
+}
+
+const char* to_string(reachability state) {
+  return reachability_names[static_cast<std::size_t>(state)];
 }
 
 std::string delivery_key(const ledger_entry& entry, const std::string& node) {

@@ -63,6 +63,7 @@ using open_atom = caf::atom_constant<caf::atom("open")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using shape_atom = caf::atom_constant<caf::atom("shape")>;
+using bounced_atom = caf::atom_constant<caf::atom("bounced")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -469,15 +470,26 @@ typename Inspector::result_type inspect(Inspector& f, mail_server_opening& x) {
            x.tls);
 }
 
+/// What the last probe or open of a postoffice found; unknown until the
+/// first one has answered (a restart does not keep the state).
+enum class reachability : std::uint8_t {
+  unknown,
+  up,
+  down,
+};
+
+/// "unknown", "up" or "down", as the admin API and the metrics show it.
+const char* to_string(reachability state);
+
 /// A postoffice as the admin API shows it: its actor's last probe, and the
 /// supervisor's counts of its deliveries.
 struct postoffice_report {
   std::string name;
   std::string transport;
-  bool up = true;
-  /// Why the last probe failed; empty when up.
+  reachability state = reachability::unknown;
+  /// Why the last probe failed (or why the state is unknown); empty when up.
   std::string problem;
-  /// Unix time it last went up or down; 0 when it has not changed yet.
+  /// Unix time the state last changed; while unknown, when its actor started.
   std::int64_t since = 0;
   std::int32_t queued = 0;
   std::int32_t held = 0;
@@ -487,12 +499,33 @@ struct postoffice_report {
   /// smtp / lmtp: the TLS of its last session that opened; empty:
   /// plaintext (or none yet).
   std::string tls;
+  /// When its oldest unfinished delivery was queued; 0 when it has none.
+  std::int64_t oldest_queued_at = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, postoffice_report& x) {
-  return f(caf::meta::type_name("postoffice_report"), x.name, x.transport, x.up, x.problem,
-           x.since, x.queued, x.held, x.in_flight, x.open_failures, x.tls);
+  return f(caf::meta::type_name("postoffice_report"), x.name, x.transport, x.state,
+           x.problem, x.since, x.queued, x.held, x.in_flight, x.open_failures, x.tls,
+           x.oldest_queued_at);
+}
+
+/// One recipient bounced: when, at which postoffice, with which status and
+/// why (the supervisor keeps the last few for the status page).
+struct bounce_report {
+  std::int64_t at = 0;
+  std::string message_id;
+  std::string postoffice;
+  std::string recipient;
+  /// Class 5 status ("5.4.1", "5.1.1").
+  std::string status;
+  std::string diagnostic;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bounce_report& x) {
+  return f(caf::meta::type_name("bounce_report"), x.at, x.message_id, x.postoffice,
+           x.recipient, x.status, x.diagnostic);
 }
 
 /// How many attempts ended how at a postoffice ("delivered", "open_failed",

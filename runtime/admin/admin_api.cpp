@@ -11,12 +11,16 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
+
+#include <sys/socket.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/admin/status_page.hpp"
 #include "runtime/config/toml_table.hpp"
 
 namespace postconn {
@@ -38,16 +42,41 @@ constexpr auto ask_timeout = std::chrono::seconds(10);
 constexpr std::int64_t default_page = 100;
 constexpr std::int64_t largest_page = 1000;
 
-/// "Bearer <token>" with the right token; compared in time that does not
-/// depend on where a wrong token differs.
-bool bearer_matches(const std::string& header, const std::string& token) {
-  const std::string prefix = "Bearer ";
-  if (header.size() != prefix.size() + token.size() || header.compare(0, prefix.size(), prefix))
+/// Whether `given` is the token, compared in time that does not depend on
+/// where a wrong one differs.
+bool is_token(std::string_view given, const std::string& token) {
+  if (given.size() != token.size())
     return false;
   unsigned char differs = 0;
   for (std::size_t i = 0; i < token.size(); ++i)
-    differs |= static_cast<unsigned char>(header[prefix.size() + i] ^ token[i]);
+    differs |= static_cast<unsigned char>(given[i] ^ token[i]);
   return differs == 0;
+}
+
+/// "Bearer <token>" with the right token.
+bool bearer_matches(const std::string& header, const std::string& token) {
+  const std::string_view prefix = "Bearer ";
+  return header.compare(0, prefix.size(), prefix) == 0
+         && is_token(std::string_view{header}.substr(prefix.size()), token);
+}
+
+/// The token rule: every request carries the token as a bearer header. A
+/// browser cannot add a header when it opens the status page, so GET / may
+/// carry it as ?token= instead (the page then sends the header itself).
+bool authorized(const httplib::Request& req, const std::string& token) {
+  if (bearer_matches(req.get_header_value("Authorization"), token))
+    return true;
+  return req.method == "GET" && req.path == "/" && req.has_param("token")
+         && is_token(req.get_param_value("token"), token);
+}
+
+/// cpp-httplib's own socket options set SO_REUSEPORT, with which a second
+/// server binds the same address and takes every other connection. Only
+/// SO_REUSEADDR here (a restart binds while old connections linger), so a
+/// taken port stops the start.
+void exclusive_listen_options(socket_t sock) {
+  int on = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
 }
 
 /// Asks `dest` and waits; the answer, or `error` set to why there is none.
@@ -397,11 +426,17 @@ public:
       return fail(res, 503, "supervisor: " + error);
     auto list = json::array();
     for (const auto& r : *reports)
-      list.push_back({{"name", r.name},          {"transport", r.transport},
-                      {"up", r.up},              {"since", r.since},
-                      {"problem", r.problem},    {"queued", r.queued},
-                      {"held", r.held},          {"in_flight", r.in_flight},
-                      {"open_failures", r.open_failures}, {"tls", r.tls}});
+      list.push_back({{"name", r.name},
+                      {"transport", r.transport},
+                      {"state", to_string(r.state)},
+                      {"since", r.since},
+                      {"problem", r.problem},
+                      {"queued", r.queued},
+                      {"held", r.held},
+                      {"in_flight", r.in_flight},
+                      {"oldest_queued_at", r.oldest_queued_at},
+                      {"open_failures", r.open_failures},
+                      {"tls", r.tls}});
     auto body = json{{"now", unix_time_origin::now().seconds}, {"postoffices", list}};
     if (cluster_) {
       auto report = ask<cluster_report>(sys_, cluster_, error, status_atom::value);
@@ -410,6 +445,22 @@ public:
       add_owners(body, *report);
     }
     reply(res, 200, body);
+  }
+
+  void bounces(httplib::Response& res) {
+    std::string error;
+    auto recent = ask<std::vector<bounce_report>>(sys_, sup_, error, bounced_atom::value);
+    if (!recent)
+      return fail(res, 503, "supervisor: " + error);
+    auto list = json::array();
+    for (const auto& b : *recent)
+      list.push_back({{"at", b.at},
+                      {"message_id", b.message_id},
+                      {"postoffice", b.postoffice},
+                      {"recipient", b.recipient},
+                      {"status", b.status},
+                      {"diagnostic", b.diagnostic}});
+    reply(res, 200, json{{"now", unix_time_origin::now().seconds}, {"bounces", list}});
   }
 
   void cluster(httplib::Response& res) {
@@ -486,11 +537,22 @@ public:
     for (const auto& [key, count] : depth)
       out << "postconn_queue_deliveries{postoffice=\"" << key.first << "\",state=\""
           << key.second << "\"} " << count << "\n";
-    out << "# HELP postconn_postoffice_up Whether the postoffice's last probe succeeded.\n"
+    // A postoffice not probed yet has no up sample: neither 1 (an alert
+    // would clear falsely after a restart) nor 0; its state says unknown.
+    out << "# HELP postconn_postoffice_up Whether the postoffice's last probe succeeded "
+           "(no sample until the first has answered).\n"
            "# TYPE postconn_postoffice_up gauge\n";
     for (const auto& r : *reports)
-      out << "postconn_postoffice_up{postoffice=\"" << r.name << "\"} " << (r.up ? 1 : 0)
-          << "\n";
+      if (r.state != reachability::unknown)
+        out << "postconn_postoffice_up{postoffice=\"" << r.name << "\"} "
+            << (r.state == reachability::up ? 1 : 0) << "\n";
+    out << "# HELP postconn_postoffice_state The postoffice's state: 1 for the one it is "
+           "in (unknown until its first probe has answered), 0 for the others.\n"
+           "# TYPE postconn_postoffice_state gauge\n";
+    for (const auto& r : *reports)
+      for (auto state : {reachability::unknown, reachability::up, reachability::down})
+        out << "postconn_postoffice_state{postoffice=\"" << r.name << "\",state=\""
+            << to_string(state) << "\"} " << (r.state == state ? 1 : 0) << "\n";
     out << "# HELP postconn_postoffice_open_failures Failed opens counted against the "
            "postoffice's queued deliveries.\n"
            "# TYPE postconn_postoffice_open_failures gauge\n";
@@ -732,6 +794,7 @@ admin_api::admin_api(const config& cfg)
       throw std::runtime_error("token_file " + read.problem);
     token_ = std::move(read.token);
   }
+  server_->set_socket_options(exclusive_listen_options);
   auto address = parse_listen_address(cfg.admin.listen);
   if (address && address->port == 0)
     port_ = server_->bind_to_any_port(address->host);
@@ -790,6 +853,12 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   srv.Get("/postoffices", [on](const httplib::Request&, httplib::Response& res) {
     on->postoffices(res);
   });
+  srv.Get("/bounces", [on](const httplib::Request&, httplib::Response& res) {
+    on->bounces(res);
+  });
+  srv.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    send_status_page(res, 200);
+  });
   srv.Get("/cluster", [on](const httplib::Request&, httplib::Response& res) {
     on->cluster(res);
   });
@@ -803,10 +872,14 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   if (!token_.empty())
     srv.set_pre_routing_handler([token = token_](const httplib::Request& req,
                                                  httplib::Response& res) {
-      if (bearer_matches(req.get_header_value("Authorization"), token))
+      if (authorized(req, token))
         return httplib::Server::HandlerResponse::Unhandled;
       res.set_header("WWW-Authenticate", "Bearer");
-      fail(res, 401, "missing or wrong bearer token");
+      // The page holds no data: without the token it only asks for it.
+      if (req.method == "GET" && req.path == "/")
+        send_status_page(res, 401);
+      else
+        fail(res, 401, "missing or wrong bearer token");
       return httplib::Server::HandlerResponse::Handled;
     });
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

@@ -24,20 +24,24 @@
 //                                    its deliveries to P, counts reset
 //     DELETE /messages/ID[?ndr=1]    without a trace, or bounced
 //     POST /flush[?postoffice=P]     every deferred delivery due now
-//     GET  /postoffices              up/down since when, why, counts; in a
-//                                    cluster also each one's owner, and
-//                                    those other nodes own
+//     GET  /                         the status page (status_page.hpp)
+//     GET  /postoffices              unknown/up/down since when, why,
+//                                    counts, oldest delivery; in a cluster
+//                                    also each one's owner, and those
+//                                    other nodes own
+//     GET  /bounces                  the last recipients bounced, newest
+//                                    first
 //     GET  /cluster                  this node, the live members, and every
 //                                    postoffice's owner (404: single node)
 //     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
 //     GET  /metrics                  Prometheus text format
 //
 //   With `[admin] token_file`, every request needs "Authorization: Bearer
-//   <token>" (401 otherwise). Errors are a status code with {"error": "..."}.
-//   The port is bound when
-//   the object is made, so a taken port stops the server before it starts
-//   anything; serve() starts answering once the actors exist. Port 0 binds
-//   a free port, which port() names.
+//   <token>" (401 otherwise; GET / may carry it as ?token=). Errors are a
+//   status code with {"error": "..."}. The port is bound when the object is
+//   made, without SO_REUSEPORT, so a taken port -- by another postconn too --
+//   stops the server before it starts anything; serve() starts answering
+//   once the actors exist. Port 0 binds a free port, which port() names.
 #pragma once
 
 #include <memory>

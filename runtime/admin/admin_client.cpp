@@ -283,11 +283,18 @@ const std::vector<column> postoffice_columns = {
   {"SINCE", true},  {"QUEUED", true},    {"HELD", true},
   {"IN FLIGHT", true}, {"OPEN FAILURES", true}, {"PROBLEM"}};
 
+/// A postoffice's state as the table shows it: one that is down stands out.
+std::string state_text(const std::string& state) {
+  if (state == "down")
+    return "DOWN";
+  return state == "up" ? state : "unknown";
+}
+
 table_row postoffice_row(const json& postoffice, std::int64_t now) {
   auto since = number_of(postoffice, "since");
   return {printable(text_of(postoffice, "name")),
           printable(text_of(postoffice, "transport")),
-          postoffice.value("up", false) ? "up" : "DOWN",
+          state_text(text_of(postoffice, "state")),
           since == 0 ? "-" : format_age(now - since),
           std::to_string(number_of(postoffice, "queued")),
           std::to_string(number_of(postoffice, "held")),
@@ -793,6 +800,7 @@ std::string format_postoffices(const json& reply) {
     columns.insert(columns.begin() + 1, column{"OWNER"});
   std::vector<table_row> rows;
   std::int64_t down = 0;
+  std::int64_t unknown = 0;
   std::int64_t elsewhere = 0;
   for (const auto& postoffice : postoffices) {
     auto owner = text_of(postoffice, "owner");
@@ -808,10 +816,14 @@ std::string format_postoffices(const json& reply) {
     rows.push_back(postoffice_row(postoffice, now));
     if (in_cluster)
       rows.back().insert(rows.back().begin() + 1, printable(owner));
-    down += postoffice.value("up", false) ? 0 : 1;
+    auto state = text_of(postoffice, "state");
+    down += state == "down" ? 1 : 0;
+    unknown += state == "up" || state == "down" ? 0 : 1;
   }
   auto summary = counted(static_cast<std::int64_t>(rows.size()), "postoffice", "postoffices")
                  + ", " + std::to_string(down) + " down";
+  if (unknown > 0)
+    summary += ", " + std::to_string(unknown) + " not probed yet";
   if (in_cluster)
     summary += ", " + std::to_string(elsewhere) + " owned by other nodes";
   return (in_cluster ? cluster_line(reply["cluster"]) : std::string{})

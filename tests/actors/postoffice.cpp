@@ -144,14 +144,46 @@ TEST_CASE_FIXTURE(postoffice_fixture, "a repeated attempt of the same delivery l
 TEST_CASE_FIXTURE(postoffice_fixture, "idle probes fall on 100 ms ticks of the clock, one per open_interval") {
   using namespace std::chrono_literals;
   auto& clock = sched.clock();
-  // Right after the start the first idle probe is the only timer.
-  REQUIRE(clock.schedule().size() == 1);
-  auto first = clock.schedule().begin()->first;
+  // Right after the start (and its first probe, whose request timeouts are
+  // timers too) the first idle probe is the only message sent for later.
+  std::vector<caf::actor_clock::time_point> delayed;
+  for (const auto& [at, event] : clock.schedule())
+    if (event->subtype == caf::detail::simple_actor_clock::actor_msg_type)
+      delayed.push_back(at);
+  REQUIRE(delayed.size() == 1);
+  auto first = delayed.front();
   CHECK(first.time_since_epoch() % caf::timespan{100ms} == caf::timespan{0});
   sched.advance_time(first - clock.current_time);
   sched.run();
   auto interval = std::chrono::duration_cast<caf::timespan>(retry_policy{}.open_interval);
   CHECK(clock.schedule().count(first + interval) == 1);
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "a postoffice is unknown until its first probe, which it runs as it starts") {
+  using namespace std::chrono_literals;
+  postoffice_config cfg;
+  cfg.name = "support";
+  cfg.path = dir / "support"; // missing
+  cfg.retry.open_interval = 10min;
+  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  CHECK(state_of<postoffice_state>(support).state == reachability::unknown);
+  auto started = sched.clock().current_time;
+  sched.run();
+  // Down at once, though the first idle probe may be ten minutes away.
+  CHECK(sched.clock().current_time == started);
+  const auto& st = state_of<postoffice_state>(support);
+  CHECK(st.state == reachability::down);
+  CHECK(st.problem.find("root") != std::string::npos);
+  auto asked = self->request(support, caf::infinite, status_atom::value);
+  sched.run();
+  asked.receive([](const postoffice_report& report) {
+                  CHECK(report.state == reachability::down);
+                  CHECK(report.name == "support");
+                },
+                [&](const caf::error& err) { FAIL(sys.render(err)); });
+  // The fixture's postoffice, whose root is there, read up the same way.
+  CHECK(state_of<postoffice_state>(po).state == reachability::up);
+  caf::anon_send_exit(support, caf::exit_reason::user_shutdown);
 }
 
 namespace {

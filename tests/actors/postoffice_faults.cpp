@@ -211,6 +211,23 @@ TEST_CASE("fault hang: the probe timeout fails each open, and the other postoffi
   CHECK(contains(f.probe_problem(), "share busy: 6 earlier calls have not returned"));
 }
 
+TEST_CASE("the supervisor reports a postoffice down as soon as it starts, though idle probes are 600 s apart") {
+  fault_fixture f{with_mode(fault_mode::unreachable)};
+  std::vector<postoffice_report> reports;
+  auto asked = f.self->request(f.sup, caf::infinite, postoffice_atom::value);
+  f.sched.run();
+  asked.receive([&](std::vector<postoffice_report>& answer) { reports = std::move(answer); },
+                [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  // The simulated clock has not moved since the start.
+  CHECK(f.sched.clock().current_time.time_since_epoch() < caf::timespan{1s});
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].name == "sales");
+  CHECK(reports[0].state == reachability::down);
+  CHECK(contains(reports[0].problem, "unreachable (fault injection)"));
+  CHECK(reports[1].name == "support");
+  CHECK(reports[1].state == reachability::up);
+}
+
 TEST_CASE("fault tempfail: transfers fail with 451 and the 3rd failure, 2 x 120 s after the first, bounces") {
   fault_fixture f{with_mode(fault_mode::tempfail)};
   f.send_to_sales({"bob@sales.example.test"});

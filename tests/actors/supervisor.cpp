@@ -710,3 +710,58 @@ TEST_CASE("a drain with nothing under way answers at once") {
                   [&](const caf::error& err) { FAIL(f.sys.render(err)); });
   CHECK(answered);
 }
+
+namespace {
+
+/// Asks the supervisor and runs the scheduler until it answers.
+template <class Result, class... Ts>
+Result ask_supervisor(supervisor_fixture& f, Ts... xs) {
+  Result result;
+  auto handle = f.self->request(f.sup, caf::infinite, xs...);
+  f.sched.run();
+  handle.receive([&](Result& answer) { result = std::move(answer); },
+                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("the postoffice report carries each actor's state and the oldest delivery of each") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  f.submit({{"dead", {"bob@dead.example.test"}}}, t0 - 3600);
+  f.submit({{"dead", {"carol@dead.example.test"}}}, t0 - 60);
+  auto reports = ask_supervisor<std::vector<postoffice_report>>(f, postoffice_atom::value);
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].name == "dead");
+  CHECK(reports[0].state == reachability::down);
+  CHECK(reports[0].problem == "share not mounted");
+  CHECK(reports[0].queued == 2);
+  CHECK(reports[0].oldest_queued_at == t0 - 3600);
+  CHECK(reports[1].name == "live");
+  CHECK(reports[1].state == reachability::up);
+  CHECK(reports[1].oldest_queued_at == 0);
+}
+
+TEST_CASE("the recent bounces are the last 20 recipients bounced, newest first") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto& live = f.state_of<fake_postoffice_state>(f.live);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 24; ++i) {
+    auto rcpt = "nobody" + std::to_string(i) + "@live.example.test";
+    live.unknown_mailboxes.insert(rcpt);
+    ids.push_back(f.submit({{"live", {rcpt, "bob@live.example.test"}}}));
+  }
+  auto bounces = ask_supervisor<std::vector<bounce_report>>(f, bounced_atom::value);
+  REQUIRE(bounces.size() == 20);
+  CHECK(bounces.front().recipient == "nobody23@live.example.test");
+  CHECK(bounces.front().message_id == ids.back());
+  CHECK(bounces.back().recipient == "nobody4@live.example.test");
+  for (const auto& bounce : bounces) {
+    CHECK(bounce.postoffice == "live");
+    CHECK(bounce.status == "5.1.1");
+    CHECK(bounce.diagnostic.find("mailbox does not exist") != std::string::npos);
+    CHECK(bounce.at >= t0);
+  }
+}

@@ -84,8 +84,9 @@ fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) 
     [=](fault_atom, const fault_config& fault) { self->state.injected.push_back(fault.mode); },
     [=](status_atom) {
       postoffice_report report;
-      report.up = self->state.mode != po_mode::down;
-      report.problem = report.up ? "" : "share not mounted";
+      auto down = self->state.mode == po_mode::down;
+      report.state = down ? reachability::down : reachability::up;
+      report.problem = down ? "share not mounted" : "";
       return report;
     },
     [=](probe_atom) {},

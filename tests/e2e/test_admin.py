@@ -6,6 +6,7 @@ project's own text-format parser."""
 import json
 import os
 import re
+import shutil
 import smtplib
 import socket
 import sqlite3
@@ -15,7 +16,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from postconn_process import Server, refusing_port, run
+from postconn_process import Server, refusing_port, run, temp_workdir, write_config
 from test_delivery import RETRIES, DeliveryTest, make_postoffice, wait_for_files
 
 
@@ -127,7 +128,7 @@ class AdminApi(AdminServer):
 
         _, offices = self.call("GET", "/postoffices")
         sales = next(p for p in offices["postoffices"] if p["name"] == "sales")
-        self.assertFalse(sales["up"])
+        self.assertEqual(sales["state"], "down")
         self.assertIn("root", sales["problem"])
         self.assertEqual((sales["transport"], sales["queued"] + sales["in_flight"]), ("maildir", 1))
         self.assertGreater(sales["since"], 0)
@@ -235,8 +236,9 @@ class AdminApi(AdminServer):
         os.rename(self.sales, self.sales + ".gone")
         self.send(["bob@sales.example.test"])
         self.queued_id()
-        self.wait_for(lambda: not next(p for p in self.call("GET", "/postoffices")[1]["postoffices"]
-                                       if p["name"] == "sales")["up"], "sales never went down")
+        self.wait_for(lambda: next(p for p in self.call("GET", "/postoffices")[1]["postoffices"]
+                                   if p["name"] == "sales")["state"] == "down",
+                      "sales never went down")
         with socket.create_connection(("127.0.0.1", self.port)) as client:
             client.recv(512)  # the greeting: the session is open
             status, text = self.call("GET", "/metrics")
@@ -246,6 +248,9 @@ class AdminApi(AdminServer):
         up = families["postconn_postoffice_up"]
         self.assertEqual(up[(("postoffice", "sales"),)], 0)
         self.assertEqual(up[(("postoffice", "support"),)], 1)
+        state = families["postconn_postoffice_state"]
+        self.assertEqual(state[(("postoffice", "sales"), ("state", "down"))], 1)
+        self.assertEqual(state[(("postoffice", "sales"), ("state", "unknown"))], 0)
         depth = families["postconn_queue_deliveries"]
         queued = sum(v for labels, v in depth.items() if ("postoffice", "sales") in labels)
         self.assertEqual(queued, 1)
@@ -261,6 +266,52 @@ class AdminApi(AdminServer):
         self.assertEqual(counts, sorted(counts))
         self.assertEqual(counts[-1], families["postconn_store_commit_seconds_count"][()])
         self.assertGreaterEqual(counts[-1], commits)
+
+
+class PostofficeStateAtStart(unittest.TestCase):
+    """A postoffice is unknown until probed and probed as its actor starts:
+    after a restart, one whose share went away reads down within seconds,
+    never up, though its idle probes are ten minutes apart."""
+
+    def test_a_share_gone_over_a_restart_reads_down_at_once_never_up(self):
+        holder = temp_workdir()
+        self.addCleanup(holder.cleanup)
+        directory = holder.name
+        sales = os.path.join(directory, "var/postoffices/sales")
+        make_postoffice(sales, "bob")
+        make_postoffice(os.path.join(directory, "var/postoffices/support"), "ann")
+        config = write_config(directory, extra='[retry]\nopen_interval = "10m"\n')
+        with Server(directory, config) as server:
+            server.wait_for_log("serving on")
+            self.assertEqual(self.states_until(server.admin_port, "up")[-1], "up")
+            self.assertEqual(server.stop(), 0)
+        shutil.rmtree(sales)
+        with Server(directory, config) as server:
+            server.wait_for_log("serving on")
+            seen = self.states_until(server.admin_port, "down")
+            self.assertNotIn("up", seen)
+            self.assertIn("postoffice sales: unreachable", server.wait_for_log("unreachable"))
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/metrics",
+                                        timeout=10) as reply:
+                families = metrics_families(reply.read().decode())
+            self.assertEqual(families["postconn_postoffice_up"][(("postoffice", "sales"),)], 0)
+            self.assertEqual(server.stop(), 0)
+
+    def states_until(self, admin_port, wanted, timeout=5):
+        """The states sales goes through (each once, in order), read every
+        20 ms until it shows `wanted`; fails after `timeout` seconds."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while not seen or seen[-1] != wanted:
+            self.assertLess(time.monotonic(), deadline, f"sales is not {wanted}: {seen}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/postoffices",
+                                        timeout=10) as reply:
+                offices = json.loads(reply.read())["postoffices"]
+            state = next(p for p in offices if p["name"] == "sales")["state"]
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            time.sleep(0.02)
+        return seen
 
 
 class FinishedMailRetention(AdminServer):

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import time
 import unittest
+import urllib.request
 
 from postconn_process import (POSTCONN, SOURCE_DIR, Server, free_port, run,
                               temp_workdir, write_config)
@@ -187,6 +188,33 @@ class Serve(unittest.TestCase):
                 server.stop()
             self.assertEqual(code, 1)
             self.assertIn("admin.listen: cannot listen on 127.0.0.1:%d" % port, server.log)
+
+    def test_a_second_server_on_the_same_admin_address_stops_and_the_first_keeps_it(self):
+        # Each has its own data_dir and SMTP port: only the admin address is
+        # shared. cpp-httplib's own socket options would let both listen.
+        with temp_workdir() as d1, temp_workdir() as d2:
+            with Server(d1, write_config(d1)) as first:
+                first.wait_for_log("serving on")
+                port = first.admin_port
+                with Server(d2, write_config(d2, admin_port=port)) as second:
+                    try:
+                        code = second.proc.wait(20)
+                    except subprocess.TimeoutExpired:
+                        code = None
+                    second.stop()
+                self.assertEqual(code, 1, "the second server did not stop:\n" + second.log)
+                [line] = [l for l in second.log.splitlines() if "admin.listen" in l]
+                self.assertIn("not started: admin.listen: cannot listen on 127.0.0.1:%d" % port,
+                              line)
+                self.assertIn("in use", line)
+                # The first still answers on its address.
+                for _ in range(10):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/postoffices",
+                                                timeout=10) as reply:
+                        self.assertEqual(reply.status, 200)
+                code, out, _ = run("queue", "--admin", f"http://127.0.0.1:{port}")
+                self.assertEqual(code, 0, out)
+                self.assertEqual(first.stop(), 0)
 
     def test_refuses_a_data_dir_it_cannot_create(self):
         with temp_workdir() as d:

@@ -4,10 +4,12 @@
 // fake supervisor, store and SMTP listener actors in a real actor system,
 // and queried with cpp-httplib's client: GET /queue (the query reaching the
 // supervisor, the limits from the config), /messages/ID (the ledger with
-// its attempts and each recipient's outcome), /postoffices, /metrics
-// (Prometheus text), POST /flush and /messages/ID/hold, the verbs by filter
-// (POST /queue/VERB), GET /queue/shape and /messages/ID/content, the bearer token
-// (401 without or with a wrong one, 200 with it), an unknown resource (404),
+// its attempts and each recipient's outcome), /postoffices (up, down and
+// unknown), /bounces, the status page (GET /, its headers, the token as
+// ?token= for it alone), /metrics (Prometheus text; no up sample for a
+// postoffice not probed yet), POST /flush and /messages/ID/hold, the verbs by
+// filter (POST /queue/VERB), GET /queue/shape and /messages/ID/content, the
+// bearer token (401 without or with a wrong one, 200 with it), an unknown resource (404),
 // a bad parameter (400), a POST without Content-Length (400, after
 // cpp-httplib's five-second read timeout), and a supervisor that is gone
 // (503).
@@ -88,10 +90,18 @@ caf::behavior fake_supervisor(caf::event_based_actor*) {
       return page;
     },
     [](postoffice_atom) {
-      postoffice_report sales{"sales", "maildir", false, "root missing", 1'700'000'000,
-                              2, 0, 0, 3, ""};
-      postoffice_report support{"support", "maildir", true, "", 0, 0, 1, 1, 0, ""};
-      return std::vector<postoffice_report>{sales, support};
+      postoffice_report sales{"sales", "maildir", reachability::down, "root missing",
+                              1'700'000'000, 2, 0, 0, 3, "", 1'699'990'000};
+      postoffice_report support{"support", "maildir", reachability::up, "", 0, 0, 1, 1,
+                                0, "", 0};
+      postoffice_report archive{"archive", "smtp", reachability::unknown,
+                                "not probed yet", 1'700'000'100, 0, 0, 0, 0, "", 0};
+      return std::vector<postoffice_report>{sales, support, archive};
+    },
+    [](bounced_atom) {
+      return std::vector<bounce_report>{{1'700'000'500, known_id, "sales",
+                                         "nobody@sales.example.test", "5.1.1",
+                                         "mailbox does not exist"}};
     },
     [](depth_atom) {
       return std::vector<queue_depth>{{"sales", delivery_state::deferred, 2},
@@ -463,21 +473,25 @@ TEST_CASE_FIXTURE(admin_fixture, "GET /postoffices shows each postoffice's probe
   REQUIRE(res);
   CHECK(res->status == 200);
   auto body = body_of(res);
-  REQUIRE(body["postoffices"].size() == 2);
+  REQUIRE(body["postoffices"].size() == 3);
   auto sales = body["postoffices"][0];
   CHECK(sales["name"] == "sales");
   CHECK(sales["transport"] == "maildir");
-  CHECK(sales["up"] == false);
+  CHECK(sales["state"] == "down");
   CHECK(sales["problem"] == "root missing");
   CHECK(sales["since"] == 1'700'000'000);
   CHECK(sales["queued"] == 2);
+  CHECK(sales["oldest_queued_at"] == 1'699'990'000);
   CHECK(sales["open_failures"] == 3);
   CHECK(sales["tls"] == "");
   CHECK_FALSE(sales.contains("owner")); // a single node
   auto support = body["postoffices"][1];
-  CHECK(support["up"] == true);
+  CHECK(support["state"] == "up");
   CHECK(support["held"] == 1);
   CHECK(support["in_flight"] == 1);
+  auto archive = body["postoffices"][2];
+  CHECK(archive["state"] == "unknown");
+  CHECK(archive["problem"] == "not probed yet");
   CHECK_FALSE(body.contains("cluster"));
   res = cli.Get("/cluster");
   REQUIRE(res);
@@ -520,6 +534,14 @@ TEST_CASE_FIXTURE(admin_fixture, "GET /metrics is Prometheus text with every fam
   CHECK(samples[R"(postconn_queue_deliveries{postoffice="support",state="held"})"] == "1");
   CHECK(samples[R"(postconn_postoffice_up{postoffice="sales"})"] == "0");
   CHECK(samples[R"(postconn_postoffice_up{postoffice="support"})"] == "1");
+  // Not probed yet: no up sample at all, and its state says so.
+  CHECK(samples.count(R"(postconn_postoffice_up{postoffice="archive"})") == 0);
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="archive",state="unknown"})"] == "1");
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="archive",state="up"})"] == "0");
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="archive",state="down"})"] == "0");
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="sales",state="down"})"] == "1");
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="sales",state="unknown"})"] == "0");
+  CHECK(samples[R"(postconn_postoffice_state{postoffice="support",state="up"})"] == "1");
   CHECK(samples[R"(postconn_postoffice_open_failures{postoffice="sales"})"] == "3");
   CHECK(samples["postconn_store_commits_total"] == "5");
   CHECK(samples["postconn_store_writes_total"] == "12");
@@ -602,6 +624,55 @@ TEST_CASE_FIXTURE(admin_fixture, "with a token file every request needs the bear
   res = right.Post("/flush", "", "application/json");
   REQUIRE(res);
   CHECK(res->status == 200);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET /bounces lists the supervisor's recent bounces") {
+  start();
+  auto res = client().Get("/bounces");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto bounces = body_of(res)["bounces"];
+  REQUIRE(bounces.size() == 1);
+  CHECK(bounces[0] == json{{"at", 1'700'000'500}, {"message_id", known_id},
+                           {"postoffice", "sales"}, {"recipient", "nobody@sales.example.test"},
+                           {"status", "5.1.1"}, {"diagnostic", "mailbox does not exist"}});
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "GET / is the status page, kept to itself by its headers") {
+  start();
+  auto res = client().Get("/");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "text/html; charset=utf-8");
+  CHECK(res->body.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(res->body.find("<title>postconn status</title>") != std::string::npos);
+  CHECK(res->body.find("/postoffices") != std::string::npos);
+  // Nothing from elsewhere: no address with a host, no file to load.
+  CHECK(res->body.find("://") == std::string::npos);
+  CHECK(res->body.find(" src=") == std::string::npos);
+  CHECK(res->body.find("<link") == std::string::npos);
+  CHECK(res->get_header_value("Content-Security-Policy").find("default-src 'none'")
+        != std::string::npos);
+  CHECK(res->get_header_value("Referrer-Policy") == "no-referrer");
+  CHECK(res->get_header_value("Cache-Control") == "no-store");
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "with a token file the status page is 401 without the token, and takes it once as ?token=") {
+  start("s3cret-token");
+  auto anonymous = client();
+  auto status_of = [](const httplib::Result& res) { return res ? res->status : -1; };
+  auto res = anonymous.Get("/");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  // Only the page, which asks for the token: it holds no data itself.
+  CHECK(res->get_header_value("Content-Type") == "text/html; charset=utf-8");
+  CHECK(res->body.find("token-form") != std::string::npos);
+  CHECK(status_of(anonymous.Get("/?token=s3cret-tokex")) == 401);
+  CHECK(status_of(anonymous.Get("/?token=s3cret-token")) == 200);
+  CHECK(status_of(client("s3cret-token").Get("/")) == 200);
+  // The query token opens the page only, never the data.
+  CHECK(status_of(anonymous.Get("/postoffices?token=s3cret-token")) == 401);
+  CHECK(status_of(anonymous.Get("/bounces?token=s3cret-token")) == 401);
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "an unknown resource is 404 with a JSON error naming it") {

@@ -353,11 +353,11 @@ TEST_CASE("an empty queue says so") {
 TEST_CASE("the postoffices table shows a postoffice that is down and why") {
   json reply = {{"now", now},
                 {"postoffices",
-                 {{{"name", "sales"}, {"transport", "maildir"}, {"up", false},
+                 {{{"name", "sales"}, {"transport", "maildir"}, {"state", "down"},
                    {"since", now - 10000},
                    {"problem", "marker .postoffice missing (share not mounted?)"},
                    {"queued", 4}, {"held", 1}, {"in_flight", 0}, {"open_failures", 12}},
-                  {{"name", "support"}, {"transport", "lmtp"}, {"up", true}, {"since", 0},
+                  {{"name", "support"}, {"transport", "lmtp"}, {"state", "up"}, {"since", 0},
                    {"problem", ""}, {"queued", 0}, {"held", 0}, {"in_flight", 2},
                    {"open_failures", 0}}}}};
   auto lines = lines_of(format_postoffices(reply));
@@ -377,6 +377,24 @@ TEST_CASE("the postoffices table shows a postoffice that is down and why") {
         == "no postoffices\n");
 }
 
+TEST_CASE("the postoffices table shows a postoffice not probed yet as unknown, not up") {
+  json reply = {{"now", now},
+                {"postoffices",
+                 {{{"name", "sales"}, {"transport", "maildir"}, {"state", "unknown"},
+                   {"since", now - 3}, {"problem", "not probed yet"}, {"queued", 4},
+                   {"held", 0}, {"in_flight", 0}, {"open_failures", 0}},
+                  {{"name", "support"}, {"transport", "lmtp"}, {"state", "up"},
+                   {"since", now - 2}, {"problem", ""}, {"queued", 0}, {"held", 0},
+                   {"in_flight", 0}, {"open_failures", 0}}}}};
+  auto lines = lines_of(format_postoffices(reply));
+  REQUIRE(lines.size() == 4);
+  INFO(lines[1] << "\n" << lines[2]);
+  CHECK(lines[1].find("sales    maildir    unknown     3s") == 0);
+  CHECK(lines[1].find("not probed yet") != std::string::npos);
+  CHECK(lines[2].find("support  lmtp       up          2s") == 0);
+  CHECK(lines[3] == "2 postoffices, 0 down, 1 not probed yet");
+}
+
 TEST_CASE("in a cluster the postoffices table shows the members and each postoffice's owner") {
   json reply = {{"now", now},
                 {"cluster",
@@ -384,7 +402,7 @@ TEST_CASE("in a cluster the postoffices table shows the members and each postoff
                   {"members", {{{"node", "a"}, {"address", "10.0.0.1:4200"}},
                                {{"node", "b"}, {"address", "10.0.0.2:4200"}}}}}},
                 {"postoffices",
-                 {{{"name", "sales"}, {"owner", "a"}, {"transport", "maildir"}, {"up", true},
+                 {{{"name", "sales"}, {"owner", "a"}, {"transport", "maildir"}, {"state", "up"},
                    {"since", 0}, {"problem", ""}, {"queued", 3}, {"held", 0},
                    {"in_flight", 0}, {"open_failures", 0}},
                   {{"name", "support"}, {"owner", "b"}}}}};
