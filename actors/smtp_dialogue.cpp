@@ -3,6 +3,8 @@
 //   end of DATA: the message committed before the 250 (see smtp_session.hpp).
 #include "actors/smtp_session_steps.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <map>
 #include <utility>
@@ -15,6 +17,29 @@
 namespace postconn {
 
 namespace {
+
+std::string upper_case(std::string_view text) {
+  std::string upper{text};
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return upper;
+}
+
+std::string lower_case(std::string_view text) {
+  std::string lower{text};
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower;
+}
+
+bool is_smtp_verb(std::string_view word) {
+  for (auto verb : {smtp_verb::ehlo, smtp_verb::helo, smtp_verb::mail, smtp_verb::rcpt,
+                    smtp_verb::data, smtp_verb::rset, smtp_verb::noop, smtp_verb::quit,
+                    smtp_verb::vrfy, smtp_verb::starttls})
+    if (word == to_string(verb))
+      return true;
+  return false;
+}
 
 void reset_transaction(smtp_session_state& st) {
   st.sender.reset();
@@ -192,7 +217,15 @@ void on_data(session_ptr self, const smtp_command& cmd) {
 
 
 void on_command(session_ptr self, std::string_view line) {
+  auto& st = self->state;
   auto parsed = parse_smtp_command(line);
+  // Counted by its verb even when its argument is refused ("RCPT TO:<..>"
+  // with a bad address is a rcpt), as Postfix counts; "unknown" otherwise.
+  st.command = upper_case(line.substr(0, std::min(line.find(' '), line.size())));
+  if (!is_smtp_verb(st.command))
+    st.command = "unknown";
+  st.command_path = parsed.command ? parsed.command->path : std::string{};
+  ++st.commands[lower_case(st.command)];
   if (!parsed.command)
     return reply(self, parsed.error);
   const auto& cmd = *parsed.command;

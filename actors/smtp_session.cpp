@@ -10,6 +10,8 @@
 #include <caf/io/system_messages.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/log/log_event.hpp"
+
 #include "runtime/mail/smtp_command.hpp"
 
 namespace postconn {
@@ -31,11 +33,39 @@ void send_text(session_ptr self, const std::string& text) {
 }
 
 void reply(session_ptr self, int code, const char* status, const std::string& text) {
-  send_text(self, format_reply(smtp_reply{code, status, text}));
+  reply(self, smtp_reply{code, status, text});
 }
 
+/// A refusal (4xx, 5xx) gets a "reject:" line with the client, the command
+/// and the envelope so far, as Postfix logs one.
 void reply(session_ptr self, const smtp_reply& r) {
-  send_text(self, format_reply(r));
+  auto line = format_reply(r);
+  if (r.code >= 400) {
+    const auto& st = self->state;
+    auto text = line.substr(0, line.find_last_not_of("\r\n") + 1);
+    log_fields fields{{"client", st.client_ip}, {"command", st.command}};
+    if (st.sender)
+      fields.emplace_back("from", *st.sender);
+    if (st.command == "RCPT" && !st.command_path.empty())
+      fields.emplace_back("to", st.command_path);
+    fields.emplace_back("helo", st.helo);
+    fields.emplace_back("reply", text);
+    log_event(spdlog::level::info, {"smtp", "reject"}, fields);
+  }
+  send_text(self, line);
+}
+
+smtp_session_state::~smtp_session_state() {
+  if (client_ip.empty())
+    return;
+  log_fields fields{{"client", client_ip}};
+  int total = 0;
+  for (const auto& [verb, count] : commands) {
+    fields.emplace_back(verb, count);
+    total += count;
+  }
+  fields.emplace_back("commands", total);
+  log_event(spdlog::level::info, {"smtp", "disconnect"}, fields);
 }
 
 /// Ends the session after the reply already written.
@@ -227,6 +257,7 @@ smtp_session_broker::behavior_type smtp_session(session_ptr self,
   st.settings = std::move(settings);
   st.store = std::move(store);
   st.last_activity = self->clock().now();
+  log_event(spdlog::level::info, {"smtp", "connect"}, {{"client", st.client_ip}});
   self->configure_read(connection, caf::io::receive_policy::at_most(read_size));
   self->ack_writes(connection, true);
   self->set_exit_handler([=](const caf::exit_msg& msg) {

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -114,6 +115,19 @@ struct smtp_session_state {
   bool backlogged = false;
   std::shared_ptr<const smtp_settings> settings;
   store_actor store;
+  /// Commands by verb ("ehlo", "mail", ...; "unknown": a line that is no
+  /// command), for the disconnect line.
+  std::map<std::string, int> commands;
+  /// The command being answered ("RCPT") and its path, for a reject line.
+  std::string command;
+  std::string command_path;
+
+  smtp_session_state() = default;
+  smtp_session_state(const smtp_session_state&) = delete;
+  smtp_session_state& operator=(const smtp_session_state&) = delete;
+  /// Logs "disconnect: client=..., ehlo=1, mail=1, ..., commands=N": the
+  /// state ends with the session, whichever way it closed.
+  ~smtp_session_state();
 
   static inline const char* name = "smtp_session";
 };

@@ -75,9 +75,6 @@ using store_actor = caf::typed_actor<
   // Reads what became of each recipient of a delivery, by address.
   caf::replies_to<load_atom, outcomes_atom,
                   std::int64_t>::with<std::vector<recipient_record>>,
-  // Removes a message with its deliveries and attempts; false when there
-  // was none.
-  caf::replies_to<delete_atom, std::string>::with<bool>,
   // Removes messages with their deliveries and attempts, in one
   // transaction; replies with how many of them there were.
   caf::replies_to<delete_atom, std::vector<std::string>>::with<std::uint32_t>,

@@ -217,7 +217,9 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
     return decision;
   }
   e.state = delivery_state::deferred;
-  e.next_attempt_at = now + transfer_backoff(policy, e.transfer_retries).count();
+  // This failure is the delivery's (transfer_retries + 1)-th: its count
+  // grows below, once it is known to be retried.
+  e.next_attempt_at = now + transfer_backoff(policy, e.transfer_retries + 1).count();
   if (last_temporary) {
     e.last_error_code = last_temporary->status;
     e.last_error_text = last_temporary->text;

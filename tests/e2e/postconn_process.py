@@ -6,12 +6,12 @@ by $POSTCONN, and reads its log from stderr.
 """
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 
 POSTCONN = os.environ.get("POSTCONN", "postconn")
@@ -85,7 +85,9 @@ def write_config(directory, smtp_port=0, admin_port=0, extra="", smtp="", server
 
 
 class Server:
-    """A running `postconn serve`; use as a context manager."""
+    """A running `postconn serve`; use as a context manager. A thread reads
+    its stderr all the time: the server logs synchronously, so a pipe left
+    full (a thousand connections log two thousand lines) would stop it."""
 
     def __init__(self, workdir, config, *args, **popen):
         self.workdir = workdir
@@ -94,15 +96,34 @@ class Server:
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             **popen)
         self.log = ""
+        self._read = []
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        try:
+            while chunk := os.read(self.proc.stderr.fileno(), 65536):
+                with self._lock:
+                    self._read.append(chunk)
+        except (OSError, ValueError):  # closed by __exit__
+            pass
+        self._ended.set()
 
     def read_log(self, timeout):
-        """Appends what stderr has within `timeout`; False at end of file."""
-        ready, _, _ = select.select([self.proc.stderr], [], [], timeout)
-        if not ready:
-            return True
-        chunk = os.read(self.proc.stderr.fileno(), 65536)
-        self.log += chunk.decode(errors="replace")
-        return bool(chunk)
+        """Appends what stderr gave within `timeout`; False at end of file."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                chunks, self._read = self._read, []
+            if chunks:
+                self.log += b"".join(chunks).decode(errors="replace")
+                return True
+            if self._ended.is_set():
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.01)
 
     @property
     def smtp_port(self):

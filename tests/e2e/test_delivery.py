@@ -18,8 +18,8 @@ import time
 import unittest
 import urllib.request
 
-from postconn_process import (Server, free_port, make_certificate, refusing_port, temp_workdir,
-                              write_config)
+from postconn_process import (Server, free_port, listening_port, make_certificate,
+                              refusing_port, temp_workdir, write_config)
 from scripted_smtp import ScriptedServer
 
 RETRIES = """
@@ -53,7 +53,7 @@ class DeliveryTest(unittest.TestCase):
     """A server in a fresh directory with two maildir postoffices, sales
     (mailbox bob) and support (mailbox ann, where NDRs to ann land)."""
 
-    def start_server(self, extra=RETRIES, server=""):
+    def start_server(self, extra=RETRIES, server="", args=()):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.dir = holder.name
@@ -61,7 +61,7 @@ class DeliveryTest(unittest.TestCase):
         self.support = os.path.join(self.dir, "var/postoffices/support")
         make_postoffice(self.sales, "bob")
         make_postoffice(self.support, "ann")
-        self.server = Server(self.dir, write_config(self.dir, extra=extra, server=server))
+        self.server = Server(self.dir, write_config(self.dir, extra=extra, server=server), *args)
         self.addCleanup(self.server.__exit__)
         self.addCleanup(self.server.stop)
         self.serving()
@@ -108,6 +108,11 @@ class Delivery(DeliveryTest):
         self.assertTrue(content.endswith(b"Subject: hello\n\nline one\nline two\n"), content)
         self.assertNotIn(b"\r", content)
         self.assertEqual(os.listdir(os.path.join(self.sales, "bob/tmp")), [])
+        # The log line a Postfix admin greps for: who got it, where, and the outcome.
+        log = self.server.wait_for_log("status=sent")
+        self.assertRegex(log, r"\b[0-9a-f]{16}: to=<Bob@sales\.example\.test>, postoffice=sales, "
+                              r"delivery=\d+, delay=\d+, attempts=1, dsn=2\.0\.0, status=sent "
+                              r"\(delivered to bob/new/[^)]+\)")
 
     def test_a_share_that_disappears_bounces_after_its_open_retries(self):
         os.rename(self.sales, self.sales + ".gone")
@@ -243,6 +248,31 @@ probe_timeout = "1s"
         _, status = self.ndr()
         self.assertIn("Status: 5.4.1", status)
         self.assertIn("timeout waiting for the greeting", self.server.wait_for_log("timeout"))
+
+
+class JsonDeliveryLog(DeliveryTest):
+    """--log-format json: a delivery's line carries its fields as keys."""
+
+    def serving(self):
+        self.server.wait_for_log("serving on")
+        messages = "\n".join(json.loads(line)["message"]
+                             for line in self.server.log.splitlines() if line.endswith("}"))
+        self.port = listening_port(messages, "smtp")
+        self.admin_port = listening_port(messages, "admin")
+
+    def test_a_delivery_line_has_queue_id_recipient_and_status_as_keys(self):
+        self.start_server(args=("--log-format", "json"))
+        self.send(["bob@sales.example.test", "nobody@sales.example.test"])
+        self.server.wait_for_log('"status":"bounced"')
+        lines = [json.loads(line) for line in self.server.log.splitlines()]
+        outcomes = {line["to"]: line for line in lines if "to" in line}
+        sent, bounced = outcomes["bob@sales.example.test"], outcomes["nobody@sales.example.test"]
+        self.assertRegex(sent["queue_id"], r"^[0-9a-f]{16}$")
+        self.assertEqual((sent["postoffice"], sent["status"], sent["dsn"], sent["attempts"]),
+                         ("sales", "sent", "2.0.0", 1))
+        self.assertIsInstance(sent["delay"], (int, float))
+        self.assertEqual((bounced["status"], bounced["dsn"][0]), ("bounced", "5"))
+        self.assertEqual(bounced["queue_id"], sent["queue_id"])
 
 
 class PlannedStop(DeliveryTest):

@@ -119,10 +119,10 @@ class Serve(unittest.TestCase):
                 server.wait_for_log("serving on")
                 self.assertEqual(server.stop(), 0)
             lines = [json.loads(line) for line in server.log.splitlines()]
-            self.assertIn("smtp: listening on", lines[1]["message"])
-            self.assertIn("admin: listening on", lines[2]["message"])
-            self.assertIn("serving on", lines[3]["message"])
-            self.assertEqual({line["level"] for line in lines}, {"info"})
+            messages = [line["message"] for line in lines]
+            for started in ("smtp: listening on", "admin: listening on", "serving on"):
+                self.assertTrue(any(started in m for m in messages), (started, messages))
+            self.assertLessEqual({line["level"] for line in lines}, {"info", "warn"})
             self.assertRegex(lines[0]["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
     def test_journal_lines_under_systemd(self):

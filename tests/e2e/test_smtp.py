@@ -346,6 +346,17 @@ class BadInput(SmtpServerTest):
         self.assertEqual((code, text[:5]), (501, "5.1.3"))
         code, text = c.command("DATA")
         self.assertEqual(code // 100, 5)
+        c.command("QUIT")
+        # What a Postfix admin greps: the client, each refusal with its
+        # envelope and reply, and the commands it sent.
+        log = self.server.wait_for_log("disconnect: client=127.0.0.1")
+        self.assertIn("connect: client=127.0.0.1\n", log)
+        self.assertIn("reject: client=127.0.0.1, command=RCPT, from=<ann@example.org>, "
+                      "to=<bob@elsewhere.example.net>, helo=bad.example.org (550 5.1.2 ", log)
+        self.assertIn("reject: client=127.0.0.1, command=DATA, from=<ann@example.org>, "
+                      "helo=bad.example.org (554 5.5.1 ", log)
+        self.assertIn("disconnect: client=127.0.0.1, data=1, ehlo=1, mail=1, quit=1, rcpt=5, "
+                      "commands=9\n", log)
 
     def test_idle_timeout(self):
         c = self.client()
