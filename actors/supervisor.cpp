@@ -49,11 +49,13 @@ void note_backlog(supervisor_ptr self, bool always_tell) {
 
 namespace {
 
-/// The ledger entry leaves the supervisor when nothing is left to do.
+/// The ledger entry leaves the supervisor when nothing is left to do, and
+/// with it a hold asked for while its last attempt was under way.
 void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
   if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced) {
     st.ledger.erase(entry.delivery_id);
     st.handoff.waiting.erase(entry.delivery_id);
+    st.hold_requested.erase(entry.delivery_id);
   } else
     st.ledger[entry.delivery_id] = entry;
   st.mark_idle(entry.delivery_id);

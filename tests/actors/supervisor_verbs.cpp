@@ -222,3 +222,18 @@ TEST_CASE("the queue's shape counts each postoffice's deliveries by age on the s
   CHECK(ask<std::vector<queue_shape>>(f, shape_atom::value, of_postoffice("dead", "held"), t0)
           .empty());
 }
+
+TEST_CASE("a hold asked for while an attempt is under way is forgotten when that attempt ends the delivery") {
+  test::temp_dir dir;
+  retry_policy policy;
+  policy.max_open_retries = 0; // the first failed open bounces
+  supervisor_fixture f{dir / "queue.db", policy};
+  f.state_of<fake_postoffice_state>(f.dead).mode = po_mode::hang;
+  auto id = f.submit({{"dead", {"bob@dead.example.test"}}});
+  CHECK(tally_of(f, hold_atom::value, of_postoffice("dead")).in_flight == 1);
+  auto& sup = f.state_of<supervisor_state>(f.sup);
+  CHECK(sup.hold_requested.size() == 1);
+  f.advance(30s); // the attempt times out: a failed open, and the bounce
+  CHECK(states_of(*f.db, id)["dead"] == delivery_state::bounced);
+  CHECK(sup.hold_requested.empty());
+}
