@@ -18,27 +18,11 @@ namespace postconn {
 
 namespace {
 
-std::string upper_case(std::string_view text) {
-  std::string upper{text};
-  std::transform(upper.begin(), upper.end(), upper.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return upper;
-}
-
 std::string lower_case(std::string_view text) {
   std::string lower{text};
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return lower;
-}
-
-bool is_smtp_verb(std::string_view word) {
-  for (auto verb : {smtp_verb::ehlo, smtp_verb::helo, smtp_verb::mail, smtp_verb::rcpt,
-                    smtp_verb::data, smtp_verb::rset, smtp_verb::noop, smtp_verb::quit,
-                    smtp_verb::vrfy, smtp_verb::starttls})
-    if (word == to_string(verb))
-      return true;
-  return false;
 }
 
 void reset_transaction(smtp_session_state& st) {
@@ -221,9 +205,8 @@ void on_command(session_ptr self, std::string_view line) {
   auto parsed = parse_smtp_command(line);
   // Counted by its verb even when its argument is refused ("RCPT TO:<..>"
   // with a bad address is a rcpt), as Postfix counts; "unknown" otherwise.
-  st.command = upper_case(line.substr(0, std::min(line.find(' '), line.size())));
-  if (!is_smtp_verb(st.command))
-    st.command = "unknown";
+  auto verb = smtp_verb_named(line.substr(0, std::min(line.find(' '), line.size())));
+  st.command = verb ? std::string{to_string(*verb)} : "unknown";
   st.command_path = parsed.command ? parsed.command->path : std::string{};
   ++st.commands[lower_case(st.command)];
   if (!parsed.command)

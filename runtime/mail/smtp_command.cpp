@@ -67,12 +67,6 @@ std::string_view trimmed(std::string_view text) {
   return text.substr(first, text.find_last_not_of(' ') - first + 1);
 }
 
-std::optional<smtp_verb> find_verb(std::string_view word) {
-  for (const auto& [verb, name] : verb_names)
-    if (equals_ignoring_case(word, name))
-      return verb;
-  return std::nullopt;
-}
 
 // Index of the '>' that closes a path starting with '<', skipping quoted
 // strings (a quoted local part may hold '>').
@@ -233,6 +227,13 @@ void append_reply_line(std::string& out, int code, bool last, std::string_view s
 
 } // namespace
 
+std::optional<smtp_verb> smtp_verb_named(std::string_view word) {
+  for (const auto& [verb, name] : verb_names)
+    if (equals_ignoring_case(word, name))
+      return verb;
+  return std::nullopt;
+}
+
 std::string_view to_string(smtp_verb verb) {
   for (const auto& [each, name] : verb_names)
     if (each == verb)
@@ -248,7 +249,7 @@ smtp_command_result parse_smtp_command(std::string_view line) {
   if (line.find_first_of(std::string_view{"\r\n\0", 3}) != std::string_view::npos)
     return refusal(500, "5.5.2", "Bare CR, LF or NUL in command");
   auto space = std::min(line.find(' '), line.size());
-  auto verb = find_verb(line.substr(0, space));
+  auto verb = smtp_verb_named(line.substr(0, space));
   if (!verb)
     return refusal(502, "5.5.1", "Command not recognized");
   auto argument = trimmed(line.substr(space));

@@ -46,6 +46,10 @@ enum class smtp_verb { ehlo, helo, mail, rcpt, data, rset, noop, quit, vrfy, sta
 /// The verb as written on the wire, upper-cased ("EHLO", ...).
 std::string_view to_string(smtp_verb verb);
 
+/// The verb a command line's first word names, in any case; nullopt for
+/// none.
+std::optional<smtp_verb> smtp_verb_named(std::string_view word);
+
 /// MAIL's BODY= parameter (RFC 6152).
 enum class body_type { unspecified, seven_bit, eight_bit_mime };
 

@@ -353,15 +353,10 @@ TEST_CASE("delay_warning sends one delayed DSN, and the NDR still comes at the l
 
 namespace {
 
-/// Asks the supervisor for a verb and waits for the deliveries it changed.
+/// Asks the supervisor for a verb: the deliveries it changed.
 template <class... Ts>
 std::int64_t ask(supervisor_fixture& f, Ts... xs) {
-  std::int64_t answer = -1;
-  auto handle = f.self->request(f.sup, caf::infinite, xs...);
-  f.sched.run();
-  handle.receive([&](const verb_tally& tally) { answer = tally.deliveries; },
-                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
-  return answer;
+  return f.ask<verb_tally>(xs...).deliveries;
 }
 
 delivery_filter postoffice_filter(const std::string& postoffice) {
@@ -711,27 +706,12 @@ TEST_CASE("a drain with nothing under way answers at once") {
   CHECK(answered);
 }
 
-namespace {
-
-/// Asks the supervisor and runs the scheduler until it answers.
-template <class Result, class... Ts>
-Result ask_supervisor(supervisor_fixture& f, Ts... xs) {
-  Result result;
-  auto handle = f.self->request(f.sup, caf::infinite, xs...);
-  f.sched.run();
-  handle.receive([&](Result& answer) { result = std::move(answer); },
-                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
-  return result;
-}
-
-} // namespace
-
 TEST_CASE("the postoffice report carries each actor's state and the oldest delivery of each") {
   test::temp_dir dir;
   supervisor_fixture f{dir / "queue.db", defaults()};
   f.submit({{"dead", {"bob@dead.example.test"}}}, t0 - 3600);
   f.submit({{"dead", {"carol@dead.example.test"}}}, t0 - 60);
-  auto reports = ask_supervisor<std::vector<postoffice_report>>(f, postoffice_atom::value);
+  auto reports = f.ask<std::vector<postoffice_report>>(postoffice_atom::value);
   REQUIRE(reports.size() == 2);
   CHECK(reports[0].name == "dead");
   CHECK(reports[0].state == reachability::down);
@@ -753,7 +733,7 @@ TEST_CASE("the recent bounces are the last 20 recipients bounced, newest first")
     live.unknown_mailboxes.insert(rcpt);
     ids.push_back(f.submit({{"live", {rcpt, "bob@live.example.test"}}}));
   }
-  auto bounces = ask_supervisor<std::vector<bounce_report>>(f, bounced_atom::value);
+  auto bounces = f.ask<std::vector<bounce_report>>(bounced_atom::value);
   REQUIRE(bounces.size() == 20);
   CHECK(bounces.front().recipient == "nobody23@live.example.test");
   CHECK(bounces.front().message_id == ids.back());

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include <sqlite3.h>
 
 #include <caf/event_based_actor.hpp>
@@ -223,6 +224,17 @@ struct supervisor_fixture : queue_fixture {
       *first = false;
       return fake;
     };
+  }
+
+  /// Asks the supervisor and runs the scheduler until it answers.
+  template <class Answer, class... Ts>
+  Answer ask(Ts... xs) {
+    Answer answer{};
+    auto handle = self->request(sup, caf::infinite, xs...);
+    sched.run();
+    handle.receive([&](Answer& given) { answer = std::move(given); },
+                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+    return answer;
   }
 
   ~supervisor_fixture() {

@@ -21,20 +21,9 @@ using test::po_mode;
 using test::supervisor_fixture;
 using test::t0;
 
-/// Asks the supervisor and waits for the answer.
-template <class Answer, class... Ts>
-Answer ask(supervisor_fixture& f, Ts... xs) {
-  Answer answer;
-  auto handle = f.self->request(f.sup, caf::infinite, xs...);
-  f.sched.run();
-  handle.receive([&](Answer& given) { answer = std::move(given); },
-                 [&](const caf::error& err) { FAIL(f.sys.render(err)); });
-  return answer;
-}
-
 template <class... Ts>
 verb_tally tally_of(supervisor_fixture& f, Ts... xs) {
-  return ask<verb_tally>(f, xs...);
+  return f.ask<verb_tally>(xs...);
 }
 
 delivery_filter of_postoffice(const std::string& postoffice, const std::string& state = "") {
@@ -159,7 +148,7 @@ TEST_CASE("delete by filter removes whole messages in one store request, and lea
   CHECK_FALSE(f.db->message(both).has_value());
   CHECK_FALSE(f.db->message(dead_only).has_value());
   CHECK(f.db->message(live_only).has_value());
-  auto ledger = ask<std::vector<ledger_entry>>(f, ledger_atom::value);
+  auto ledger = f.ask<std::vector<ledger_entry>>(ledger_atom::value);
   REQUIRE(ledger.size() == 1);
   CHECK(ledger[0].message_id == live_only);
   // Nothing selected: nothing asked of the store.
@@ -212,14 +201,14 @@ TEST_CASE("the queue's shape counts each postoffice's deliveries by age on the s
   f.submit({{"dead", {"bob@dead.example.test"}}}, t0 - 1000);
   f.submit({{"dead", {"eve@dead.example.test"}}}, t0 - 100);
   f.submit({{"live", {"ann@live.example.test"}}}, t0 - 90000);
-  auto shapes = ask<std::vector<queue_shape>>(f, shape_atom::value, delivery_filter{}, t0);
+  auto shapes = f.ask<std::vector<queue_shape>>(shape_atom::value, delivery_filter{}, t0);
   REQUIRE(shapes.size() == 2);
   CHECK(shapes[0].postoffice == "dead");
   CHECK(shapes[0].ages == std::vector<std::uint64_t>{1, 0, 1, 0, 0, 0, 0, 0, 0, 0});
   CHECK(shapes[0].oldest_queued_at == t0 - 1000);
   CHECK(shapes[1].postoffice == "live");
   CHECK(shapes[1].ages.back() == 1);
-  CHECK(ask<std::vector<queue_shape>>(f, shape_atom::value, of_postoffice("dead", "held"), t0)
+  CHECK(f.ask<std::vector<queue_shape>>(shape_atom::value, of_postoffice("dead", "held"), t0)
           .empty());
 }
 
