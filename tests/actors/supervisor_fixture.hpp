@@ -5,10 +5,10 @@
 #pragma once
 
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <doctest/doctest.h>
 #include <sqlite3.h>
 
 #include <caf/event_based_actor.hpp>
@@ -226,14 +226,15 @@ struct supervisor_fixture : queue_fixture {
     };
   }
 
-  /// Asks the supervisor and runs the scheduler until it answers.
+  /// Asks the supervisor and runs the scheduler until it answers; an
+  /// error answer throws (a test case fails on it).
   template <class Answer, class... Ts>
   Answer ask(Ts... xs) {
     Answer answer{};
     auto handle = self->request(sup, caf::infinite, xs...);
     sched.run();
     handle.receive([&](Answer& given) { answer = std::move(given); },
-                   [&](const caf::error& err) { FAIL(sys.render(err)); });
+                   [&](const caf::error& err) { throw std::runtime_error(sys.render(err)); });
     return answer;
   }
 
