@@ -165,12 +165,16 @@ class AdminApi(AdminServer):
                       "its next attempt never came", timeout=120)
         self.send(["bob@sales.example.test"], b"Subject: later\r\n\r\nlater\r\n")
         [later] = wait_for_files(os.path.join(self.sales, "bob/new"), timeout=5)
-        self.assertIn(b"Subject: later", open(later, "rb").read())
+        with open(later, "rb") as delivered:
+            self.assertIn(b"Subject: later", delivered.read())
         _, queue = self.call("GET", "/queue?state=held")
         self.assertEqual([d["message_id"] for d in queue["deliveries"]], [message_id])
         self.assertEqual(self.call("POST", f"/messages/{message_id}/release"),
                          (200, {"released": 1}))
         wait_for_files(os.path.join(self.sales, "bob/new"), count=2, timeout=5)
+        # The file is in place before the ledger commits the delivery.
+        self.wait_for(lambda: self.call("GET", f"/messages/{message_id}")[1]
+                      ["deliveries"][0]["state"] == "delivered", "released mail not delivered")
         _, message = self.call("GET", f"/messages/{message_id}")
         outcomes = [a["outcome"] for a in message["deliveries"][0]["attempts"]]
         # A hold does not wait for an attempt under way: its failed open
@@ -440,12 +444,16 @@ class AdminVerbs(AdminServer):
                                                                "--to", "support"))
         self.assertEqual((code, out), (0, "requeued 1 delivery\n"), err)
         [path] = wait_for_files(os.path.join(self.support, "bob/new"))
-        self.assertIn(b"line one", open(path, "rb").read())
-        _, ledger = self.call("GET", f"/messages/{message_id}")
-        [delivery] = ledger["deliveries"]
-        self.assertEqual((delivery["postoffice"], delivery["state"]), ("support", "delivered"))
+        with open(path, "rb") as delivered:
+            self.assertIn(b"line one", delivered.read())
+        # The file is in place before the ledger commits the delivery.
+        def delivery():
+            [only] = self.call("GET", f"/messages/{message_id}")[1]["deliveries"]
+            return only
+        self.wait_for(lambda: delivery()["state"] == "delivered", "requeued mail not delivered")
+        self.assertEqual(delivery()["postoffice"], "support")
         self.assertIn("requeued from sales to support by the administrator",
-                      json.dumps(delivery["attempts"]))
+                      json.dumps(delivery()["attempts"]))
         self.assertEqual(os.listdir(os.path.join(self.sales + ".gone", "bob/new")), [])
 
     def config_with_real_ports(self):
