@@ -5,6 +5,8 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/log/log_event.hpp"
+
 #include "runtime/mail/dsn.hpp"
 
 namespace postconn {
@@ -65,16 +67,19 @@ void commit_bounce(ndr_generator_actor::pointer self, ledger_decision decision,
                 ledger_change{decision.entry, decision.attempt, decision.recipients},
                 std::move(ndr))
     .then(
-      [=](const std::vector<ledger_entry>&) { // the store announces the DSN's deliveries
+      [=](const std::vector<ledger_entry>& dsn) { // the store announces its deliveries
         auto delayed = decision.bounced.empty();
         std::string recipients;
         for (const auto& rcpt : delayed ? decision.delayed : decision.bounced)
-          recipients += (recipients.empty() ? "" : ", ") + rcpt.address + " "
-                        + rcpt.status;
-        spdlog::info("ndr: msg {} delivery {} postoffice {}: {} {}{}",
-                     decision.entry.message_id, decision.entry.delivery_id,
-                     decision.entry.postoffice, delayed ? "delayed" : "bounced",
-                     recipients, with_ndr ? ", DSN queued" : "");
+          recipients += (recipients.empty() ? "" : " ") + rcpt.address + "=" + rcpt.status;
+        // "<queue id>: ..., notification=bounced, ..., dsn_queue_id=<the DSN's>"
+        log_event(spdlog::level::info, {"queue_id", decision.entry.message_id},
+                  {{"delivery", decision.entry.delivery_id},
+                   {"postoffice", decision.entry.postoffice},
+                   {"notification", delayed ? "delayed" : "bounced"},
+                   {"recipients", recipients},
+                   {"dsn_queue_id", with_ndr && !dsn.empty() ? dsn.front().message_id
+                                                             : std::string{}}});
         self->send(supervisor, reported_atom::value, decision.entry);
         self->quit();
       },

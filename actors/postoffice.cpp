@@ -19,10 +19,38 @@ namespace {
 
 using outcomes = std::vector<delivery_outcome>;
 
+/// Idle probes fire on ticks of the clock: with 100,000 postoffices the
+/// timer thread then wakes ten times a second for a burst of probes, not
+/// once per probe, and the spread over open_interval stays.
+constexpr caf::timespan probe_tick = std::chrono::milliseconds(100);
+
+/// Sends the next idle probe `delay` from now (on a tick); it replaces the
+/// one pending (see next_probe_at).
+void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
+  auto now = self->clock().now();
+  auto at = (now + delay).time_since_epoch();
+  auto on_tick = (at + probe_tick - caf::timespan{1}) / probe_tick * probe_tick;
+  self->state.next_probe_at = caf::actor_clock::time_point{on_tick};
+  self->delayed_send(self, self->state.next_probe_at - now, probe_atom::value);
+}
+
+/// The wait between idle probes: recovery_probe_interval while down (when
+/// set and shorter), else open_interval.
+caf::timespan probe_interval(const postoffice_state& st) {
+  auto interval = st.cfg.retry.open_interval;
+  auto recovery = st.cfg.retry.recovery_probe_interval;
+  if (st.state == reachability::down && recovery.count() > 0)
+    interval = std::min(interval, recovery);
+  return std::chrono::duration_cast<caf::timespan>(interval);
+}
+
 /// Records how an open or probe went, logging changes of the up/down state
-/// and of the sessions' TLS.
+/// and of the sessions' TLS. Going down brings the next probe forward to
+/// the recovery interval; coming back tells the recovery listener and puts
+/// the next probe open_interval away.
 void note_opening(postoffice_ptr self, const transport_opening& opening) {
   auto& st = self->state;
+  auto was_down = st.state == reachability::down;
   auto problem = opening.opened ? std::string{} : opening.problem;
   auto found = opening.opened ? reachability::up : reachability::down;
   if (found == reachability::down && (found != st.state || problem != st.problem))
@@ -33,6 +61,14 @@ void note_opening(postoffice_ptr self, const transport_opening& opening) {
     st.since = unix_time_origin::now().seconds;
   st.state = found;
   st.problem = problem;
+  if (found == reachability::up && was_down) {
+    if (st.recovery_listener)
+      self->send(st.recovery_listener, recovered_atom::value, st.cfg.name);
+    schedule_idle_probe(self, probe_interval(st)); // open_interval again
+  } else if (found == reachability::down && !was_down
+             && self->clock().now() + probe_interval(st) < st.next_probe_at) {
+    schedule_idle_probe(self, probe_interval(st));
+  }
   if (opening.tls && *opening.tls != st.tls) {
     st.tls = *opening.tls;
     spdlog::info("postoffice {}: sessions run {}", st.cfg.name,
@@ -51,7 +87,18 @@ std::optional<transport_opening> refused_open(postoffice_ptr self) {
 void probe(postoffice_ptr self) {
   if (auto refused = refused_open(self))
     return note_opening(self, *refused);
-  self->state.link->probe(self, [=](transport_opening opening) { note_opening(self, opening); });
+  if (self->state.probing)
+    return;
+  self->state.probing = true;
+  self->state.link->probe(self, [=](transport_opening opening) {
+    self->state.probing = false;
+    note_opening(self, opening);
+  });
+}
+
+/// Where deliveries go, for the log: the share's path, or host:port.
+std::string relay_of(const postoffice_config& cfg) {
+  return cfg.transport == transport_kind::maildir ? cfg.path.string() : cfg.address;
 }
 
 /// A recipient failed by the injected fault, as a server would have.
@@ -69,18 +116,38 @@ struct attempt_state {
   /// Outcomes decided here: messages not read, recipients the fault failed.
   std::map<std::int64_t, delivery_outcome> decided;
   caf::typed_response_promise<outcomes> promise;
+  std::string relay;
+  /// When the open started, and when it answered.
+  caf::actor_clock::time_point started;
+  caf::actor_clock::time_point opened;
 };
 
+std::int64_t micros_between(caf::actor_clock::time_point from, caf::actor_clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+}
+
+/// Answers with the outcomes, each with where it went and how long it took.
+void answer(std::shared_ptr<attempt_state> attempt, outcomes all,
+            caf::actor_clock::time_point now) {
+  for (auto& outcome : all) {
+    outcome.relay = attempt->relay;
+    outcome.open_micros = micros_between(attempt->started, attempt->opened);
+    outcome.transfer_micros = outcome.opened ? micros_between(attempt->opened, now) : 0;
+  }
+  attempt->promise.deliver(std::move(all));
+}
+
 /// Every job failed to open.
-void fail_open(std::shared_ptr<attempt_state> attempt, const transport_opening& opening) {
+void fail_open(postoffice_ptr self, std::shared_ptr<attempt_state> attempt,
+               const transport_opening& opening) {
   outcomes failed;
   for (const auto& job : attempt->jobs)
     failed.push_back({job.delivery_id, false, opening.status, opening.problem, {}});
-  attempt->promise.deliver(std::move(failed));
+  answer(attempt, std::move(failed), self->clock().now());
 }
 
 /// Adds the outcomes decided here to the transport's, and answers.
-void finish(std::shared_ptr<attempt_state> attempt, outcomes delivered) {
+void finish(postoffice_ptr self, std::shared_ptr<attempt_state> attempt, outcomes delivered) {
   for (auto& outcome : delivered)
     if (auto own = attempt->decided.find(outcome.delivery_id); own != attempt->decided.end()) {
       for (auto& rcpt : own->second.recipients)
@@ -89,7 +156,7 @@ void finish(std::shared_ptr<attempt_state> attempt, outcomes delivered) {
     }
   for (auto& [id, outcome] : attempt->decided)
     delivered.push_back(std::move(outcome));
-  attempt->promise.deliver(std::move(delivered));
+  answer(attempt, std::move(delivered), self->clock().now());
 }
 
 /// The transfers of the messages read (in the order asked, missing ones
@@ -134,10 +201,11 @@ void transfer_batch(postoffice_ptr self, std::shared_ptr<attempt_state> attempt)
     auto transfers = transfers_of(self, attempt, found, why);
     if (transfers.empty()) {
       self->state.link->close(self);
-      return finish(attempt, {});
+      return finish(self, attempt, {});
     }
-    self->state.link->deliver(self, std::move(transfers),
-                              [=](outcomes delivered) { finish(attempt, std::move(delivered)); });
+    self->state.link->deliver(self, std::move(transfers), [=](outcomes delivered) {
+      finish(self, attempt, std::move(delivered));
+    });
   };
   self->request(self->state.store, store_timeout, fetch_atom::value, std::move(ids))
     .then([=](std::vector<stored_message>& found) {
@@ -152,21 +220,24 @@ caf::typed_response_promise<outcomes> attempt(postoffice_ptr self,
   auto attempt = std::make_shared<attempt_state>();
   attempt->jobs = std::move(jobs);
   attempt->promise = self->make_response_promise<outcomes>();
+  attempt->relay = relay_of(self->state.cfg);
+  attempt->started = attempt->opened = self->clock().now();
   if (attempt->jobs.empty()) {
     attempt->promise.deliver(outcomes{});
     return attempt->promise;
   }
   if (auto refused = refused_open(self)) {
     note_opening(self, *refused);
-    fail_open(attempt, *refused);
+    fail_open(self, attempt, *refused);
     return attempt->promise;
   }
   self->state.link->open(self, [=](transport_opening opening) {
+    attempt->opened = self->clock().now();
     note_opening(self, opening);
     if (opening.opened)
       transfer_batch(self, attempt);
     else
-      fail_open(attempt, opening);
+      fail_open(self, attempt, opening);
   });
   return attempt->promise;
 }
@@ -177,17 +248,6 @@ void inject(postoffice_ptr self, const fault_config& fault) {
   st.faults = fault_injector{fault, self->clock().now()};
   if (fault.mode != fault_mode::none)
     spdlog::warn("postoffice {}: injecting fault {}", st.cfg.name, to_string(fault.mode));
-}
-
-/// Idle probes fire on ticks of the clock: with 100,000 postoffices the
-/// timer thread then wakes ten times a second for a burst of probes, not
-/// once per probe, and the spread over open_interval stays.
-constexpr caf::timespan probe_tick = std::chrono::milliseconds(100);
-
-void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
-  auto at = (self->clock().now() + delay).time_since_epoch();
-  auto on_tick = (at + probe_tick - caf::timespan{1}) / probe_tick * probe_tick;
-  self->delayed_send(self, delay + (on_tick - at), probe_atom::value);
 }
 
 } // namespace
@@ -207,15 +267,16 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   // postoffice that is down as up until its first idle probe.
   st.since = unix_time_origin::now().seconds;
   st.problem = "not probed yet";
-  probe(self);
   // The first idle probe falls anywhere in the first interval, so that many
   // postoffices do not probe in step. (A 31-bit draw taken as nanoseconds
-  // would bunch them all into the first 2.1 s.)
+  // would bunch them all into the first 2.1 s.) It is set before the first
+  // probe, which brings it forward if that finds the postoffice down.
   std::mt19937_64 spread{std::hash<std::string>{}(st.cfg.name)};
   auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg.retry.open_interval);
   std::uniform_int_distribution<caf::timespan::rep> offset{
     0, std::max<caf::timespan::rep>(interval.count(), 1) - 1};
   schedule_idle_probe(self, caf::timespan{offset(spread)});
+  probe(self);
   return {
     [=](deliver_atom, std::vector<delivery_job>& jobs) -> caf::result<outcomes> {
       return attempt(self, std::move(jobs));
@@ -236,10 +297,14 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
       report.tls = st.tls;
       return report;
     },
+    [=](watch_atom, recovery_listener_actor& listener) {
+      self->state.recovery_listener = std::move(listener);
+    },
     [=](probe_atom) {
+      if (self->clock().now() < self->state.next_probe_at)
+        return; // overtaken by a sooner probe
       probe(self);
-      schedule_idle_probe(self, std::chrono::duration_cast<caf::timespan>(
-                                  self->state.cfg.retry.open_interval));
+      schedule_idle_probe(self, probe_interval(self->state));
     },
   };
 }

@@ -8,12 +8,16 @@
 //   postoffice first; if that fails every job's outcome is "not opened",
 //   which the supervisor counts as a failed open. Only once it is open are
 //   the jobs' messages read from the store, in one request, and handed to
-//   the transport, which answers one outcome per job. The actor probes as
-//   soon as it starts (its state is unknown until that probe answers), then
-//   on its own every open_interval (the first idle probe at a random point
-//   of the first interval, so many postoffices do not probe at once), and
-//   logs when the postoffice goes down or comes back, and when its
-//   sessions' TLS changes.
+//   the transport, which answers one outcome per job, each with where it
+//   went (relay) and how long the open and the transfer took. The actor
+//   probes as soon as it starts (its state is unknown until that probe
+//   answers), then on its own every open_interval (the first idle probe at
+//   a random point of the first interval, so many postoffices do not probe
+//   at once), and every recovery_probe_interval while the postoffice is
+//   down, one probe at a time. It logs when the postoffice goes down or
+//   comes back, and when its sessions' TLS changes; when it comes back it
+//   tells its recovery listener (the supervisor), which sends the deferred
+//   mail then instead of at its retry times.
 //
 //   The fault-injecting transport (runtime/delivery/fault_injector.hpp) sits
 //   in front of the real one: the actor fails opens, transfers and
@@ -27,6 +31,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include <caf/actor_clock.hpp>
 
 #include "actors/transport.hpp"
 #include "messages/actors.hpp"
@@ -53,6 +59,14 @@ struct postoffice_state {
   std::unique_ptr<transport> link;
   /// The fault injected over the real transport (mode none: no fault).
   fault_injector faults;
+  /// Told when the postoffice, down, is found up again.
+  recovery_listener_actor recovery_listener;
+  /// A probe is under way: the next waits for it (a hung share must not
+  /// collect probes).
+  bool probing = false;
+  /// When the next idle probe is due; a probe message that comes before it
+  /// was overtaken by a sooner one and is dropped.
+  caf::actor_clock::time_point next_probe_at;
 
   static inline const char* name = "postoffice";
 };

@@ -73,17 +73,32 @@ const char* status_word(recipient_state state) {
   return "bounced";
 }
 
+/// "queue/open/transfer": seconds in the queue before the attempt, then in
+/// opening the postoffice and in the transfer (Postfix's delays=a/b/c/d).
+std::string delays_of(const ledger_entry& e, const attempt_trace& trace) {
+  if (trace.started_at == 0)
+    return {};
+  auto seconds = [](std::int64_t micros) { return fmt::format("{:.2f}", micros / 1e6); };
+  return fmt::format("{}/{}/{}", std::max<std::int64_t>(trace.started_at - e.queued_at, 0),
+                     seconds(trace.open_micros), seconds(trace.transfer_micros));
+}
+
 /// One line per recipient the decision settled, as Postfix writes them:
-/// "<queue id>: to=<bob@...>, postoffice=sales, delivery=7, delay=12,
-/// attempts=1, dsn=2.0.0, status=sent (250 2.0.0 Ok)".
-void log_recipients(const ledger_decision& d) {
+/// "<queue id>: to=<bob@...>, postoffice=sales, relay=/srv/sales,
+/// delivery=7, delay=12, delays=12/0.01/0.05, attempts=1, dsn=2.0.0,
+/// status=sent (250 2.0.0 Ok)".
+void log_recipients(const ledger_decision& d, const attempt_trace& trace) {
   const auto& e = d.entry;
+  auto relay = trace.relay.empty() ? std::string{"none"} : trace.relay;
+  auto delays = delays_of(e, trace);
   for (const auto& r : d.recipients)
     log_event(spdlog::level::info, {"queue_id", e.message_id},
               {{"to", r.address},
                {"postoffice", e.postoffice},
+               {"relay", relay},
                {"delivery", e.delivery_id},
                {"delay", r.at - e.queued_at},
+               {"delays", delays},
                {"attempts", e.attempts},
                {"dsn", r.code},
                {"status", status_word(r.state)},
@@ -134,7 +149,7 @@ void ndr_generator_ended(supervisor_ptr self, const caf::down_msg& msg) {
 
 /// Persists a decision, then acts on it: a bounce goes to an NDR generator,
 /// anything else is recorded in the ledger.
-void apply(supervisor_ptr self, ledger_decision decision) {
+void apply(supervisor_ptr self, ledger_decision decision, const attempt_trace& trace) {
   auto& st = self->state;
   auto id = decision.entry.delivery_id;
   auto& entry = decision.entry;
@@ -143,7 +158,7 @@ void apply(supervisor_ptr self, ledger_decision decision) {
       && st.hold_requested.erase(id) > 0)
     entry.state = delivery_state::held;
   log_decision(st, decision);
-  log_recipients(decision);
+  log_recipients(decision, trace);
   ++st.outcomes[{entry.postoffice, decision.attempt.outcome}];
   for (const auto& rcpt : decision.bounced)
     ++st.outcomes[{"", rcpt.status}];
@@ -205,9 +220,14 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
   slot.busy = true;
   auto postoffice = slot.name;
   auto served_by = slot.actor;
+  auto started_at = unix_now(self);
   std::vector<delivery_job> jobs;
+  // Per delivery: made due ahead of its schedule, or at it.
+  std::vector<attempt_timing> timings;
   for (auto id : due) {
     const auto& entry = st.ledger.at(id);
+    auto early = st.ahead_of_schedule.erase(id) > 0 && entry.next_attempt_at > started_at;
+    timings.push_back(early ? attempt_timing::ahead_of_schedule : attempt_timing::scheduled);
     st.mark_busy(id);
     jobs.push_back({id, entry.message_id, entry.recipients,
                     delivery_key(entry, st.options.node)});
@@ -219,18 +239,26 @@ void attempt(supervisor_ptr self, postoffice_slot& slot, std::vector<std::int64_
     else // replaced or removed by a reload while it worked: retired now
       self->send_exit(served_by, caf::exit_reason::user_shutdown);
     auto now = unix_now(self);
-    for (auto id : due) {
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      auto id = due[i];
       auto found = std::find_if(outcomes.begin(), outcomes.end(),
                                 [id](const auto& o) { return o.delivery_id == id; });
       const auto& entry = st.ledger.at(id);
       const auto& policy = st.policy_of(entry);
-      if (found == outcomes.end())
+      if (found == outcomes.end()) {
         apply(self, after_open_failure(entry, policy, now, "4.3.0",
-                                       "postoffice actor gave no outcome"));
-      else if (!found->opened)
-        apply(self, after_open_failure(entry, policy, now, found->status, found->text));
+                                       "postoffice actor gave no outcome", timings[i]),
+              {"", started_at, 0, 0});
+        continue;
+      }
+      attempt_trace trace{found->relay, started_at, found->open_micros,
+                          found->transfer_micros};
+      if (!found->opened)
+        apply(self,
+              after_open_failure(entry, policy, now, found->status, found->text, timings[i]),
+              trace);
       else
-        apply(self, after_transfer(entry, policy, now, *found));
+        apply(self, after_transfer(entry, policy, now, *found, timings[i]), trace);
     }
     schedule_work(self);
   };
@@ -326,6 +354,8 @@ const retry_policy& supervisor_state::policy_of(const ledger_entry& entry) const
 
 void supervisor_state::reindex(std::int64_t delivery_id) {
   auto found = ledger.find(delivery_id);
+  if (found == ledger.end() || found->second.state == delivery_state::held)
+    ahead_of_schedule.erase(delivery_id);
   if (found == ledger.end() || busy.count(delivery_id)
       || found->second.state == delivery_state::held) {
     due.remove(delivery_id);
@@ -336,6 +366,8 @@ void supervisor_state::reindex(std::int64_t delivery_id) {
   // next attempt is away (its ledger moves with it), unless a failed
   // handoff waits.
   auto attempt_at = entry.next_attempt_at;
+  if (auto early = ahead_of_schedule.find(delivery_id); early != ahead_of_schedule.end())
+    attempt_at = std::min(attempt_at, early->second);
   if (!postoffices.find(entry.postoffice) && handoff.elsewhere.count(entry.postoffice)) {
     auto wait = handoff.waiting.find(delivery_id);
     attempt_at = wait == handoff.waiting.end() ? 0 : wait->second;
@@ -435,6 +467,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     [=](fault_atom, const std::string& postoffice, const fault_config& fault) {
       return inject_fault(self, postoffice, fault);
     },
+    [=](recovered_atom, const std::string& postoffice) { recovered(self, postoffice); },
     [=](tick_atom) {
       self->state.wake_at = 0;
       schedule_work(self);

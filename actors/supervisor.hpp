@@ -23,7 +23,8 @@
 //   NDR generators, and the behaviour; supervisor_postoffices.cpp starts,
 //   restarts, reloads and reports the postoffice actors;
 //   supervisor_verbs.cpp carries out the operator's verbs (hold, release,
-//   flush, delete, requeue); supervisor_reports.cpp answers what the ledger
+//   flush, delete, requeue) and makes a recovered postoffice's deferred
+//   deliveries due; supervisor_reports.cpp answers what the ledger
 //   holds; supervisor_handoff.cpp hands deliveries to
 //   other nodes; supervisor_backlog and supervisor_ndr_queue are the plain
 //   state of admission control and of the NDR generators at work.
@@ -146,6 +147,11 @@ struct supervisor_state {
   due_index due;
   /// Busy deliveries to hold once their attempt is decided.
   std::set<std::int64_t> hold_requested;
+  /// Deliveries made due ahead of their schedule (a flush, a release, their
+  /// postoffice's recovery), with the Unix time they are due: their next
+  /// attempt is ahead of schedule (ledger_rules: attempt_timing). Dropped
+  /// when the attempt starts, or when the delivery is held or finished.
+  std::map<std::int64_t, std::int64_t> ahead_of_schedule;
   /// Ledger changes decided since the last store request, written together
   /// by the next (a record_atom is on its way while there are any).
   std::vector<ledger_change> records_waiting;

@@ -67,6 +67,7 @@ report_postoffices(supervisor_ptr self) {
 void start_postoffice(supervisor_ptr self, postoffice_slot& slot) {
   slot.actor = slot.start();
   self->monitor(slot.actor);
+  self->send(slot.actor, watch_atom::value, recovery_listener_actor{supervisor_actor{self}});
   if (slot.injected)
     self->send(slot.actor, fault_atom::value, *slot.injected);
 }

@@ -29,9 +29,20 @@ std::int64_t unix_now(supervisor_ptr self);
 /// Asks for one pass over the ledger after the messages already waiting.
 void schedule_work(supervisor_ptr self);
 
+/// Where and how long an attempt went, for the log line of each recipient
+/// it settled; empty for a decision that no attempt made.
+struct attempt_trace {
+  /// The share's path or the server's host:port ("" when not known).
+  std::string relay;
+  /// Unix time the supervisor handed the delivery to its postoffice.
+  std::int64_t started_at = 0;
+  std::int64_t open_micros = 0;
+  std::int64_t transfer_micros = 0;
+};
+
 /// Persists a decision, then acts on it: a bounce or delay warning goes to
 /// an NDR generator, anything else is recorded in the ledger.
-void apply(supervisor_ptr self, ledger_decision decision);
+void apply(supervisor_ptr self, ledger_decision decision, const attempt_trace& trace = {});
 
 /// Tells the backlog listener when new mail is refused or taken again.
 void note_backlog(supervisor_ptr self, bool always_tell);
@@ -96,5 +107,9 @@ caf::result<verb_tally> delete_messages(supervisor_ptr self, const delivery_filt
                                         bool with_ndr);
 verb_tally requeue(supervisor_ptr self, const delivery_filter& filter,
                    const std::string& postoffice);
+
+/// The postoffice is up again: its deferred deliveries are due now, ahead
+/// of schedule, recovery_rate a second in the order they were due.
+void recovered(supervisor_ptr self, const std::string& postoffice);
 
 } // namespace postconn

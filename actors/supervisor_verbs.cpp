@@ -13,6 +13,7 @@
 //   one store request removes all its messages.
 #include "actors/supervisor_steps.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -86,8 +87,9 @@ verb_tally hold_or_release(supervisor_ptr self, const delivery_filter& filter, b
       continue;
     ledger_decision decision{entry, {}, {}, {}, {}};
     decision.entry.state = hold ? delivery_state::held : delivery_state::queued;
-    if (!hold)
-      decision.entry.next_attempt_at = now;
+    // A released delivery keeps its schedule and goes now, ahead of it.
+    if (!hold && entry.next_attempt_at > now)
+      st.ahead_of_schedule[id] = now;
     decision.attempt = {id, now, hold ? "held" : "released", "",
                         hold ? "held by the administrator" : "released by the administrator"};
     st.mark_busy(id);
@@ -110,12 +112,38 @@ verb_tally flush(supervisor_ptr self, const delivery_filter& filter) {
     }
     if (entry.state == delivery_state::held || entry.next_attempt_at <= now)
       continue;
-    entry.next_attempt_at = now;
+    st.ahead_of_schedule[id] = now;
     st.reindex(id);
     ++tally.deliveries;
   }
   schedule_work(self);
   return tally;
+}
+
+void recovered(supervisor_ptr self, const std::string& postoffice) {
+  auto& st = self->state;
+  const auto* slot = st.postoffices.find(postoffice);
+  if (!slot || slot->retry.recovery_probe_interval.count() == 0)
+    return;
+  auto now = unix_now(self);
+  auto rate = std::max(slot->retry.recovery_rate, 1);
+  std::size_t made_due = 0;
+  // Every idle, unheld delivery of the postoffice, in the order it was due.
+  for (auto id : st.due.attempts_due(postoffice, due_index::never, st.ledger.size())) {
+    auto due_at = now + static_cast<std::int64_t>(made_due / static_cast<std::size_t>(rate));
+    if (st.ledger.at(id).next_attempt_at <= due_at)
+      continue;
+    if (auto known = st.ahead_of_schedule.find(id);
+        known != st.ahead_of_schedule.end() && known->second <= due_at)
+      continue;
+    st.ahead_of_schedule[id] = due_at;
+    st.reindex(id);
+    ++made_due;
+  }
+  if (made_due > 0)
+    spdlog::info("postoffice {}: up again; {} deferred deliveries due now, {} a second",
+                 postoffice, made_due, rate);
+  schedule_work(self);
 }
 
 caf::result<verb_tally> delete_messages(supervisor_ptr self, const delivery_filter& filter,

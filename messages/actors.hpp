@@ -94,6 +94,9 @@ using store_actor = caf::typed_actor<
   // Internal: looks at the free space again while below the reserve.
   caf::reacts_to<space_atom>>;
 
+/// Learns that a postoffice that was down is reachable again (by name).
+using recovery_listener_actor = caf::typed_actor<caf::reacts_to<recovered_atom, std::string>>;
+
 /// One postoffice: probes it and attempts the deliveries it is handed.
 using postoffice_actor = caf::typed_actor<
   // Opens the postoffice, then transfers; one outcome per job.
@@ -103,7 +106,11 @@ using postoffice_actor = caf::typed_actor<
   caf::reacts_to<fault_atom, fault_config>,
   // Reports the last probe: up or down, why, and since when.
   caf::replies_to<status_atom>::with<postoffice_report>,
-  // Internal: the probe it runs every open_interval, even when idle.
+  // Tells the listener whenever the postoffice, down, is found up again;
+  // replaces an earlier one.
+  caf::reacts_to<watch_atom, recovery_listener_actor>,
+  // Internal: the probe it runs every open_interval, even when idle, and
+  // every recovery_probe_interval while down.
   caf::reacts_to<probe_atom>>;
 
 /// How long a share worker holds an opened SMTP/LMTP session for its batch,
@@ -310,6 +317,9 @@ using supervisor_actor = caf::typed_actor<
   // Replaces a postoffice's injected fault; false when there is no such
   // postoffice.
   caf::replies_to<fault_atom, std::string, fault_config>::with<bool>,
+  // From a postoffice actor: the postoffice, down, is up again; its
+  // deferred deliveries are made due, recovery_rate a second.
+  caf::reacts_to<recovered_atom, std::string>,
   // Tells the listener the backlog state against this high-water mark (in
   // unfinished deliveries) now and at every crossing; replaces an earlier one.
   caf::reacts_to<watch_atom, backlog_listener_actor, std::uint64_t>,

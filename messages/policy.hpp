@@ -38,13 +38,21 @@ struct retry_policy {
   std::chrono::seconds max_lifetime{5 * 24 * 3600};
   /// Undelivered this long: one "delayed" DSN. 0 disables.
   std::chrono::seconds delay_warning{0};
+  /// A postoffice that is down is probed this often (not only every
+  /// open_interval), and when it is up again its deferred deliveries are
+  /// due at once. 0: probed every open_interval, deliveries keep their times.
+  std::chrono::seconds recovery_probe_interval{10};
+  /// Deferred deliveries made due per second when their postoffice is up
+  /// again, so a recovering postoffice is not flooded.
+  int recovery_rate = 100;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, retry_policy& x) {
   return f(caf::meta::type_name("retry_policy"), x.max_open_retries, x.open_interval,
            x.max_transfer_retries, x.transfer_interval, x.max_transfer_interval,
-           x.enforce_retry_limits, x.max_lifetime, x.delay_warning);
+           x.enforce_retry_limits, x.max_lifetime, x.delay_warning, x.recovery_probe_interval,
+           x.recovery_rate);
 }
 
 } // namespace postconn

@@ -64,6 +64,7 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using shape_atom = caf::atom_constant<caf::atom("shape")>;
 using bounced_atom = caf::atom_constant<caf::atom("bounced")>;
+using recovered_atom = caf::atom_constant<caf::atom("recovered")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -144,6 +145,9 @@ struct ledger_entry {
   /// Attempts made: opens tried, failed or not (counted in either mode; a
   /// requeue starts again at 0). The NDR's "N attempts" is this number.
   std::int32_t attempts = 0;
+  /// Attempts made ahead of schedule (an operator's flush or release, the
+  /// postoffice's recovery) that failed: they used no retry.
+  std::int32_t unscheduled_failures = 0;
   std::int64_t queued_at = 0;
   std::int64_t first_attempt_at = 0;
   std::int64_t next_attempt_at = 0;
@@ -171,7 +175,7 @@ typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
            x.postoffice, x.recipients, x.state, x.open_retries,
            x.transfer_retries, x.queued_at, x.first_attempt_at,
            x.next_attempt_at, x.last_error_code, x.last_error_text,
-           x.delay_warned, x.origin, x.attempts);
+           x.delay_warned, x.origin, x.attempts, x.unscheduled_failures);
 }
 
 /// One line of a delivery's attempt log.
@@ -313,12 +317,17 @@ struct delivery_outcome {
   std::string status;
   std::string text;
   std::vector<recipient_outcome> recipients;
+  /// Where it went: the share's path, or the server's host:port.
+  std::string relay;
+  /// How long the open took, and the transfer of the batch it went in.
+  std::int64_t open_micros = 0;
+  std::int64_t transfer_micros = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_outcome& x) {
   return f(caf::meta::type_name("delivery_outcome"), x.delivery_id, x.opened,
-           x.status, x.text, x.recipients);
+           x.status, x.text, x.recipients, x.relay, x.open_micros, x.transfer_micros);
 }
 
 // -- cluster (actors/cluster.hpp) ------------------------------------------------

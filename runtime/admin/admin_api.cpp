@@ -718,6 +718,7 @@ private:
             {"transfer_retries", e.transfer_retries},
             {"max_transfer_retries", policy.max_transfer_retries},
             {"attempts_made", e.attempts},
+            {"unscheduled_failures", e.unscheduled_failures},
             {"next_attempt_at", e.next_attempt_at},
             {"last_error", last_error}};
   }

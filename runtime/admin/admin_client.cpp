@@ -381,7 +381,12 @@ std::string delivery_text(const json& delivery, std::int64_t now) {
   text += delivery_field("opens", retries(delivery, "open_retries", "max_open_retries"));
   text += delivery_field("transfers",
                          retries(delivery, "transfer_retries", "max_transfer_retries"));
-  text += delivery_field("attempts", attempts == 0 ? "none" : std::to_string(attempts));
+  auto unscheduled = number_of(delivery, "unscheduled_failures");
+  auto attempts_text = attempts == 0 ? std::string{"none"} : std::to_string(attempts);
+  if (unscheduled > 0)
+    attempts_text += " (" + std::to_string(unscheduled)
+                     + " ahead of schedule failed, no retry used)";
+  text += delivery_field("attempts", attempts_text);
   text += delivery_field("next attempt", next == "-" || next == "now" ? next : "in " + next);
   text += delivery_field("last error", last_error.empty() ? "-" : last_error);
   text += delivery_field("recipients", recipient_tally(recipients));

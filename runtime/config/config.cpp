@@ -136,7 +136,8 @@ void read_smtp(table_reader in, smtp_config& smtp) {
 void read_retry(table_reader in, retry_policy& retry) {
   in.reject_unknown_keys({"max_open_retries", "open_interval", "max_transfer_retries",
                           "transfer_interval", "max_transfer_interval",
-                          "enforce_retry_limits", "max_lifetime", "delay_warning"});
+                          "enforce_retry_limits", "max_lifetime", "delay_warning",
+                          "recovery_probe_interval", "recovery_rate"});
   in.read("max_open_retries", retry.max_open_retries, 0);
   in.read_duration("open_interval", retry.open_interval, zero_duration::refused);
   in.read("max_transfer_retries", retry.max_transfer_retries, 0);
@@ -146,6 +147,9 @@ void read_retry(table_reader in, retry_policy& retry) {
   in.read("enforce_retry_limits", retry.enforce_retry_limits);
   in.read_duration("max_lifetime", retry.max_lifetime, zero_duration::allowed);
   in.read_duration("delay_warning", retry.delay_warning, zero_duration::allowed);
+  in.read_duration("recovery_probe_interval", retry.recovery_probe_interval,
+                   zero_duration::allowed);
+  in.read("recovery_rate", retry.recovery_rate, 1);
 }
 
 namespace {

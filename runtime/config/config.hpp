@@ -37,7 +37,9 @@ inline bool operator==(const retry_policy& a, const retry_policy& b) {
          && a.transfer_interval == b.transfer_interval
          && a.max_transfer_interval == b.max_transfer_interval
          && a.enforce_retry_limits == b.enforce_retry_limits
-         && a.max_lifetime == b.max_lifetime && a.delay_warning == b.delay_warning;
+         && a.max_lifetime == b.max_lifetime && a.delay_warning == b.delay_warning
+         && a.recovery_probe_interval == b.recovery_probe_interval
+         && a.recovery_rate == b.recovery_rate;
 }
 
 inline bool operator==(const fault_config& a, const fault_config& b) {

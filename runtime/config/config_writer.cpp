@@ -172,7 +172,7 @@ private:
 template <class Each>
 void for_each_retry_key(Each each) {
   // A field added to retry_policy breaks this binding until it gets its key.
-  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7, k8] = retry_policy{};
+  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7, k8, k9, k10] = retry_policy{};
   each("max_open_retries", &retry_policy::max_open_retries);
   each("open_interval", &retry_policy::open_interval);
   each("max_transfer_retries", &retry_policy::max_transfer_retries);
@@ -181,6 +181,8 @@ void for_each_retry_key(Each each) {
   each("enforce_retry_limits", &retry_policy::enforce_retry_limits);
   each("max_lifetime", &retry_policy::max_lifetime);
   each("delay_warning", &retry_policy::delay_warning);
+  each("recovery_probe_interval", &retry_policy::recovery_probe_interval);
+  each("recovery_rate", &retry_policy::recovery_rate);
 }
 
 void write_retry_keys(table_lines& lines, const retry_policy& policy,

@@ -71,6 +71,31 @@ ledger_decision start(const ledger_entry& entry, std::int64_t now) {
   return decision;
 }
 
+bool ahead_of_schedule(const ledger_entry& entry, std::int64_t now, attempt_timing timing) {
+  return timing == attempt_timing::ahead_of_schedule && entry.next_attempt_at > now;
+}
+
+/// The policy an attempt ahead of schedule is decided by: no retry limit
+/// bounces it (its lifetime still does).
+retry_policy without_retry_limits(retry_policy policy) {
+  policy.max_open_retries = std::numeric_limits<int>::max();
+  policy.max_transfer_retries = std::numeric_limits<int>::max();
+  return policy;
+}
+
+/// An attempt ahead of schedule left the delivery deferred: its counts and
+/// its next attempt stay as they were, and the failure is counted apart.
+void keep_schedule(const ledger_entry& before, ledger_decision& decision) {
+  auto& e = decision.entry;
+  if (e.state != delivery_state::deferred)
+    return;
+  e.open_retries = before.open_retries;
+  e.transfer_retries = before.transfer_retries;
+  e.next_attempt_at = before.next_attempt_at;
+  ++e.unscheduled_failures;
+  decision.attempt.text += " (ahead of schedule: no retry used)";
+}
+
 } // namespace
 
 std::chrono::seconds transfer_backoff(const retry_policy& policy, int failures) {
@@ -145,7 +170,12 @@ std::optional<ledger_decision> after_delay_check(const ledger_entry& entry,
 ledger_decision after_open_failure(const ledger_entry& entry,
                                    const retry_policy& policy, std::int64_t now,
                                    const std::string& status,
-                                   const std::string& text) {
+                                   const std::string& text, attempt_timing timing) {
+  if (ahead_of_schedule(entry, now, timing)) {
+    auto decision = after_open_failure(entry, without_retry_limits(policy), now, status, text);
+    keep_schedule(entry, decision);
+    return decision;
+  }
   auto decision = start(entry, now);
   auto& e = decision.entry;
   e.last_error_code = status;
@@ -170,7 +200,13 @@ ledger_decision after_open_failure(const ledger_entry& entry,
 }
 
 ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& policy,
-                               std::int64_t now, const delivery_outcome& outcome) {
+                               std::int64_t now, const delivery_outcome& outcome,
+                               attempt_timing timing) {
+  if (ahead_of_schedule(entry, now, timing)) {
+    auto decision = after_transfer(entry, without_retry_limits(policy), now, outcome);
+    keep_schedule(entry, decision);
+    return decision;
+  }
   auto decision = start(entry, now);
   auto& e = decision.entry;
   std::vector<std::string> remaining;

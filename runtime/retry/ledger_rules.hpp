@@ -18,6 +18,14 @@
 //   first attempt and 144 retries fail, open_retries reads 144/144, and the
 //   145th failed open bounces (the NDR says 145 attempts).
 //
+//   An attempt made ahead of its schedule (an operator's flush or release,
+//   or its postoffice found up again before the delivery's next attempt)
+//   is an attempt like any other, but a temporary failure of it uses no
+//   retry and cannot bounce by a retry limit: the delivery keeps its counts
+//   and its scheduled next attempt, and counts the failure in
+//   unscheduled_failures. A permanent failure still bounces and the
+//   lifetime still ends it, so trying early cannot keep mail forever.
+//
 //   Transfer retries back off exponentially (transfer_backoff()): the wait
 //   after the n-th temporary transfer failure is transfer_interval x 2^(n-1),
 //   never more than max_transfer_interval, as Postfix's queue manager doubles
@@ -61,11 +69,17 @@ struct ledger_decision {
   std::vector<recipient_record> recipients;
 };
 
+/// When an attempt was made: when its ledger said, or before (see
+/// DESCRIPTION). An attempt is ahead of schedule only while the entry's
+/// next_attempt_at is later than the attempt.
+enum class attempt_timing { scheduled, ahead_of_schedule };
+
 /// The postoffice could not be opened (probe, connect or greeting failed).
 ledger_decision after_open_failure(const ledger_entry& entry,
                                    const retry_policy& policy, std::int64_t now,
                                    const std::string& status,
-                                   const std::string& text);
+                                   const std::string& text,
+                                   attempt_timing timing = attempt_timing::scheduled);
 
 /// An administrator moved the delivery to `postoffice`: due now with fresh
 /// counts there; a held delivery stays held. Its lifetime still runs from
@@ -79,7 +93,8 @@ ledger_decision after_deletion(const ledger_entry& entry, std::int64_t now);
 
 /// The postoffice was opened and every recipient got a result.
 ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& policy,
-                               std::int64_t now, const delivery_outcome& outcome);
+                               std::int64_t now, const delivery_outcome& outcome,
+                               attempt_timing timing = attempt_timing::scheduled);
 
 /// The delivery outlived max_lifetime without an attempt deciding it: the
 /// bounce, or nothing while it may still wait.

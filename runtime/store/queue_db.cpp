@@ -93,7 +93,8 @@ private:
 const char* const delivery_columns
   = "id, message_id, postoffice, recipients, state, open_retries,"
     " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
-    " last_error_code, last_error_text, delay_warned, origin, attempts";
+    " last_error_code, last_error_text, delay_warned, origin, attempts,"
+    " unscheduled_failures";
 
 } // namespace
 
@@ -154,7 +155,7 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
     "UPDATE deliveries SET recipients = ?2, state = ?3, open_retries = ?4,"
     " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
     " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11,"
-    " attempts = ?12 WHERE id = ?1");
+    " attempts = ?12, unscheduled_failures = ?13 WHERE id = ?1");
   db->set_origin_ = db->prepare("UPDATE deliveries SET origin = ?2 WHERE id = ?1");
   db->select_origin_ = db->prepare("SELECT id FROM deliveries WHERE origin = ?1");
   db->insert_attempt_ = db->prepare(
@@ -360,6 +361,7 @@ void queue_db::update_delivery(const ledger_entry& entry) {
     .bind(10, std::int64_t{entry.delay_warned ? 1 : 0})
     .bind(11, entry.postoffice)
     .bind(12, std::int64_t{entry.attempts})
+    .bind(13, std::int64_t{entry.unscheduled_failures})
     .step();
   if (sqlite3_changes(handle_) != 1)
     throw queue_db_error("no delivery with id "
@@ -424,6 +426,7 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
     entry.delay_warned = query.integer(12) != 0;
     entry.origin = query.text(13);
     entry.attempts = static_cast<std::int32_t>(query.integer(14));
+    entry.unscheduled_failures = static_cast<std::int32_t>(query.integer(15));
     entries.push_back(std::move(entry));
   }
   return entries;

@@ -112,6 +112,11 @@ const char* const migrations[] = {
     at          INTEGER NOT NULL,
     PRIMARY KEY(delivery_id, recipient)) WITHOUT ROWID;
   )sql",
+  // 6: attempts made ahead of schedule (a flush, a release, the postoffice's
+  // recovery) that failed, which use no retry and are counted apart.
+  R"sql(
+  ALTER TABLE deliveries ADD COLUMN unscheduled_failures INTEGER NOT NULL DEFAULT 0;
+  )sql",
 };
 
 } // namespace

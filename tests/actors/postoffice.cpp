@@ -188,6 +188,123 @@ TEST_CASE_FIXTURE(postoffice_fixture, "a postoffice is unknown until its first p
 
 namespace {
 
+struct recovery_log {
+  std::vector<std::string> recovered;
+};
+
+/// Records the postoffices said to be up again.
+recovery_listener_actor::behavior_type
+recovery_recorder(recovery_listener_actor::pointer, std::shared_ptr<recovery_log> log) {
+  return {[=](recovered_atom, const std::string& postoffice) {
+    log->recovered.push_back(postoffice);
+  }};
+}
+
+/// The times the delayed messages to `po` (its idle probes) are due.
+std::vector<caf::actor_clock::time_point> probes_of(caf::scheduler::test_coordinator& s,
+                                                    const postoffice_actor& po) {
+  using clock = caf::detail::simple_actor_clock;
+  std::vector<caf::actor_clock::time_point> delayed;
+  for (const auto& [at, event] : s.clock().schedule())
+    if (event->subtype == clock::actor_msg_type
+        && static_cast<const clock::actor_msg&>(*event).receiver
+             == caf::actor_cast<caf::strong_actor_ptr>(po))
+      delayed.push_back(at);
+  return delayed;
+}
+
+/// Moves time on in 100 ms steps, up to `limit`, until `done` says yes.
+template <class Done>
+void advance_until(test::actor_fixture& f, caf::timespan limit, Done done) {
+  using namespace std::chrono_literals;
+  for (caf::timespan waited{0}; waited < limit && !done(); waited += 100ms) {
+    f.sched.advance_time(100ms);
+    f.sched.run();
+  }
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(postoffice_fixture, "a postoffice that is down is probed every recovery_probe_interval and says when it is up again") {
+  using namespace std::chrono_literals;
+  postoffice_config cfg;
+  cfg.name = "support";
+  cfg.path = dir / "support"; // missing until the test makes it
+  cfg.retry.open_interval = 10min;
+  cfg.retry.recovery_probe_interval = 10s;
+  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  auto log = std::make_shared<recovery_log>();
+  auto listener = sys.spawn(recovery_recorder, log);
+  caf::anon_send(support, watch_atom::value, listener);
+  auto started = sched.clock().current_time;
+  sched.run();
+  REQUIRE(state_of<postoffice_state>(support).state == reachability::down);
+  // The first idle probe, up to ten minutes away, came forward to 10 s.
+  // (The probe it was set for stays in the clock's schedule; it is dropped
+  // when it comes, as next_probe_at is not its time.)
+  const auto& st = state_of<postoffice_state>(support);
+  auto first = st.next_probe_at;
+  CHECK(first - started <= caf::timespan{10s + 100ms});
+  CHECK(probes_of(sched, support).front() == first);
+  // Still down at that probe: no word, and the next is 10 s later.
+  sched.advance_time(first - started);
+  sched.run();
+  CHECK(st.state == reachability::down);
+  CHECK(log->recovered.empty());
+  CHECK(st.next_probe_at - first <= caf::timespan{10s + 100ms});
+  fs::create_directories(dir / "support");
+  std::ofstream{dir / "support" / ".postoffice"};
+  advance_until(*this, 11s, [&] { return !log->recovered.empty(); });
+  CHECK(state_of<postoffice_state>(support).state == reachability::up);
+  CHECK(log->recovered == std::vector<std::string>{"support"});
+  CHECK(sched.clock().current_time - started <= caf::timespan{20s + 200ms});
+  // Up: back to open_interval, and no second word.
+  auto next = st.next_probe_at;
+  CHECK(next - sched.clock().current_time > caf::timespan{9min});
+  // The stale first idle probe (52.5 s after the start) comes and is dropped.
+  advance_until(*this, 1min, [] { return false; });
+  CHECK(st.next_probe_at == next);
+  caf::anon_send_exit(support, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  sched.run();
+  CHECK(log->recovered.size() == 1);
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "with recovery_probe_interval 0 a postoffice that is down is probed every open_interval") {
+  using namespace std::chrono_literals;
+  postoffice_config cfg;
+  cfg.name = "hr";
+  cfg.path = dir / "hr";
+  cfg.retry.open_interval = 10min;
+  cfg.retry.recovery_probe_interval = 0s;
+  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  auto started = sched.clock().current_time;
+  sched.run();
+  REQUIRE(state_of<postoffice_state>(support).state == reachability::down);
+  auto delayed = probes_of(sched, support);
+  REQUIRE(delayed.size() == 1);
+  // Its first idle probe stays where the spread over open_interval put it
+  // (for this name, 419 s away).
+  CHECK(delayed.front() - started > caf::timespan{1min});
+  CHECK(delayed.front() - started <= caf::timespan{10min + 100ms});
+  caf::anon_send_exit(support, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_FIXTURE(postoffice_fixture, "each outcome names the share it went to, opened or not") {
+  auto outcomes = attempt({queue({"bob@sales.example.test"})});
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0].opened);
+  CHECK(outcomes[0].relay == root.string());
+  fs::rename(root, dir / "gone");
+  outcomes = attempt({queue({"bob@sales.example.test"})});
+  REQUIRE(outcomes.size() == 1);
+  CHECK_FALSE(outcomes[0].opened);
+  CHECK(outcomes[0].relay == root.string());
+}
+
+namespace {
+
 /// A store that only counts the batch reads it is asked for and finds
 /// nothing.
 caf::behavior counting_store(caf::event_based_actor* self, std::shared_ptr<int> reads) {

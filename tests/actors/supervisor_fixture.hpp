@@ -90,6 +90,7 @@ fake_postoffice(postoffice_actor::stateful_pointer<fake_postoffice_state> self) 
       report.problem = down ? "share not mounted" : "";
       return report;
     },
+    [=](watch_atom, const recovery_listener_actor&) {},
     [=](probe_atom) {},
   };
 }

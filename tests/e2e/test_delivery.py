@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -111,8 +112,9 @@ class Delivery(DeliveryTest):
         # The log line a Postfix admin greps for: who got it, where, and the outcome.
         log = self.server.wait_for_log("status=sent")
         self.assertRegex(log, r"\b[0-9a-f]{16}: to=<Bob@sales\.example\.test>, postoffice=sales, "
-                              r"delivery=\d+, delay=\d+, attempts=1, dsn=2\.0\.0, status=sent "
-                              r"\(delivered to bob/new/[^)]+\)")
+                              r"relay=var/postoffices/sales, delivery=\d+, delay=\d+, "
+                              r"delays=\d+/\d+\.\d\d/\d+\.\d\d, attempts=1, dsn=2\.0\.0, "
+                              r"status=sent \(delivered to bob/new/[^)]+\)")
 
     def test_a_share_that_disappears_bounces_after_its_open_retries(self):
         os.rename(self.sales, self.sales + ".gone")
@@ -129,6 +131,16 @@ class Delivery(DeliveryTest):
         _, status = self.ndr()
         self.assertIn("Final-Recipient: rfc822; nobody@sales.example.test", status)
         self.assertIn("Status: 5.1.1", status)
+        # The bounce's line names the NDR's own queue id, whose delivery
+        # line says where the NDR went.
+        line = self.server.wait_for_log("notification=bounced")
+        found = re.search(r"\b([0-9a-f]{16}): delivery=\d+, postoffice=sales, "
+                          r"notification=bounced, recipients=nobody@sales\.example\.test=5\.1\.1, "
+                          r"dsn_queue_id=([0-9a-f]{16})", line)
+        self.assertTrue(found, line)
+        self.assertNotEqual(found.group(1), found.group(2))
+        self.server.wait_for_log(found.group(2) + ": to=<ann@support.example.test>, "
+                                 "postoffice=support, ")
 
 
 class SmtpPostoffice(DeliveryTest):

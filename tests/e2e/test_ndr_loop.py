@@ -79,7 +79,7 @@ class NdrLoop(unittest.TestCase):
             with smtplib.SMTP("127.0.0.1", a.smtp_port) as client:
                 client.sendmail("ghost@a.example.test", ["nobody@b.example.test"],
                                 b"Subject: into the void\r\n\r\nanyone?\r\n")
-            b.wait_for_log("DSN queued", count=sent)
+            b.wait_for_log("dsn_queue_id=", count=sent)
             a.wait_for_log("double bounce dropped", count=sent)
         deadline = time.monotonic() + 10
         while self.queue_total(a.admin_port) or self.queue_total(b.admin_port):
@@ -91,8 +91,8 @@ class NdrLoop(unittest.TestCase):
         accepted = re.compile(r"smtp \S+: queued as")
         self.assertEqual(len(accepted.findall(a.log)), 4, a.log)  # each original, B's NDR of it
         self.assertEqual(len(accepted.findall(b.log)), 2, b.log)  # the originals only
-        self.assertEqual(a.log.count("DSN queued"), 0, a.log)
-        self.assertEqual(b.log.count("DSN queued"), 2, b.log)
+        self.assertEqual(a.log.count("dsn_queue_id="), 0, a.log)
+        self.assertEqual(b.log.count("dsn_queue_id="), 2, b.log)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ max_transfer_interval = "6h"
 enforce_retry_limits = false
 max_lifetime = "0"
 delay_warning = "4h"
+recovery_probe_interval = "30s"
+recovery_rate = 20
 
 [admin]
 listen = "127.0.0.1:9025"
@@ -95,6 +97,8 @@ owner = "mx1"
   enforce_retry_limits = true
   max_lifetime = "3d"
   delay_warning = "0"
+  recovery_probe_interval = "0"
+  recovery_rate = 5
 
   [postoffice.fault]
   mode = "permfail"
@@ -149,7 +153,7 @@ void change_each_field(const config& base, Check check) {
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6] = base;
   [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6] = base.server;
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = base.smtp;
-  [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8] = base.retry;
+  [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = base.retry;
   [[maybe_unused]] const auto& [a1, a2] = base.admin;
   [[maybe_unused]] const auto& [k1, k2, k3, k4, k5] = *base.cluster;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13]
@@ -192,6 +196,9 @@ void change_each_field(const config& base, Check check) {
          [](config& c) { c.retry.enforce_retry_limits = !c.retry.enforce_retry_limits; });
   change("retry.max_lifetime", [](config& c) { c.retry.max_lifetime += 1s; });
   change("retry.delay_warning", [](config& c) { c.retry.delay_warning += 1s; });
+  change("retry.recovery_probe_interval",
+         [](config& c) { c.retry.recovery_probe_interval += 1s; });
+  change("retry.recovery_rate", [](config& c) { c.retry.recovery_rate += 1; });
 
   change("admin.listen", [](config& c) { c.admin.listen = "127.0.0.1:9026"; });
   change("admin.token_file", [](config& c) { c.admin.token_file += "x"; });
@@ -233,6 +240,9 @@ void change_each_field(const config& base, Check check) {
   change("postoffice.retry.max_lifetime", [&](config& c) { po(c).retry.max_lifetime += 1s; });
   change("postoffice.retry.delay_warning",
          [&](config& c) { po(c).retry.delay_warning += 1s; });
+  change("postoffice.retry.recovery_probe_interval",
+         [&](config& c) { po(c).retry.recovery_probe_interval += 1s; });
+  change("postoffice.retry.recovery_rate", [&](config& c) { po(c).retry.recovery_rate += 1; });
 
   change("postoffice.fault.mode", [&](config& c) { po(c).fault.mode = fault_mode::drop; });
   change("postoffice.fault.probability", [&](config& c) { po(c).fault.probability = 0.5; });
@@ -296,6 +306,7 @@ TEST_CASE("config writer: defaults are written out, and read back equal") {
                     "listen = \"127.0.0.1:2525\"",
                     "max_open_retries = 144", "open_interval = \"10m\"",
                     "max_lifetime = \"5d\"", "delay_warning = \"0\"",
+                    "recovery_probe_interval = \"10s\"", "recovery_rate = 100",
                     "listen = \"127.0.0.1:8025\"", "probe_timeout = \"10s\""})
     CHECK_MESSAGE(text.find(line) != std::string::npos, line);
   CHECK(text.find("tls_certificate") == std::string::npos);
@@ -462,5 +473,5 @@ TEST_CASE("config equality: a change in any one field makes configs unequal") {
     CHECK_FALSE(base == changed);
     ++changes;
   });
-  CHECK(changes == 60);
+  CHECK(changes == 64);
 }

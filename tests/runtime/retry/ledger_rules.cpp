@@ -322,3 +322,68 @@ TEST_CASE("a count above a limit a reload lowered bounces at the next failure") 
   CHECK(d.entry.attempts == 52);
   CHECK(d.bounced[0].diagnostic == "postoffice could not be opened 51 times; last error: down");
 }
+
+TEST_CASE("a failed open ahead of schedule uses no retry and keeps the scheduled attempt") {
+  retry_policy policy;
+  policy.max_open_retries = 2;
+  auto entry = fresh_delivery();
+  entry.open_retries = 2; // at its limit: the next scheduled failure bounces
+  entry.attempts = 3;
+  entry.next_attempt_at = t0 + 600;
+  auto early = after_open_failure(entry, policy, t0 + 10, "4.4.1", "down",
+                                  attempt_timing::ahead_of_schedule);
+  CHECK(early.bounced.empty());
+  CHECK(early.entry.state == delivery_state::deferred);
+  CHECK(early.entry.open_retries == 2);
+  CHECK(early.entry.attempts == 4);
+  CHECK(early.entry.unscheduled_failures == 1);
+  CHECK(early.entry.next_attempt_at == t0 + 600);
+  CHECK(early.attempt.outcome == "open_failed");
+  CHECK(early.attempt.text == "down (ahead of schedule: no retry used)");
+  // At its scheduled time the same failure bounces, as without the early one.
+  auto scheduled = after_open_failure(early.entry, policy, t0 + 600, "4.4.1", "down",
+                                      attempt_timing::ahead_of_schedule);
+  CHECK(scheduled.entry.state == delivery_state::bounced);
+  CHECK(scheduled.entry.unscheduled_failures == 1);
+  CHECK(scheduled.bounced.at(0).diagnostic
+        == "postoffice could not be opened 3 times; last error: down");
+}
+
+TEST_CASE("a transfer failure ahead of schedule uses no retry, and a permanent failure still bounces") {
+  retry_policy policy;
+  policy.max_transfer_retries = 1;
+  auto entry = fresh_delivery({"bob@x.test", "carol@x.test"});
+  entry.transfer_retries = 1;
+  entry.next_attempt_at = t0 + 240;
+  delivery_outcome outcome{7, true, "", "",
+                           {result("bob@x.test", recipient_result::temporary_failure, "4.2.2"),
+                            result("carol@x.test", recipient_result::permanent_failure,
+                                   "5.1.1")}};
+  auto early = after_transfer(entry, policy, t0 + 30, outcome,
+                              attempt_timing::ahead_of_schedule);
+  CHECK(early.entry.state == delivery_state::deferred);
+  CHECK(early.entry.recipients == std::vector<std::string>{"bob@x.test"});
+  CHECK(early.entry.transfer_retries == 1);
+  CHECK(early.entry.next_attempt_at == t0 + 240);
+  CHECK(early.entry.unscheduled_failures == 1);
+  REQUIRE(early.bounced.size() == 1);
+  CHECK(early.bounced[0].address == "carol@x.test");
+  // Scheduled, the same outcome finds the count at its limit and bounces bob.
+  auto scheduled = after_transfer(entry, policy, t0 + 240, outcome,
+                                  attempt_timing::ahead_of_schedule);
+  CHECK(scheduled.entry.state == delivery_state::bounced);
+  CHECK(scheduled.bounced.size() == 2);
+  CHECK(scheduled.entry.unscheduled_failures == 0);
+}
+
+TEST_CASE("an attempt ahead of schedule past the lifetime still expires") {
+  retry_policy policy;
+  policy.max_lifetime = 3600s;
+  auto entry = fresh_delivery();
+  entry.next_attempt_at = t0 + 4000;
+  auto early = after_open_failure(entry, policy, t0 + 3700, "4.4.1", "down",
+                                  attempt_timing::ahead_of_schedule);
+  CHECK(early.entry.state == delivery_state::bounced);
+  CHECK(early.attempt.outcome == "expired");
+  CHECK(early.entry.unscheduled_failures == 0);
+}

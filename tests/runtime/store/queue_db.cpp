@@ -227,6 +227,7 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   entry.open_retries = 3;
   entry.transfer_retries = 1;
   entry.attempts = 5;
+  entry.unscheduled_failures = 2;
   entry.first_attempt_at = 1700000010;
   entry.next_attempt_at = 1700000600;
   entry.last_error_code = "4.4.1";
@@ -245,6 +246,7 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   CHECK(stored[0].open_retries == 3);
   CHECK(stored[0].transfer_retries == 1);
   CHECK(stored[0].attempts == 5);
+  CHECK(stored[0].unscheduled_failures == 2);
   CHECK(stored[0].queued_at == msg.received_at);
   CHECK(stored[0].first_attempt_at == 1700000010);
   CHECK(stored[0].next_attempt_at == 1700000600);
