@@ -37,6 +37,13 @@ std::string joined(const std::vector<std::string>& names) {
   return text;
 }
 
+std::string joined_members(const std::map<std::string, std::string>& members) {
+  std::string text;
+  for (const auto& [node, address] : members)
+    text += (text.empty() ? "" : ", ") + node;
+  return text.empty() ? "none" : text;
+}
+
 /// Asks the middleman for the cluster actor published at `address` and
 /// tells `parent` (a null pointer when there is none). A helper actor of
 /// its own, because the middleman has an untyped interface.
@@ -78,8 +85,14 @@ void line_up(cluster_ptr self, bool force) {
   st.running.clear();
   for (const auto& def : lineup.postoffices)
     st.running.insert(def.name);
-  spdlog::info("cluster: members {}; node {} owns {} of {} postoffices", joined(live),
-               st.options.node, lineup.postoffices.size(), st.owners.size());
+  if (st.etcd)
+    spdlog::info("cluster: members {} (etcd); node {} {} {} of {} postoffices",
+                 joined_members(st.etcd->members), st.options.node,
+                 st.etcd->fenced ? "is fenced: owns" : live.empty() ? "is joining: owns" : "owns",
+                 lineup.postoffices.size(), st.owners.size());
+  else
+    spdlog::info("cluster: members {}; node {} owns {} of {} postoffices", joined(live),
+                 st.options.node, lineup.postoffices.size(), st.owners.size());
   lineup.handoff = caf::actor_cast<handoff_actor>(self);
   self->send(st.supervisor, reload_atom::value, std::move(lineup));
 }
@@ -303,9 +316,14 @@ caf::result<std::string> send_to_owner(cluster_ptr self, ledger_entry entry) {
 /// Commits a delivery a peer handed over and enqueues it here.
 caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
   auto& st = self->state;
-  if (st.etcd && !st.etcd->fence.valid_at(self->clock().now()))
+  if (st.etcd && !st.etcd->fence.valid_at(self->clock().now())) {
+    spdlog::warn("postoffice {}: delivery {} from node {} not taken: node {} cannot prove it "
+                 "holds its etcd lease",
+                 incoming.delivery.postoffice, incoming.delivery.origin, incoming.from_node,
+                 st.options.node);
     return cluster_error("node " + st.options.node
                          + " cannot prove it holds its etcd lease: not taken");
+  }
   auto origin = incoming.delivery.origin;
   attempt_record attempt{0, unix_time_origin::now().seconds, "handed_in", "",
                          "from node " + incoming.from_node + " (its msg "
