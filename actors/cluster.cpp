@@ -5,6 +5,7 @@
 #include "messages/unix_clock.hpp"
 
 #include <ctime>
+#include <memory>
 #include <stdexcept>
 
 #include <caf/actor_system.hpp>
@@ -15,6 +16,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/cluster_lease.hpp"
 #include "runtime/cluster/ownership.hpp"
 
 namespace postconn {
@@ -33,6 +35,13 @@ std::string joined(const std::vector<std::string>& names) {
   for (const auto& name : names)
     text += (text.empty() ? "" : ", ") + name;
   return text;
+}
+
+std::string joined_members(const std::map<std::string, std::string>& members) {
+  std::string text;
+  for (const auto& [node, address] : members)
+    text += (text.empty() ? "" : ", ") + node;
+  return text.empty() ? "none" : text;
 }
 
 /// Asks the middleman for the cluster actor published at `address` and
@@ -76,16 +85,23 @@ void line_up(cluster_ptr self, bool force) {
   st.running.clear();
   for (const auto& def : lineup.postoffices)
     st.running.insert(def.name);
-  spdlog::info("cluster: members {}; node {} owns {} of {} postoffices", joined(live),
-               st.options.node, lineup.postoffices.size(), st.owners.size());
+  if (st.etcd)
+    spdlog::info("cluster: members {} (etcd); node {} {} {} of {} postoffices",
+                 joined_members(st.etcd->members), st.options.node,
+                 st.etcd->fenced ? "is fenced: owns" : live.empty() ? "is joining: owns" : "owns",
+                 lineup.postoffices.size(), st.owners.size());
+  else
+    spdlog::info("cluster: members {}; node {} owns {} of {} postoffices", joined(live),
+                 st.options.node, lineup.postoffices.size(), st.owners.size());
   lineup.handoff = caf::actor_cast<handoff_actor>(self);
   self->send(st.supervisor, reload_atom::value, std::move(lineup));
 }
 
-/// The first lineup waits for every seed's first answer.
+/// The first lineup waits for every seed's first answer (with
+/// cluster.etcd, for the lease actor's first round).
 void settle_when_answered(cluster_ptr self) {
   auto& st = self->state;
-  if (st.settled || !st.connecting.empty())
+  if (st.settled || !st.connecting.empty() || st.etcd)
     return;
   st.settled = true;
   line_up(self, true);
@@ -160,11 +176,120 @@ caf::result<std::vector<cluster_member>> accept_join(cluster_ptr self,
   return members;
 }
 
+// -- cluster.etcd: the lease's rounds and the fence ---------------------------
+
+std::string seconds_text(caf::actor_clock::duration_type d) {
+  return fmt::format("{:.1f}s", std::chrono::duration<double>(d).count());
+}
+
+/// Why this node may not hand deliveries over now (with cluster.etcd), or
+/// "" when it may.
+std::string not_owning(cluster_ptr self) {
+  auto& st = self->state;
+  if (!st.etcd)
+    return {};
+  auto now = self->clock().now();
+  const auto& fence = st.etcd->fence;
+  if (!fence.valid_at(now))
+    return "node " + st.options.node + " cannot prove it holds its etcd lease";
+  if (!fence.owns_at(now))
+    return "node " + st.options.node + " is joining (it owns nothing for "
+           + seconds_text(fence.owns_from() - now) + ")";
+  return {};
+}
+
+/// Wakes this actor when the fence falls or the join wait ends, whichever
+/// comes first, unless a wake-up at least as early is pending.
+void check_fence_later(cluster_ptr self, caf::actor_clock::time_point now) {
+  auto& etcd = *self->state.etcd;
+  auto at = caf::actor_clock::time_point::max();
+  if (now < etcd.fence.owns_from() && etcd.fence.owns_from() < etcd.fence.valid_until())
+    at = etcd.fence.owns_from();
+  else if (now < etcd.fence.valid_until())
+    at = etcd.fence.valid_until();
+  if (at == caf::actor_clock::time_point::max() || (etcd.check_at > now && etcd.check_at <= at))
+    return;
+  etcd.check_at = at;
+  self->delayed_send(self, at - now, expire_atom::value);
+}
+
+/// Acts on the fence as it stands now: logs and tells the listener when it
+/// falls or rises, lines up what this node owns, and wakes again when that
+/// changes.
+void apply_fence(cluster_ptr self, bool first) {
+  auto& st = self->state;
+  auto& etcd = *st.etcd;
+  auto now = self->clock().now();
+  auto valid = etcd.fence.valid_at(now);
+  if (!valid && !etcd.fenced) {
+    etcd.fenced = true;
+    spdlog::error("cluster: node {} lost its etcd lease ({}): it delivers for no postoffice and "
+                  "takes no mail until it holds one again",
+                  st.options.node,
+                  etcd.problem.empty() ? "not renewed in time" : etcd.problem);
+    if (etcd.listener)
+      self->send(etcd.listener, expire_atom::value, true);
+  } else if (valid && etcd.fenced) {
+    etcd.fenced = false;
+    spdlog::warn("cluster: node {} holds an etcd lease again; it owns postoffices again in {}",
+                 st.options.node, seconds_text(std::max(etcd.fence.owns_from() - now,
+                                                        caf::actor_clock::duration_type::zero())));
+    if (etcd.listener)
+      self->send(etcd.listener, expire_atom::value, false);
+  }
+  etcd.live = owning_nodes(etcd.members, st.options.node, etcd.fence, now);
+  line_up(self, first);
+  check_fence_later(self, now);
+}
+
+/// What the lease actor found in one round.
+void take_round(cluster_ptr self, membership_round& round) {
+  auto& st = self->state;
+  auto& etcd = *st.etcd;
+  if (round.lease_lost) {
+    etcd.fence.lost();
+    etcd.problem = "etcd says it expired";
+  }
+  if (round.registered) {
+    etcd.fence.registered(round.registered_at, round.ttl);
+    spdlog::info("cluster: node {} registered in etcd (lease {}, ttl {}s); it owns postoffices "
+                 "from a ttl on",
+                 st.options.node, round.lease, round.ttl.count());
+  }
+  if (round.ok) {
+    etcd.fence.renewed(round.asked_at, round.ttl);
+    if (!etcd.problem.empty() && !round.lease_lost)
+      spdlog::info("cluster: node {}: etcd answers again", st.options.node);
+    etcd.problem.clear();
+    if (etcd.members != round.members) {
+      etcd.members = std::move(round.members);
+      st.addresses.clear();
+      for (const auto& [node, address] : etcd.members)
+        if (node != st.options.node)
+          st.addresses.insert(address);
+      for (const auto& address : std::set<std::string>{st.addresses})
+        connect(self, address);
+    }
+  } else {
+    if (etcd.problem.empty() || round.lease_lost)
+      spdlog::warn("cluster: node {}: etcd round failed: {}; the lease holds here for {} more",
+                   st.options.node, round.problem,
+                   seconds_text(std::max(etcd.fence.valid_until() - self->clock().now(),
+                                         caf::actor_clock::duration_type::zero())));
+    etcd.problem = round.problem;
+  }
+  auto first = !st.settled;
+  st.settled = true;
+  apply_fence(self, first);
+}
+
 /// Hands a delivery to its postoffice's owner: message and ledger entry go
 /// to the owner's cluster actor; the reply is the owner's name once it has
 /// committed them.
 caf::result<std::string> send_to_owner(cluster_ptr self, ledger_entry entry) {
   auto& st = self->state;
+  if (auto why = not_owning(self); !why.empty())
+    return cluster_error(why + ": the delivery stays queued here");
   auto owner = st.owners.find(entry.postoffice);
   if (owner == st.owners.end() || owner->second == st.options.node)
     return cluster_error("postoffice " + entry.postoffice + " has no other owner");
@@ -191,6 +316,14 @@ caf::result<std::string> send_to_owner(cluster_ptr self, ledger_entry entry) {
 /// Commits a delivery a peer handed over and enqueues it here.
 caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
   auto& st = self->state;
+  if (st.etcd && !st.etcd->fence.valid_at(self->clock().now())) {
+    spdlog::warn("postoffice {}: delivery {} from node {} not taken: node {} cannot prove it "
+                 "holds its etcd lease",
+                 incoming.delivery.postoffice, incoming.delivery.origin, incoming.from_node,
+                 st.options.node);
+    return cluster_error("node " + st.options.node
+                         + " cannot prove it holds its etcd lease: not taken");
+  }
   auto origin = incoming.delivery.origin;
   attempt_record attempt{0, unix_time_origin::now().seconds, "handed_in", "",
                          "from node " + incoming.from_node + " (its msg "
@@ -225,9 +358,14 @@ caf::timespan next_tick_in(cluster_state& st) {
 cluster_report report(const cluster_state& st) {
   cluster_report out;
   out.node = st.options.node;
-  out.members.push_back({st.options.node, st.options.listen});
-  for (const auto& [node, peer] : st.peers)
-    out.members.push_back({node, peer.address});
+  if (st.etcd) {
+    for (const auto& [node, address] : st.etcd->members)
+      out.members.push_back({node, address});
+  } else {
+    out.members.push_back({st.options.node, st.options.listen});
+    for (const auto& [node, peer] : st.peers)
+      out.members.push_back({node, peer.address});
+  }
   out.owners = st.owners;
   return out;
 }
@@ -235,6 +373,8 @@ cluster_report report(const cluster_state& st) {
 } // namespace
 
 std::vector<std::string> cluster_state::live_nodes() const {
+  if (etcd)
+    return etcd->live;
   std::vector<std::string> nodes{options.node};
   for (const auto& [node, peer] : peers)
     nodes.push_back(node);
@@ -271,9 +411,12 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
   st.supervisor = std::move(supervisor);
   st.postoffices = std::move(postoffices);
   st.jitter.seed(std::hash<std::string>{}(st.options.node));
-  for (const auto& seed : st.options.seeds)
-    if (seed != st.options.listen)
-      st.addresses.insert(seed);
+  if (!st.options.etcd.empty())
+    st.etcd.emplace();
+  else
+    for (const auto& seed : st.options.seeds)
+      if (seed != st.options.listen)
+        st.addresses.insert(seed);
   self->set_down_handler([=](const caf::down_msg& msg) {
     auto& st = self->state;
     for (auto peer = st.peers.begin(); peer != st.peers.end(); ++peer) {
@@ -295,6 +438,25 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
       line_up(self, true);
     },
     [=](status_atom) { return report(self->state); },
+    [=](report_atom, membership_round& round) {
+      if (self->state.etcd)
+        take_round(self, round);
+    },
+    [=](watch_atom, smtp_listener_actor& listener) {
+      auto& st = self->state;
+      if (!st.etcd)
+        return;
+      st.etcd->listener = std::move(listener);
+      self->send(st.etcd->listener, expire_atom::value, st.etcd->fenced);
+    },
+    [=](expire_atom) {
+      auto& st = self->state;
+      if (!st.etcd)
+        return;
+      if (st.etcd->check_at <= self->clock().now())
+        st.etcd->check_at = caf::actor_clock::time_point::max();
+      apply_fence(self, false);
+    },
     [=](connected_atom, const std::string& address, caf::strong_actor_ptr& found) {
       join(self, address, std::move(found));
     },
@@ -310,7 +472,8 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
 
 cluster_actor start_cluster(caf::actor_system& sys, const cluster_config& options,
                             store_actor store, supervisor_actor supervisor,
-                            cluster_postoffices postoffices) {
+                            cluster_postoffices postoffices,
+                            const member_registration* registration) {
   auto where = parse_listen_address(options.listen);
   auto actor = sys.spawn(cluster, options, std::move(store), std::move(supervisor),
                          std::move(postoffices));
@@ -319,6 +482,14 @@ cluster_actor start_cluster(caf::actor_system& sys, const cluster_config& option
   if (!port) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     throw std::runtime_error(options.listen + ": " + sys.render(port.error()));
+  }
+  if (!options.etcd.empty() && registration) {
+    std::vector<std::string> endpoints;
+    for (const auto& endpoint : options.etcd)
+      endpoints.push_back(etcd_url(endpoint));
+    auto client = std::make_shared<const etcd_client>(std::move(endpoints),
+                                                      etcd_call_timeout(options.lease_ttl));
+    sys.spawn<caf::detached>(cluster_lease, std::move(client), options, *registration, actor);
   }
   return actor;
 }

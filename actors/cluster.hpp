@@ -24,16 +24,35 @@
 //   the owner's cluster actor, which commits them in its own store
 //   (detecting a delivery handed over twice by its origin key) and replies
 //   only then. The supervisor finishes its copy on that reply.
+//
+//   With cluster.etcd, membership and ownership come from etcd instead: the
+//   lease actor (cluster_lease.hpp) reports each round, the members are the
+//   member keys etcd holds, and the peers' CAF connections only carry
+//   handoffs (the seeds are not used; the members' addresses are). The
+//   fence (runtime/cluster/membership.hpp) decides what this node may do:
+//   - owning (lease valid, joined a TTL ago): the postoffices are shared
+//     among the members etcd holds;
+//   - joining (lease valid, member key written less than a TTL ago): it owns
+//     nothing and hands nothing over, but takes mail and handoffs;
+//   - fenced (the lease not known to be held): it owns nothing, hands
+//     nothing over, refuses handoffs, and the SMTP listener answers RCPT TO
+//     with 452 4.3.0. Its deliveries stay queued here.
+//   The fence falls by a timer at valid_until, whether or not a round has
+//   failed, and handoffs check it when they come.
 #pragma once
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <caf/actor_clock.hpp>
+
 #include "messages/actors.hpp"
+#include "runtime/cluster/membership.hpp"
 #include "runtime/config/config.hpp"
 
 namespace caf {
@@ -46,6 +65,25 @@ namespace postconn {
 struct cluster_peer {
   std::string address;
   cluster_peer_actor actor;
+};
+
+/// cluster.etcd: this node's lease and the members etcd holds, as the lease
+/// actor reported them.
+struct etcd_membership {
+  /// Until when this node may act on its lease and its view of the members.
+  lease_fence fence;
+  /// The members read by the last round that went through: node -> address.
+  std::map<std::string, std::string> members;
+  /// The nodes the postoffices are shared among now (owning_nodes()).
+  std::vector<std::string> live;
+  /// The fence has fallen: the lost line is logged, the listener told.
+  bool fenced = false;
+  /// Why the last round failed; empty after one that went through.
+  std::string problem;
+  /// When the pending expire_atom is due; max() when none is.
+  caf::actor_clock::time_point check_at = caf::actor_clock::time_point::max();
+  /// Told when the fence falls or rises.
+  smtp_listener_actor listener;
 };
 
 struct cluster_state {
@@ -69,8 +107,11 @@ struct cluster_state {
   /// Spreads the reconnect ticks; seeded by the node's name, so a run on
   /// the test coordinator repeats.
   std::minstd_rand jitter;
+  /// Present with cluster.etcd: membership from etcd.
+  std::optional<etcd_membership> etcd;
 
-  /// This node and its live peers, by name.
+  /// This node and its live peers, by name; with cluster.etcd, the nodes
+  /// the postoffices are shared among (none while this node owns nothing).
   std::vector<std::string> live_nodes() const;
 
   static inline const char* name = "cluster";
@@ -88,10 +129,15 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
                                      supervisor_actor supervisor,
                                      cluster_postoffices postoffices);
 
+struct member_registration;
+
 /// Spawns the cluster actor and publishes it on options.listen; throws
-/// std::runtime_error when it cannot listen there.
+/// std::runtime_error when it cannot listen there. With cluster.etcd,
+/// `registration` is this node's (register_member()), and the lease actor
+/// starts from it.
 cluster_actor start_cluster(caf::actor_system& sys, const cluster_config& options,
                             store_actor store, supervisor_actor supervisor,
-                            cluster_postoffices postoffices);
+                            cluster_postoffices postoffices,
+                            const member_registration* registration = nullptr);
 
 } // namespace postconn

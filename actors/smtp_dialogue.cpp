@@ -180,6 +180,10 @@ void on_rcpt(session_ptr self, const smtp_command& cmd) {
     return reply(self, route.error);
   if (route.by_default && !st.relay_client)
     return reply(self, 554, "5.7.1", "Relay access denied for <" + cmd.path + ">");
+  if (st.fenced)
+    return reply(self, 452, "4.3.0", "Cannot take mail for <" + cmd.path
+                                       + "> now: this node lost its cluster membership, "
+                                         "try again later");
   st.recipients.push_back({cmd.path, route.postoffice_name});
   reply(self, 250, "2.1.5", "Ok");
 }

@@ -59,6 +59,8 @@ void admit(smtp_listener_pointer self, caf::io::connection_handle handle, bool s
     return;
   }
   auto session = self->fork(smtp_session, handle, st.settings, store, st.backlogged);
+  if (st.fenced) // before anything the client can send
+    self->send(session, expire_atom::value, true);
   self->monitor(session);
   st.sessions.emplace(session, client);
   ++st.per_client[client];
@@ -115,6 +117,12 @@ smtp_listener_broker::behavior_type smtp_listener(smtp_listener_pointer self,
       st.backlogged = backlogged;
       for (const auto& [session, client] : st.sessions)
         self->send(session, backlog_atom::value, backlogged);
+    },
+    [=](expire_atom, bool fenced) {
+      auto& st = self->state;
+      st.fenced = fenced;
+      for (const auto& [session, client] : st.sessions)
+        self->send(session, expire_atom::value, fenced);
     },
     [=](status_atom) {
       return static_cast<std::uint64_t>(self->state.sessions.size());

@@ -13,8 +13,10 @@
 //   when it is told to exit (shutdown), it stops accepting and tells every
 //   open session to say 421 and close. `(reload_atom, settings)` gives new
 //   settings (a config reload): sessions opened from then on use them, open
-//   ones keep theirs. `(backlog_atom, bool)` from the supervisor goes to
-//   every open session and to those opened later. Once a second while any
+//   ones keep theirs. `(backlog_atom, bool)` from the supervisor, and
+//   `(expire_atom, bool)` from the cluster actor (the node cannot prove it
+//   holds its etcd lease), go to every open session and to those opened
+//   later. Once a second while any
 //   session is open, it tells each to check its deadlines.
 #pragma once
 
@@ -40,6 +42,9 @@ struct smtp_listener_state {
   std::shared_ptr<const smtp_settings> settings;
   /// The queue is over its high-water mark (the supervisor says so).
   bool backlogged = false;
+  /// This node cannot prove it holds its etcd lease (the cluster actor
+  /// says so): it owns no postoffice.
+  bool fenced = false;
   /// A tick is on its way: every second while sessions are open, each is
   /// told to check its deadlines.
   bool ticking = false;

@@ -314,6 +314,9 @@ smtp_session_broker::behavior_type smtp_session(session_ptr self,
     [=](backlog_atom, bool backlogged) {
       self->state.backlogged = backlogged;
     },
+    [=](expire_atom, bool fenced) {
+      self->state.fenced = fenced;
+    },
     [=](const caf::io::connection_closed_msg&) {
       self->state.closing = true;
       if (!self->state.awaiting_store) // else it ends with the store's answer

@@ -20,7 +20,10 @@
 //   4.3.2. STARTTLS (RFC 3207) is offered when smtp.tls_certificate and
 //   smtp.tls_key are set: input pipelined after it is discarded, and the
 //   session starts over (a new EHLO) inside TLS. While the queue is over its high-water mark (the listener passes
-//   on `(backlog_atom, true)`), MAIL FROM is answered 452 4.3.1.
+//   on `(backlog_atom, true)`), MAIL FROM is answered 452 4.3.1; while the
+//   node cannot prove it holds its etcd lease (the listener passes on
+//   `(expire_atom, true)`), it owns no postoffice and RCPT TO is answered
+//   452 4.3.0.
 #pragma once
 
 #include <chrono>
@@ -113,6 +116,9 @@ struct smtp_session_state {
   caf::actor_clock::time_point data_started;
   /// The queue is above smtp.queue_high_water: MAIL FROM gets 452 4.3.1.
   bool backlogged = false;
+  /// This node cannot prove it holds its etcd lease, so it owns no
+  /// postoffice: RCPT TO gets 452 4.3.0.
+  bool fenced = false;
   std::shared_ptr<const smtp_settings> settings;
   store_actor store;
   /// Commands by verb ("ehlo", "mail", ...; "unknown": a line that is no

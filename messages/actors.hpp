@@ -202,6 +202,9 @@ using backlog_listener_actor = caf::typed_actor<caf::reacts_to<backlog_atom, boo
 using smtp_listener_actor = backlog_listener_actor::extend<
   // A config reload: the settings of sessions opened from now on.
   caf::reacts_to<reload_atom, std::shared_ptr<const smtp_settings>>,
+  // From the cluster actor: this node cannot prove it holds its etcd lease
+  // (true: RCPT TO gets 452 4.3.0), or can again.
+  caf::reacts_to<expire_atom, bool>,
   // Replies with the number of open sessions.
   caf::replies_to<status_atom>::with<std::uint64_t>>;
 
@@ -225,7 +228,10 @@ using smtp_session_broker = caf::io::connection_handler::extend<
   caf::reacts_to<idle_atom>,
   // From the listener: the queue is over its high-water mark (true: MAIL
   // FROM gets 452 4.3.1) or back under it.
-  caf::reacts_to<backlog_atom, bool>>;
+  caf::reacts_to<backlog_atom, bool>,
+  // From the listener: this node cannot prove it holds its etcd lease
+  // (true: RCPT TO gets 452 4.3.0), or can again.
+  caf::reacts_to<expire_atom, bool>>;
 
 /// A connection over a connection limit: says 421 4.7.0 and closes at once,
 /// so the connection's messages never reach it.
@@ -242,11 +248,49 @@ struct cluster_postoffices {
   std::set<std::string> changed;
 };
 
+/// What one round with etcd found: this node's lease renewed (or granted
+/// and its member key written) and the members read, or why not. Times are
+/// steady_clock's (CAF's actor clock).
+struct membership_round {
+  /// The lease was renewed or granted, and the members were read.
+  bool ok = false;
+  /// Why not, for the log.
+  std::string problem;
+  /// etcd said the lease was gone (expired or revoked); this round granted
+  /// a new one if `registered_at` is set.
+  bool lease_lost = false;
+  /// Read before the keepalive (or the grant) was sent.
+  std::chrono::steady_clock::time_point asked_at;
+  /// The TTL etcd granted.
+  std::chrono::seconds ttl{0};
+  std::int64_t lease = 0;
+  /// When the put of the member key returned, if this round wrote it.
+  std::chrono::steady_clock::time_point registered_at;
+  bool registered = false;
+  /// The members etcd holds: node -> cluster address.
+  std::map<std::string, std::string> members;
+};
+
+/// Keeps this node's etcd lease and member key, and reads the members: a
+/// detached actor (its HTTP calls block its own thread), linked to the
+/// cluster actor, which it tells what each round found. It revokes the
+/// lease when it exits.
+using cluster_lease_actor = caf::typed_actor<
+  // Internal: the next round.
+  caf::reacts_to<tick_atom>>;
+
 /// This node's place in the cluster: keeps the membership, lines up the
 /// postoffices this node owns, and carries deliveries between nodes.
 using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend<
   // The configured postoffices, at start and after a reload.
   caf::reacts_to<reload_atom, cluster_postoffices>,
+  // From the lease actor (cluster.etcd): what a round with etcd found.
+  caf::reacts_to<report_atom, membership_round>,
+  // Tells the SMTP listener whenever this node cannot prove it holds its
+  // etcd lease, and when it can again; now, too.
+  caf::reacts_to<watch_atom, smtp_listener_actor>,
+  // Internal: the lease's fence or the end of the join wait is due.
+  caf::reacts_to<expire_atom>,
   // Reports the live members and every postoffice's owner.
   caf::replies_to<status_atom>::with<cluster_report>,
   // Internal: the connection to the cluster actor at an address was made
@@ -342,4 +386,5 @@ using supervisor_actor = caf::typed_actor<
 // Local only: they carry functions and shared settings, never cross nodes.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::postoffice_lineup)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::cluster_postoffices)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(postconn::membership_round)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const postconn::smtp_settings>)

@@ -28,6 +28,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/cluster.hpp"
+#include "actors/cluster_lease.hpp"
 #include "actors/postoffice.hpp"
 #include "actors/purger.hpp"
 #include "actors/share_pool.hpp"
@@ -327,6 +328,25 @@ void open_resources(const config& cfg, server_resources& out) {
   }
 }
 
+/// cluster.etcd: grants this node's lease and writes its member key, or
+/// says in one line that etcd cannot be reached (naming every endpoint).
+std::optional<member_registration> register_in_etcd(const config& cfg) {
+  if (!cfg.cluster || cfg.cluster->etcd.empty())
+    return std::nullopt;
+  const auto& cluster = *cfg.cluster;
+  std::vector<std::string> endpoints;
+  for (const auto& endpoint : cluster.etcd)
+    endpoints.push_back(etcd_url(endpoint));
+  etcd_client client{endpoints, etcd_call_timeout(cluster.lease_ttl)};
+  auto registered = register_member(client, cluster.node, cluster.listen, cluster.lease_ttl);
+  if (!registered)
+    throw startup_error("cluster.etcd: node " + cluster.node + " cannot register in etcd ("
+                        + names(endpoints) + "): " + registered.error().message);
+  spdlog::info("cluster: node {} registered in etcd at {} (lease {}, ttl {}s)", cluster.node,
+               names(endpoints), registered->lease.id, registered->lease.ttl.count());
+  return *registered;
+}
+
 void configure_system(const config& cfg, caf::actor_system_config& sys_cfg) {
   register_types(sys_cfg);
   sys_cfg.load<caf::io::middleman>();
@@ -372,7 +392,8 @@ supervisor_options supervisor_options_for(const config& cfg) {
 /// Starts the supervisor with the postoffices this node runs (in a
 /// cluster, the cluster actor lines them up, and starts itself here).
 void start_supervisor(const config& cfg, server_actors& actors,
-                      std::vector<ledger_entry> ledger, const supervisor_options& options) {
+                      std::vector<ledger_entry> ledger, const supervisor_options& options,
+                      const std::optional<member_registration>& registration) {
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
   for (const auto& po : cfg.postoffices) {
@@ -392,7 +413,8 @@ void start_supervisor(const config& cfg, server_actors& actors,
   everywhere.ndr = ndr;
   try {
     actors.cluster = start_cluster(actors.sys, *cfg.cluster, actors.store, actors.supervisor,
-                                   cluster_lineup(std::move(everywhere), cfg, {}));
+                                   cluster_lineup(std::move(everywhere), cfg, {}),
+                                   registration ? &*registration : nullptr);
   } catch (const std::runtime_error& e) {
     for (const auto& actor : {caf::actor_cast<caf::actor>(actors.supervisor),
                               caf::actor_cast<caf::actor>(actors.pool),
@@ -444,6 +466,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   data_dir_lock lock{cfg.server.data_dir};
   server_resources held;
   open_resources(cfg, held);
+  auto registration = register_in_etcd(cfg);
   caf::actor_system_config sys_cfg;
   configure_system(cfg, sys_cfg);
   caf::actor_system sys{sys_cfg};
@@ -451,7 +474,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto pool = sys.spawn(share_pool, share_pool_options{});
   server_actors actors{sys, pool, store, {}, {}, {}, {}};
   auto sup_options = supervisor_options_for(cfg);
-  start_supervisor(cfg, actors, std::move(held.ledger), sup_options);
+  start_supervisor(cfg, actors, std::move(held.ledger), sup_options, registration);
   auto smtp_port = held.smtp_socket->port();
   auto listening = sys.middleman().backend().new_doorman(held.smtp_socket->release());
   actors.listener = sys.middleman().spawn_broker(smtp_listener, std::move(listening),
@@ -459,6 +482,8 @@ int run(config cfg, const std::filesystem::path& config_file) {
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);
+  if (actors.cluster)
+    caf::anon_send(actors.cluster, watch_atom::value, actors.listener);
   caf::anon_send(store, watch_atom::value,
                  store_listener_actor{actors.supervisor});
   held.admin->serve(sys, actors.supervisor, store, actors.listener, actors.cluster);

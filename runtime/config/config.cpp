@@ -162,8 +162,36 @@ bool is_node_name(std::string_view name) {
   });
 }
 
+constexpr std::string_view http_scheme = "http://";
+
+/// cluster.etcd: "host:port" or "http://host:port", each once.
+void read_etcd_endpoints(table_reader& in, cluster_config& cluster) {
+  if (!in.read("etcd", cluster.etcd))
+    return;
+  if (cluster.etcd.empty())
+    in.problem("etcd", "empty (leave it out for membership from peer heartbeats)");
+  for (std::size_t i = 0; i < cluster.etcd.size(); ++i) {
+    auto key = "etcd[" + std::to_string(i) + "]";
+    std::string_view text = cluster.etcd[i];
+    if (text.rfind("https://", 0) == 0) {
+      in.problem(key, "https is not supported (etcd's JSON gateway over http only)");
+      continue;
+    }
+    if (text.rfind(http_scheme, 0) == 0)
+      text.remove_prefix(http_scheme.size());
+    if (auto where = parse_listen_address(text); !where || where->port == 0)
+      in.problem(key, "invalid etcd endpoint " + in_quotes(cluster.etcd[i])
+                        + " (use host:port, e.g. \"10.0.0.5:2379\")");
+    for (std::size_t j = 0; j < i; ++j)
+      if (etcd_url(cluster.etcd[j]) == etcd_url(cluster.etcd[i]))
+        in.problem(key, "endpoint " + in_quotes(cluster.etcd[i]) + " is also etcd["
+                          + std::to_string(j) + "]");
+  }
+}
+
 cluster_config read_cluster(table_reader in) {
-  in.reject_unknown_keys({"node", "listen", "seeds", "reconnect_interval", "peer_timeout"});
+  in.reject_unknown_keys({"node", "listen", "seeds", "reconnect_interval", "peer_timeout",
+                          "etcd", "lease_ttl"});
   cluster_config cluster;
   if (in.require("node", "this node's name in the cluster") && in.read("node", cluster.node)
       && !is_node_name(cluster.node))
@@ -179,6 +207,12 @@ cluster_config read_cluster(table_reader in) {
                      + " (use host:port, e.g. \"10.0.0.2:4200\")");
   in.read_duration("reconnect_interval", cluster.reconnect_interval, zero_duration::refused);
   in.read_duration("peer_timeout", cluster.peer_timeout, zero_duration::refused);
+  read_etcd_endpoints(in, cluster);
+  if (in.read_duration("lease_ttl", cluster.lease_ttl, zero_duration::refused)
+      && cluster.lease_ttl < min_lease_ttl)
+    in.problem("lease_ttl", "must be at least " + std::to_string(min_lease_ttl.count())
+                              + "s (etcd's shortest lease), got "
+                              + std::to_string(cluster.lease_ttl.count()) + "s");
   return cluster;
 }
 
@@ -467,6 +501,10 @@ config_result load_config_file(const std::filesystem::path& file) {
   if (int error = read_whole_file(file, text))
     return {std::nullopt, {file.string() + ": cannot read: " + std::strerror(error)}};
   return parse_config(text, file.string());
+}
+
+std::string etcd_url(const std::string& endpoint) {
+  return endpoint.rfind(http_scheme, 0) == 0 ? endpoint : std::string{http_scheme} + endpoint;
 }
 
 std::optional<listen_address> parse_listen_address(std::string_view text) {

@@ -193,13 +193,29 @@ struct cluster_config {
   std::chrono::seconds reconnect_interval{5};
   /// A peer silent this long (no heartbeat) is declared lost.
   std::chrono::seconds peer_timeout{10};
+  /// etcd endpoints, "host:port" or "http://host:port", one per etcd
+  /// member: membership, ownership and fencing come from etcd
+  /// (actors/cluster.hpp). Empty: from peer heartbeats, without quorum.
+  std::vector<std::string> etcd;
+  /// The TTL of this node's etcd lease: a node that cannot renew it stops
+  /// delivering before it runs out, and the others take its postoffices
+  /// over once it has.
+  std::chrono::seconds lease_ttl{10};
 
   bool operator==(const cluster_config& other) const {
     return node == other.node && listen == other.listen && seeds == other.seeds
            && reconnect_interval == other.reconnect_interval
-           && peer_timeout == other.peer_timeout;
+           && peer_timeout == other.peer_timeout && etcd == other.etcd
+           && lease_ttl == other.lease_ttl;
   }
 };
+
+/// The shortest cluster.lease_ttl: etcd's own minimum with its default
+/// election timeout (1 s) is 2 s.
+constexpr std::chrono::seconds min_lease_ttl{2};
+
+/// "http://host:port" for an entry of cluster.etcd.
+std::string etcd_url(const std::string& endpoint);
 
 /// The token in `file` (surrounding white space removed), or why there is
 /// none: unreadable, or empty.

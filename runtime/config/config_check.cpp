@@ -58,10 +58,21 @@ std::optional<std::string> maildir_root_problem(const fs::path& root) {
   return std::nullopt;
 }
 
+/// Keys of [cluster] that have no effect with (or without) cluster.etcd.
+void cluster_warnings(const cluster_config& cluster, std::vector<std::string>& warnings) {
+  if (!cluster.etcd.empty() && !cluster.seeds.empty())
+    warnings.push_back("cluster.seeds: not used with cluster.etcd (the members and their "
+                       "addresses come from etcd)");
+  if (cluster.etcd.empty() && cluster.lease_ttl != cluster_config{}.lease_ttl)
+    warnings.push_back("cluster.lease_ttl: has no effect without cluster.etcd");
+}
+
 } // namespace
 
 std::vector<std::string> config_warnings(const config& cfg) {
   std::vector<std::string> warnings;
+  if (cfg.cluster)
+    cluster_warnings(*cfg.cluster, warnings);
   for (std::size_t i = 0; i < cfg.postoffices.size(); ++i) {
     const auto& po = cfg.postoffices[i];
     if (po.transport != transport_kind::maildir)

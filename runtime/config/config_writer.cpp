@@ -253,7 +253,7 @@ void write_admin(std::string& out, const admin_config& admin, key_choice choice)
 }
 
 void write_cluster(std::string& out, const cluster_config& cluster, key_choice choice) {
-  const auto& [node, listen, seeds, reconnect_interval, peer_timeout] = cluster;
+  const auto& [node, listen, seeds, reconnect_interval, peer_timeout, etcd, lease_ttl] = cluster;
   const cluster_config base;
   table_lines lines{choice};
   lines.always("node", node);
@@ -261,6 +261,9 @@ void write_cluster(std::string& out, const cluster_config& cluster, key_choice c
   lines.key("seeds", seeds, base.seeds);
   lines.key("reconnect_interval", reconnect_interval, base.reconnect_interval);
   lines.key("peer_timeout", peer_timeout, base.peer_timeout);
+  if (!etcd.empty())
+    lines.always("etcd", etcd);
+  lines.key("lease_ttl", lease_ttl, base.lease_ttl);
   lines.write(out, "[cluster]");
 }
 

@@ -336,3 +336,107 @@ TEST_CASE("a message requeued to a postoffice another node owns is handed to tha
   CHECK(delivery_of(*f.db, id).state == delivery_state::delivered);
   caf::anon_send_exit(courier, caf::exit_reason::user_shutdown);
 }
+
+namespace {
+
+/// A round of the lease actor that went through, asked at `asked_at`.
+membership_round round_at(caf::actor_clock::time_point asked_at,
+                          std::map<std::string, std::string> members) {
+  membership_round round;
+  round.ok = true;
+  round.asked_at = asked_at;
+  round.ttl = 3s;
+  round.lease = 7;
+  round.members = std::move(members);
+  return round;
+}
+
+} // namespace
+
+TEST_CASE("with etcd: nothing owned while joining or fenced, deliveries kept, handoffs refused") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "a.db", retry_policy{}};
+  auto options = node_config("a");
+  options.etcd = {"127.0.0.1:2379"};
+  options.lease_ttl = 3s;
+  auto node = f.sys.spawn(cluster, options, f.store, f.sup,
+                          owned_by("", retry_policy{}, f.restartable(f.dead),
+                                   f.restartable(f.live), nullptr));
+  f.sched.run();
+  auto& st = f.state_of<cluster_state>(node);
+  auto& sup = f.state_of<supervisor_state>(f.sup);
+  auto now = [&] { return f.sched.clock().now(); };
+  auto report = [&](membership_round round) {
+    caf::anon_send(node, report_atom::value, std::move(round));
+    f.sched.run();
+  };
+  auto running = [&] {
+    std::set<std::string> names;
+    for (const auto& slot : sup.postoffices.slots())
+      names.insert(slot.name);
+    return names;
+  };
+  auto refused = [&](const std::string& why) {
+    ledger_entry entry;
+    entry.postoffice = "live";
+    auto handed = f.self->request(node, caf::infinite, handoff_atom::value, entry);
+    f.sched.run();
+    std::string error;
+    handed.receive([](const std::string&) {},
+                   [&](const caf::error& err) { error = f.sys.render(err); });
+    CHECK_MESSAGE(error.find(why) != std::string::npos, error);
+  };
+  std::map<std::string, std::string> members{{"a", "127.0.0.1:4200"}};
+  // Registered: the lease is valid, but a owns nothing for a ttl.
+  auto first = round_at(now(), members);
+  first.registered = true;
+  first.registered_at = now();
+  report(first);
+  CHECK(st.live_nodes().empty());
+  CHECK(running().empty());
+  CHECK(sup.handoff.elsewhere.size() == 2);
+  refused("node a is joining");
+  // Rounds every second; a ttl after the put, a owns its share.
+  f.advance(1s);
+  report(round_at(now(), members));
+  f.advance(1s);
+  report(round_at(now(), members));
+  CHECK(running().empty());
+  f.advance(1s);
+  CHECK(st.live_nodes() == std::vector<std::string>{"a"});
+  CHECK(running() == std::set<std::string>{"dead", "live"});
+  CHECK(sup.handoff.elsewhere.empty());
+  // No round goes through: the fence falls at the last round's asked_at +
+  // ttl - ttl/5 (t + 2 s + 2.4 s), by the timer alone.
+  f.advance(1399ms);
+  CHECK(running() == std::set<std::string>{"dead", "live"});
+  f.advance(1ms);
+  CHECK(st.etcd->fenced);
+  CHECK(running().empty());
+  CHECK(sup.handoff.elsewhere.size() == 2);
+  refused("cannot prove it holds its etcd lease");
+  auto adopted = f.self->request(node, caf::infinite, handoff_atom::value,
+                                 handoff{"b", stored_message{}, ledger_entry{}});
+  f.sched.run();
+  adopted.receive([](bool) { FAIL("a fenced node took a handoff"); },
+                  [](const caf::error&) {});
+  // A failed round says why; nothing changes.
+  membership_round failed;
+  failed.problem = "no etcd endpoint answered";
+  report(failed);
+  CHECK(running().empty());
+  // etcd says the lease expired; the round granted a new one and wrote the
+  // member key again: valid, joining for a ttl, then owning.
+  auto again = round_at(now(), members);
+  again.lease_lost = true;
+  again.registered = true;
+  again.registered_at = now();
+  report(again);
+  CHECK_FALSE(st.etcd->fenced);
+  CHECK(running().empty());
+  f.advance(2s);
+  report(round_at(now(), members));
+  f.advance(1s);
+  CHECK(running() == std::set<std::string>{"dead", "live"});
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+}

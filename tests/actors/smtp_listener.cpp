@@ -1,8 +1,9 @@
 // Tests actors/smtp_listener.cpp on CAF's test multiplexer
 // (tests/actors/smtp_fixture.hpp): the connection limits (421 4.7.0 with
-// the reason, a slot freed when a session ends), the backlog flag passed to
-// open sessions and to later ones, the status count, a reload's settings
-// for new sessions only, and 421 4.3.2 from every open session at shutdown.
+// the reason, a slot freed when a session ends), the backlog flag and the
+// cluster's fence passed to open sessions and to later ones, the status
+// count, a reload's settings for new sessions only, and 421 4.3.2 from
+// every open session at shutdown.
 #include <doctest/doctest.h>
 
 #include "tests/actors/smtp_fixture.hpp"
@@ -80,6 +81,25 @@ TEST_CASE_FIXTURE(smtp_fixture, "the backlog flag reaches open sessions and thos
   run();
   CHECK(say(first, "RSET\r\nMAIL FROM:<ann@support.example.test>\r\n")
         == "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n");
+}
+
+TEST_CASE_FIXTURE(smtp_fixture, "a fenced node answers RCPT TO 452 4.3.0 in open sessions and those opened later, until the fence rises") {
+  smtp_listener_actor as_others_see_it = listener;
+  connect(first);
+  CHECK(say(first, "EHLO client.example.test\r\nMAIL FROM:<ann@example.org>\r\n")
+          .find("250 2.1.0 Ok\r\n") != std::string::npos);
+  caf::anon_send(as_others_see_it, expire_atom::value, true);
+  run();
+  const std::string refused = "452 4.3.0 Cannot take mail for <bob@sales.example.test> now: "
+                              "this node lost its cluster membership, try again later\r\n";
+  CHECK(say(first, "RCPT TO:<bob@sales.example.test>\r\n") == refused);
+  connect(second);
+  CHECK(say(second, "EHLO client.example.test\r\nMAIL FROM:<ann@example.org>\r\n"
+                    "RCPT TO:<bob@sales.example.test>\r\n")
+          .find(refused) != std::string::npos);
+  caf::anon_send(as_others_see_it, expire_atom::value, false);
+  run();
+  CHECK(say(first, "RCPT TO:<bob@sales.example.test>\r\n") == "250 2.1.5 Ok\r\n");
 }
 
 TEST_CASE_FIXTURE(smtp_fixture, "a reload's settings are for sessions opened after it, open ones keep theirs") {

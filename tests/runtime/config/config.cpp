@@ -615,6 +615,52 @@ gossip = true
   CHECK(has_problem(problems, "cluster.gossip"));
 }
 
+TEST_CASE("[cluster] etcd endpoints and lease_ttl") {
+  auto cfg = loaded(sales_postoffice + R"(
+[cluster]
+node = "node-a"
+listen = "127.0.0.1:4200"
+etcd = ["127.0.0.1:2379", "http://etcd-2.example.test:2379", "[::1]:2379"]
+lease_ttl = "4s"
+)");
+  REQUIRE(cfg.cluster);
+  CHECK(cfg.cluster->etcd
+        == std::vector<std::string>{"127.0.0.1:2379", "http://etcd-2.example.test:2379",
+                                    "[::1]:2379"});
+  CHECK(cfg.cluster->lease_ttl == 4s);
+  CHECK(etcd_url(cfg.cluster->etcd[0]) == "http://127.0.0.1:2379");
+  CHECK(etcd_url(cfg.cluster->etcd[1]) == "http://etcd-2.example.test:2379");
+  auto without = loaded(sales_postoffice + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n");
+  CHECK(without.cluster->etcd.empty());
+  CHECK(without.cluster->lease_ttl == 10s);
+}
+
+TEST_CASE("[cluster] etcd and lease_ttl problems name their keys") {
+  auto problems = problems_of(sales_postoffice + R"(
+[cluster]
+node = "a"
+listen = "127.0.0.1:4200"
+etcd = ["127.0.0.1:2379", "nowhere", "https://10.0.0.1:2379", "127.0.0.1:0",
+        "http://127.0.0.1:2379"]
+lease_ttl = "1s"
+)");
+  INFO(all_of(problems));
+  CHECK(has_problem(problems, "cluster.etcd[1]", "invalid etcd endpoint \"nowhere\""));
+  CHECK(has_problem(problems, "cluster.etcd[2]", "https is not supported"));
+  CHECK(has_problem(problems, "cluster.etcd[3]", "invalid etcd endpoint"));
+  CHECK(has_problem(problems, "cluster.etcd[4]", "is also etcd[0]"));
+  CHECK(has_problem(problems, "cluster.lease_ttl", "must be at least 2s"));
+  CHECK(problems.size() == 5);
+  CHECK(has_problem(problems_of(sales_postoffice
+                                + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+                                  "etcd = []\n"),
+                    "cluster.etcd", "empty"));
+  CHECK(has_problem(problems_of(sales_postoffice
+                                + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+                                  "lease_tll = \"4s\"\n"),
+                    "cluster.lease_tll", "did you mean \"lease_ttl\""));
+}
+
 TEST_CASE("a postoffice owner needs a [cluster] section and a valid node name") {
   CHECK(has_problem(problems_of(sales_postoffice + "owner = \"node-b\"\n"),
                     "postoffice[0].owner", "only with a [cluster] section"));

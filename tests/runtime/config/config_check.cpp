@@ -134,3 +134,22 @@ TEST_CASE("a config with problems has no warnings: they are about a config that 
   CHECK(checked.warnings.empty());
   CHECK(config_warnings(test::loaded(maildir_at("gone", "/nonexistent/share"))).size() == 1);
 }
+
+TEST_CASE("cluster.seeds with cluster.etcd, and lease_ttl without it, are warnings with their lines") {
+  auto base = maildir_at("sales", "/nonexistent/share");
+  auto with_etcd = check_config(base + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+                                       "seeds = [\"127.0.0.1:4201\"]\n"
+                                       "etcd = [\"127.0.0.1:2379\"]\n",
+                                "t.toml");
+  CHECK(with_etcd.problems.empty());
+  REQUIRE(!with_etcd.warnings.empty());
+  CHECK(numbered(with_etcd.warnings)[0]
+        == "9: cluster.seeds: not used with cluster.etcd (the members and their addresses "
+           "come from etcd)");
+  auto without = check_config(base + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+                                     "lease_ttl = \"4s\"\n",
+                              "t.toml");
+  REQUIRE(!without.warnings.empty());
+  CHECK(numbered(without.warnings)[0]
+        == "9: cluster.lease_ttl: has no effect without cluster.etcd");
+}

@@ -155,7 +155,7 @@ void change_each_field(const config& base, Check check) {
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = base.smtp;
   [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = base.retry;
   [[maybe_unused]] const auto& [a1, a2] = base.admin;
-  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5] = *base.cluster;
+  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7] = *base.cluster;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13]
     = base.postoffices.at(0);
   [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6, f7] = base.postoffices.at(0).fault;
@@ -209,6 +209,8 @@ void change_each_field(const config& base, Check check) {
   change("cluster.seeds", [](config& c) { c.cluster->seeds.pop_back(); });
   change("cluster.reconnect_interval", [](config& c) { c.cluster->reconnect_interval += 1s; });
   change("cluster.peer_timeout", [](config& c) { c.cluster->peer_timeout += 1s; });
+  change("cluster.etcd", [](config& c) { c.cluster->etcd.push_back("10.0.0.9:2379"); });
+  change("cluster.lease_ttl", [](config& c) { c.cluster->lease_ttl += 1s; });
 
   change("postoffices", [](config& c) { c.postoffices.pop_back(); });
   auto po = [](config& c) -> postoffice_config& { return c.postoffices.at(0); };
@@ -473,5 +475,5 @@ TEST_CASE("config equality: a change in any one field makes configs unequal") {
     CHECK_FALSE(base == changed);
     ++changes;
   });
-  CHECK(changes == 64);
+  CHECK(changes == 66);
 }
