@@ -59,6 +59,10 @@ class AdminServer(DeliveryTest):
         content = json.loads(raw) if raw.startswith("{") else raw
         return status, content
 
+    def verb(self, *args):
+        """Runs a postconn verb against this server."""
+        return run(*args, "--admin", self.server.admin_url)
+
     def queued_id(self, postoffice="sales"):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -383,9 +387,6 @@ class UsageErrors(unittest.TestCase):
 class AdminVerbs(AdminServer):
     """The admin verbs of the command line against the same server."""
 
-    def verb(self, *args):
-        return run(*args, "--admin", self.server.admin_url)
-
     def test_queue_postoffices_ledger_hold_release_and_flush(self):
         os.rename(self.sales, self.sales + ".gone")
         self.send(["bob@sales.example.test"])
@@ -473,6 +474,44 @@ class AdminVerbs(AdminServer):
         code, _, err = run("queue", "--admin", f"127.0.0.1:{port}")
         self.assertEqual(code, 3)
         self.assertIn("cannot reach the admin API", err)
+
+
+class AheadOfSchedule(AdminServer):
+    """Retries ten minutes apart, a postoffice that is down probed every
+    second: mail goes out as soon as the share is back, and attempts made
+    ahead of schedule that fail use no retry."""
+
+    def setUp(self):
+        self.start_server('[retry]\nmax_open_retries = 50\nopen_interval = "10m"\n'
+                          'recovery_probe_interval = "1s"\n')
+
+    def test_deferred_mail_goes_out_within_seconds_of_the_share_coming_back(self):
+        os.rename(self.sales, self.sales + ".gone")
+        for n in range(3):
+            self.send(["bob@sales.example.test"], f"Subject: {n}\r\n\r\nbody\r\n".encode())
+        self.server.wait_for_log("open_retries=1/50", count=3)
+        os.rename(self.sales + ".gone", self.sales)
+        back = time.monotonic()
+        wait_for_files(os.path.join(self.sales, "bob/new"), count=3, timeout=10)
+        # Ten minutes before their retry time: the probe found the share.
+        self.assertLess(time.monotonic() - back, 10)
+        self.assertIn("postoffice sales: up again; 3 deferred deliveries due now",
+                      self.server.wait_for_log("up again"))
+
+    def test_a_flush_that_fails_uses_no_retry(self):
+        os.rename(self.sales, self.sales + ".gone")
+        self.send(["bob@sales.example.test"])
+        message_id = self.queued_id()
+        self.server.wait_for_log("open_retries=1/50")
+        self.assertEqual(self.verb("flush", "sales")[:2], (0, "flushed 1 delivery\n"))
+        self.server.wait_for_log("(ahead of schedule: no retry used)")
+        code, out, err = self.verb("ledger", message_id)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"\n +opens +1/50\n")
+        self.assertRegex(out, r"\n +attempts +2 \(1 ahead of schedule failed, no retry used\)\n")
+        [delivery] = self.call("GET", f"/messages/{message_id}")[1]["deliveries"]
+        self.assertEqual((delivery["attempts_made"], delivery["unscheduled_failures"],
+                          delivery["open_retries"]), (2, 1, 1))
 
 
 class BearerToken(AdminServer):

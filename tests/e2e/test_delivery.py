@@ -283,8 +283,17 @@ class JsonDeliveryLog(DeliveryTest):
         self.assertEqual((sent["postoffice"], sent["status"], sent["dsn"], sent["attempts"]),
                          ("sales", "sent", "2.0.0", 1))
         self.assertIsInstance(sent["delay"], (int, float))
+        self.assertEqual(sent["relay"], "var/postoffices/sales")
+        self.assertRegex(sent["delays"], r"^\d+/\d+\.\d\d/\d+\.\d\d$")
         self.assertEqual((bounced["status"], bounced["dsn"][0]), ("bounced", "5"))
         self.assertEqual(bounced["queue_id"], sent["queue_id"])
+        # The bounce's line carries the NDR's own queue id.
+        self.server.wait_for_log('"notification":"bounced"')
+        [report] = [json.loads(line) for line in self.server.log.splitlines()
+                    if '"notification"' in line]
+        self.assertEqual(report["queue_id"], sent["queue_id"])
+        self.assertRegex(report["dsn_queue_id"], r"^[0-9a-f]{16}$")
+        self.assertNotEqual(report["dsn_queue_id"], sent["queue_id"])
 
 
 class PlannedStop(DeliveryTest):
