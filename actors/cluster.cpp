@@ -237,6 +237,9 @@ void apply_fence(cluster_ptr self, bool first) {
     if (etcd.listener)
       self->send(etcd.listener, expire_atom::value, false);
   }
+  // The supervisor checks the fence itself before each attempt: after a
+  // hang its timers may fire before this actor's lineup reaches it.
+  self->send(st.supervisor, expire_atom::value, etcd.fence.valid_until().time_since_epoch());
   etcd.live = owning_nodes(etcd.members, st.options.node, etcd.fence, now);
   line_up(self, first);
   check_fence_later(self, now);

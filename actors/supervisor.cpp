@@ -299,7 +299,9 @@ void work(supervisor_ptr self) {
       apply(self, std::move(*decision));
     }
   }
-  for (const auto& postoffice : st.due.postoffices_due(now)) {
+  auto fenced = st.fence && self->clock().now() >= *st.fence;
+  for (const auto& postoffice : fenced ? std::vector<std::string>{}
+                                       : st.due.postoffices_due(now)) {
     if (auto* slot = st.postoffices.find(postoffice)) {
       if (!slot->busy)
         attempt(self, *slot, st.due.attempts_due(postoffice, now, st.options.max_batch));
@@ -318,10 +320,11 @@ void work(supervisor_ptr self) {
     }
   }
   // Wake at the earliest moment a delivery needs the supervisor again; a
-  // busy postoffice calls work() when its attempt ends.
+  // busy postoffice calls work() when its attempt ends, a renewed fence
+  // when it comes.
   auto wake = st.due.earliest([&](const std::string& postoffice, std::int64_t at) {
     auto* slot = st.postoffices.find(postoffice);
-    return slot && slot->busy && at <= now;
+    return fenced || (slot && slot->busy && at <= now);
   });
   if (wake == due_index::never)
     return;
@@ -468,6 +471,10 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       return inject_fault(self, postoffice, fault);
     },
     [=](recovered_atom, const std::string& postoffice) { recovered(self, postoffice); },
+    [=](expire_atom, caf::timespan valid_until) {
+      self->state.fence = caf::actor_clock::time_point{valid_until};
+      schedule_work(self);
+    },
     [=](tick_atom) {
       self->state.wake_at = 0;
       schedule_work(self);

@@ -176,6 +176,10 @@ struct supervisor_state {
   std::int64_t wake_at = 0;
   /// A work_atom is on its way: a pass over the ledger is coming.
   bool work_scheduled = false;
+  /// Cluster with etcd: no attempt or handoff starts at or after this
+  /// moment (the lease's fence), even before the lineup that owns nothing
+  /// arrives -- a node resumed after a hang must not start one.
+  std::optional<caf::actor_clock::time_point> fence;
   /// A planned stop: no new attempt; the promise is kept once nothing is
   /// busy.
   std::optional<caf::typed_response_promise<bool>> draining;

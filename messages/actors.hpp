@@ -364,6 +364,10 @@ using supervisor_actor = caf::typed_actor<
   // From a postoffice actor: the postoffice, down, is up again; its
   // deferred deliveries are made due, recovery_rate a second.
   caf::reacts_to<recovered_atom, std::string>,
+  // From the cluster actor (cluster.etcd), at every renewal of the lease:
+  // attempts and handoffs may start until this moment of the actor clock
+  // (time since its epoch), the lease's fence, and none after it.
+  caf::reacts_to<expire_atom, caf::timespan>,
   // Tells the listener the backlog state against this high-water mark (in
   // unfinished deliveries) now and at every crossing; replaces an earlier one.
   caf::reacts_to<watch_atom, backlog_listener_actor, std::uint64_t>,

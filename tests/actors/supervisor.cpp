@@ -695,6 +695,29 @@ TEST_CASE("a drain starts no attempt and answers once the attempt under way is r
   CHECK(delivery_of(*f.db, waiting, "live").state == delivery_state::queued);
 }
 
+TEST_CASE("past the lease's fence no attempt starts, until the fence is renewed") {
+  test::temp_dir dir;
+  supervisor_fixture f{dir / "queue.db", defaults()};
+  auto& live = f.state_of<fake_postoffice_state>(f.live);
+  auto fence_in = [&](caf::timespan from_now) {
+    caf::anon_send(f.sup, expire_atom::value,
+                   (f.sched.clock().now() + from_now).time_since_epoch());
+    f.sched.run();
+  };
+  fence_in(5s);
+  f.submit({{"live", {"carol@live.example.test"}}});
+  CHECK(live.delivered == std::vector<std::string>{"carol@live.example.test"});
+  // A hang: the fence falls while the node sleeps, and on waking the mail
+  // is due before any lineup says this node owns nothing.
+  f.advance(10s);
+  auto waiting = f.submit({{"live", {"dave@live.example.test"}}});
+  f.advance(1h, 1min);
+  CHECK(live.attempts == 1);
+  CHECK(delivery_of(*f.db, waiting, "live").state == delivery_state::queued);
+  fence_in(30s);
+  CHECK(live.delivered.size() == 2);
+}
+
 TEST_CASE("a drain with nothing under way answers at once") {
   test::temp_dir dir;
   supervisor_fixture f{dir / "queue.db", defaults()};
