@@ -86,14 +86,26 @@ class EtcdCluster(unittest.TestCase):
         for name in NODES:
             workdir = os.path.join(holder.name, name)
             os.makedirs(workdir)
-            with open(os.path.join(workdir, "postconn.toml"), "w") as f:
-                f.write(node_config(name, free_port(), [self.etcd.endpoint], self.shared))
             self.nodes[name] = Node(name, workdir)
             self.addCleanup(self.nodes[name].stop, signal.SIGKILL)
         for node in self.nodes.values():
+            self.start_serving(node)
+
+    def start_serving(self, node, tries=3):
+        """Starts `node` on a free cluster port until it serves: a port free
+        a moment ago may be taken by a test running in parallel before the
+        node binds it (the node then exits, naming it)."""
+        for _ in range(tries):
+            with open(os.path.join(node.workdir, "postconn.toml"), "w") as f:
+                f.write(node_config(node.name, free_port(), [self.etcd.endpoint], self.shared))
             node.start()
-        for node in self.nodes.values():
-            node.wait_serving()
+            wait_until("%s serving or exited" % node.name,
+                       lambda: node.log().count("serving on") >= node.starts
+                       or node.proc.poll() is not None)
+            if node.proc.poll() is None:
+                node.wait_serving()
+                return
+        raise AssertionError("%s did not start:\n%s" % (node.name, self.log_tails()))
 
     def report(self, node):
         return self.nodes[node].admin("/cluster")
