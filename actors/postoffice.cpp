@@ -192,11 +192,16 @@ std::vector<transfer> transfers_of(postoffice_ptr self, std::shared_ptr<attempt_
   return transfers;
 }
 
-/// Once open: reads the jobs' messages in one request, then delivers them.
+/// Once open: marks the jobs in doubt and reads their messages in one store
+/// request (so a copy never reaches the postoffice before the queue knows
+/// it may), then delivers them.
 void transfer_batch(postoffice_ptr self, std::shared_ptr<attempt_state> attempt) {
   std::vector<std::string> ids;
-  for (const auto& job : attempt->jobs)
+  std::vector<std::int64_t> in_doubt;
+  for (const auto& job : attempt->jobs) {
     ids.push_back(job.message_id);
+    in_doubt.push_back(job.delivery_id);
+  }
   auto hand_over = [=](std::vector<stored_message> found, const std::string& why) {
     auto transfers = transfers_of(self, attempt, found, why);
     if (transfers.empty()) {
@@ -207,7 +212,8 @@ void transfer_batch(postoffice_ptr self, std::shared_ptr<attempt_state> attempt)
       finish(self, attempt, std::move(delivered));
     });
   };
-  self->request(self->state.store, store_timeout, fetch_atom::value, std::move(ids))
+  self->request(self->state.store, store_timeout, fetch_atom::value, std::move(ids),
+                std::move(in_doubt))
     .then([=](std::vector<stored_message>& found) {
             hand_over(std::move(found), "not in the queue");
           },

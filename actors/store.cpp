@@ -267,6 +267,35 @@ caf::result<std::vector<ledger_entry>> adopt(store_ptr self, handoff& incoming,
   return promise;
 }
 
+/// Marks an attempt's deliveries in doubt in the next group commit, and
+/// once that is durable reads its messages.
+caf::result<std::vector<stored_message>> fetch_for_attempt(store_ptr self,
+                                                           std::vector<std::string> message_ids,
+                                                           std::vector<std::int64_t> delivery_ids) {
+  auto promise = self->make_response_promise<std::vector<stored_message>>();
+  enqueue_write(self, pending_write{
+    [delivery_ids = std::move(delivery_ids)](queue_db& db) {
+      for (auto id : delivery_ids)
+        db.mark_in_doubt(id);
+    },
+    [self, promise, message_ids = std::move(message_ids)](const caf::error& err) mutable {
+      if (err) {
+        promise.deliver(err);
+        return;
+      }
+      try {
+        std::vector<stored_message> found;
+        for (const auto& id : message_ids)
+          if (auto msg = self->state.db->message(id))
+            found.push_back(std::move(*msg));
+        promise.deliver(std::move(found));
+      } catch (const queue_db_error& e) {
+        promise.deliver(make_error(store_errc::read_failed, e.what()));
+      }
+    }});
+  return promise;
+}
+
 caf::result<std::uint32_t> remove(store_ptr self, std::vector<std::string>& ids) {
   auto promise = self->make_response_promise<std::uint32_t>();
   auto found = std::make_shared<std::uint32_t>(0);
@@ -362,14 +391,9 @@ store(store_actor::stateful_pointer<store_state> self,
         return make_error(store_errc::read_failed, e.what());
       }
     },
-    [=](fetch_atom, const std::vector<std::string>& ids) {
-      return read(self, [&](queue_db& db) {
-        std::vector<stored_message> found;
-        for (const auto& id : ids)
-          if (auto msg = db.message(id))
-            found.push_back(std::move(*msg));
-        return found;
-      });
+    [=](fetch_atom, std::vector<std::string>& message_ids,
+        std::vector<std::int64_t>& delivery_ids) {
+      return fetch_for_attempt(self, std::move(message_ids), std::move(delivery_ids));
     },
     [=](load_atom, const std::string& id) {
       return read(self, [&](queue_db& db) { return db.deliveries_of(id); });

@@ -62,9 +62,13 @@ using store_actor = caf::typed_actor<
   caf::replies_to<load_atom>::with<std::vector<ledger_entry>>,
   // Reads one message by queue id.
   caf::replies_to<fetch_atom, std::string>::with<stored_message>,
-  // Reads several messages (one delivery attempt's) in the order asked;
-  // those not in the queue are left out.
-  caf::replies_to<fetch_atom, std::vector<std::string>>::with<std::vector<stored_message>>,
+  // An attempt that opened its postoffice: marks its deliveries (second
+  // list) in doubt, durably, then reads its messages (first list) in the
+  // order asked, leaving out those not in the queue. Once marked, a copy may
+  // reach the postoffice before the outcome is recorded; a restart in
+  // between finds the delivery in doubt (ledger_entry::in_doubt).
+  caf::replies_to<fetch_atom, std::vector<std::string>, std::vector<std::int64_t>>::with<
+    std::vector<stored_message>>,
   // Lists every delivery of a message, finished or not.
   caf::replies_to<load_atom, std::string>::with<std::vector<ledger_entry>>,
   // Lists the messages with unfinished deliveries whose sender contains the

@@ -148,6 +148,10 @@ struct ledger_entry {
   /// Attempts made ahead of schedule (an operator's flush or release, the
   /// postoffice's recovery) that failed: they used no retry.
   std::int32_t unscheduled_failures = 0;
+  /// An attempt had opened the postoffice and may have delivered when the
+  /// server stopped before its outcome was recorded: failed opens no longer
+  /// bounce it (only max_lifetime does) until an attempt opens again.
+  bool in_doubt = false;
   std::int64_t queued_at = 0;
   std::int64_t first_attempt_at = 0;
   std::int64_t next_attempt_at = 0;
@@ -175,7 +179,7 @@ typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
            x.postoffice, x.recipients, x.state, x.open_retries,
            x.transfer_retries, x.queued_at, x.first_attempt_at,
            x.next_attempt_at, x.last_error_code, x.last_error_text,
-           x.delay_warned, x.origin, x.attempts, x.unscheduled_failures);
+           x.delay_warned, x.origin, x.attempts, x.unscheduled_failures, x.in_doubt);
 }
 
 /// One line of a delivery's attempt log.

@@ -719,6 +719,7 @@ private:
             {"max_transfer_retries", policy.max_transfer_retries},
             {"attempts_made", e.attempts},
             {"unscheduled_failures", e.unscheduled_failures},
+            {"in_doubt", e.in_doubt},
             {"next_attempt_at", e.next_attempt_at},
             {"last_error", last_error}};
   }

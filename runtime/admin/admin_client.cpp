@@ -387,6 +387,9 @@ std::string delivery_text(const json& delivery, std::int64_t now) {
     attempts_text += " (" + std::to_string(unscheduled)
                      + " ahead of schedule failed, no retry used)";
   text += delivery_field("attempts", attempts_text);
+  if (delivery.value("in_doubt", false))
+    text += delivery_field("in doubt", "an attempt may have delivered it before a restart; "
+                                       "failed opens do not bounce it");
   text += delivery_field("next attempt", next == "-" || next == "now" ? next : "in " + next);
   text += delivery_field("last error", last_error.empty() ? "-" : last_error);
   text += delivery_field("recipients", recipient_tally(recipients));

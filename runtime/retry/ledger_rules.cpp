@@ -185,7 +185,8 @@ ledger_decision after_open_failure(const ledger_entry& entry,
   decision.attempt.outcome = "open_failed";
   decision.attempt.code = status;
   decision.attempt.text = text;
-  if (policy.enforce_retry_limits && e.open_retries >= policy.max_open_retries) {
+  auto at_limit = policy.enforce_retry_limits && e.open_retries >= policy.max_open_retries;
+  if (at_limit && !e.in_doubt) {
     // Every failed open was counted, this one too: retries + 1.
     bounce_all(decision, "5.4.1",
                "postoffice could not be opened " + std::to_string(e.open_retries + 1)
@@ -193,6 +194,10 @@ ledger_decision after_open_failure(const ledger_entry& entry,
                false);
   } else if (lifetime_over(e, policy, now)) {
     expire(decision);
+  } else if (at_limit) {
+    // It may have reached the postoffice before a restart: only an open
+    // (or its lifetime) can tell, not the count of failed opens.
+    decision.attempt.text += " (in doubt since a restart: not bounced for failed opens)";
   } else if (policy.enforce_retry_limits) {
     ++e.open_retries;
   }
@@ -209,6 +214,7 @@ ledger_decision after_transfer(const ledger_entry& entry, const retry_policy& po
   }
   auto decision = start(entry, now);
   auto& e = decision.entry;
+  e.in_doubt = false; // opened: this outcome is the one of record
   std::vector<std::string> remaining;
   const recipient_outcome* last_temporary = nullptr;
   int delivered = 0;

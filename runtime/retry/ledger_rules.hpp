@@ -26,6 +26,13 @@
 //   unscheduled_failures. A permanent failure still bounces and the
 //   lifetime still ends it, so trying early cannot keep mail forever.
 //
+//   A delivery in doubt (an attempt had opened its postoffice when the
+//   server stopped, before its outcome was recorded) may already be in the
+//   mailbox: a failed open does not bounce it by max_open_retries, since
+//   that would tell the sender it failed; its lifetime still ends it. The
+//   next attempt that opens settles it (a maildir copy is replaced, not
+//   added) and clears the doubt.
+//
 //   Transfer retries back off exponentially (transfer_backoff()): the wait
 //   after the n-th temporary transfer failure is transfer_interval x 2^(n-1),
 //   never more than max_transfer_interval, as Postfix's queue manager doubles

@@ -94,7 +94,7 @@ const char* const delivery_columns
   = "id, message_id, postoffice, recipients, state, open_retries,"
     " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
     " last_error_code, last_error_text, delay_warned, origin, attempts,"
-    " unscheduled_failures";
+    " unscheduled_failures, in_doubt";
 
 } // namespace
 
@@ -155,7 +155,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
     "UPDATE deliveries SET recipients = ?2, state = ?3, open_retries = ?4,"
     " transfer_retries = ?5, first_attempt_at = ?6, next_attempt_at = ?7,"
     " last_error_code = ?8, last_error_text = ?9, delay_warned = ?10, postoffice = ?11,"
-    " attempts = ?12, unscheduled_failures = ?13 WHERE id = ?1");
+    " attempts = ?12, unscheduled_failures = ?13, in_doubt = ?14 WHERE id = ?1");
+  db->mark_in_doubt_ = db->prepare("UPDATE deliveries SET in_doubt = 1 WHERE id = ?1");
   db->set_origin_ = db->prepare("UPDATE deliveries SET origin = ?2 WHERE id = ?1");
   db->select_origin_ = db->prepare("SELECT id FROM deliveries WHERE origin = ?1");
   db->insert_attempt_ = db->prepare(
@@ -345,6 +346,10 @@ std::optional<ledger_entry> queue_db::adopt_delivery(const std::string& id,
   return entry;
 }
 
+void queue_db::mark_in_doubt(std::int64_t delivery_id) {
+  statement{handle_, mark_in_doubt_}.bind(1, delivery_id).step();
+}
+
 void queue_db::update_delivery(const ledger_entry& entry) {
   auto recipients = join_recipients(entry.recipients);
   std::string state = to_string(entry.state);
@@ -362,6 +367,7 @@ void queue_db::update_delivery(const ledger_entry& entry) {
     .bind(11, entry.postoffice)
     .bind(12, std::int64_t{entry.attempts})
     .bind(13, std::int64_t{entry.unscheduled_failures})
+    .bind(14, std::int64_t{entry.in_doubt ? 1 : 0})
     .step();
   if (sqlite3_changes(handle_) != 1)
     throw queue_db_error("no delivery with id "
@@ -427,6 +433,7 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
     entry.origin = query.text(13);
     entry.attempts = static_cast<std::int32_t>(query.integer(14));
     entry.unscheduled_failures = static_cast<std::int32_t>(query.integer(15));
+    entry.in_doubt = query.integer(16) != 0;
     entries.push_back(std::move(entry));
   }
   return entries;

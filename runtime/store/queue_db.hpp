@@ -82,6 +82,9 @@ public:
                                              ledger_entry entry);
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
+  /// Marks a delivery in doubt (ledger_entry::in_doubt) until the next
+  /// update_delivery says otherwise; nothing when it does not exist.
+  void mark_in_doubt(std::int64_t delivery_id);
   void insert_attempt(const attempt_record& attempt);
   /// Keeps what became of the recipients of a delivery: one row per
   /// address, replaced by a later outcome of the same recipient.
@@ -141,6 +144,7 @@ private:
   sqlite3_stmt* insert_message_ = nullptr;
   sqlite3_stmt* insert_delivery_ = nullptr;
   sqlite3_stmt* update_delivery_ = nullptr;
+  sqlite3_stmt* mark_in_doubt_ = nullptr;
   sqlite3_stmt* insert_attempt_ = nullptr;
   sqlite3_stmt* upsert_recipient_ = nullptr;
   sqlite3_stmt* select_recipients_ = nullptr;

@@ -117,6 +117,11 @@ const char* const migrations[] = {
   R"sql(
   ALTER TABLE deliveries ADD COLUMN unscheduled_failures INTEGER NOT NULL DEFAULT 0;
   )sql",
+  // 7: deliveries an attempt opened and may have delivered, whose outcome
+  // is not recorded yet (set as the attempt reads its messages).
+  R"sql(
+  ALTER TABLE deliveries ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
+  )sql",
 };
 
 } // namespace

@@ -310,7 +310,7 @@ namespace {
 caf::behavior counting_store(caf::event_based_actor* self, std::shared_ptr<int> reads) {
   self->set_default_handler(caf::drop);
   return {
-    [=](fetch_atom, const std::vector<std::string>&) {
+    [=](fetch_atom, const std::vector<std::string>&, const std::vector<std::int64_t>&) {
       ++*reads;
       return std::vector<stored_message>{};
     },

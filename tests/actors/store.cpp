@@ -316,11 +316,21 @@ TEST_CASE_FIXTURE(store_fixture, "a write failing as on a full disk fails the ba
   CHECK(accept_concurrently(store, 1).at(0).rfind("error", 0) != 0);
 }
 
-TEST_CASE_FIXTURE(store_fixture, "a fetch of several messages returns those in the queue, in the order asked") {
+TEST_CASE_FIXTURE(store_fixture, "an attempt's fetch marks its deliveries in doubt, then returns the messages in the queue in the order asked") {
   auto store = spawn();
   auto ids = accept_concurrently(store, 3);
   std::vector<std::string> asked{ids[2], "ffffffffffffffff", ids[0], ids[2]};
-  auto fetched = self->request(store, caf::infinite, fetch_atom::value, asked);
+  auto first = db->deliveries_of(ids[0]).at(0);
+  CHECK_FALSE(first.in_doubt);
+  auto fetched = self->request(store, caf::infinite, fetch_atom::value, asked,
+                               std::vector<std::int64_t>{first.delivery_id});
+  sched.run();
+  CHECK(db->deliveries_of(ids[0]).at(0).in_doubt);
+  CHECK_FALSE(db->deliveries_of(ids[2]).at(0).in_doubt);
+  // The outcome, once recorded, says whether it still is.
+  first.state = delivery_state::delivered;
+  db->update_delivery(first);
+  CHECK_FALSE(db->deliveries_of(ids[0]).at(0).in_doubt);
   sched.run();
   fetched.receive(
     [&](const std::vector<stored_message>& found) {

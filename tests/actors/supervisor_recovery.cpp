@@ -142,3 +142,38 @@ TEST_CASE("with recovery_probe_interval 0 a recovered postoffice's mail keeps it
   CHECK(dead.delivered.size() == 1);
   CHECK(stored(f, id).state == delivery_state::delivered);
 }
+
+TEST_CASE("a delivery an attempt opened before a restart is in doubt: its failed opens after it do not bounce it") {
+  test::temp_dir dir;
+  retry_policy policy;
+  policy.max_open_retries = 2;
+  policy.max_lifetime = 3600s;
+  {
+    // The last server: an attempt opened the postoffice (the fetch marked
+    // the delivery) and the server stopped before the outcome was recorded.
+    auto db = queue_db::open(dir / "queue.db");
+    incoming_message msg;
+    msg.sender = "ann@live.example.test";
+    msg.content = "Subject: x\r\n\r\ny\r\n";
+    msg.received_at = t0;
+    msg.deliveries = {{"dead", {"bob@dead.example.test"}}};
+    db->begin();
+    auto entry = db->insert_message("00000000000000a1", msg).at(0);
+    entry.open_retries = 2;
+    entry.next_attempt_at = t0;
+    db->update_delivery(entry);
+    db->mark_in_doubt(entry.delivery_id);
+    db->commit();
+  }
+  supervisor_fixture f{dir / "queue.db", policy};
+  f.advance(30min, 1min);
+  auto entry = stored(f, "00000000000000a1");
+  CHECK(entry.state == delivery_state::deferred);
+  CHECK(entry.in_doubt);
+  CHECK(entry.open_retries == 2);
+  CHECK(f.ndrs().empty());
+  // Its lifetime still ends it.
+  f.advance(31min, 1min);
+  CHECK(stored(f, "00000000000000a1").state == delivery_state::bounced);
+  CHECK(f.ndrs().size() == 1);
+}

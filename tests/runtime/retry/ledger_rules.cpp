@@ -387,3 +387,27 @@ TEST_CASE("an attempt ahead of schedule past the lifetime still expires") {
   CHECK(early.attempt.outcome == "expired");
   CHECK(early.entry.unscheduled_failures == 0);
 }
+
+TEST_CASE("a delivery in doubt since a restart is not bounced for failed opens, only by its lifetime") {
+  retry_policy policy;
+  policy.max_open_retries = 2;
+  policy.max_lifetime = 3600s;
+  auto entry = fresh_delivery();
+  entry.open_retries = 2;
+  entry.in_doubt = true;
+  auto failed = after_open_failure(entry, policy, t0 + 600, "4.4.1", "down");
+  CHECK(failed.entry.state == delivery_state::deferred);
+  CHECK(failed.bounced.empty());
+  CHECK(failed.entry.open_retries == 2);
+  CHECK(failed.entry.in_doubt);
+  CHECK(failed.attempt.text == "down (in doubt since a restart: not bounced for failed opens)");
+  auto expired = after_open_failure(failed.entry, policy, t0 + 3600, "4.4.1", "down");
+  CHECK(expired.entry.state == delivery_state::bounced);
+  CHECK(expired.attempt.outcome == "expired");
+  // An attempt that opens settles it.
+  delivery_outcome delivered{7, true, "", "",
+                             {result("bob@x.test", recipient_result::delivered, "2.0.0")}};
+  auto settled = after_transfer(failed.entry, policy, t0 + 700, delivered);
+  CHECK(settled.entry.state == delivery_state::delivered);
+  CHECK_FALSE(settled.entry.in_doubt);
+}
