@@ -8,8 +8,10 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -30,7 +32,14 @@ class Etcd:
     def endpoint(self):
         return "127.0.0.1:%d" % self.client_port
 
+    def restart(self):
+        """Kills etcd (SIGKILL) and starts it again on its ports and data."""
+        self.stop()
+        if not self._run(self.peer_port):
+            raise AssertionError("etcd did not start again:\n" + self.log())
+
     def _run(self, peer_port):
+        self.peer_port = peer_port
         client = "http://" + self.endpoint
         peer = "http://127.0.0.1:%d" % peer_port
         log = open(os.path.join(self._dir.name, "etcd.log"), "a")
@@ -87,3 +96,71 @@ class Etcd:
     def __exit__(self, *exc):
         self.stop()
         self._dir.cleanup()
+
+
+class TcpProxy:
+    """A loopback TCP relay to `target` (host:port) that a test can cut, as
+    a partition would: cut() closes every relayed connection and closes new
+    ones at once; mend() relays again."""
+
+    def __init__(self, target):
+        host, port = target.rsplit(":", 1)
+        self._target = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = "127.0.0.1:%d" % self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open = []
+        self._cut = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self):
+        with self._lock:
+            self._cut = True
+            for s in self._open:
+                self._close(s)
+            self._open.clear()
+
+    def mend(self):
+        with self._lock:
+            self._cut = False
+
+    def close(self):
+        self.cut()
+        self._close(self._listener)
+
+    @staticmethod
+    def _close(s):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self._target, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                self._close(client)
+                continue
+            with self._lock:
+                if self._cut:
+                    self._close(client)
+                    self._close(server)
+                    continue
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        self._close(sink)

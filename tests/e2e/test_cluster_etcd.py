@@ -4,10 +4,13 @@ postoffices (lease_ttl 2 s). The nodes agree on the members and owners etcd
 holds; a node hung (SIGSTOP) longer than its lease loses its postoffices to
 the others and, resumed, takes no handoff it can no longer prove it may
 take, registers again and owns its share again after the join wait, with
-every message in exactly one maildir file; with etcd itself hung every node
-stops delivering and answers 452 4.3.0, and delivers again once etcd is
-back; a node that cannot reach etcd at start says so in one line and
-exits."""
+every message in exactly one maildir file; a node cut off from etcd alone
+(its relay to etcd cut, its links to the other nodes up) stops delivering
+and taking mail while the others take its postoffices, and nothing is
+delivered twice; with etcd itself hung every node stops delivering and
+answers 452 4.3.0, and delivers again once etcd is back; etcd killed and
+started again loses and doubles nothing; a node that cannot reach etcd at
+start says so in one line and exits."""
 import os
 import re
 import signal
@@ -16,7 +19,7 @@ import textwrap
 import time
 import unittest
 
-from etcd_process import Etcd
+from etcd_process import Etcd, TcpProxy
 from postconn_process import free_port, refusing_port, run, temp_workdir
 from test_cluster import NODES, POSTOFFICES, Node, wait_until
 from test_delivery import make_postoffice
@@ -83,7 +86,12 @@ class EtcdCluster(unittest.TestCase):
         for po in POSTOFFICES:
             make_postoffice(os.path.join(self.shared, po))
         self.nodes = {}
+        # Each node reaches etcd through a relay of its own, which a test
+        # cuts to cut that node off from etcd alone.
+        self.relays = {}
         for name in NODES:
+            self.relays[name] = TcpProxy(self.etcd.endpoint)
+            self.addCleanup(self.relays[name].close)
             workdir = os.path.join(holder.name, name)
             os.makedirs(workdir)
             self.nodes[name] = Node(name, workdir)
@@ -97,7 +105,8 @@ class EtcdCluster(unittest.TestCase):
         node binds it (the node then exits, naming it)."""
         for _ in range(tries):
             with open(os.path.join(node.workdir, "postconn.toml"), "w") as f:
-                f.write(node_config(node.name, free_port(), [self.etcd.endpoint], self.shared))
+                f.write(node_config(node.name, free_port(), [self.relays[node.name].endpoint],
+                                    self.shared))
             node.start()
             wait_until("%s serving or exited" % node.name,
                        lambda: node.log().count("serving on") >= node.starts
@@ -177,7 +186,7 @@ class EtcdCluster(unittest.TestCase):
             self.assertEqual(holds[member["node"]], member["address"])
         for name in NODES:
             self.assertIn("cluster: node %s registered in etcd at http://%s (lease "
-                          % (name, self.etcd.endpoint), self.nodes[name].log())
+                          % (name, self.relays[name].endpoint), self.nodes[name].log())
         tags = []
         for name in NODES:
             tags += self.send_all(name, POSTOFFICES, "first")
@@ -250,6 +259,54 @@ class EtcdCluster(unittest.TestCase):
         for name in NODES:
             tags += self.send_all(name, POSTOFFICES, "back")
         self.assert_each_delivered_once(tags)
+
+
+    def test_a_node_cut_from_etcd_stops_delivering_and_nothing_is_delivered_twice(self):
+        owners = self.wait_for_owners(NODES, NODES)
+        c_postoffices = [po for po in POSTOFFICES if owners[po] == "c"]
+        c = self.nodes["c"]
+        tags = self.send_all("a", POSTOFFICES, "before")
+        self.assert_each_delivered_once(tags)
+        self.relays["c"].cut()
+        # c, still connected to a and b, proves no lease: it stops; etcd
+        # expires its key and a and b share its postoffices.
+        self.wait_for("c fenced", lambda: "node c lost its etcd lease" in c.log())
+        moved = self.wait_for_owners(["a", "b"], ["a", "b"])
+        for po in c_postoffices:
+            self.assertIn(moved[po], ["a", "b"])
+        client = smtplib.SMTP("127.0.0.1", c.ports["smtp"], timeout=10)
+        client.ehlo("tester.example.org")
+        client.mail("tester@example.org")
+        self.assertEqual(client.rcpt("m@%s.example.test" % c_postoffices[0])[0], 452)
+        client.quit()
+        tags += self.send_all("b", POSTOFFICES, "cut")
+        self.assert_each_delivered_once(tags)
+        self.relays["c"].mend()
+        self.wait_for("c holds a lease again",
+                      lambda: "node c holds an etcd lease again" in c.log())
+        self.assertEqual(self.wait_for_owners(NODES, NODES), owners)
+        fenced = lines_between(c.log(), "node c lost its etcd lease",
+                               "node c holds an etcd lease again")
+        self.assertEqual([line for line in fenced if "status=sent" in line], [])
+        tags += self.send_all("c", POSTOFFICES, "mended")
+        self.assert_each_delivered_once(tags)
+        self.wait_for("every queue empty", lambda: self.queued() == 0)
+
+    def test_etcd_killed_and_restarted_loses_and_doubles_nothing(self):
+        owners = self.wait_for_owners(NODES, NODES)
+        tags = []
+        for name in NODES:
+            tags += self.send_all(name, POSTOFFICES, "before")
+        self.etcd.signal(signal.SIGKILL)
+        for name in NODES:
+            self.wait_for("%s fenced" % name,
+                          lambda: "node %s lost its etcd lease" % name in self.nodes[name].log())
+        self.etcd.restart()
+        self.assertEqual(self.wait_for_owners(NODES, NODES), owners)
+        for name in NODES:
+            tags += self.send_all(name, POSTOFFICES, "after")
+        self.assert_each_delivered_once(tags)
+        self.wait_for("every queue empty", lambda: self.queued() == 0)
 
 
 class EtcdUnreachable(unittest.TestCase):
