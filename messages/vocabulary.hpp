@@ -322,7 +322,7 @@ struct delivery_outcome {
   std::string text;
   std::vector<recipient_outcome> recipients;
   /// Where it went: the share's path, or the server's host:port.
-  std::string relay;
+  std::string relay{};
   /// How long the open took, and the transfer of the batch it went in.
   std::int64_t open_micros = 0;
   std::int64_t transfer_micros = 0;
