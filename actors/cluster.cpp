@@ -358,9 +358,13 @@ caf::timespan next_tick_in(cluster_state& st) {
   return caf::timespan{spread(st.jitter)};
 }
 
-cluster_report report(const cluster_state& st) {
+cluster_report report(const cluster_state& st, caf::actor_clock::time_point now) {
   cluster_report out;
   out.node = st.options.node;
+  out.state = !st.etcd                          ? "member"
+              : !st.etcd->fence.valid_at(now)   ? "fenced"
+              : !st.etcd->fence.owns_at(now)    ? "joining"
+                                                : "owning";
   if (st.etcd) {
     for (const auto& [node, address] : st.etcd->members)
       out.members.push_back({node, address});
@@ -440,7 +444,7 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
       self->state.postoffices = std::move(postoffices);
       line_up(self, true);
     },
-    [=](status_atom) { return report(self->state); },
+    [=](status_atom) { return report(self->state, self->clock().now()); },
     [=](report_atom, membership_round& round) {
       if (self->state.etcd)
         take_round(self, round);

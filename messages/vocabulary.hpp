@@ -367,6 +367,10 @@ typename Inspector::result_type inspect(Inspector& f, handoff& x) {
 /// postoffice's owner.
 struct cluster_report {
   std::string node;
+  /// This node's standing: "member" (membership from heartbeats), or with
+  /// cluster.etcd "owning", "joining" (the wait after registering) or
+  /// "fenced" (it cannot prove it holds its lease).
+  std::string state;
   /// Live members, this node included, by name.
   std::vector<cluster_member> members;
   /// Postoffice name -> owner node.
@@ -375,7 +379,7 @@ struct cluster_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cluster_report& x) {
-  return f(caf::meta::type_name("cluster_report"), x.node, x.members, x.owners);
+  return f(caf::meta::type_name("cluster_report"), x.node, x.state, x.members, x.owners);
 }
 
 /// One probe of a maildir root, for a share worker.

@@ -760,7 +760,10 @@ private:
     auto members = json::array();
     for (const auto& member : report.members)
       members.push_back({{"node", member.node}, {"address", member.address}});
-    return {{"node", report.node}, {"members", members}, {"owners", report.owners}};
+    return {{"node", report.node},
+            {"state", report.state},
+            {"members", members},
+            {"owners", report.owners}};
   }
 
   /// Each postoffice running here gets its owner (this node), those other

@@ -205,6 +205,7 @@ class Cluster(unittest.TestCase):
         self.assertEqual(sorted(owners), POSTOFFICES)
         self.assertEqual(owners, {"po0": "a", "po1": "b", "po2": "b", "po3": "b",
                                   "po4": "c", "po5": "c", "po6": "a"})
+        self.assertEqual(self.nodes["a"].admin("/cluster")["state"], "member")
         code, out, err = run("postoffices", "--admin",
                              "http://127.0.0.1:%d" % self.nodes["c"].ports["admin"])
         self.assertEqual(code, 0, err)

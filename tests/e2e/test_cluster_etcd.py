@@ -176,6 +176,7 @@ class EtcdCluster(unittest.TestCase):
 
     def test_members_and_owners_come_from_etcd(self):
         owners = self.wait_for_owners(NODES, NODES)
+        self.assertEqual([self.report(n)["state"] for n in NODES], ["owning"] * 3)
         # The same owners as rendezvous hashing gives over the heartbeat
         # cluster (test_cluster.py): po0 is a's by its owner key.
         self.assertEqual(owners, {"po0": "a", "po1": "b", "po2": "b", "po3": "b",
@@ -252,6 +253,7 @@ class EtcdCluster(unittest.TestCase):
             self.assertEqual(code, 452, text)
             self.assertIn(b"4.3.0", text)
             self.assertEqual(self.report("a")["owners"], {po: "" for po in POSTOFFICES})
+            self.assertEqual(self.report("a")["state"], "fenced")
         finally:
             self.etcd.signal(signal.SIGCONT)
         self.assertEqual(self.wait_for_owners(NODES, NODES), owners)
