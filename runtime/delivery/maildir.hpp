@@ -7,7 +7,7 @@
 //   worker threads under a timeout, since any of them can hang on a dead
 //   network share.
 //
-//   probe_maildir() is DESIGN.md's open test: the root exists, is a
+//   probe_maildir() is the open test (README, "Delivery, retries and NDRs"): the root exists, is a
 //   directory, holds the marker file .postoffice (an unmounted share leaves
 //   an empty mount point, and mail written there would go to the wrong
 //   disk), and a file can be created and removed in it.
