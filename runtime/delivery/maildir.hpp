@@ -7,10 +7,11 @@
 //   worker threads under a timeout, since any of them can hang on a dead
 //   network share.
 //
-//   probe_maildir() is the open test (README, "Delivery, retries and NDRs"): the root exists, is a
-//   directory, holds the marker file .postoffice (an unmounted share leaves
-//   an empty mount point, and mail written there would go to the wrong
-//   disk), and a file can be created and removed in it.
+//   probe_maildir() is the open test (README, "Delivery, retries and
+//   NDRs"): the root exists, is a directory, holds the marker file
+//   .postoffice (an unmounted share leaves an empty mount point, and mail
+//   written there would go to the wrong disk), and a file can be created
+//   and removed in it.
 //
 //   deliver_to_maildir() writes <root>/<mailbox>/tmp/<name>, fsyncs it,
 //   renames it into new/<name> and fsyncs new/. <name> comes only from the
