@@ -83,7 +83,7 @@ struct maildir_message {
   std::string_view content;
   /// Fault injection (drop): write only this many bytes to tmp/ and fail,
   /// leaving the file there as a share that vanished mid-write does.
-  std::optional<std::size_t> cut_off_after;
+  std::optional<std::size_t> cut_off_after{};
 };
 
 /// The name a delivery's file has in new/: "<delivery_key>.postconn".
