@@ -136,9 +136,12 @@ struct server_actors {
   /// Cluster only: lines up the postoffices this node owns.
   cluster_actor cluster;
 
-  postoffice_factory starter(const postoffice_config& po, const std::string& hostname) const {
-    return [&sys = sys, po, pool = pool, store = store, hostname] {
-      return sys.spawn(postoffice, po, pool, store, hostname);
+  /// Each actor the factory starts shares its one copy of `po`.
+  postoffice_factory starter(const postoffice_config& po,
+                             std::shared_ptr<const std::string> hostname) const {
+    auto settings = std::make_shared<const postoffice_config>(po);
+    return [&sys = sys, settings, pool = pool, store = store, hostname] {
+      return sys.spawn(postoffice, settings, pool, store, hostname);
     };
   }
 };
@@ -216,15 +219,16 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
   std::unordered_map<std::string, const postoffice_config*> before;
   for (const auto& po : running.postoffices)
     before.emplace(po.name, &po);
+  auto hostname = std::make_shared<const std::string>(fresh.server.hostname);
   for (const auto& po : fresh.postoffices) {
     auto old = before.find(po.name);
     postoffice_definition definition{po.name, po.retry, {}};
     if (old == before.end() || !same_transport(*old->second, po)) {
-      definition.start = actors.starter(po, fresh.server.hostname);
+      definition.start = actors.starter(po, hostname);
       (old == before.end() ? added : changed).push_back(po.name);
     } else if (actors.cluster) {
       // Started when its ownership moves here.
-      definition.start = actors.starter(po, fresh.server.hostname);
+      definition.start = actors.starter(po, hostname);
     }
     if (old != before.end()) {
       if (!same_fault(old->second->fault, po.fault))
@@ -396,8 +400,9 @@ void start_supervisor(const config& cfg, server_actors& actors,
                       const std::optional<member_registration>& registration) {
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
+  auto hostname = std::make_shared<const std::string>(cfg.server.hostname);
   for (const auto& po : cfg.postoffices) {
-    auto start = actors.starter(po, cfg.server.hostname);
+    auto start = actors.starter(po, hostname);
     if (cfg.cluster) // the cluster actor starts those this node owns
       everywhere.postoffices.push_back({po.name, po.retry, std::move(start)});
     else
