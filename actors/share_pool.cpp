@@ -209,13 +209,26 @@ void run_on(pool_ptr self, const share_worker_actor& worker, const caf::actor_ad
   tick_at(self, now + st.options.hang_limit);
 }
 
-/// Runs `request` for `client` on an idle worker now, or queues it; a call
-/// that waits behind a stuck worker gets a new one (see tick()).
+/// Busy workers not stuck: on their call for less than grow_after.
+std::size_t quick_workers(pool_ptr self, caf::actor_clock::time_point now) {
+  const auto& st = self->state;
+  if (st.busy.size() < st.options.workers)
+    return st.busy.size(); // too few to matter: no need to look
+  std::size_t quick = 0;
+  for (const auto& entry : st.busy)
+    if (now - entry.second.since < st.options.grow_after)
+      ++quick;
+  return quick;
+}
+
+/// Runs `request` for `client` on an idle worker now while fewer than
+/// `workers` are on quick calls, or queues it; a call that waits behind
+/// stuck workers gets a new one (see tick()).
 void dispatch(pool_ptr self, const caf::actor_addr& client, share_request request) {
   auto& st = self->state;
   if (st.idle.empty() && st.workers.size() < st.options.workers)
     st.idle.push_back({start_worker(self), self->clock().now()});
-  if (st.idle.empty()) {
+  if (st.idle.empty() || quick_workers(self, self->clock().now()) >= st.options.workers) {
     st.waiting.push_back({client, std::move(request)});
     if (st.workers.size() < st.options.max_workers)
       tick_at(self, self->clock().now() + st.options.grow_after);
@@ -287,9 +300,10 @@ share_request forward_open(pool_ptr self, caf::typed_response_promise<mail_serve
 }
 
 /// The pool's timer: fails calls unanswered after hang_limit; while calls
-/// wait, starts workers until `workers` of them are not stuck (on one call
-/// for grow_after); ends workers idle for idle_limit while more than
-/// `workers` are not stuck; then sets the next tick.
+/// wait, gives them idle workers, then new ones, until `workers` are on
+/// quick calls (on one for less than grow_after); ends workers idle for
+/// idle_limit while more than `workers` are not stuck; then sets the next
+/// tick.
 void tick(pool_ptr self) {
   auto& st = self->state;
   auto now = self->clock().now();
@@ -311,13 +325,18 @@ void tick(pool_ptr self) {
     busy.fail = nullptr;
     fail(caf::make_error(caf::sec::request_timeout));
   }
-  std::size_t stuck = 0;
-  for (const auto& [addr, busy] : st.busy)
-    if (now - busy.since >= opt.grow_after)
-      ++stuck;
-  while (!st.waiting.empty() && st.workers.size() < opt.max_workers
-         && st.workers.size() - stuck < opt.workers) {
-    auto worker = start_worker(self);
+  auto quick = quick_workers(self, now);
+  auto stuck = st.busy.size() - quick;
+  for (; !st.waiting.empty() && quick < opt.workers; ++quick) {
+    share_worker_actor worker;
+    if (!st.idle.empty()) {
+      worker = st.idle.back().worker;
+      st.idle.pop_back();
+    } else if (st.workers.size() < opt.max_workers) {
+      worker = start_worker(self);
+    } else {
+      break;
+    }
     auto call = std::move(st.waiting.front());
     st.waiting.pop_front();
     run_on(self, worker, call.client, call.request);

@@ -5,7 +5,9 @@
 //   File operations on a network share can hang forever (a dead NFS or SMB
 //   server). They run on share workers, each a detached actor with a thread
 //   of its own, never on the scheduler. The pool hands each call to an idle
-//   worker and queues it when none is idle. A queued call does not wait
+//   worker while fewer than `workers` are on quick calls, and queues it
+//   otherwise (more threads would not run quick calls sooner on a few
+//   CPUs, and idle ones can end). A queued call does not wait
 //   long behind stuck workers (on one call for `grow_after`): while calls
 //   wait, the pool starts workers (up to `max_workers`) until `workers` of
 //   them are not stuck, so a worker stuck on a dead share never delays the
