@@ -16,22 +16,22 @@ namespace {
 
 /// A session with the server; no messages: an open or a probe.
 mail_server_job server_job(postoffice_state& st) {
-  return {st.cfg.address,
-          st.cfg.transport == transport_kind::lmtp,
-          st.hostname,
-          st.cfg.probe_timeout.count(),
+  return {st.cfg->address,
+          st.cfg->transport == transport_kind::lmtp,
+          *st.hostname,
+          st.cfg->probe_timeout.count(),
           {},
           st.faults.open_call(),
-          st.cfg.tls,
-          st.cfg.tls_ca_file.string()};
+          st.cfg->tls,
+          st.cfg->tls_ca_file.string()};
 }
 
 /// How long `steps` steps of a session may take, each probe_timeout, plus
 /// the open (connect, greeting, EHLO, QUIT; with TLS also STARTTLS, the
 /// handshake's round trips and EHLO again).
 caf::timespan session_timeout(const postoffice_state& st, std::size_t steps) {
-  auto fixed = st.cfg.tls == tls_policy::none ? 6 : 10;
-  return std::chrono::duration_cast<caf::timespan>(st.cfg.probe_timeout * (steps + fixed));
+  auto fixed = st.cfg->tls == tls_policy::none ? 6 : 10;
+  return std::chrono::duration_cast<caf::timespan>(st.cfg->probe_timeout * (steps + fixed));
 }
 
 transport_opening no_answer(postoffice_ptr self, const caf::error& err) {

@@ -22,7 +22,7 @@ std::string received_header(const postoffice_state& st, const stored_message& ms
   gmtime_r(&now, &utc);
   char date[64];
   std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
-  return "Received: by " + st.hostname + " (postconn) with maildir id " + msg.id
+  return "Received: by " + *st.hostname + " (postconn) with maildir id " + msg.id
          + "\r\n\tfor <" + recipient + ">; " + date + "\r\n";
 }
 
@@ -54,15 +54,15 @@ void write(postoffice_ptr self, std::shared_ptr<batch_state> batch, std::size_t 
     return write_next(self, batch);
   }
   for (const auto& rcpt : item.recipients) {
-    maildir_job work{st.cfg.path.string(),
-                     st.cfg.create_mailboxes,
+    maildir_job work{st.cfg->path.string(),
+                     st.cfg->create_mailboxes,
                      item.job.key,
                      item.message.sender,
                      rcpt,
                      received_header(st, item.message, rcpt),
                      item.message.content,
                      st.faults.transfer_call()};
-    self->request(st.pool, st.cfg.probe_timeout, deliver_atom::value, work)
+    self->request(st.pool, st.cfg->probe_timeout, deliver_atom::value, work)
       .then([=](recipient_outcome& result) { finish(std::move(result)); },
             [=](const caf::error& err) {
               finish({rcpt, recipient_result::temporary_failure, "4.3.0",
@@ -86,8 +86,8 @@ void write_next(postoffice_ptr self, std::shared_ptr<batch_state> batch) {
 
 void maildir_transport::probe(postoffice_ptr self, opened_callback done) {
   auto& st = self->state;
-  self->request(st.pool, st.cfg.probe_timeout, probe_atom::value,
-                probe_job{st.cfg.path.string(), st.faults.open_call()})
+  self->request(st.pool, st.cfg->probe_timeout, probe_atom::value,
+                probe_job{st.cfg->path.string(), st.faults.open_call()})
     .then(
       [=](const std::string& problem) {
         done({problem.empty(), "4.4.1", problem, std::nullopt});
@@ -95,7 +95,7 @@ void maildir_transport::probe(postoffice_ptr self, opened_callback done) {
       [=](const caf::error& err) {
         auto problem = err == caf::sec::request_timeout
                          ? "probe timed out after "
-                             + std::to_string(self->state.cfg.probe_timeout.count()) + "s"
+                             + std::to_string(self->state.cfg->probe_timeout.count()) + "s"
                          : "probe failed: " + self->system().render(err);
         done({false, "4.4.1", problem, std::nullopt});
       });

@@ -37,8 +37,8 @@ void schedule_idle_probe(postoffice_ptr self, caf::timespan delay) {
 /// The wait between idle probes: recovery_probe_interval while down (when
 /// set and shorter), else open_interval.
 caf::timespan probe_interval(const postoffice_state& st) {
-  auto interval = st.cfg.retry.open_interval;
-  auto recovery = st.cfg.retry.recovery_probe_interval;
+  auto interval = st.cfg->retry.open_interval;
+  auto recovery = st.cfg->retry.recovery_probe_interval;
   if (st.state == reachability::down && recovery.count() > 0)
     interval = std::min(interval, recovery);
   return std::chrono::duration_cast<caf::timespan>(interval);
@@ -54,16 +54,16 @@ void note_opening(postoffice_ptr self, const transport_opening& opening) {
   auto problem = opening.opened ? std::string{} : opening.problem;
   auto found = opening.opened ? reachability::up : reachability::down;
   if (found == reachability::down && (found != st.state || problem != st.problem))
-    spdlog::warn("postoffice {}: unreachable ({})", st.cfg.name, problem);
+    spdlog::warn("postoffice {}: unreachable ({})", st.cfg->name, problem);
   else if (found == reachability::up && st.state == reachability::down)
-    spdlog::info("postoffice {}: reachable again", st.cfg.name);
+    spdlog::info("postoffice {}: reachable again", st.cfg->name);
   if (found != st.state)
     st.since = unix_time_origin::now().seconds;
   st.state = found;
   st.problem = problem;
   if (found == reachability::up && was_down) {
     if (st.recovery_listener)
-      self->send(st.recovery_listener, recovered_atom::value, st.cfg.name);
+      self->send(st.recovery_listener, recovered_atom::value, st.cfg->name);
     schedule_idle_probe(self, probe_interval(st)); // open_interval again
   } else if (found == reachability::down && !was_down
              && self->clock().now() + probe_interval(st) < st.next_probe_at) {
@@ -71,7 +71,7 @@ void note_opening(postoffice_ptr self, const transport_opening& opening) {
   }
   if (opening.tls && *opening.tls != st.tls) {
     st.tls = *opening.tls;
-    spdlog::info("postoffice {}: sessions run {}", st.cfg.name,
+    spdlog::info("postoffice {}: sessions run {}", st.cfg->name,
                  st.tls.empty() ? std::string{"in plaintext"} : "over " + st.tls);
   }
 }
@@ -226,7 +226,7 @@ caf::typed_response_promise<outcomes> attempt(postoffice_ptr self,
   auto attempt = std::make_shared<attempt_state>();
   attempt->jobs = std::move(jobs);
   attempt->promise = self->make_response_promise<outcomes>();
-  attempt->relay = relay_of(self->state.cfg);
+  attempt->relay = relay_of(*self->state.cfg);
   attempt->started = attempt->opened = self->clock().now();
   if (attempt->jobs.empty()) {
     attempt->promise.deliver(outcomes{});
@@ -253,22 +253,22 @@ void inject(postoffice_ptr self, const fault_config& fault) {
   auto& st = self->state;
   st.faults = fault_injector{fault, self->clock().now()};
   if (fault.mode != fault_mode::none)
-    spdlog::warn("postoffice {}: injecting fault {}", st.cfg.name, to_string(fault.mode));
+    spdlog::warn("postoffice {}: injecting fault {}", st.cfg->name, to_string(fault.mode));
 }
 
 } // namespace
 
 postoffice_actor::behavior_type
 postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
-           postoffice_config cfg, share_pool_actor pool, store_actor store,
-           std::string hostname) {
+           std::shared_ptr<const postoffice_config> cfg, share_pool_actor pool,
+           store_actor store, std::shared_ptr<const std::string> hostname) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.pool = std::move(pool);
   st.store = std::move(store);
   st.hostname = std::move(hostname);
-  st.link = make_transport(st.cfg);
-  inject(self, st.cfg.fault);
+  st.link = make_transport(*st.cfg);
+  inject(self, st.cfg->fault);
   // Unknown until this first probe answers: a restart must not show a
   // postoffice that is down as up until its first idle probe.
   st.since = unix_time_origin::now().seconds;
@@ -277,8 +277,8 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
   // postoffices do not probe in step. (A 31-bit draw taken as nanoseconds
   // would bunch them all into the first 2.1 s.) It is set before the first
   // probe, which brings it forward if that finds the postoffice down.
-  std::mt19937_64 spread{std::hash<std::string>{}(st.cfg.name)};
-  auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg.retry.open_interval);
+  std::mt19937_64 spread{std::hash<std::string>{}(st.cfg->name)};
+  auto interval = std::chrono::duration_cast<caf::timespan>(st.cfg->retry.open_interval);
   std::uniform_int_distribution<caf::timespan::rep> offset{
     0, std::max<caf::timespan::rep>(interval.count(), 1) - 1};
   schedule_idle_probe(self, caf::timespan{offset(spread)});
@@ -290,13 +290,13 @@ postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
     [=](fault_atom, const fault_config& fault) {
       inject(self, fault);
       if (fault.mode == fault_mode::none)
-        spdlog::info("postoffice {}: no fault injected", self->state.cfg.name);
+        spdlog::info("postoffice {}: no fault injected", self->state.cfg->name);
     },
     [=](status_atom) {
       const auto& st = self->state;
       postoffice_report report;
-      report.name = st.cfg.name;
-      report.transport = std::string{to_string(st.cfg.transport)};
+      report.name = st.cfg->name;
+      report.transport = std::string{to_string(st.cfg->transport)};
       report.state = st.state;
       report.problem = st.problem;
       report.since = st.since;

@@ -42,11 +42,14 @@
 namespace postconn {
 
 struct postoffice_state {
-  postoffice_config cfg;
+  /// Its settings, shared with the supervisor's way to restart it (one
+  /// copy per postoffice, not one per actor and factory).
+  std::shared_ptr<const postoffice_config> cfg;
   share_pool_actor pool;
   store_actor store;
-  /// server.hostname, for the Received header of each delivery.
-  std::string hostname;
+  /// server.hostname, for the Received header of each delivery; one string
+  /// shared by every postoffice.
+  std::shared_ptr<const std::string> hostname;
   /// Last probe (or open) result: unknown before the first, and the
   /// problem when not up.
   reachability state = reachability::unknown;
@@ -73,7 +76,7 @@ struct postoffice_state {
 
 postoffice_actor::behavior_type
 postoffice(postoffice_actor::stateful_pointer<postoffice_state> self,
-           postoffice_config cfg, share_pool_actor pool, store_actor store,
-           std::string hostname);
+           std::shared_ptr<const postoffice_config> cfg, share_pool_actor pool,
+           store_actor store, std::shared_ptr<const std::string> hostname);
 
 } // namespace postconn

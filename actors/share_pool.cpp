@@ -2,6 +2,7 @@
 //   share_pool -- a bounded pool of threads for share I/O (see share_pool.hpp).
 #include "actors/share_pool.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include <caf/actor_system.hpp>
@@ -34,9 +35,10 @@ struct share_worker_state {
 using worker_ptr = share_worker_actor::stateful_pointer<share_worker_state>;
 
 /// Makes `call` under `fault` and answers with its result, then tells the
-/// pool the worker is free. A delayed call (slow) or a hung one (which is
-/// never made and answers `hung()` instead) holds the worker meanwhile, as
-/// a blocked thread would.
+/// pool the worker is free (in that order: the pool drops an answer that
+/// comes after the worker's call ended). A delayed call (slow) or a hung
+/// one (which is never made and answers `hung()` instead) holds the worker
+/// meanwhile, as a blocked thread would.
 template <class Result, class Call, class Hung>
 caf::result<Result> answer(worker_ptr self, const share_pool_actor& pool,
                            const io_fault& fault, Call call, Hung hung) {
@@ -44,12 +46,12 @@ caf::result<Result> answer(worker_ptr self, const share_pool_actor& pool,
     if (!self->state.held)
       self->send(pool, done_atom::value, share_worker_actor{self});
   };
-  if (fault.delay_ms <= 0 && !fault.hang) {
-    auto result = call();
-    free_again();
-    return result;
-  }
   auto promise = self->make_response_promise<Result>();
+  if (fault.delay_ms <= 0 && !fault.hang) {
+    promise.deliver(call());
+    free_again();
+    return promise;
+  }
   auto number = self->state.next_number++;
   self->state.put_off.emplace(number, [=]() mutable {
     promise.deliver(fault.hang ? hung() : call());
@@ -176,44 +178,109 @@ share_worker(worker_ptr self, share_pool_actor pool) {
   };
 }
 
-void start_worker(pool_ptr self) {
+/// Starts a worker; it is idle.
+share_worker_actor start_worker(pool_ptr self) {
   auto& st = self->state;
   auto pool = share_pool_actor{self};
   auto worker = st.options.detached ? self->spawn<caf::detached>(share_worker, pool)
                                     : self->spawn(share_worker, pool);
   st.workers.push_back(worker);
-  st.idle.push_back(worker);
+  return worker;
 }
 
-/// Runs `request` for `client` on an idle worker now, on a new one while
-/// fewer than max_workers exist, or when a worker is free.
+/// Has a tick come at `at` unless one comes sooner.
+void tick_at(pool_ptr self, caf::actor_clock::time_point at) {
+  auto& st = self->state;
+  if (at >= st.next_tick)
+    return;
+  st.next_tick = at;
+  auto now = self->clock().now();
+  self->delayed_send(self, at > now ? at - now : caf::timespan{0}, tick_atom::value);
+}
+
+/// Runs `request` for `client` on `worker`, which is busy from now on.
+void run_on(pool_ptr self, const share_worker_actor& worker, const caf::actor_addr& client,
+            share_request& request) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto& busy = st.busy[worker.address()];
+  busy = share_pool_state::busy_worker{client, now, ++st.calls, {}};
+  request(worker);
+  tick_at(self, now + st.options.hang_limit);
+}
+
+/// Busy workers not stuck: on their call for less than grow_after.
+std::size_t quick_workers(pool_ptr self, caf::actor_clock::time_point now) {
+  const auto& st = self->state;
+  if (st.busy.size() < st.options.workers)
+    return st.busy.size(); // too few to matter: no need to look
+  std::size_t quick = 0;
+  for (const auto& entry : st.busy)
+    if (now - entry.second.since < st.options.grow_after)
+      ++quick;
+  return quick;
+}
+
+/// Runs `request` for `client` on an idle worker now while fewer than
+/// `workers` are on quick calls, or queues it; a call that waits behind
+/// stuck workers gets a new one (see tick()).
 void dispatch(pool_ptr self, const caf::actor_addr& client, share_request request) {
   auto& st = self->state;
-  if (st.idle.empty() && st.workers.size() < st.options.max_workers)
-    start_worker(self);
-  if (st.idle.empty()) {
+  if (st.idle.empty() && st.workers.size() < st.options.workers)
+    st.idle.push_back({start_worker(self), self->clock().now()});
+  if (st.idle.empty() || quick_workers(self, self->clock().now()) >= st.options.workers) {
     st.waiting.push_back({client, std::move(request)});
+    if (st.workers.size() < st.options.max_workers)
+      tick_at(self, self->clock().now() + st.options.grow_after);
     return;
   }
-  auto worker = st.idle.back();
+  auto worker = st.idle.back().worker;
   st.idle.pop_back();
-  st.client_of[worker.address()] = client;
-  request(worker);
+  run_on(self, worker, client, request);
+}
+
+/// The busy record of `worker`'s call `call`, if it is still unanswered.
+share_pool_state::busy_worker* unanswered(pool_ptr self, const caf::actor_addr& worker,
+                                          std::uint64_t call) {
+  auto busy = self->state.busy.find(worker);
+  if (busy == self->state.busy.end() || busy->second.call != call || !busy->second.fail)
+    return nullptr;
+  return &busy->second;
+}
+
+/// Sends one request to `worker`, answering `promise` with its reply unless
+/// hang_limit failed it first; `on_reply` sees the reply before it goes.
+template <class Result, class OnReply, class... Ts>
+void request_from(pool_ptr self, const share_worker_actor& worker,
+                  caf::typed_response_promise<Result> promise, OnReply on_reply, Ts... xs) {
+  auto& busy = self->state.busy[worker.address()];
+  auto call = busy.call;
+  busy.fail = [promise](caf::error err) mutable { promise.deliver(std::move(err)); };
+  auto addr = worker.address();
+  self->request(worker, caf::infinite, std::move(xs)...)
+    .then(
+      [=](Result& result) mutable {
+        auto* waiting = unanswered(self, addr, call);
+        if (!waiting)
+          return; // failed by hang_limit already
+        waiting->fail = nullptr;
+        on_reply(result);
+        promise.deliver(std::move(result));
+      },
+      [=](caf::error& err) mutable {
+        auto* waiting = unanswered(self, addr, call);
+        if (!waiting)
+          return;
+        waiting->fail = nullptr;
+        promise.deliver(std::move(err));
+      });
 }
 
 /// Forwards one request to `worker`, answering `promise` with its reply.
 template <class Result, class... Ts>
 share_request forward(pool_ptr self, caf::typed_response_promise<Result> promise, Ts... xs) {
   return [=](const share_worker_actor& worker) mutable {
-    self->request(worker, self->state.options.hang_limit, xs...)
-      .then([=](Result& result) mutable { promise.deliver(std::move(result)); },
-            [=](caf::error& err) mutable {
-              if (err == caf::sec::request_timeout)
-                spdlog::warn("share pool: a worker hung for over {}s ({} of {} started)",
-                             self->state.options.hang_limit.count(),
-                             self->state.workers.size(), self->state.options.max_workers);
-              promise.deliver(std::move(err));
-            });
+    request_from(self, worker, promise, [](Result&) {}, xs...);
   };
 }
 
@@ -222,15 +289,73 @@ share_request forward(pool_ptr self, caf::typed_response_promise<Result> promise
 share_request forward_open(pool_ptr self, caf::typed_response_promise<mail_server_opening> promise,
                            caf::actor_addr client, mail_server_job job) {
   return [=](const share_worker_actor& worker) mutable {
-    self->request(worker, self->state.options.hang_limit, open_atom::value, job)
-      .then(
-        [=](mail_server_opening& opening) mutable {
-          if (opening.opened)
-            self->state.sessions[client] = worker;
-          promise.deliver(std::move(opening));
-        },
-        [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+    request_from(
+      self, worker, promise,
+      [=](mail_server_opening& opening) {
+        if (opening.opened)
+          self->state.sessions[client] = worker;
+      },
+      open_atom::value, job);
   };
+}
+
+/// The pool's timer: fails calls unanswered after hang_limit; while calls
+/// wait, gives them idle workers, then new ones, until `workers` are on
+/// quick calls (on one for less than grow_after); ends workers idle for
+/// idle_limit while more than `workers` are not stuck; then sets the next
+/// tick.
+void tick(pool_ptr self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  if (now < st.next_tick)
+    return; // overtaken by a sooner tick
+  st.next_tick = caf::actor_clock::time_point::max();
+  const auto& opt = st.options;
+  auto next = caf::actor_clock::time_point::max();
+  for (auto& [addr, busy] : st.busy) {
+    if (!busy.fail)
+      continue;
+    if (now - busy.since < opt.hang_limit) {
+      next = std::min(next, busy.since + opt.hang_limit);
+      continue;
+    }
+    spdlog::warn("share pool: a worker hung for over {}s ({} of {} started)",
+                 opt.hang_limit.count(), st.workers.size(), opt.max_workers);
+    auto fail = std::move(busy.fail);
+    busy.fail = nullptr;
+    fail(caf::make_error(caf::sec::request_timeout));
+  }
+  auto quick = quick_workers(self, now);
+  auto stuck = st.busy.size() - quick;
+  for (; !st.waiting.empty() && quick < opt.workers; ++quick) {
+    share_worker_actor worker;
+    if (!st.idle.empty()) {
+      worker = st.idle.back().worker;
+      st.idle.pop_back();
+    } else if (st.workers.size() < opt.max_workers) {
+      worker = start_worker(self);
+    } else {
+      break;
+    }
+    auto call = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    run_on(self, worker, call.client, call.request);
+  }
+  if (!st.waiting.empty() && st.workers.size() < opt.max_workers)
+    next = std::min(next, now + caf::timespan{opt.grow_after});
+  auto spare = st.workers.size() - stuck;
+  while (spare > opt.workers && !st.idle.empty()
+         && now - st.idle.front().since >= opt.idle_limit) {
+    auto worker = st.idle.front().worker;
+    st.idle.erase(st.idle.begin());
+    st.workers.erase(std::find(st.workers.begin(), st.workers.end(), worker));
+    self->send_exit(worker, caf::exit_reason::user_shutdown);
+    --spare;
+  }
+  if (spare > opt.workers && !st.idle.empty())
+    next = std::min(next, st.idle.front().since + opt.idle_limit);
+  if (next != caf::actor_clock::time_point::max())
+    tick_at(self, next);
 }
 
 /// Sends a client's batch to the worker holding its session.
@@ -285,7 +410,7 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
            share_pool_options options) {
   self->state.options = options;
   for (std::size_t i = 0; i < options.workers; ++i)
-    start_worker(self);
+    self->state.idle.push_back({start_worker(self), self->clock().now()});
   self->set_exit_handler([=](const caf::exit_msg& msg) {
     for (const auto& worker : self->state.workers)
       self->send_exit(worker, msg.reason);
@@ -329,21 +454,24 @@ share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
       auto& st = self->state;
       for (auto held = st.sessions.begin(); held != st.sessions.end();)
         held = held->second == worker ? st.sessions.erase(held) : std::next(held);
-      auto served = st.client_of.find(worker.address());
-      if (served != st.client_of.end()) {
-        if (--st.calls_by_client[served->second] == 0)
-          st.calls_by_client.erase(served->second);
-        st.client_of.erase(served);
+      auto served = st.busy.find(worker.address());
+      if (served != st.busy.end()) {
+        if (--st.calls_by_client[served->second.client] == 0)
+          st.calls_by_client.erase(served->second.client);
+        st.busy.erase(served);
       }
       if (st.waiting.empty()) {
-        st.idle.push_back(worker);
+        auto now = self->clock().now();
+        st.idle.push_back({worker, now});
+        if (st.workers.size() > st.options.workers)
+          tick_at(self, st.idle.front().since + st.options.idle_limit);
         return;
       }
       auto next = std::move(st.waiting.front());
       st.waiting.pop_front();
-      st.client_of[worker.address()] = next.client;
-      next.request(worker);
+      run_on(self, worker, next.client, next.request);
     },
+    [=](tick_atom) { tick(self); },
   };
 }
 

@@ -151,7 +151,10 @@ using share_worker_actor = share_calls::extend<
 /// workers' "done" reports.
 using share_pool_actor = share_calls::extend<
   // From a worker: it finished a request and is idle.
-  caf::reacts_to<done_atom, share_worker_actor>>;
+  caf::reacts_to<done_atom, share_worker_actor>,
+  // Internal: fails calls past hang_limit, starts workers for calls waiting
+  // behind stuck ones, ends workers idle too long.
+  caf::reacts_to<tick_atom>>;
 
 /// What the cluster actors of two nodes say to each other: the only
 /// interface published on the network.

@@ -790,9 +790,12 @@ private:
 
 } // namespace
 
-admin_api::admin_api(const config& cfg)
+admin_api::admin_api(const config& cfg) : admin_api(std::make_shared<const config>(cfg)) {}
+
+admin_api::admin_api(std::shared_ptr<const config> shared)
   : cfg_(std::make_shared<config_holder>()), server_(new httplib::Server) {
-  update_config(cfg);
+  const auto& cfg = *shared;
+  update_config(std::move(shared));
   if (!cfg.admin.token_file.empty()) {
     auto read = read_token_file(cfg.admin.token_file);
     if (!read.problem.empty())
@@ -812,7 +815,10 @@ admin_api::admin_api(const config& cfg)
 }
 
 void admin_api::update_config(const config& cfg) {
-  auto fresh = std::make_shared<const config>(cfg);
+  update_config(std::make_shared<const config>(cfg));
+}
+
+void admin_api::update_config(std::shared_ptr<const config> fresh) {
   std::lock_guard<std::mutex> guard{cfg_->mutex};
   cfg_->current = std::move(fresh);
 }

@@ -71,6 +71,9 @@ public:
   /// Reads the token file and binds `cfg.admin.listen`; throws
   /// std::runtime_error when either fails.
   explicit admin_api(const config& cfg);
+  /// The same, sharing the server's one copy of the config (100,000
+  /// postoffices make a config of ~80 MiB).
+  explicit admin_api(std::shared_ptr<const config> cfg);
   ~admin_api();
 
   admin_api(const admin_api&) = delete;
@@ -90,6 +93,7 @@ public:
 
   /// The config after a reload (the limits shown next to the counts).
   void update_config(const config& cfg);
+  void update_config(std::shared_ptr<const config> cfg);
 
 private:
   /// Shared with the handlers, which read it on their own threads.

@@ -136,9 +136,15 @@ struct server_actors {
   /// Cluster only: lines up the postoffices this node owns.
   cluster_actor cluster;
 
-  postoffice_factory starter(const postoffice_config& po, const std::string& hostname) const {
-    return [&sys = sys, po, pool = pool, store = store, hostname] {
-      return sys.spawn(postoffice, po, pool, store, hostname);
+  /// Each actor the factory starts reads its settings from the running
+  /// config `cfg` (`po` is one of its postoffices), which it keeps alive:
+  /// no copy per postoffice.
+  postoffice_factory starter(const std::shared_ptr<const config>& cfg,
+                             const postoffice_config& po,
+                             std::shared_ptr<const std::string> hostname) const {
+    auto settings = std::shared_ptr<const postoffice_config>(cfg, &po);
+    return [&sys = sys, settings, pool = pool, store = store, hostname] {
+      return sys.spawn(postoffice, settings, pool, store, hostname);
     };
   }
 };
@@ -180,8 +186,8 @@ std::string names(const std::vector<std::string>& list) {
 /// messages take effect at once (new SMTP sessions route by the new config;
 /// deliveries keep their counts); the listen addresses and the data
 /// directory need a restart, and the log says so.
-void reload(const fs::path& file, config& running, const server_actors& actors,
-            admin_api& admin) {
+void reload(const fs::path& file, std::shared_ptr<const config>& running,
+            const server_actors& actors, admin_api& admin) {
   auto loaded = load_config_file(file);
   if (!loaded.value) {
     spdlog::error("reload: {} has {} problem(s); the running config stays", file.string(),
@@ -190,7 +196,7 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
       spdlog::error("reload: {}", problem);
     return;
   }
-  auto fresh = std::move(*loaded.value);
+  auto& fresh = *loaded.value;
   std::shared_ptr<const smtp_settings> smtp;
   try {
     smtp = make_smtp_settings(fresh); // a renewed TLS certificate, say
@@ -204,27 +210,32 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
     spdlog::warn("reload: {} changed: takes effect at the next restart", key);
     now = before;
   };
-  keep("smtp.listen", fresh.smtp.listen, running.smtp.listen);
-  keep("admin.listen", fresh.admin.listen, running.admin.listen);
-  keep("admin.token_file", fresh.admin.token_file, running.admin.token_file);
-  keep("server.data_dir", fresh.server.data_dir, running.server.data_dir);
-  keep("cluster", fresh.cluster, running.cluster);
+  keep("smtp.listen", fresh.smtp.listen, running->smtp.listen);
+  keep("admin.listen", fresh.admin.listen, running->admin.listen);
+  keep("admin.token_file", fresh.admin.token_file, running->admin.token_file);
+  keep("server.data_dir", fresh.server.data_dir, running->server.data_dir);
+  keep("cluster", fresh.cluster, running->cluster);
+  // Shared from here on: the postoffice actors started below read their
+  // settings from it.
+  auto shared = std::make_shared<const config>(std::move(fresh));
+  const auto& next = *shared;
   postoffice_lineup lineup;
   std::vector<std::string> added, changed, removed;
   std::vector<const postoffice_config*> new_faults;
   // By name: a reload of 100,000 postoffices must not compare every pair.
   std::unordered_map<std::string, const postoffice_config*> before;
-  for (const auto& po : running.postoffices)
+  for (const auto& po : running->postoffices)
     before.emplace(po.name, &po);
-  for (const auto& po : fresh.postoffices) {
+  auto hostname = std::make_shared<const std::string>(next.server.hostname);
+  for (const auto& po : next.postoffices) {
     auto old = before.find(po.name);
     postoffice_definition definition{po.name, po.retry, {}};
     if (old == before.end() || !same_transport(*old->second, po)) {
-      definition.start = actors.starter(po, fresh.server.hostname);
+      definition.start = actors.starter(shared, po, hostname);
       (old == before.end() ? added : changed).push_back(po.name);
     } else if (actors.cluster) {
       // Started when its ownership moves here.
-      definition.start = actors.starter(po, fresh.server.hostname);
+      definition.start = actors.starter(shared, po, hostname);
     }
     if (old != before.end()) {
       if (!same_fault(old->second->fault, po.fault))
@@ -233,15 +244,15 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
     }
     lineup.postoffices.push_back(std::move(definition));
   }
-  for (const auto& po : running.postoffices)
+  for (const auto& po : running->postoffices)
     if (before.count(po.name))
       removed.push_back(po.name);
-  lineup.fallback_retry = fresh.retry;
+  lineup.fallback_retry = next.retry;
   lineup.ndr = std::make_shared<const ndr_settings>(
-    ndr_settings{fresh.server.hostname, routing_table{fresh}});
+    ndr_settings{next.server.hostname, routing_table{next}});
   if (actors.cluster)
     caf::anon_send(actors.cluster, reload_atom::value,
-                   cluster_lineup(std::move(lineup), fresh, changed));
+                   cluster_lineup(std::move(lineup), next, changed));
   else
     caf::anon_send(actors.supervisor, reload_atom::value, std::move(lineup));
   // After the lineup: a replaced actor gets the fault too.
@@ -249,13 +260,13 @@ void reload(const fs::path& file, config& running, const server_actors& actors,
     caf::anon_send(actors.supervisor, fault_atom::value, po->name, po->fault);
   caf::anon_send(actors.listener, reload_atom::value, std::move(smtp));
   caf::anon_send(actors.purger, reload_atom::value,
-                 static_cast<std::int64_t>(fresh.server.keep_finished.count()));
-  caf::anon_send(actors.store, reload_atom::value, fresh.server.min_free_space);
-  watch_backlog(actors, fresh.smtp.queue_high_water);
-  running = std::move(fresh);
+                 static_cast<std::int64_t>(next.server.keep_finished.count()));
+  caf::anon_send(actors.store, reload_atom::value, next.server.min_free_space);
+  watch_backlog(actors, next.smtp.queue_high_water);
+  running = shared;
   admin.update_config(running);
   spdlog::info("reload: {} read; {} postoffices (added: {}; changed: {}; removed: {})",
-               file.string(), running.postoffices.size(), added.empty() ? "-" : names(added),
+               file.string(), running->postoffices.size(), added.empty() ? "-" : names(added),
                changed.empty() ? "-" : names(changed), removed.empty() ? "-" : names(removed));
 }
 
@@ -295,7 +306,8 @@ struct server_resources {
   std::vector<ledger_entry> ledger;
 };
 
-void open_resources(const config& cfg, server_resources& out) {
+void open_resources(const std::shared_ptr<const config>& shared, server_resources& out) {
+  const auto& cfg = *shared;
   try {
     out.smtp = make_smtp_settings(cfg);
   } catch (const std::runtime_error& e) {
@@ -308,7 +320,7 @@ void open_resources(const config& cfg, server_resources& out) {
     throw startup_error(std::string{"smtp.listen: cannot listen on "} + e.what());
   }
   try {
-    out.admin.emplace(cfg);
+    out.admin.emplace(shared);
   } catch (const std::runtime_error& e) {
     auto what = std::string{e.what()};
     throw startup_error(what.rfind("token_file ", 0) == 0
@@ -391,13 +403,15 @@ supervisor_options supervisor_options_for(const config& cfg) {
 
 /// Starts the supervisor with the postoffices this node runs (in a
 /// cluster, the cluster actor lines them up, and starts itself here).
-void start_supervisor(const config& cfg, server_actors& actors,
+void start_supervisor(const std::shared_ptr<const config>& shared, server_actors& actors,
                       std::vector<ledger_entry> ledger, const supervisor_options& options,
                       const std::optional<member_registration>& registration) {
+  const auto& cfg = *shared;
   std::vector<postoffice_slot> slots;
   postoffice_lineup everywhere;
+  auto hostname = std::make_shared<const std::string>(cfg.server.hostname);
   for (const auto& po : cfg.postoffices) {
-    auto start = actors.starter(po, cfg.server.hostname);
+    auto start = actors.starter(shared, po, hostname);
     if (cfg.cluster) // the cluster actor starts those this node owns
       everywhere.postoffices.push_back({po.name, po.retry, std::move(start)});
     else
@@ -458,14 +472,15 @@ void stop_actors(const server_actors& actors, admin_api& admin) {
   caf::anon_send_exit(actors.store, caf::exit_reason::user_shutdown);
 }
 
-int run(config cfg, const std::filesystem::path& config_file) {
+int run(std::shared_ptr<const config> running, const std::filesystem::path& config_file) {
+  const auto& cfg = *running; // the config at the start
   // Before anything can be seen from outside (the bound port), so a signal
   // always means a clean shutdown (or a reload).
   auto signals = block_server_signals();
   check_data_dir(cfg.server.data_dir);
   data_dir_lock lock{cfg.server.data_dir};
   server_resources held;
-  open_resources(cfg, held);
+  open_resources(running, held);
   auto registration = register_in_etcd(cfg);
   caf::actor_system_config sys_cfg;
   configure_system(cfg, sys_cfg);
@@ -474,7 +489,7 @@ int run(config cfg, const std::filesystem::path& config_file) {
   auto pool = sys.spawn(share_pool, share_pool_options{});
   server_actors actors{sys, pool, store, {}, {}, {}, {}};
   auto sup_options = supervisor_options_for(cfg);
-  start_supervisor(cfg, actors, std::move(held.ledger), sup_options, registration);
+  start_supervisor(running, actors, std::move(held.ledger), sup_options, registration);
   auto smtp_port = held.smtp_socket->port();
   auto listening = sys.middleman().backend().new_doorman(held.smtp_socket->release());
   actors.listener = sys.middleman().spawn_broker(smtp_listener, std::move(listening),
@@ -496,9 +511,9 @@ int run(config cfg, const std::filesystem::path& config_file) {
                held.db_file.string(), cfg.postoffices.size());
   auto signal = wait_for_signal(signals);
   for (; signal == SIGHUP; signal = wait_for_signal(signals))
-    reload(config_file, cfg, actors, *held.admin);
+    reload(config_file, running, actors, *held.admin);
   spdlog::info("shutdown: {} received, stopping", strsignal(signal));
-  drain(actors, cfg.server.shutdown_grace);
+  drain(actors, running->server.shutdown_grace);
   stop_actors(actors, *held.admin);
   return 0;
 }
@@ -515,12 +530,12 @@ int serve(const serve_options& options) {
                  loaded.problems.size());
     return 2;
   }
-  const auto& cfg = *loaded.value;
-  auto level = options.log_level.empty() ? cfg.server.log_level
+  auto cfg = std::make_shared<const config>(std::move(*loaded.value));
+  auto level = options.log_level.empty() ? cfg->server.log_level
                                          : options.log_level;
   setup_logging(level, options.log_format);
   try {
-    auto rc = run(cfg, options.config_file);
+    auto rc = run(std::move(cfg), options.config_file);
     spdlog::info("shutdown: clean");
     return rc;
   } catch (const startup_error& e) {

@@ -8,7 +8,10 @@
 namespace postconn {
 
 fault_injector::fault_injector(fault_config cfg, clock::time_point since)
-  : cfg_(std::move(cfg)), since_(since), random_(cfg_.seed) {}
+  : cfg_(std::move(cfg)), since_(since) {
+  if (cfg_.probability > 0.0 && cfg_.probability < 1.0)
+    random_ = std::make_unique<std::mt19937_64>(cfg_.seed);
+}
 
 std::string fault_injector::refused_open(clock::time_point now) {
   if (cfg_.mode == fault_mode::unreachable && hit())
@@ -60,7 +63,7 @@ bool fault_injector::hit() {
     return true;
   if (cfg_.probability <= 0.0)
     return false;
-  return std::uniform_real_distribution<double>{0.0, 1.0}(random_) < cfg_.probability;
+  return std::uniform_real_distribution<double>{0.0, 1.0}(*random_) < cfg_.probability;
 }
 
 std::int64_t fault_injector::latency_ms() const {

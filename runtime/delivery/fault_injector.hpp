@@ -21,13 +21,16 @@
 //
 //   Every mode but flap hits each operation with `probability`, drawn from a
 //   generator seeded with `seed`: the same seed and the same operations give
-//   the same faults. fault_injector makes the decisions; the postoffice actor
+//   the same faults. The generator (2.5 KiB) exists only while a probability
+//   between 0 and 1 needs it: every postoffice actor holds an injector, and
+//   most inject nothing. fault_injector makes the decisions; the postoffice actor
 //   applies them (failing opens, transfers and recipients itself) and hands
 //   the rest to its share worker as an io_fault (delay, hang, drop).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -74,7 +77,8 @@ private:
 
   fault_config cfg_;
   clock::time_point since_;
-  std::mt19937_64 random_;
+  /// Drawn against the probability; null when it is 0 or 1.
+  std::unique_ptr<std::mt19937_64> random_;
 };
 
 } // namespace postconn

@@ -142,10 +142,12 @@ private:
     pool_options.detached = false;
     pool_ = sys_.spawn(share_pool, pool_options);
     std::vector<postoffice_slot> slots;
+    auto hostname = std::make_shared<const std::string>(cfg_.server.hostname);
     for (const auto& po : cfg_.postoffices) {
-      auto start = [this, po] {
-        auto actor = sys_.spawn(postoffice, po, pool_, store_, cfg_.server.hostname);
-        postoffices_[po.name] = actor;
+      auto settings = std::make_shared<const postoffice_config>(po);
+      auto start = [this, settings, hostname] {
+        auto actor = sys_.spawn(postoffice, settings, pool_, store_, hostname);
+        postoffices_[settings->name] = actor;
         return actor;
       };
       slots.push_back({po.name, po.retry, start, {}, false, {}});

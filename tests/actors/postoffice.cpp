@@ -18,6 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The postoffice actor for `cfg`, as the server starts it.
+postoffice_actor spawn_postoffice(caf::actor_system& sys, const postoffice_config& cfg,
+                                  const share_pool_actor& pool, const store_actor& store) {
+  return sys.spawn(postoffice, std::make_shared<const postoffice_config>(cfg), pool, store,
+                   std::make_shared<const std::string>("connector.example.test"));
+}
+
 /// One attempt of `jobs` at `po`, run to its answer.
 std::vector<delivery_outcome> attempt_at(test::actor_fixture& f, const postoffice_actor& po,
                                          std::vector<delivery_job> jobs) {
@@ -44,7 +51,7 @@ struct postoffice_fixture : test::actor_fixture {
     postoffice_config cfg;
     cfg.name = "sales";
     cfg.path = root;
-    po = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+    po = spawn_postoffice(sys, cfg, pool, store);
     sched.run();
   }
 
@@ -145,10 +152,14 @@ TEST_CASE_FIXTURE(postoffice_fixture, "idle probes fall on 100 ms ticks of the c
   using namespace std::chrono_literals;
   auto& clock = sched.clock();
   // Right after the start (and its first probe, whose request timeouts are
-  // timers too) the first idle probe is the only message sent for later.
+  // timers too) the first idle probe is the only message it sent itself for
+  // later (the share pool has a timer of its own).
+  using clock_type = caf::detail::simple_actor_clock;
+  auto own = caf::actor_cast<caf::strong_actor_ptr>(po);
   std::vector<caf::actor_clock::time_point> delayed;
   for (const auto& [at, event] : clock.schedule())
-    if (event->subtype == caf::detail::simple_actor_clock::actor_msg_type)
+    if (event->subtype == clock_type::actor_msg_type
+        && static_cast<const clock_type::actor_msg&>(*event).receiver == own)
       delayed.push_back(at);
   REQUIRE(delayed.size() == 1);
   auto first = delayed.front();
@@ -165,7 +176,7 @@ TEST_CASE_FIXTURE(postoffice_fixture, "a postoffice is unknown until its first p
   cfg.name = "support";
   cfg.path = dir / "support"; // missing
   cfg.retry.open_interval = 10min;
-  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  auto support = spawn_postoffice(sys, cfg, pool, store);
   CHECK(state_of<postoffice_state>(support).state == reachability::unknown);
   auto started = sched.clock().current_time;
   sched.run();
@@ -232,7 +243,7 @@ TEST_CASE_FIXTURE(postoffice_fixture, "a postoffice that is down is probed every
   cfg.path = dir / "support"; // missing until the test makes it
   cfg.retry.open_interval = 10min;
   cfg.retry.recovery_probe_interval = 10s;
-  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  auto support = spawn_postoffice(sys, cfg, pool, store);
   auto log = std::make_shared<recovery_log>();
   auto listener = sys.spawn(recovery_recorder, log);
   caf::anon_send(support, watch_atom::value, listener);
@@ -277,7 +288,7 @@ TEST_CASE_FIXTURE(postoffice_fixture, "with recovery_probe_interval 0 a postoffi
   cfg.path = dir / "hr";
   cfg.retry.open_interval = 10min;
   cfg.retry.recovery_probe_interval = 0s;
-  auto support = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+  auto support = spawn_postoffice(sys, cfg, pool, store);
   auto started = sched.clock().current_time;
   sched.run();
   REQUIRE(state_of<postoffice_state>(support).state == reachability::down);
@@ -324,7 +335,7 @@ struct unreachable_fixture : test::actor_fixture {
     pool_options.detached = false;
     pool = sys.spawn(share_pool, pool_options);
     store = caf::actor_cast<store_actor>(sys.spawn(counting_store, reads));
-    po = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+    po = spawn_postoffice(sys, cfg, pool, store);
     sched.run();
     return attempt_at(*this, po,
                       {{1, "00000000000000a1", {"bob@x.test"}, "k1"},

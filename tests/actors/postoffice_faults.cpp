@@ -23,6 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The postoffice actor for `cfg`, as the server starts it.
+postoffice_actor spawn_postoffice(caf::actor_system& sys, const postoffice_config& cfg,
+                                  const share_pool_actor& pool, const store_actor& store) {
+  return sys.spawn(postoffice, std::make_shared<const postoffice_config>(cfg), pool, store,
+                   std::make_shared<const std::string>("connector.example.test"));
+}
+
 using test::t0;
 
 /// Retry limits small enough to reach: 3 failed opens 600 s apart, 2
@@ -108,7 +115,7 @@ struct fault_fixture : fault_dirs, test::queue_fixture {
   /// Starts the real postoffice actor for `cfg`, remembered in `handle`.
   postoffice_factory start(postoffice_config cfg, postoffice_actor& handle) {
     return [this, cfg, &handle] {
-      handle = sys.spawn(postoffice, cfg, pool, store, std::string{"connector.example.test"});
+      handle = spawn_postoffice(sys, cfg, pool, store);
       return handle;
     };
   }

@@ -1,8 +1,10 @@
 // Tests actors/share_pool.cpp with its workers on the deterministic scheduler
 // (share_pool_options::detached = false) and simulated time, probing and
 // writing real maildirs in temporary directories: calls go to idle workers,
-// a hung call holds its worker while other calls go on, the pool grows to
-// max_workers and then queues, a postoffice with calls_per_postoffice calls
+// a hung call holds its worker while other calls go on, a burst of quick
+// calls is queued without new workers, the pool starts a worker for a call
+// waiting behind a stuck one up to max_workers and then queues, workers
+// beyond `workers` end when idle, a postoffice with calls_per_postoffice calls
 // unanswered gets "share busy" at once, a call unanswered after hang_limit
 // fails while its worker stays taken, and the injected slow, hang and drop
 // faults; a probe of a missing root answers the problem text.
@@ -145,7 +147,7 @@ TEST_CASE_FIXTURE(pool_fixture, "a call goes to an idle worker, which is idle ag
   CHECK(st().idle.size() == 2);
   CHECK(st().waiting.empty());
   CHECK(st().calls_by_client.empty());
-  CHECK(st().client_of.empty());
+  CHECK(st().busy.empty());
 }
 
 TEST_CASE_FIXTURE(pool_fixture, "a probe of a missing maildir root answers the problem text") {
@@ -185,17 +187,21 @@ TEST_CASE_FIXTURE(pool_fixture, "a hung call holds its worker while the calls of
   CHECK(st().idle.size() == 2);
 }
 
-TEST_CASE_FIXTURE(pool_fixture, "the pool starts workers up to max_workers, then queues calls until a worker is free") {
+TEST_CASE_FIXTURE(pool_fixture, "the pool starts a worker for calls waiting behind a stuck one, up to max_workers, then queues calls until a worker is free") {
   share_pool_options options;
   options.workers = 1;
   options.max_workers = 2;
+  options.idle_limit = 600s;
   start(options);
   CHECK(st().workers.size() == 1);
   probe_from("a", {slow_by(60'000)});
   probe_from("b", {slow_by(60'000)});
   probe_from("c", {slow_by(60'000)});
   sched.run();
-  CHECK(st().workers.size() == 2); // one started for b
+  CHECK(st().workers.size() == 1); // b and c wait: a may be quick
+  CHECK(st().waiting.size() == 2);
+  wait(options.grow_after);
+  CHECK(st().workers.size() == 2); // a's worker is stuck: one started for b
   CHECK(st().idle.empty());
   REQUIRE(st().waiting.size() == 1); // c waits
   CHECK(answers.empty());
@@ -224,9 +230,11 @@ TEST_CASE_FIXTURE(pool_fixture, "a postoffice with calls_per_postoffice calls un
   sched.run();
   CHECK(answers
         == std::vector<std::string>{"dead: share busy: 3 earlier calls have not returned"});
+  wait(options.grow_after);
   CHECK(st().workers.size() == 3); // only three workers hang, not four
   probe_from("live", {io_fault{}});
   sched.run();
+  wait(options.grow_after);
   CHECK(answers.back() == "live: ok");
   CHECK(st().workers.size() == 4); // all three hang: one more for live
   wait(600s);
@@ -303,4 +311,44 @@ TEST_CASE_FIXTURE(pool_fixture, "a dropped transfer is cut off in the middle: 4.
   CHECK(answers[0].find("(fault injection: drop)") != std::string::npos);
   CHECK(files_in(sales / "bob" / "new") == 0);
   CHECK(st().idle.size() == st().workers.size());
+}
+
+TEST_CASE_FIXTURE(pool_fixture, "a burst of quick calls is queued for the workers there are, none started") {
+  share_pool_options options;
+  options.workers = 2;
+  start(options);
+  for (int i = 0; i < 50; ++i)
+    probe_from("po" + std::to_string(i), {io_fault{}});
+  sched.run();
+  CHECK(answers.size() == 50);
+  CHECK(st().workers.size() == 2);
+  CHECK(st().idle.size() == 2);
+  CHECK(st().busy.empty());
+}
+
+TEST_CASE_FIXTURE(pool_fixture, "workers beyond `workers` end once idle for idle_limit") {
+  share_pool_options options;
+  options.workers = 1;
+  options.max_workers = 3;
+  options.idle_limit = 60s;
+  start(options);
+  probe_from("a", {slow_by(10'000)});
+  probe_from("b", {slow_by(10'000)});
+  probe_from("c", {slow_by(10'000)});
+  sched.run();
+  wait(options.grow_after);
+  CHECK(st().workers.size() == 2); // for b
+  wait(options.grow_after);
+  CHECK(st().workers.size() == 3); // b's is stuck too: for c
+  wait(10s);
+  CHECK(answers.size() == 3);
+  CHECK(st().idle.size() == 3);
+  wait(59s);
+  CHECK(st().workers.size() == 3);
+  wait(1s);
+  CHECK(st().workers.size() == 1); // the two started for b and c ended
+  CHECK(st().idle.size() == 1);
+  probe_from("d", {io_fault{}});
+  sched.run();
+  CHECK(answers.back() == "d: ok");
 }
