@@ -29,7 +29,15 @@ POSTOFFICES = ["po%d" % i for i in range(7)]
 
 
 def node_config(node, cluster_ports, shared):
+    """A node of the heartbeat cluster: every node is a seed."""
     seeds = ", ".join('"127.0.0.1:%d"' % cluster_ports[n] for n in NODES)
+    return cluster_node_config(node, cluster_ports[node], "seeds = [%s]" % seeds, shared)
+
+
+def cluster_node_config(node, cluster_port, membership, shared):
+    """A node's config: ports the node picks (its log names them), quick
+    retries, its [cluster] with `membership` (how it finds the others) and
+    the seven maildir postoffices under `shared`, po0 owned by a."""
     text = textwrap.dedent(f"""\
         [server]
         hostname = "{node}.example.test"
@@ -48,11 +56,10 @@ def node_config(node, cluster_ports, shared):
 
         [cluster]
         node = "{node}"
-        listen = "127.0.0.1:{cluster_ports[node]}"
-        seeds = [{seeds}]
+        listen = "127.0.0.1:{cluster_port}"
         reconnect_interval = "1s"
         peer_timeout = "3s"
-        """)
+        """) + membership + "\n"
     for po in POSTOFFICES:
         text += textwrap.dedent(f"""
             [[postoffice]]
@@ -64,7 +71,6 @@ def node_config(node, cluster_ports, shared):
             """)
         if po == "po0":
             text += 'owner = "a"\n'
-
     return text
 
 

@@ -15,13 +15,12 @@ import os
 import re
 import signal
 import smtplib
-import textwrap
 import time
 import unittest
 
 from etcd_process import Etcd, TcpProxy
 from postconn_process import free_port, refusing_port, run, temp_workdir
-from test_cluster import NODES, POSTOFFICES, Node, wait_until
+from test_cluster import NODES, POSTOFFICES, Node, cluster_node_config, wait_until
 from test_delivery import make_postoffice
 
 LEASE_TTL = 2
@@ -29,42 +28,8 @@ LEASE_TTL = 2
 
 def node_config(node, cluster_port, etcd_endpoints, shared):
     endpoints = ", ".join('"%s"' % e for e in etcd_endpoints)
-    text = textwrap.dedent(f"""\
-        [server]
-        hostname = "{node}.example.test"
-        data_dir = "var"
-
-        [smtp]
-        listen = "127.0.0.1:0"
-
-        [admin]
-        listen = "127.0.0.1:0"
-
-        [retry]
-        open_interval = "1s"
-        transfer_interval = "1s"
-        max_open_retries = 1000
-
-        [cluster]
-        node = "{node}"
-        listen = "127.0.0.1:{cluster_port}"
-        etcd = [{endpoints}]
-        lease_ttl = "{LEASE_TTL}s"
-        reconnect_interval = "1s"
-        peer_timeout = "3s"
-        """)
-    for po in POSTOFFICES:
-        text += textwrap.dedent(f"""
-            [[postoffice]]
-            name = "{po}"
-            domains = ["{po}.example.test"]
-            transport = "maildir"
-            path = "{shared}/{po}"
-            create_mailboxes = true
-            """)
-        if po == "po0":
-            text += 'owner = "a"\n'
-    return text
+    return cluster_node_config(node, cluster_port,
+                               f'etcd = [{endpoints}]\nlease_ttl = "{LEASE_TTL}s"', shared)
 
 
 def lines_between(log, start, end):
