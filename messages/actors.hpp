@@ -53,7 +53,24 @@ using store_actor = caf::typed_actor<
   // Commits a delivery handed over by another node under a new queue id,
   // with the attempt that records it; replies with its ledger entry, none
   // when that delivery was handed over before.
-  caf::replies_to<adopt_atom, handoff, attempt_record>::with<std::vector<ledger_entry>>,
+  // With a replica node (cluster.replicas), the entry is not announced:
+  // whoever committed the replica there does.
+  caf::replies_to<adopt_atom, handoff, attempt_record,
+                  std::string>::with<std::vector<ledger_entry>>,
+  // cluster.replicas: commits replicas of deliveries another node holds
+  // (each handoff's from_node; delivery.origin is the key); replies once
+  // they are durable. A replica whose delivery already finished stays
+  // finished.
+  caf::replies_to<replicate_atom, std::vector<handoff>>::with<bool>,
+  // cluster.replicas: the deliveries `node` holds changed (delivery.origin
+  // is the key): their counts are updated, finished ones dropped.
+  caf::reacts_to<replicate_atom, std::string, std::vector<ledger_entry>>,
+  // cluster.replicas: `node` is gone; its unfinished replicas become
+  // deliveries of this node (counts kept, origin = their key), announced;
+  // replies with them.
+  caf::replies_to<forget_atom, std::string>::with<std::vector<ledger_entry>>,
+  // cluster.replicas: the keys of `node`'s deliveries adopted here.
+  caf::replies_to<load_atom, forget_atom, std::string>::with<std::vector<std::string>>,
   // Persists ledger changes with their recipients' outcomes, each alone
   // (one at fault fails alone) but in the same commit; replies with one line per change: empty when it is
   // durable, else why not.
@@ -164,13 +181,33 @@ using cluster_peer_actor = caf::typed_actor<
   caf::replies_to<join_atom, cluster_member>::with<std::vector<cluster_member>>,
   // A delivery handed over; replies once it is committed here (also when it
   // was committed before: a retry after a lost reply).
-  caf::replies_to<handoff_atom, handoff>::with<bool>>;
+  caf::replies_to<handoff_atom, handoff>::with<bool>,
+  // cluster.replicas: replicas of the calling node's deliveries; replies
+  // once they are committed here.
+  caf::replies_to<replicate_atom, std::vector<handoff>>::with<bool>,
+  // cluster.replicas: the calling node's deliveries (named first) changed
+  // or finished.
+  caf::reacts_to<replicate_atom, std::string, std::vector<ledger_entry>>,
+  // cluster.replicas: `node` is gone: adopt the replicas of its
+  // deliveries held here; replies with how many were adopted.
+  caf::replies_to<forget_atom, std::string>::with<std::uint32_t>,
+  // cluster.replicas: the keys of `node`'s deliveries adopted here.
+  caf::replies_to<load_atom, forget_atom, std::string>::with<std::vector<std::string>>>;
 
 /// Where the supervisor sends deliveries of postoffices other nodes own.
 using handoff_actor = caf::typed_actor<
   // Hands a delivery to its postoffice's owner; replies with the owner's
   // name once the owner has committed it.
-  caf::replies_to<handoff_atom, ledger_entry>::with<std::string>>;
+  caf::replies_to<handoff_atom, ledger_entry>::with<std::string>,
+  // cluster.replicas: deliveries with a replica node changed (committed):
+  // the holders are told.
+  caf::reacts_to<replicate_atom, std::vector<ledger_entry>>>;
+
+/// Where an SMTP session commits what it accepted: the store, or with
+/// cluster.replicas the cluster actor, which answers once a replica is
+/// committed on another node too.
+using acceptor_actor = caf::typed_actor<
+  caf::replies_to<accept_atom, incoming_message>::with<accept_receipt>>;
 
 /// Starts (and restarts) the actor of one postoffice.
 using postoffice_factory = std::function<postoffice_actor()>;
@@ -288,7 +325,12 @@ using cluster_lease_actor = caf::typed_actor<
 
 /// This node's place in the cluster: keeps the membership, lines up the
 /// postoffices this node owns, and carries deliveries between nodes.
-using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend<
+using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend_with<
+  acceptor_actor>::extend<
+  // From the admin API: `node` is gone for good; every live node adopts
+  // the replicas it holds of that node's deliveries. Replies with how many
+  // were adopted in all.
+  caf::replies_to<forget_atom, std::string, bool>::with<std::uint32_t>,
   // The configured postoffices, at start and after a reload.
   caf::reacts_to<reload_atom, cluster_postoffices>,
   // From the lease actor (cluster.etcd): what a round with etcd found.

@@ -65,6 +65,8 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using shape_atom = caf::atom_constant<caf::atom("shape")>;
 using bounced_atom = caf::atom_constant<caf::atom("bounced")>;
 using recovered_atom = caf::atom_constant<caf::atom("recovered")>;
+using replicate_atom = caf::atom_constant<caf::atom("replicate")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 // -- messages and deliveries ----------------------------------------------------
 
@@ -89,12 +91,17 @@ struct incoming_message {
   std::int64_t received_at = 0;
   /// One delivery per postoffice the recipients route to.
   std::vector<routed_recipients> deliveries;
+  /// cluster.replicas: the node that holds the replica of this message's
+  /// deliveries. When set, the store does not announce the deliveries:
+  /// whoever committed the replica does, so none is attempted before it
+  /// exists.
+  std::string replica_node = {};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, incoming_message& x) {
   return f(caf::meta::type_name("incoming_message"), x.sender, x.content,
-           x.received_at, x.deliveries);
+           x.received_at, x.deliveries, x.replica_node);
 }
 
 /// A committed message as the queue holds it.
@@ -163,6 +170,9 @@ struct ledger_entry {
   /// Handed over by another node: the delivery key it had there (see
   /// delivery_key()); empty for a delivery first queued here.
   std::string origin;
+  /// cluster.replicas: the node holding this delivery's replica, told of
+  /// each change; empty when none does.
+  std::string replica_node = {};
 };
 
 /// The name a delivery's maildir file is derived from, the same on every
@@ -179,7 +189,8 @@ typename Inspector::result_type inspect(Inspector& f, ledger_entry& x) {
            x.postoffice, x.recipients, x.state, x.open_retries,
            x.transfer_retries, x.queued_at, x.first_attempt_at,
            x.next_attempt_at, x.last_error_code, x.last_error_text,
-           x.delay_warned, x.origin, x.attempts, x.unscheduled_failures, x.in_doubt);
+           x.delay_warned, x.origin, x.attempts, x.unscheduled_failures, x.in_doubt,
+           x.replica_node);
 }
 
 /// One line of a delivery's attempt log.
@@ -352,6 +363,9 @@ typename Inspector::result_type inspect(Inspector& f, cluster_member& x) {
 /// owner: the message and the ledger entry with its counts, so the retry
 /// limits hold across the move. `delivery.origin` is the key that detects
 /// a delivery handed over twice.
+///
+/// The same carries a replica (cluster.replicas): `from_node` holds the
+/// delivery, and `delivery.origin` is its delivery key there.
 struct handoff {
   std::string from_node;
   stored_message message;

@@ -201,12 +201,26 @@ struct cluster_config {
   /// delivering before it runs out, and the others take its postoffices
   /// over once it has.
   std::chrono::seconds lease_ttl{10};
+  /// Nodes that hold each accepted message before its 250: 1 (the
+  /// accepting node) or 2 (it and one other live node, so the mail
+  /// survives the loss of either with its disk). 2 needs cluster.etcd.
+  std::uint32_t replicas = 1;
+  /// How long a node is gone from etcd's members before the nodes holding
+  /// replicas of its deliveries adopt them (`postconn cluster forget`
+  /// adopts at once).
+  std::chrono::seconds adopt_after{300};
+  /// With replicas = 2 and no other live node to hold a replica: refuse
+  /// mail with 451 4.3.0 (false, cluster.without_replica = "refuse") or
+  /// accept it unreplicated, logged and counted (true, "accept").
+  bool accept_unreplicated = false;
 
   bool operator==(const cluster_config& other) const {
     return node == other.node && listen == other.listen && seeds == other.seeds
            && reconnect_interval == other.reconnect_interval
            && peer_timeout == other.peer_timeout && etcd == other.etcd
-           && lease_ttl == other.lease_ttl;
+           && lease_ttl == other.lease_ttl && replicas == other.replicas
+           && adopt_after == other.adopt_after
+           && accept_unreplicated == other.accept_unreplicated;
   }
 };
 
