@@ -1,6 +1,6 @@
 """End-to-end replicated acceptance (cluster.replicas = 2): a real etcd and
-three real `postconn serve` nodes sharing seven maildir postoffices, three
-of them unreachable while mail flows, so mail waits in the queues. A node
+three real `postconn serve` nodes sharing seven maildir postoffices, all
+unreachable while mail flows, so mail waits in the queues. A node
 killed with kill -9 and its data directory deleted loses nothing: once it
 has been gone from etcd for adopt_after, the nodes holding the replicas of
 its deliveries adopt them, and every message that got 250 from any node is
@@ -9,6 +9,7 @@ afresh; started on its old queue after an adoption it refuses to start, in
 one line. `postconn cluster forget NODE` adopts at once, and refuses a node
 that is a member. A node left alone refuses mail with 451 4.3.0."""
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -18,8 +19,6 @@ import time
 from postconn_process import run
 from test_cluster import NODES, POSTOFFICES
 from test_cluster_etcd import EtcdNodes
-
-UNREACHABLE = ["po1", "po2", "po3"]
 
 
 def set_reachable(shared, postoffices, reachable):
@@ -50,12 +49,14 @@ class ReplicatedCluster(EtcdNodes):
             count += 1
         return accepted
 
-    def flow_and_kill(self, victim, wipe):
-        """Mail flows through every node, the unreachable postoffices'
-        waiting in the queues; `victim` is killed (its data directory
-        deleted with `wipe`) mid-flow. Returns the tags that got 250."""
-        self.wait_for_owners(NODES, NODES)
-        set_reachable(self.shared, UNREACHABLE, False)
+    def flow_and_kill(self, wipe):
+        """Mail flows through every node, waiting in the queues (no
+        postoffice is reachable); the node other than a that owns the most
+        postoffices is killed (its data directory deleted with `wipe`)
+        mid-flow. Returns it and the tags that got 250."""
+        owners = list(self.wait_for_owners(NODES, NODES).values())
+        victim = max(("b", "c"), key=owners.count)
+        set_reachable(self.shared, POSTOFFICES, False)
         stop = threading.Event()
         result = []
         sender = threading.Thread(
@@ -70,46 +71,50 @@ class ReplicatedCluster(EtcdNodes):
         stop.set()
         sender.join()
         self.assertGreater(len(result), 20)
-        return result
+        return victim, result
 
     def survivors(self, victim):
         return [n for n in NODES if n != victim]
 
+    def wait_for_adoption(self, victim):
+        """Until both survivors adopted what they held of `victim`'s; how
+        many deliveries they adopted in all."""
+        pattern = re.compile(r"adopted (\d+) deliveries of node %s from the replicas" % victim)
+        counts = [self.wait_for("%s adopted %s's replicas" % (name, victim),
+                                lambda: pattern.search(self.nodes[name].log()))
+                  for name in self.survivors(victim)]
+        return sum(int(found.group(1)) for found in counts)
+
     def test_a_node_killed_with_its_disk_loses_no_accepted_mail(self):
-        accepted = self.flow_and_kill("b", wipe=True)
-        survivors = self.survivors("b")
-        for name in survivors:
-            self.wait_for("%s adopted b's replicas" % name,
-                          lambda: "deliveries of node b from the replicas"
-                          in self.nodes[name].log())
-        set_reachable(self.shared, UNREACHABLE, True)
+        victim, accepted = self.flow_and_kill(wipe=True)
+        survivors = self.survivors(victim)
+        self.assertGreater(self.wait_for_adoption(victim), 0)
+        set_reachable(self.shared, POSTOFFICES, True)
         self.assert_each_delivered_once(accepted)
         self.wait_for("the survivors' queues empty",
                       lambda: sum(self.nodes[n].admin("/queue")["total"]
                                   for n in survivors) == 0, timeout=60)
-        # b on an empty queue starts afresh and takes mail again.
-        self.start_serving(self.nodes["b"])
-        self.assertIn("its queue is empty, it starts afresh", self.nodes["b"].log())
+        # Back on an empty queue, the node starts afresh and takes mail again.
+        self.start_serving(self.nodes[victim])
+        self.assertIn("its queue is empty, it starts afresh", self.nodes[victim].log())
         self.wait_for_owners(NODES, NODES)
-        more = self.send_all("b", POSTOFFICES, "after")
+        more = self.send_all(victim, POSTOFFICES, "after")
         self.assert_each_delivered_once(accepted + more)
 
     def test_a_node_back_on_its_old_queue_after_adoption_refuses_to_start(self):
-        accepted = self.flow_and_kill("c", wipe=False)
-        for name in self.survivors("c"):
-            self.wait_for("%s adopted c's replicas" % name,
-                          lambda: "deliveries of node c from the replicas"
-                          in self.nodes[name].log())
-        set_reachable(self.shared, UNREACHABLE, True)
+        victim, accepted = self.flow_and_kill(wipe=False)
+        self.assertGreater(self.wait_for_adoption(victim), 0)
+        set_reachable(self.shared, POSTOFFICES, True)
         self.assert_each_delivered_once(accepted)
-        node = self.nodes["c"]
+        node = self.nodes[victim]
         node.start()
         self.wait_for("c exits", lambda: node.proc.poll() is not None)
         self.assertEqual(node.proc.returncode, 1)
         lines = [line for line in node.log().splitlines() if "were adopted by" in line]
         self.assertEqual(len(lines), 1, node.log()[-3000:])
-        self.assertRegex(lines[0], r"node c's deliveries were adopted by [ab](, [ab])? while it "
-                                   r"was gone; its queue still holds \d+ unfinished deliveries")
+        self.assertRegex(lines[0], r"node %s's deliveries were adopted by [abc](, [abc])? while "
+                                   r"it was gone; its queue still holds \d+ unfinished "
+                                   r"deliveries" % victim)
         time.sleep(2)
         self.assertEqual({t: n for t, n in self.delivered().items() if n != 1}, {})
 
@@ -125,8 +130,8 @@ class ForgetAndAlone(EtcdNodes):
         self.wait_for_owners(NODES, NODES)
         code, out, err = self.forget("a", "b")
         self.assertEqual(code, 1, out + err)
-        self.assertIn("b", err)
-        set_reachable(self.shared, UNREACHABLE, False)
+        self.assertIn("node b holds its etcd lease: it is a member", out + err)
+        set_reachable(self.shared, POSTOFFICES, False)
         tags = []
         for name in NODES:
             tags += self.send_all(name, POSTOFFICES, "before")
@@ -136,7 +141,7 @@ class ForgetAndAlone(EtcdNodes):
         code, out, err = self.forget("a", "b")
         self.assertEqual(code, 0, out + err)
         self.assertRegex(out, r"node b forgotten: \d+ deliveries adopted")
-        set_reachable(self.shared, UNREACHABLE, True)
+        set_reachable(self.shared, POSTOFFICES, True)
         self.assert_each_delivered_once(tags)
 
     def test_a_node_left_alone_refuses_mail_with_451(self):
