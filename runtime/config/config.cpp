@@ -189,9 +189,42 @@ void read_etcd_endpoints(table_reader& in, cluster_config& cluster) {
   }
 }
 
+/// The keys of replicated acceptance. replicas = 2 needs cluster.etcd:
+/// without its quorum nothing tells a node gone from one cut off, and both
+/// sides of a partition would adopt the other's deliveries. adopt_after is
+/// checked with replicas = 2 only, where it has an effect: a node that
+/// restarts, or loses etcd for a moment, is back within about a lease's
+/// time, and adopting its deliveries before then would deliver them twice.
+void read_replication(table_reader& in, cluster_config& cluster) {
+  if (const auto* node = in.get("replicas")) {
+    const auto* number = node->as_integer();
+    if (number && (number->get() == 1 || number->get() == 2))
+      cluster.replicas = static_cast<std::uint32_t>(number->get());
+    else
+      in.problem("replicas", "must be 1 (the accepting node alone) or 2 (it and one other "
+                             "live node), got "
+                               + (number ? std::to_string(number->get()) : type_name(*node)));
+  }
+  if (cluster.replicas == 2 && cluster.etcd.empty())
+    in.problem("replicas", "2 needs cluster.etcd (only etcd's quorum can tell a node gone "
+                           "from one cut off; else both sides of a partition would adopt)");
+  in.read_duration("adopt_after", cluster.adopt_after, zero_duration::refused);
+  if (cluster.replicas == 2 && cluster.adopt_after < 2 * cluster.lease_ttl)
+    in.problem("adopt_after", "must be at least twice lease_ttl ("
+                                + std::to_string(2 * cluster.lease_ttl.count()) + "s), got "
+                                + std::to_string(cluster.adopt_after.count()) + "s");
+  if (std::string choice; in.read("without_replica", choice)) {
+    if (choice == "refuse" || choice == "accept")
+      cluster.accept_unreplicated = choice == "accept";
+    else
+      in.problem("without_replica",
+                 "unknown choice " + in_quotes(choice) + " (refuse or accept)");
+  }
+}
+
 cluster_config read_cluster(table_reader in) {
   in.reject_unknown_keys({"node", "listen", "seeds", "reconnect_interval", "peer_timeout",
-                          "etcd", "lease_ttl"});
+                          "etcd", "lease_ttl", "replicas", "adopt_after", "without_replica"});
   cluster_config cluster;
   if (in.require("node", "this node's name in the cluster") && in.read("node", cluster.node)
       && !is_node_name(cluster.node))
@@ -213,6 +246,7 @@ cluster_config read_cluster(table_reader in) {
     in.problem("lease_ttl", "must be at least " + std::to_string(min_lease_ttl.count())
                               + "s (etcd's shortest lease), got "
                               + std::to_string(cluster.lease_ttl.count()) + "s");
+  read_replication(in, cluster);
   return cluster;
 }
 

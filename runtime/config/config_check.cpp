@@ -58,13 +58,21 @@ std::optional<std::string> maildir_root_problem(const fs::path& root) {
   return std::nullopt;
 }
 
-/// Keys of [cluster] that have no effect with (or without) cluster.etcd.
+/// Keys of [cluster] that have no effect with (or without) cluster.etcd,
+/// or without replicas = 2.
 void cluster_warnings(const cluster_config& cluster, std::vector<std::string>& warnings) {
+  const cluster_config base;
   if (!cluster.etcd.empty() && !cluster.seeds.empty())
     warnings.push_back("cluster.seeds: not used with cluster.etcd (the members and their "
                        "addresses come from etcd)");
-  if (cluster.etcd.empty() && cluster.lease_ttl != cluster_config{}.lease_ttl)
+  if (cluster.etcd.empty() && cluster.lease_ttl != base.lease_ttl)
     warnings.push_back("cluster.lease_ttl: has no effect without cluster.etcd");
+  if (cluster.replicas == 1 && cluster.adopt_after != base.adopt_after)
+    warnings.push_back("cluster.adopt_after: has no effect with replicas = 1 (no node holds "
+                       "replicas to adopt)");
+  if (cluster.replicas == 1 && cluster.accept_unreplicated != base.accept_unreplicated)
+    warnings.push_back("cluster.without_replica: has no effect with replicas = 1 (mail is "
+                       "never replicated)");
 }
 
 } // namespace

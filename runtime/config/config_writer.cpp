@@ -252,8 +252,15 @@ void write_admin(std::string& out, const admin_config& admin, key_choice choice)
   lines.write(out, "[admin]");
 }
 
+/// cluster.without_replica's word for accept_unreplicated.
+std::string without_replica(bool accept_unreplicated) {
+  return accept_unreplicated ? "accept" : "refuse";
+}
+
 void write_cluster(std::string& out, const cluster_config& cluster, key_choice choice) {
-  const auto& [node, listen, seeds, reconnect_interval, peer_timeout, etcd, lease_ttl] = cluster;
+  const auto& [node, listen, seeds, reconnect_interval, peer_timeout, etcd, lease_ttl, replicas,
+               adopt_after, accept_unreplicated]
+    = cluster;
   const cluster_config base;
   table_lines lines{choice};
   lines.always("node", node);
@@ -264,6 +271,10 @@ void write_cluster(std::string& out, const cluster_config& cluster, key_choice c
   if (!etcd.empty())
     lines.always("etcd", etcd);
   lines.key("lease_ttl", lease_ttl, base.lease_ttl);
+  lines.key("replicas", replicas, base.replicas);
+  lines.key("adopt_after", adopt_after, base.adopt_after);
+  lines.key("without_replica", without_replica(accept_unreplicated),
+            without_replica(base.accept_unreplicated));
   lines.write(out, "[cluster]");
 }
 

@@ -661,6 +661,85 @@ lease_ttl = "1s"
                     "cluster.lease_tll", "did you mean \"lease_ttl\""));
 }
 
+namespace {
+
+/// A [cluster] with etcd, which replicas = 2 needs, and `keys`.
+std::string replicated_cluster(const std::string& keys) {
+  return sales_postoffice + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+         + "etcd = [\"127.0.0.1:2379\"]\n" + keys;
+}
+
+} // namespace
+
+TEST_CASE("[cluster] replication: one node holds the mail, adoption after 5m, refused without a replica, by default") {
+  auto cfg = loaded(sales_postoffice + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n");
+  REQUIRE(cfg.cluster);
+  CHECK(cfg.cluster->replicas == 1);
+  CHECK(cfg.cluster->adopt_after == 300s);
+  CHECK_FALSE(cfg.cluster->accept_unreplicated);
+  CHECK_FALSE(loaded(replicated_cluster("replicas = 2\n")).cluster->accept_unreplicated);
+}
+
+TEST_CASE("[cluster] reads replicas, adopt_after and without_replica") {
+  auto cfg = loaded(replicated_cluster(
+    "replicas = 2\nadopt_after = \"10m\"\nwithout_replica = \"accept\"\n"));
+  REQUIRE(cfg.cluster);
+  CHECK(cfg.cluster->replicas == 2);
+  CHECK(cfg.cluster->adopt_after == 600s);
+  CHECK(cfg.cluster->accept_unreplicated);
+  CHECK(loaded(replicated_cluster("replicas = 1\n")).cluster->replicas == 1);
+  CHECK_FALSE(loaded(replicated_cluster("replicas = 2\nwithout_replica = \"refuse\"\n"))
+                .cluster->accept_unreplicated);
+  // Exactly twice lease_ttl is enough; seconds as an integer too.
+  CHECK(loaded(replicated_cluster("replicas = 2\nlease_ttl = \"30s\"\nadopt_after = 60\n"))
+          .cluster->adopt_after
+        == 60s);
+}
+
+TEST_CASE("[cluster] replicas is 1 or 2, and 2 needs etcd") {
+  for (auto value : {"0", "3", "-1", "\"2\"", "2.0"}) {
+    CAPTURE(value);
+    auto problems = problems_of(replicated_cluster(std::string{"replicas = "} + value + "\n"));
+    INFO(all_of(problems));
+    CHECK(has_problem(problems, "cluster.replicas",
+                      "must be 1 (the accepting node alone) or 2 (it and one other live node)"));
+    CHECK(problems.size() == 1);
+  }
+  CHECK(problems_of(replicated_cluster("replicas = 3\n"))[0]
+        == "cluster.replicas: must be 1 (the accepting node alone) or 2 (it and one other "
+           "live node), got 3");
+  auto problems = problems_of(sales_postoffice
+                              + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n"
+                                "seeds = [\"127.0.0.1:4201\"]\nreplicas = 2\n");
+  INFO(all_of(problems));
+  REQUIRE(problems.size() == 1);
+  CHECK(has_problem(problems, "cluster.replicas", "2 needs cluster.etcd"));
+}
+
+TEST_CASE("[cluster] adopt_after is a duration of at least twice lease_ttl, and without_replica refuse or accept") {
+  auto problems = problems_of(replicated_cluster("replicas = 2\nadopt_after = \"15s\"\n"));
+  INFO(all_of(problems));
+  CHECK(problems
+        == std::vector<std::string>{
+          "cluster.adopt_after: must be at least twice lease_ttl (20s), got 15s"});
+  CHECK(has_problem(problems_of(replicated_cluster(
+                      "replicas = 2\nlease_ttl = \"1m\"\nadopt_after = \"119s\"\n")),
+                    "cluster.adopt_after", "at least twice lease_ttl (120s), got 119s"));
+  // A lease_ttl longer than half the default adoption needs a longer one.
+  CHECK(has_problem(problems_of(replicated_cluster("replicas = 2\nlease_ttl = \"3m\"\n")),
+                    "cluster.adopt_after", "(360s), got 300s"));
+  CHECK(has_problem(problems_of(replicated_cluster("adopt_after = \"0\"\n")),
+                    "cluster.adopt_after", "longer than 0"));
+  CHECK(has_problem(problems_of(replicated_cluster("adopt_after = \"soon\"\n")),
+                    "cluster.adopt_after", "invalid duration \"soon\""));
+  CHECK(has_problem(problems_of(replicated_cluster("without_replica = \"maybe\"\n")),
+                    "cluster.without_replica", "unknown choice \"maybe\" (refuse or accept)"));
+  CHECK(has_problem(problems_of(replicated_cluster("without_replica = true\n")),
+                    "cluster.without_replica", "expected a string"));
+  // With one replica nothing is adopted: a short adopt_after does no harm.
+  CHECK(loaded(replicated_cluster("adopt_after = \"1s\"\n")).cluster->adopt_after == 1s);
+}
+
 TEST_CASE("a postoffice owner needs a [cluster] section and a valid node name") {
   CHECK(has_problem(problems_of(sales_postoffice + "owner = \"node-b\"\n"),
                     "postoffice[0].owner", "only with a [cluster] section"));

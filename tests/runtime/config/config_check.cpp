@@ -153,3 +153,30 @@ TEST_CASE("cluster.seeds with cluster.etcd, and lease_ttl without it, are warnin
   CHECK(numbered(without.warnings)[0]
         == "9: cluster.lease_ttl: has no effect without cluster.etcd");
 }
+
+TEST_CASE("check-config: the replication keys' problems have their lines, and adopt_after and without_replica warn with one replica") {
+  auto base = maildir_at("sales", "/nonexistent/share")
+              + "[cluster]\nnode = \"a\"\nlisten = \"127.0.0.1:4200\"\n";
+  auto unquorate = check_config(base + "replicas = 2\nadopt_after = \"15s\"\n", "t.toml");
+  CHECK(numbered(unquorate.problems)
+        == std::vector<std::string>{
+          "9: cluster.replicas: 2 needs cluster.etcd (only etcd's quorum can tell a node gone "
+          "from one cut off; else both sides of a partition would adopt)",
+          "10: cluster.adopt_after: must be at least twice lease_ttl (20s), got 15s"});
+  auto alone = check_config(base + "adopt_after = \"10m\"\nwithout_replica = \"accept\"\n",
+                            "t.toml");
+  CHECK(alone.problems.empty());
+  auto warnings = numbered(alone.warnings);
+  warnings.pop_back(); // the share's path
+  CHECK(warnings
+        == std::vector<std::string>{
+          "9: cluster.adopt_after: has no effect with replicas = 1 (no node holds replicas "
+          "to adopt)",
+          "10: cluster.without_replica: has no effect with replicas = 1 (mail is never "
+          "replicated)"});
+  auto replicated = check_config(base + "etcd = [\"127.0.0.1:2379\"]\nreplicas = 2\n"
+                                        "adopt_after = \"10m\"\nwithout_replica = \"accept\"\n",
+                                 "t.toml");
+  CHECK(replicated.problems.empty());
+  CHECK(replicated.warnings.size() == 1); // the share's path alone
+}

@@ -78,6 +78,11 @@ listen = "10.0.0.1:4200"
 seeds = ["10.0.0.2:4200", "mx3.example.test:4200"]
 reconnect_interval = "7s"
 peer_timeout = "1m"
+etcd = ["10.0.0.5:2379"]
+lease_ttl = "4s"
+replicas = 2
+adopt_after = "2m"
+without_replica = "accept"
 
 [[postoffice]]
 name = "sales"
@@ -155,7 +160,7 @@ void change_each_field(const config& base, Check check) {
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = base.smtp;
   [[maybe_unused]] const auto& [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10] = base.retry;
   [[maybe_unused]] const auto& [a1, a2] = base.admin;
-  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7] = *base.cluster;
+  [[maybe_unused]] const auto& [k1, k2, k3, k4, k5, k6, k7, k8, k9, k10] = *base.cluster;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13]
     = base.postoffices.at(0);
   [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6, f7] = base.postoffices.at(0).fault;
@@ -211,6 +216,10 @@ void change_each_field(const config& base, Check check) {
   change("cluster.peer_timeout", [](config& c) { c.cluster->peer_timeout += 1s; });
   change("cluster.etcd", [](config& c) { c.cluster->etcd.push_back("10.0.0.9:2379"); });
   change("cluster.lease_ttl", [](config& c) { c.cluster->lease_ttl += 1s; });
+  change("cluster.replicas", [](config& c) { c.cluster->replicas = 1; });
+  change("cluster.adopt_after", [](config& c) { c.cluster->adopt_after += 1s; });
+  change("cluster.without_replica",
+         [](config& c) { c.cluster->accept_unreplicated = !c.cluster->accept_unreplicated; });
 
   change("postoffices", [](config& c) { c.postoffices.pop_back(); });
   auto po = [](config& c) -> postoffice_config& { return c.postoffices.at(0); };
@@ -290,7 +299,8 @@ TEST_CASE("config writer: a config using every key reads back equal") {
         "enforce_retry_limits = false", "max_lifetime = \"0\"", "token_file =",
         "max_transfer_interval = \"6h\"", "max_transfer_interval = \"0\"",
         "seeds = [\"10.0.0.2:4200\", \"mx3.example.test:4200\"]",
-        "peer_timeout = \"1m\"", "domains = [\"sales.example.test\", \"eu.sales.example.test\"]",
+        "peer_timeout = \"1m\"", "etcd = [\"10.0.0.5:2379\"]", "lease_ttl = \"4s\"",
+        "replicas = 2", "adopt_after = \"2m\"", "without_replica = \"accept\"", "domains = [\"sales.example.test\", \"eu.sales.example.test\"]",
         "create_mailboxes = true", "owner = \"mx1\"", "probability = 0.25", "seed = 42",
         "recipients = [\"bob@sales.example.test\"]", "tls = \"verify\"", "tls_ca_file =",
         "up = \"10m\"", "down = \"5m\"", "latency = \"3s\"", "domains = []",
@@ -314,6 +324,24 @@ TEST_CASE("config writer: defaults are written out, and read back equal") {
   CHECK(text.find("tls_certificate") == std::string::npos);
   CHECK(text.find("token_file") == std::string::npos);
   CHECK(text.find("[postoffice.retry]") == std::string::npos);
+}
+
+TEST_CASE("config writer: a cluster's replication keys are written at their defaults, and read back equal") {
+  // lease_ttl 3m would need adopt_after 6m with replicas = 2; with one
+  // replica the default 5m written out must still read back.
+  auto cfg = loaded("[[postoffice]]\nname = \"all\"\ntransport = \"maildir\"\n"
+                    "path = \"p\"\ndefault = true\n[cluster]\nnode = \"a\"\n"
+                    "listen = \"127.0.0.1:4200\"\netcd = [\"127.0.0.1:2379\"]\n"
+                    "lease_ttl = \"3m\"\n");
+  auto text = config_to_toml(cfg);
+  INFO(text);
+  CHECK(round_trip(cfg) == cfg);
+  CHECK(text.find("lease_ttl = \"3m\"\nreplicas = 1\nadopt_after = \"5m\"\n"
+                  "without_replica = \"refuse\"\n")
+        != std::string::npos);
+  auto changed = config_to_toml(cfg, key_choice::changed);
+  for (auto key : {"replicas", "adopt_after", "without_replica"})
+    CHECK_MESSAGE(changed.find(key) == std::string::npos, key);
 }
 
 /// A maildir and an smtp postoffice.
@@ -475,5 +503,5 @@ TEST_CASE("config equality: a change in any one field makes configs unequal") {
     CHECK_FALSE(base == changed);
     ++changes;
   });
-  CHECK(changes == 66);
+  CHECK(changes == 69);
 }
