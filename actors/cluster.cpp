@@ -17,13 +17,12 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/cluster_lease.hpp"
+#include "actors/cluster_replicas.hpp"
 #include "runtime/cluster/ownership.hpp"
 
 namespace postconn {
 
 namespace {
-
-using cluster_ptr = cluster_actor::stateful_pointer<cluster_state>;
 
 
 caf::error cluster_error(std::string text) {
@@ -116,6 +115,7 @@ void add_peer(cluster_ptr self, const cluster_member& member, cluster_peer_actor
   st.peers[member.node] = {member.address, std::move(actor)};
   st.addresses.insert(member.address);
   spdlog::info("cluster: node {} joined ({})", member.node, member.address);
+  send_waiting_changes(self, member.node);
   line_up(self, false);
 }
 
@@ -253,12 +253,21 @@ void take_round(cluster_ptr self, membership_round& round) {
     etcd.fence.lost();
     etcd.problem = "etcd says it expired";
   }
+  if (!round.adopted_by.empty()) {
+    etcd.fence.lost();
+    etcd.problem = "its deliveries were adopted by other nodes";
+    spdlog::error("cluster: node {}'s deliveries were adopted by {} while it could not renew "
+                  "its lease: it takes no part in the cluster any more; restart it on an empty "
+                  "queue",
+                  st.options.node, joined(round.adopted_by));
+  }
   if (round.registered) {
     etcd.fence.registered(round.registered_at, round.ttl);
     spdlog::info("cluster: node {} registered in etcd (lease {}, ttl {}s); it owns postoffices "
                  "from a ttl on",
                  st.options.node, round.lease, round.ttl.count());
   }
+  auto members_before = etcd.members;
   if (round.ok) {
     etcd.fence.renewed(round.asked_at, round.ttl);
     if (!etcd.problem.empty() && !round.lease_lost)
@@ -284,6 +293,8 @@ void take_round(cluster_ptr self, membership_round& round) {
   auto first = !st.settled;
   st.settled = true;
   apply_fence(self, first);
+  if (round.ok)
+    adopt_long_gone(self, members_before);
 }
 
 /// Hands a delivery to its postoffice's owner: message and ledger entry go
@@ -331,8 +342,11 @@ caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
   attempt_record attempt{0, unix_time_origin::now().seconds, "handed_in", "",
                          "from node " + incoming.from_node + " (its msg "
                            + incoming.message.id + ")"};
+  if (st.options.replicas > 1)
+    return adopt_replicated(self, incoming, attempt);
   auto promise = self->make_response_promise<bool>();
-  self->request(st.store, store_timeout, adopt_atom::value, std::move(incoming), attempt)
+  self->request(st.store, store_timeout, adopt_atom::value, std::move(incoming), attempt,
+                std::string{})
     .then(
       [=](std::vector<ledger_entry>& adopted) mutable {
         if (adopted.empty()) {
@@ -374,6 +388,8 @@ cluster_report report(const cluster_state& st, caf::actor_clock::time_point now)
       out.members.push_back({node, peer.address});
   }
   out.owners = st.owners;
+  out.replicas = st.options.replicas;
+  out.unreplicated = st.replicas.unreplicated;
   return out;
 }
 
@@ -440,6 +456,20 @@ cluster_actor::behavior_type cluster(cluster_actor::stateful_pointer<cluster_sta
     [=](join_atom, const cluster_member& caller) { return accept_join(self, caller); },
     [=](handoff_atom, handoff& incoming) { return adopt(self, std::move(incoming)); },
     [=](handoff_atom, ledger_entry& entry) { return send_to_owner(self, std::move(entry)); },
+    [=](accept_atom, incoming_message& msg) { return accept_replicated(self, msg); },
+    [=](replicate_atom, std::vector<handoff>& replicas) { return hold_replicas(self, replicas); },
+    [=](replicate_atom, const std::string& node, std::vector<ledger_entry>& changes) {
+      self->send(self->state.store, replicate_atom::value, node, std::move(changes));
+    },
+    [=](replicate_atom, std::vector<ledger_entry>& changes) { tell_holders(self, changes); },
+    [=](forget_atom, const std::string& node) { return adopt_replicas_of(self, node); },
+    [=](forget_atom, const std::string& node, bool everywhere) {
+      return everywhere ? forget_everywhere(self, node) : adopt_replicas_of(self, node);
+    },
+    [=](load_atom, forget_atom, const std::string& node) {
+      return self->delegate(self->state.store, load_atom::value, forget_atom::value, node);
+    },
+    [=](watch_atom, cluster_lease_actor& lease) { self->state.replicas.lease = std::move(lease); },
     [=](reload_atom, cluster_postoffices& postoffices) {
       self->state.postoffices = std::move(postoffices);
       line_up(self, true);
@@ -496,7 +526,9 @@ cluster_actor start_cluster(caf::actor_system& sys, const cluster_config& option
       endpoints.push_back(etcd_url(endpoint));
     auto client = std::make_shared<const etcd_client>(std::move(endpoints),
                                                       etcd_call_timeout(options.lease_ttl));
-    sys.spawn<caf::detached>(cluster_lease, std::move(client), options, *registration, actor);
+    auto lease = sys.spawn<caf::detached>(cluster_lease, std::move(client), options,
+                                          *registration, actor);
+    caf::anon_send(actor, watch_atom::value, std::move(lease));
   }
   return actor;
 }

@@ -86,6 +86,23 @@ struct etcd_membership {
   smtp_listener_actor listener;
 };
 
+/// cluster.replicas: this node's replicas on others, and others' here.
+struct replication {
+  /// Turns over the live peers: the next replica goes to the next one.
+  std::size_t next_holder = 0;
+  /// Changes for holders that are not live now, the latest per delivery
+  /// key, sent when they are again.
+  std::map<std::string, std::map<std::string, ledger_entry>> waiting;
+  /// Members etcd no longer holds, since when.
+  std::map<std::string, caf::actor_clock::time_point> gone_since;
+  /// Nodes whose replicas this node adopts or adopted (this run).
+  std::set<std::string> forgotten;
+  /// Mail accepted without a replica (cluster.without_replica = "accept").
+  std::uint64_t unreplicated = 0;
+  /// Writes the adoption records in etcd.
+  cluster_lease_actor lease;
+};
+
 struct cluster_state {
   cluster_config options;
   store_actor store;
@@ -109,6 +126,7 @@ struct cluster_state {
   std::minstd_rand jitter;
   /// Present with cluster.etcd: membership from etcd.
   std::optional<etcd_membership> etcd;
+  replication replicas;
 
   /// This node and its live peers, by name; with cluster.etcd, the nodes
   /// the postoffices are shared among (none while this node owns nothing).

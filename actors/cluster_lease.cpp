@@ -4,9 +4,11 @@
 #include "actors/cluster_lease.hpp"
 
 #include <algorithm>
+#include <ctime>
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/sec.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -20,11 +22,25 @@ namespace {
 using lease_ptr = cluster_lease_actor::stateful_pointer<cluster_lease_state>;
 using steady = std::chrono::steady_clock;
 
+/// Other nodes adopted this node's deliveries while it was gone: its
+/// member key goes, so nobody counts it as a member, and no round renews it.
+void give_up_lease(cluster_lease_state& st) {
+  st.adopted = true;
+  if (auto revoked = st.client->revoke(st.lease); !revoked)
+    spdlog::warn("cluster: node {} could not revoke its etcd lease {} ({})", st.options.node,
+                 st.lease, revoked.error().message);
+  st.lease = 0;
+}
+
 /// One round: the keepalive (or, without a lease, a grant and the member
 /// key's put), then the members.
 membership_round run_round(cluster_lease_state& st) {
   membership_round round;
   round.asked_at = steady::now();
+  if (st.adopted) {
+    round.problem = "its deliveries were adopted by other nodes";
+    return round;
+  }
   if (st.lease != 0) {
     auto renewed = st.client->keep_alive(st.lease);
     if (renewed) {
@@ -45,6 +61,12 @@ membership_round run_round(cluster_lease_state& st) {
       return round;
     }
     st.lease = registration->lease.id;
+    if (!registration->adopted_by.empty()) {
+      give_up_lease(st);
+      round.adopted_by = std::move(registration->adopted_by);
+      round.problem = round.adopted_by.front() + " adopted its deliveries";
+      return round;
+    }
     round.asked_at = registration->asked_at;
     round.ttl = registration->lease.ttl;
     round.registered = true;
@@ -78,6 +100,12 @@ etcd_result<member_registration> register_member(const etcd_client& client,
   if (!put)
     return put.error();
   out.written_at = steady::now();
+  // Read after the member key is written: an adopter's record written
+  // before it is seen here; after it, the adopter's write fails.
+  auto adopters = client.get_prefix(adopted_prefix_of(node));
+  if (!adopters)
+    return adopters.error();
+  out.adopted_by = adopters_of(node, *adopters);
   return out;
 }
 
@@ -126,6 +154,14 @@ cluster_lease(cluster_lease_actor::stateful_pointer<cluster_lease_state> self,
   self->send(st.cluster, report_atom::value, std::move(round));
   self->delayed_send(self, round_interval(st.options.lease_ttl), tick_atom::value);
   return {
+    [=](forget_atom, const std::string& node) -> caf::result<bool> {
+      auto& st = self->state;
+      auto recorded = st.client->put_unless_exists(
+        adopted_key(node, st.options.node), std::to_string(std::time(nullptr)), member_key(node));
+      if (!recorded)
+        return caf::make_error(caf::sec::runtime_error, "etcd: " + recorded.error().message);
+      return *recorded;
+    },
     [=](tick_atom) {
       auto& st = self->state;
       self->send(st.cluster, report_atom::value, run_round(st));

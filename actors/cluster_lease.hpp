@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "messages/actors.hpp"
 #include "runtime/cluster/etcd_client.hpp"
@@ -42,6 +43,9 @@ struct member_registration {
   std::chrono::steady_clock::time_point asked_at;
   /// When the put of the member key returned.
   std::chrono::steady_clock::time_point written_at;
+  /// cluster.replicas: the nodes that adopted this node's deliveries while
+  /// it was gone, read once its member key was written.
+  std::vector<std::string> adopted_by = {};
 };
 
 /// Grants a lease of `ttl` and writes the member key of `node` (value
@@ -62,6 +66,9 @@ struct cluster_lease_state {
   std::int64_t lease = 0;
   std::chrono::seconds ttl{0};
   cluster_actor cluster;
+  /// Other nodes adopted this node's deliveries: it holds no lease from
+  /// then on (cluster_actor refuses to take part).
+  bool adopted = false;
 
   static inline const char* name = "cluster_lease";
 };

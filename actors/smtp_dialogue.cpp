@@ -112,6 +112,9 @@ void finish_data(session_ptr self) {
           return self->quit();
         if (is_store_error(err, store_errc::low_space))
           reply(self, 452, "4.3.1", "Insufficient system storage, try again later");
+        else if (is_store_error(err, store_errc::no_replica))
+          reply(self, 451, "4.3.0", "Temporary failure: no second node to hold a replica, "
+                                    "try again later");
         else
           reply(self, 451, "4.3.0", "Temporary failure: queue not available, try again later");
         reset_transaction(st);

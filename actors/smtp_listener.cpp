@@ -31,7 +31,7 @@ void tick_while_sessions_are_open(smtp_listener_pointer self) {
 /// may still wait, so the client reconnecting at its limit is looked at
 /// again behind them.
 void admit(smtp_listener_pointer self, caf::io::connection_handle handle, bool second_look,
-           const store_actor& store) {
+           const acceptor_actor& store) {
   auto& st = self->state;
   auto client = self->remote_addr(handle);
   auto from_client = st.per_client.find(client);
@@ -72,7 +72,7 @@ void admit(smtp_listener_pointer self, caf::io::connection_handle handle, bool s
 smtp_listener_broker::behavior_type smtp_listener(smtp_listener_pointer self,
                                                   caf::io::doorman_ptr listening,
                                                   std::shared_ptr<const smtp_settings> settings,
-                                                  store_actor store) {
+                                                  acceptor_actor store) {
   self->add_doorman(std::move(listening));
   self->state.settings = std::move(settings);
   self->set_down_handler(

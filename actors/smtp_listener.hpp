@@ -58,6 +58,6 @@ using smtp_listener_pointer =
 smtp_listener_broker::behavior_type smtp_listener(smtp_listener_pointer self,
                                                   caf::io::doorman_ptr listening,
                                                   std::shared_ptr<const smtp_settings> settings,
-                                                  store_actor store);
+                                                  acceptor_actor store);
 
 } // namespace postconn

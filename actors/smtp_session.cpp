@@ -248,7 +248,7 @@ smtp_refusal(typed_broker_for<smtp_refusal_broker>::type* self,
 smtp_session_broker::behavior_type smtp_session(session_ptr self,
                                                 caf::io::connection_handle connection,
                                                 std::shared_ptr<const smtp_settings> settings,
-                                                store_actor store, bool backlogged) {
+                                                acceptor_actor store, bool backlogged) {
   auto& st = self->state;
   st.backlogged = backlogged;
   st.connection = connection;

@@ -120,7 +120,8 @@ struct smtp_session_state {
   /// postoffice: RCPT TO gets 452 4.3.0.
   bool fenced = false;
   std::shared_ptr<const smtp_settings> settings;
-  store_actor store;
+  /// Commits accepted mail: the store, or the cluster actor (cluster.replicas).
+  acceptor_actor store;
   /// Commands by verb ("ehlo", "mail", ...; "unknown": a line that is no
   /// command), for the disconnect line.
   std::map<std::string, int> commands;
@@ -154,7 +155,7 @@ using smtp_session_pointer =
 smtp_session_broker::behavior_type smtp_session(smtp_session_pointer self,
                                                 caf::io::connection_handle connection,
                                                 std::shared_ptr<const smtp_settings> settings,
-                                                store_actor store, bool backlogged);
+                                                acceptor_actor store, bool backlogged);
 
 /// A connection over a connection limit: answers 421 4.7.0 `why` and closes.
 smtp_refusal_broker::behavior_type

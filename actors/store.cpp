@@ -159,19 +159,25 @@ void announce(store_ptr self, const std::vector<ledger_entry>& created) {
     self->send(self->state.listener, enqueue_atom::value, created);
 }
 
-/// Announces what the write created once it is durable, then answers with
-/// it (or with the write's error).
+/// Once the write is durable, announces what it created (unless a replica
+/// node holds it: see store.hpp), then answers with it (or with the
+/// write's error).
 std::function<void(const caf::error&)>
 announce_and_answer(store_ptr self, caf::typed_response_promise<std::vector<ledger_entry>> promise,
-                    std::shared_ptr<std::vector<ledger_entry>> created) {
-  return [self, promise, created](const caf::error& err) mutable {
+                    std::shared_ptr<std::vector<ledger_entry>> created, bool replicated) {
+  return [self, promise, created, replicated](const caf::error& err) mutable {
     if (err) {
       promise.deliver(err);
       return;
     }
-    announce(self, *created);
+    if (!replicated)
+      announce(self, *created);
     promise.deliver(std::move(*created));
   };
+}
+
+std::int64_t unix_now(store_ptr self) {
+  return self->state.clock.at(self->clock().now());
 }
 
 /// A read of the queue; a failed one answers store_errc::read_failed.
@@ -188,18 +194,20 @@ caf::result<accept_receipt> accept(store_ptr self, incoming_message& msg) {
   auto promise = self->make_response_promise<accept_receipt>();
   auto receipt = std::make_shared<accept_receipt>();
   receipt->id = self->state.ids.next();
+  bool replicated = !msg.replica_node.empty();
   auto shared_msg = std::make_shared<incoming_message>(std::move(msg));
   enqueue_write(self, pending_write{
     [receipt, shared_msg](queue_db& db) {
       receipt->deliveries = db.insert_message(receipt->id, *shared_msg);
     },
-    [self, receipt, promise](const caf::error& err) mutable {
+    [self, receipt, promise, replicated](const caf::error& err) mutable {
       if (err) {
         promise.deliver(err);
         return;
       }
       ++self->state.counters.messages_accepted;
-      announce(self, receipt->deliveries);
+      if (!replicated)
+        announce(self, receipt->deliveries);
       promise.deliver(std::move(*receipt));
     },
     true});
@@ -225,7 +233,7 @@ caf::result<std::vector<ledger_entry>> report(store_ptr self, ledger_change& cha
         *created = db.insert_message(ndr_id, ndr);
       write_change(db, change);
     },
-    announce_and_answer(self, promise, created)});
+    announce_and_answer(self, promise, created, false)});
   return promise;
 }
 
@@ -249,21 +257,69 @@ caf::result<std::vector<std::string>> record(store_ptr self,
 }
 
 caf::result<std::vector<ledger_entry>> adopt(store_ptr self, handoff& incoming,
-                                             attempt_record& attempt) {
+                                             attempt_record& attempt, std::string& replica_node) {
   auto promise = self->make_response_promise<std::vector<ledger_entry>>();
   auto adopted = std::make_shared<std::vector<ledger_entry>>();
+  bool replicated = !replica_node.empty();
   enqueue_write(self, pending_write{
     [adopted, id = self->state.ids.next(), incoming = std::move(incoming),
-     attempt = std::move(attempt)](queue_db& db) mutable {
+     attempt = std::move(attempt), replica_node = std::move(replica_node)](queue_db& db) mutable {
       adopted->clear(); // the batch may run twice (see store.hpp)
-      auto entry = db.adopt_delivery(id, incoming.message, incoming.delivery);
+      auto entry = db.adopt_delivery(id, incoming.message, incoming.delivery, replica_node);
       if (!entry)
         return;
       attempt.delivery_id = entry->delivery_id;
       db.insert_attempt(attempt);
       adopted->push_back(std::move(*entry));
     },
-    announce_and_answer(self, promise, adopted)});
+    announce_and_answer(self, promise, adopted, replicated)});
+  return promise;
+}
+
+/// Commits replicas of other nodes' deliveries; answers true once they are
+/// durable.
+caf::result<bool> replicate(store_ptr self, std::vector<handoff>& replicas) {
+  auto promise = self->make_response_promise<bool>();
+  enqueue_write(self, pending_write{
+    [replicas = std::move(replicas), now = unix_now(self)](queue_db& db) {
+      for (const auto& replica : replicas)
+        db.insert_replica(replica.from_node, replica.message, replica.delivery, now);
+    },
+    [promise](const caf::error& err) mutable {
+      if (err)
+        promise.deliver(err);
+      else
+        promise.deliver(true);
+    }});
+  return promise;
+}
+
+/// Brings the replicas of `node`'s deliveries up to date in the next
+/// commit. Nobody waits for it: a failure is only logged, and the
+/// replicas keep their older counts.
+void update_replicas(store_ptr self, std::string& node, std::vector<ledger_entry>& changed) {
+  auto count = changed.size();
+  enqueue_write(self, pending_write{
+    [node, changed = std::move(changed), now = unix_now(self)](queue_db& db) {
+      for (const auto& entry : changed)
+        db.update_replica(node, entry, now);
+    },
+    [self, node, count](const caf::error& err) {
+      if (err)
+        spdlog::warn("store: {} changes to the replicas of node {} not kept: {}", count, node,
+                     self->system().render(err));
+    }});
+}
+
+/// `node` is gone: its live replicas become deliveries here, announced.
+caf::result<std::vector<ledger_entry>> adopt_replicas(store_ptr self, std::string& node) {
+  auto promise = self->make_response_promise<std::vector<ledger_entry>>();
+  auto adopted = std::make_shared<std::vector<ledger_entry>>();
+  enqueue_write(self, pending_write{
+    [self, adopted, node = std::move(node), now = unix_now(self)](queue_db& db) {
+      *adopted = db.adopt_replicas(node, self->state.ids, now);
+    },
+    announce_and_answer(self, promise, adopted, false)});
   return promise;
 }
 
@@ -368,14 +424,23 @@ store(store_actor::stateful_pointer<store_state> self,
   self->state.ids = message_id_generator{db->last_message_id()};
   self->state.db = std::move(db);
   self->state.options = options;
+  self->state.clock = unix_clock{options.origin, self->clock().now()};
   return {
     [=](accept_atom, incoming_message& msg) { return accept(self, msg); },
     [=](report_atom, ledger_change& change, incoming_message& ndr) {
       return report(self, change, ndr);
     },
     [=](record_atom, std::vector<ledger_change>& changes) { return record(self, changes); },
-    [=](adopt_atom, handoff& incoming, attempt_record& attempt) {
-      return adopt(self, incoming, attempt);
+    [=](adopt_atom, handoff& incoming, attempt_record& attempt, std::string& replica_node) {
+      return adopt(self, incoming, attempt, replica_node);
+    },
+    [=](replicate_atom, std::vector<handoff>& replicas) { return replicate(self, replicas); },
+    [=](replicate_atom, std::string& node, std::vector<ledger_entry>& changed) {
+      update_replicas(self, node, changed);
+    },
+    [=](forget_atom, std::string& node) { return adopt_replicas(self, node); },
+    [=](load_atom, forget_atom, const std::string& node) {
+      return read(self, [&](queue_db& db) { return db.adopted_keys(node); });
     },
     [=](delete_atom, std::vector<std::string>& ids) { return remove(self, ids); },
     [=](purge_atom, std::int64_t finished_before, std::string& after) {

@@ -22,8 +22,11 @@
 //   space_recheck meanwhile); the listener hears every crossing.
 //
 //   The listener (the supervisor) also hears of the deliveries every
-//   durable write creates -- new mail, adopted handoffs, NDRs -- before
-//   the writer is answered: the one way new deliveries reach the ledger.
+//   durable write creates -- new mail, adopted handoffs, NDRs, adopted
+//   replicas -- before the writer is answered: the one way new deliveries
+//   reach the ledger. Deliveries with a replica node (cluster.replicas)
+//   are the exception: whoever committed their replica announces them, so
+//   none is attempted before its replica exists.
 //
 //   In the server the store runs detached (its own thread: fsync blocks);
 //   tests spawn it on the deterministic scheduler.
@@ -39,6 +42,7 @@
 #include <vector>
 
 #include "messages/actors.hpp"
+#include "messages/unix_clock.hpp"
 #include "runtime/store/message_id.hpp"
 #include "runtime/store/queue_db.hpp"
 
@@ -56,6 +60,9 @@ struct store_options {
   std::uint64_t min_free_space = 0;
   /// The bytes free on the queue's disk now; nothing when it cannot tell.
   std::function<std::optional<std::uint64_t>()> free_space;
+  /// Unix time when the store starts, for the times it writes of replicas
+  /// (tests fix it).
+  unix_time_origin origin = unix_time_origin::now();
 };
 
 /// A write request waiting for the next commit.
@@ -87,6 +94,8 @@ struct store_state {
   /// stays a few milliseconds longer, not seconds.
   static constexpr std::uint32_t purge_limit = 256;
   store_options options;
+  /// Unix time, from options.origin on the actor clock.
+  unix_clock clock;
   store_status counters;
   /// The queue's disk is below its reserve: new mail is refused.
   bool space_low = false;

@@ -52,6 +52,8 @@ namespace {
 /// The ledger entry leaves the supervisor when nothing is left to do, and
 /// with it a hold asked for while its last attempt was under way.
 void store_in_ledger(supervisor_state& st, const ledger_entry& entry) {
+  if (!entry.replica_node.empty())
+    st.replica_changes.push_back(entry);
   if (entry.state == delivery_state::delivered || entry.state == delivery_state::bounced) {
     st.ledger.erase(entry.delivery_id);
     st.handoff.waiting.erase(entry.delivery_id);
@@ -176,6 +178,15 @@ void apply(supervisor_ptr self, ledger_decision decision, const attempt_trace& t
     self->send(self, record_atom::value);
 }
 
+void tell_replica_holders(supervisor_ptr self) {
+  auto& st = self->state;
+  if (st.replica_changes.empty())
+    return;
+  if (st.handoff.courier)
+    self->send(st.handoff.courier, replicate_atom::value, std::move(st.replica_changes));
+  st.replica_changes.clear();
+}
+
 namespace {
 
 /// A ledger change the store did not take: the delivery is tried again
@@ -205,6 +216,7 @@ void write_records(supervisor_ptr self) {
           else
             not_persisted(self, entry.delivery_id, why);
         }
+        tell_replica_holders(self);
         schedule_work(self);
       },
       [=](const caf::error& err) {
@@ -433,6 +445,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [=](reported_atom, const ledger_entry& entry) {
       store_in_ledger(self->state, entry);
+      tell_replica_holders(self);
       schedule_work(self);
     },
     [=](ledger_atom) { return whole_ledger(self->state); },

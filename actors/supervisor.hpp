@@ -155,6 +155,9 @@ struct supervisor_state {
   /// Ledger changes decided since the last store request, written together
   /// by the next (a record_atom is on its way while there are any).
   std::vector<ledger_change> records_waiting;
+  /// Committed changes of deliveries with a replica on another node
+  /// (cluster.replicas), for the courier to tell the holders.
+  std::vector<ledger_entry> replica_changes;
   /// Bounces and delay warnings, and the NDR generators at work on them.
   ndr_queue ndrs;
   std::shared_ptr<const ndr_settings> ndr;

@@ -29,6 +29,10 @@ std::int64_t unix_now(supervisor_ptr self);
 /// Asks for one pass over the ledger after the messages already waiting.
 void schedule_work(supervisor_ptr self);
 
+/// Tells the holders of replicas (cluster.replicas, through the cluster
+/// actor) of the changes committed since the last call.
+void tell_replica_holders(supervisor_ptr self);
+
 /// Where and how long an attempt went, for the log line of each recipient
 /// it settled; empty for a decision that no attempt made.
 struct attempt_trace {

@@ -188,10 +188,16 @@ caf::result<verb_tally> delete_messages(supervisor_ptr self, const delivery_filt
       [=](std::uint32_t) mutable {
         auto& st = self->state;
         for (auto id : ended) {
+          if (auto& entry = st.ledger.at(id); !entry.replica_node.empty()) {
+            auto removed = entry;
+            removed.state = delivery_state::bounced;
+            st.replica_changes.push_back(std::move(removed));
+          }
           st.ledger.erase(id);
           st.mark_idle(id);
           st.hold_requested.erase(id);
         }
+        tell_replica_holders(self);
         log_tally("delete", filter, tally);
         note_backlog(self, false);
         promise.deliver(tally);

@@ -313,6 +313,10 @@ struct membership_round {
   bool registered = false;
   /// The members etcd holds: node -> cluster address.
   std::map<std::string, std::string> members;
+  /// cluster.replicas: the nodes that adopted this node's deliveries while
+  /// it was gone (found after this round registered it); it then holds no
+  /// lease and takes part no more.
+  std::vector<std::string> adopted_by = {};
 };
 
 /// Keeps this node's etcd lease and member key, and reads the members: a
@@ -320,6 +324,9 @@ struct membership_round {
 /// cluster actor, which it tells what each round found. It revokes the
 /// lease when it exits.
 using cluster_lease_actor = caf::typed_actor<
+  // cluster.replicas: records in etcd that this node adopts `node`'s
+  // deliveries, only if `node` holds no member key; replies whether it did.
+  caf::replies_to<forget_atom, std::string>::with<bool>,
   // Internal: the next round.
   caf::reacts_to<tick_atom>>;
 
@@ -335,6 +342,8 @@ using cluster_actor = cluster_peer_actor::extend_with<handoff_actor>::extend_wit
   caf::reacts_to<reload_atom, cluster_postoffices>,
   // From the lease actor (cluster.etcd): what a round with etcd found.
   caf::reacts_to<report_atom, membership_round>,
+  // The lease actor, for the etcd writes it makes for this actor.
+  caf::reacts_to<watch_atom, cluster_lease_actor>,
   // Tells the SMTP listener whenever this node cannot prove it holds its
   // etcd lease, and when it can again; now, too.
   caf::reacts_to<watch_atom, smtp_listener_actor>,

@@ -31,6 +31,9 @@ std::string render_store_error(std::uint8_t code, caf::atom_value,
     case store_errc::low_space:
       text += "low on disk space";
       break;
+    case store_errc::no_replica:
+      text += "no replica";
+      break;
     default:
       text += "error " + std::to_string(code);
   }

@@ -389,11 +389,15 @@ struct cluster_report {
   std::vector<cluster_member> members;
   /// Postoffice name -> owner node.
   std::map<std::string, std::string> owners;
+  /// cluster.replicas: 1 or 2, and the mail accepted without a replica.
+  std::uint32_t replicas = 1;
+  std::uint64_t unreplicated = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cluster_report& x) {
-  return f(caf::meta::type_name("cluster_report"), x.node, x.state, x.members, x.owners);
+  return f(caf::meta::type_name("cluster_report"), x.node, x.state, x.members, x.owners,
+           x.replicas, x.unreplicated);
 }
 
 /// One probe of a maildir root, for a share worker.
@@ -741,6 +745,9 @@ enum class store_errc : std::uint8_t {
   read_failed,
   /// New mail refused: the queue's disk is below its reserve.
   low_space,
+  /// New mail refused (cluster.replicas): no other live node took its
+  /// replica.
+  no_replica,
 };
 
 /// An error of the store with a human-readable detail ("disk I/O error").

@@ -33,6 +33,7 @@
 #include "actors/purger.hpp"
 #include "actors/share_pool.hpp"
 #include "actors/smtp_listener.hpp"
+#include "runtime/cluster/membership.hpp"
 #include "actors/store.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/registry.hpp"
@@ -342,7 +343,11 @@ void open_resources(const std::shared_ptr<const config>& shared, server_resource
 
 /// cluster.etcd: grants this node's lease and writes its member key, or
 /// says in one line that etcd cannot be reached (naming every endpoint).
-std::optional<member_registration> register_in_etcd(const config& cfg) {
+/// When other nodes adopted this node's deliveries while it was gone
+/// (cluster.replicas), it starts only on an empty queue, and clears those
+/// records: the deliveries still queued here would go out twice.
+std::optional<member_registration> register_in_etcd(const config& cfg,
+                                                   std::size_t unfinished) {
   if (!cfg.cluster || cfg.cluster->etcd.empty())
     return std::nullopt;
   const auto& cluster = *cfg.cluster;
@@ -354,9 +359,28 @@ std::optional<member_registration> register_in_etcd(const config& cfg) {
   if (!registered)
     throw startup_error("cluster.etcd: node " + cluster.node + " cannot register in etcd ("
                         + names(endpoints) + "): " + registered.error().message);
+  auto registration = *registered;
+  if (!registration.adopted_by.empty()) {
+    if (unfinished > 0) {
+      client.revoke(registration.lease.id);
+      throw startup_error("cluster: node " + cluster.node + "'s deliveries were adopted by "
+                          + names(registration.adopted_by) + " while it was gone; its queue "
+                          + "still holds " + std::to_string(unfinished)
+                          + " unfinished deliveries, which would go out twice: start it on an "
+                          + "empty queue (move queue.db and its -wal and -shm files in "
+                          + cfg.server.data_dir.string()
+                          + " aside)");
+    }
+    for (const auto& by : registration.adopted_by)
+      client.delete_key(adopted_key(cluster.node, by));
+    spdlog::warn("cluster: node {}'s deliveries were adopted by {} while it was gone; its queue "
+                 "is empty, it starts afresh",
+                 cluster.node, names(registration.adopted_by));
+    registration.adopted_by.clear();
+  }
   spdlog::info("cluster: node {} registered in etcd at {} (lease {}, ttl {}s)", cluster.node,
-               names(endpoints), registered->lease.id, registered->lease.ttl.count());
-  return *registered;
+               names(endpoints), registration.lease.id, registration.lease.ttl.count());
+  return registration;
 }
 
 void configure_system(const config& cfg, caf::actor_system_config& sys_cfg) {
@@ -481,7 +505,7 @@ int run(std::shared_ptr<const config> running, const std::filesystem::path& conf
   data_dir_lock lock{cfg.server.data_dir};
   server_resources held;
   open_resources(running, held);
-  auto registration = register_in_etcd(cfg);
+  auto registration = register_in_etcd(cfg, held.ledger.size());
   caf::actor_system_config sys_cfg;
   configure_system(cfg, sys_cfg);
   caf::actor_system sys{sys_cfg};
@@ -492,8 +516,12 @@ int run(std::shared_ptr<const config> running, const std::filesystem::path& conf
   start_supervisor(running, actors, std::move(held.ledger), sup_options, registration);
   auto smtp_port = held.smtp_socket->port();
   auto listening = sys.middleman().backend().new_doorman(held.smtp_socket->release());
+  // cluster.replicas: the 250 waits for a replica on another node too.
+  auto acceptor = cfg.cluster && cfg.cluster->replicas > 1
+                    ? acceptor_actor{actors.cluster}
+                    : acceptor_actor{store};
   actors.listener = sys.middleman().spawn_broker(smtp_listener, std::move(listening),
-                                                 held.smtp, store);
+                                                 held.smtp, acceptor);
   actors.purger = sys.spawn(purger, store,
                             purger_options{cfg.server.keep_finished, sup_options.origin});
   watch_backlog(actors, cfg.smtp.queue_high_water);

@@ -366,6 +366,16 @@ etcd_result<etcd_claim> etcd_client::create_if_absent(const std::string& key,
   });
 }
 
+etcd_result<bool> etcd_client::put_unless_exists(const std::string& key,
+                                                 const std::string& value,
+                                                 const std::string& absent) const {
+  json put = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+  auto request = txn_request({{"key", base64_encode(absent)}, {"result", "EQUAL"},
+                              {"target", "CREATE"}, {"create_revision", "0"}},
+                             json::array({{{"request_put", put}}}));
+  return txn_succeeded(call("/v3/kv/txn", request));
+}
+
 etcd_result<bool> etcd_client::delete_if_value(const std::string& key,
                                                const std::string& value) const {
   auto request = txn_request({{"key", base64_encode(key)}, {"result", "EQUAL"},

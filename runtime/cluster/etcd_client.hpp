@@ -200,6 +200,11 @@ public:
   etcd_result<etcd_claim> create_if_absent(const std::string& key, const std::string& value,
                                            std::int64_t lease) const;
 
+  /// Writes `key` = `value` (no lease) only if `absent` does not exist, in
+  /// one transaction. Returns whether it did.
+  etcd_result<bool> put_unless_exists(const std::string& key, const std::string& value,
+                                      const std::string& absent) const;
+
   /// Deletes `key` only if its value is `value`. Returns whether it did.
   etcd_result<bool> delete_if_value(const std::string& key, const std::string& value) const;
 

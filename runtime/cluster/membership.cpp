@@ -20,6 +20,23 @@ std::string member_key(const std::string& node) {
   return std::string{members_prefix} + node;
 }
 
+std::string adopted_prefix_of(const std::string& node) {
+  return std::string{adopted_prefix} + node + "/";
+}
+
+std::string adopted_key(const std::string& node, const std::string& by) {
+  return adopted_prefix_of(node) + by;
+}
+
+std::vector<std::string> adopters_of(const std::string& node, const etcd_range& range) {
+  auto prefix = adopted_prefix_of(node);
+  std::vector<std::string> adopters;
+  for (const auto& kv : range.keys)
+    if (kv.key.compare(0, prefix.size(), prefix) == 0 && is_node_name(kv.key.substr(prefix.size())))
+      adopters.push_back(kv.key.substr(prefix.size()));
+  return adopters;
+}
+
 std::map<std::string, std::string> members_of(const etcd_range& range) {
   std::map<std::string, std::string> members;
   for (const auto& kv : range.keys) {

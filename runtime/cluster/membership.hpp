@@ -52,6 +52,23 @@ constexpr std::string_view members_prefix = "/postconn/members/";
 /// The member key of `node`.
 std::string member_key(const std::string& node);
 
+/// cluster.replicas: where the records of adopted nodes start. The node
+/// that adopts the replicas it holds of `node`'s deliveries writes
+/// adopted_key(node, itself) first, only while `node` holds no member key;
+/// `node` reads adopted_prefix_of(node) once its own member key is written.
+/// Of the two, whichever etcd orders first wins: the adoption, or the
+/// node's return.
+constexpr std::string_view adopted_prefix = "/postconn/adopted/";
+
+/// Where the records of `node`'s adopters start.
+std::string adopted_prefix_of(const std::string& node);
+
+/// The record that `by` adopted `node`'s deliveries.
+std::string adopted_key(const std::string& node, const std::string& by);
+
+/// The adopters named in a read of adopted_prefix_of(node).
+std::vector<std::string> adopters_of(const std::string& node, const etcd_range& range);
+
 /// The members in a read of members_prefix: node -> cluster address. Keys
 /// whose node part is no node name ([a-z0-9-]+) are left out.
 std::map<std::string, std::string> members_of(const etcd_range& range);

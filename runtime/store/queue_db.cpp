@@ -94,7 +94,33 @@ const char* const delivery_columns
   = "id, message_id, postoffice, recipients, state, open_retries,"
     " transfer_retries, queued_at, first_attempt_at, next_attempt_at,"
     " last_error_code, last_error_text, delay_warned, origin, attempts,"
-    " unscheduled_failures, in_doubt";
+    " unscheduled_failures, in_doubt,"
+    " (SELECT replica_node FROM messages m WHERE m.id = deliveries.message_id)";
+
+bool finished(delivery_state state) {
+  return state == delivery_state::delivered || state == delivery_state::bounced;
+}
+
+/// Binds a replica's node and key (?1, ?2) and what its ledger entry says
+/// of it (?3 to ?15), as insert_replica_ and update_replica_ take them.
+void bind_replica(statement& stmt, const std::string& node, const ledger_entry& entry,
+                  const std::string& recipients, const std::string& state, std::int64_t now) {
+  stmt.bind(1, node)
+    .bind(2, entry.origin)
+    .bind(3, entry.postoffice)
+    .bind(4, recipients)
+    .bind(5, state)
+    .bind(6, std::int64_t{entry.open_retries})
+    .bind(7, std::int64_t{entry.transfer_retries})
+    .bind(8, std::int64_t{entry.attempts})
+    .bind(9, std::int64_t{entry.unscheduled_failures})
+    .bind(10, entry.first_attempt_at)
+    .bind(11, entry.next_attempt_at)
+    .bind(12, entry.last_error_code)
+    .bind(13, entry.last_error_text)
+    .bind(14, std::int64_t{entry.delay_warned ? 1 : 0})
+    .bind(15, now);
+}
 
 } // namespace
 
@@ -146,8 +172,8 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   db->migrate();
   db->exec("PRAGMA foreign_keys=ON");
   db->insert_message_ = db->prepare(
-    "INSERT INTO messages(id, sender, received_at, size, content)"
-    " VALUES(?1, ?2, ?3, ?4, ?5)");
+    "INSERT INTO messages(id, sender, received_at, size, content, replica_node)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   db->insert_delivery_ = db->prepare(
     "INSERT INTO deliveries(message_id, postoffice, recipients, state,"
     " queued_at, next_attempt_at) VALUES(?1, ?2, ?3, 'queued', ?4, ?4)");
@@ -208,6 +234,36 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
     "SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
     " AND (d.state != 'delivered' AND d.state != 'bounced'"
     " OR EXISTS(SELECT 1 FROM attempts a WHERE a.delivery_id = d.id AND a.at >= ?3)))");
+  db->insert_replica_ = db->prepare(
+    "INSERT INTO replicas(node, key, postoffice, recipients, state, open_retries,"
+    " transfer_retries, attempts, unscheduled_failures, first_attempt_at, next_attempt_at,"
+    " last_error_code, last_error_text, delay_warned, updated_at, sender, received_at,"
+    " content, finished) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+    " ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT(node, key) DO NOTHING");
+  db->update_replica_ = db->prepare(
+    "UPDATE replicas SET postoffice = ?3, recipients = ?4, state = ?5, open_retries = ?6,"
+    " transfer_retries = ?7, attempts = ?8, unscheduled_failures = ?9,"
+    " first_attempt_at = ?10, next_attempt_at = ?11, last_error_code = ?12,"
+    " last_error_text = ?13, delay_warned = ?14, updated_at = ?15"
+    " WHERE node = ?1 AND key = ?2 AND finished = 0");
+  db->finish_replica_ = db->prepare(
+    "INSERT INTO replicas(node, key, finished, updated_at) VALUES(?1, ?2, 1, ?3)"
+    " ON CONFLICT(node, key) DO UPDATE SET finished = 1, content = x'',"
+    " updated_at = excluded.updated_at WHERE finished = 0");
+  db->select_live_replicas_ = db->prepare(
+    "SELECT key, sender, received_at, content, postoffice, recipients, state, open_retries,"
+    " transfer_retries, attempts, unscheduled_failures, first_attempt_at, next_attempt_at,"
+    " last_error_code, last_error_text, delay_warned FROM replicas"
+    " WHERE node = ?1 AND finished = 0 ORDER BY rowid");
+  // Its content is in the queue now, as the adopted message's.
+  db->mark_replica_adopted_ = db->prepare(
+    "UPDATE replicas SET finished = 2, content = x'', adopted_at = ?3, updated_at = ?3"
+    " WHERE node = ?1 AND key = ?2");
+  db->select_adopted_keys_ = db->prepare(
+    "SELECT key FROM replicas WHERE node = ?1 AND finished = 2 ORDER BY key");
+  db->delete_done_replicas_ = db->prepare(
+    "DELETE FROM replicas WHERE rowid IN (SELECT rowid FROM replicas"
+    " WHERE finished != 0 AND updated_at < ?1 LIMIT ?2)");
   return db;
 }
 
@@ -302,6 +358,7 @@ std::vector<ledger_entry> queue_db::insert_message(const std::string& id,
       .bind(3, msg.received_at)
       .bind(4, static_cast<std::int64_t>(msg.content.size()))
       .bind_blob(5, msg.content)
+      .bind(6, msg.replica_node)
       .step();
   }
   std::vector<ledger_entry> created;
@@ -320,6 +377,7 @@ std::vector<ledger_entry> queue_db::insert_message(const std::string& id,
     entry.recipients = delivery.recipients;
     entry.queued_at = msg.received_at;
     entry.next_attempt_at = msg.received_at;
+    entry.replica_node = msg.replica_node;
     created.push_back(std::move(entry));
   }
   return created;
@@ -327,18 +385,20 @@ std::vector<ledger_entry> queue_db::insert_message(const std::string& id,
 
 std::optional<ledger_entry> queue_db::adopt_delivery(const std::string& id,
                                                     const stored_message& msg,
-                                                    ledger_entry entry) {
+                                                    ledger_entry entry,
+                                                    const std::string& replica_node) {
   {
     statement known{handle_, select_origin_};
     if (known.bind(1, entry.origin).step())
       return std::nullopt;
   }
   incoming_message copy{msg.sender, msg.content, msg.received_at,
-                        {{entry.postoffice, entry.recipients}}};
+                        {{entry.postoffice, entry.recipients}}, replica_node};
   auto created = insert_message(id, copy);
   entry.delivery_id = created.at(0).delivery_id;
   entry.message_id = id;
   entry.queued_at = created.at(0).queued_at;
+  entry.replica_node = replica_node;
   if (entry.state == delivery_state::in_flight)
     entry.state = delivery_state::queued;
   update_delivery(entry);
@@ -434,6 +494,7 @@ queue_db::select_deliveries(sqlite3_stmt* stmt,
     entry.attempts = static_cast<std::int32_t>(query.integer(14));
     entry.unscheduled_failures = static_cast<std::int32_t>(query.integer(15));
     entry.in_doubt = query.integer(16) != 0;
+    entry.replica_node = query.text(17);
     entries.push_back(std::move(entry));
   }
   return entries;
@@ -489,6 +550,12 @@ purge_report queue_db::purge_finished(std::int64_t finished_before,
     after_row = static_cast<std::int64_t>(*number);
   }
   purge_report report;
+  bool more_replicas = false;
+  {
+    statement forget{handle_, delete_done_replicas_};
+    forget.bind(1, finished_before).bind(2, static_cast<std::int64_t>(limit)).step();
+    more_replicas = sqlite3_changes(handle_) == static_cast<int>(limit);
+  }
   std::int64_t first = 0;
   std::int64_t last = 0;
   std::uint32_t examined = 0;
@@ -503,14 +570,94 @@ purge_report queue_db::purge_finished(std::int64_t finished_before,
         first = last;
     }
   }
-  if (examined == 0)
+  if (examined == 0) {
+    report.more = more_replicas;
     return report;
+  }
   statement remove{handle_, delete_finished_};
   remove.bind(1, first).bind(2, last).bind(3, finished_before).step();
   report.last_examined = format_message_id(static_cast<std::uint64_t>(last));
   report.removed = static_cast<std::uint32_t>(sqlite3_changes(handle_));
-  report.more = examined == limit;
+  report.more = examined == limit || more_replicas;
   return report;
+}
+
+void queue_db::insert_replica(const std::string& node, const stored_message& msg,
+                              const ledger_entry& entry, std::int64_t now) {
+  auto recipients = join_recipients(entry.recipients);
+  std::string state = to_string(entry.state);
+  statement insert{handle_, insert_replica_};
+  bind_replica(insert, node, entry, recipients, state, now);
+  insert.bind(16, msg.sender)
+    .bind(17, msg.received_at)
+    .bind_blob(18, msg.content)
+    .bind(19, std::int64_t{finished(entry.state) ? 1 : 0})
+    .step();
+}
+
+void queue_db::update_replica(const std::string& node, const ledger_entry& entry,
+                              std::int64_t now) {
+  if (finished(entry.state)) {
+    statement{handle_, finish_replica_}.bind(1, node).bind(2, entry.origin).bind(3, now).step();
+    return;
+  }
+  auto recipients = join_recipients(entry.recipients);
+  std::string state = to_string(entry.state);
+  statement update{handle_, update_replica_};
+  bind_replica(update, node, entry, recipients, state, now);
+  update.step();
+}
+
+std::vector<ledger_entry> queue_db::adopt_replicas(const std::string& node,
+                                                   message_id_generator& ids,
+                                                   std::int64_t now) {
+  // Read first: the adoptions below write to the table the query reads.
+  std::vector<std::pair<stored_message, ledger_entry>> live;
+  {
+    statement query{handle_, select_live_replicas_};
+    query.bind(1, node);
+    while (query.step()) {
+      stored_message msg{"", query.text(1), query.text(3), query.integer(2)};
+      ledger_entry entry;
+      entry.origin = query.text(0);
+      entry.postoffice = query.text(4);
+      entry.recipients = split_recipients(query.text(5));
+      if (!from_string(query.text(6), entry.state))
+        throw queue_db_error("replica " + entry.origin + " of node " + node
+                               + " has unknown state " + query.text(6),
+                             SQLITE_CORRUPT);
+      entry.open_retries = static_cast<std::int32_t>(query.integer(7));
+      entry.transfer_retries = static_cast<std::int32_t>(query.integer(8));
+      entry.attempts = static_cast<std::int32_t>(query.integer(9));
+      entry.unscheduled_failures = static_cast<std::int32_t>(query.integer(10));
+      entry.first_attempt_at = query.integer(11);
+      entry.next_attempt_at = query.integer(12);
+      entry.last_error_code = query.text(13);
+      entry.last_error_text = query.text(14);
+      entry.delay_warned = query.integer(15) != 0;
+      live.emplace_back(std::move(msg), std::move(entry));
+    }
+  }
+  std::vector<ledger_entry> adopted;
+  for (auto& [msg, entry] : live) {
+    auto key = entry.origin;
+    if (auto created = adopt_delivery(ids.next(), msg, std::move(entry), {})) {
+      insert_attempt({created->delivery_id, now, "adopted", "",
+                      "from node " + node + "'s replica (its delivery key " + key + ")"});
+      adopted.push_back(std::move(*created));
+    }
+    statement{handle_, mark_replica_adopted_}.bind(1, node).bind(2, key).bind(3, now).step();
+  }
+  return adopted;
+}
+
+std::vector<std::string> queue_db::adopted_keys(const std::string& node) {
+  std::vector<std::string> keys;
+  statement query{handle_, select_adopted_keys_};
+  query.bind(1, node);
+  while (query.step())
+    keys.push_back(query.text(0));
+  return keys;
 }
 
 std::vector<std::string> queue_db::queued_messages_from(const std::string& sender_part) {

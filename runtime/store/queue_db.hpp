@@ -1,6 +1,7 @@
 // NAME
 //   queue_db -- the SQLite queue database: messages, deliveries (retry
-//   ledgers), the attempt log and each recipient's outcome.
+//   ledgers), the attempt log, each recipient's outcome, and the replicas
+//   of other nodes' deliveries (cluster.replicas).
 //
 // DESCRIPTION
 //   A plain class with no actor code, owned by the store actor. The database
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "messages/vocabulary.hpp"
+#include "runtime/store/message_id.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -70,16 +72,18 @@ public:
 
   // -- writes (inside a transaction) ---------------------------------------
 
-  /// Inserts a message and one queued delivery per postoffice; returns the
-  /// new deliveries' ledger entries.
+  /// Inserts a message (with its replica node) and one queued delivery per
+  /// postoffice; returns the new deliveries' ledger entries.
   std::vector<ledger_entry> insert_message(const std::string& id,
                                            const incoming_message& msg);
   /// Commits a delivery another node handed over: `msg` under the new
   /// queue id `id` with one delivery carrying `entry`'s recipients, counts
-  /// and origin. Nothing when a delivery of that origin is already here
-  /// (handed over twice); else the new ledger entry.
+  /// and origin, its replica held by `replica_node` (empty: none). Nothing
+  /// when a delivery of that origin is already here (handed over twice);
+  /// else the new ledger entry.
   std::optional<ledger_entry> adopt_delivery(const std::string& id, const stored_message& msg,
-                                             ledger_entry entry);
+                                             ledger_entry entry,
+                                             const std::string& replica_node);
   /// Stores a ledger entry's mutable fields; throws when it does not exist.
   void update_delivery(const ledger_entry& entry);
   /// Marks a delivery in doubt (ledger_entry::in_doubt) until the next
@@ -99,8 +103,35 @@ public:
   /// (Unix seconds), those whose every delivery is delivered or bounced
   /// with no attempt at or after that time, with their deliveries,
   /// attempts and recipient outcomes. The newest message always stays (see the definition).
+  /// Also removes up to `limit` replicas finished or adopted before
+  /// `finished_before`; the report says `more` when either limit was met.
   purge_report purge_finished(std::int64_t finished_before, const std::string& after,
                               std::uint32_t limit);
+
+  // -- replicas (cluster.replicas), keyed by node and delivery key ---------
+  //
+  // `now` is the Unix time of the change; finished and adopted replicas
+  // stay until purge_finished's cutoff passes it: a tombstone keeps a late
+  // replica dropped, an adopted key tells a returning node what it lost.
+
+  /// Keeps the replica of a delivery `node` holds (key: entry.origin).
+  /// Nothing when that key is here already: a retry after a lost reply, or
+  /// a delivery that finished before its replica came.
+  void insert_replica(const std::string& node, const stored_message& msg,
+                      const ledger_entry& entry, std::int64_t now);
+  /// Brings the replica of `node`'s delivery entry.origin up to date: a
+  /// delivered or bounced entry finishes it (its content dropped; a
+  /// tombstone when it has not come yet), another updates its state,
+  /// counts, times, errors, postoffice and recipients (nothing when it has
+  /// not come). An adopted replica stays as it is.
+  void update_replica(const std::string& node, const ledger_entry& entry, std::int64_t now);
+  /// `node` is gone: each of its live replicas becomes a delivery of this
+  /// queue under a new id from `ids` (counts kept, origin = its key, no
+  /// replica node), with an "adopted" line in its attempt log, and is
+  /// marked adopted. A key already here as an origin is marked adopted
+  /// without a second delivery. Returns the new deliveries.
+  std::vector<ledger_entry> adopt_replicas(const std::string& node, message_id_generator& ids,
+                                           std::int64_t now);
 
   /// Caps the file at `max_pages` pages (SQLite's max_page_count), so
   /// writes beyond it fail as on a full disk. Fault-injection tests use it.
@@ -122,6 +153,8 @@ public:
   /// Ids of the messages with unfinished deliveries whose sender contains
   /// `sender_part`, in any case.
   std::vector<std::string> queued_messages_from(const std::string& sender_part);
+  /// The keys of `node`'s replicas adopted here, in key order.
+  std::vector<std::string> adopted_keys(const std::string& node);
   /// The greatest message id in the queue, or "" when it is empty.
   std::string last_message_id();
   /// PRAGMA integrity_check: "ok" or the first problem found.
@@ -163,6 +196,13 @@ private:
   sqlite3_stmt* delete_finished_ = nullptr;
   sqlite3_stmt* select_attempts_ = nullptr;
   sqlite3_stmt* select_queued_from_ = nullptr;
+  sqlite3_stmt* insert_replica_ = nullptr;
+  sqlite3_stmt* finish_replica_ = nullptr;
+  sqlite3_stmt* update_replica_ = nullptr;
+  sqlite3_stmt* select_live_replicas_ = nullptr;
+  sqlite3_stmt* mark_replica_adopted_ = nullptr;
+  sqlite3_stmt* select_adopted_keys_ = nullptr;
+  sqlite3_stmt* delete_done_replicas_ = nullptr;
 };
 
 } // namespace postconn

@@ -122,6 +122,41 @@ const char* const migrations[] = {
   R"sql(
   ALTER TABLE deliveries ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
   )sql",
+  // 8: cluster.replicas. Each message names the node holding the replica
+  // of its deliveries; `replicas` holds the replicas of other nodes'
+  // deliveries, by node and delivery key. finished: 0 live, 1 its delivery
+  // finished at its node (a tombstone when the replica never came, so a
+  // late one stays dropped), 2 adopted here. A rowid table, not WITHOUT
+  // ROWID: its rows carry whole messages, which SQLite keeps better out
+  // of the key's b-tree.
+  R"sql(
+  ALTER TABLE messages ADD COLUMN replica_node TEXT NOT NULL DEFAULT '';
+  CREATE TABLE replicas(
+    node                 TEXT NOT NULL,
+    key                  TEXT NOT NULL,
+    sender               TEXT NOT NULL DEFAULT '',
+    received_at          INTEGER NOT NULL DEFAULT 0,
+    content              BLOB NOT NULL DEFAULT x'',
+    postoffice           TEXT NOT NULL DEFAULT '',
+    recipients           TEXT NOT NULL DEFAULT '',
+    state                TEXT NOT NULL DEFAULT 'queued',
+    open_retries         INTEGER NOT NULL DEFAULT 0,
+    transfer_retries     INTEGER NOT NULL DEFAULT 0,
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    unscheduled_failures INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at     INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at      INTEGER NOT NULL DEFAULT 0,
+    last_error_code      TEXT NOT NULL DEFAULT '',
+    last_error_text      TEXT NOT NULL DEFAULT '',
+    delay_warned         INTEGER NOT NULL DEFAULT 0,
+    finished             INTEGER NOT NULL DEFAULT 0
+                           CHECK(finished = 0 OR finished = 1 OR finished = 2),
+    adopted_at           INTEGER NOT NULL DEFAULT 0,
+    updated_at           INTEGER NOT NULL,
+    UNIQUE(node, key));
+  CREATE INDEX replicas_live ON replicas(node) WHERE finished = 0;
+  CREATE INDEX replicas_done ON replicas(updated_at) WHERE finished != 0;
+  )sql",
 };
 
 } // namespace

@@ -7,7 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "actors/cluster.hpp"
-#include "tests/actors/supervisor_fixture.hpp"
+#include "tests/actors/cluster_fixture.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace postconn;
@@ -18,6 +18,7 @@ namespace {
 using test::fake_postoffice_state;
 using test::supervisor_fixture;
 using test::t0;
+using namespace test::cluster_fixture;
 
 struct fake_handoff_state {
   /// Whether the owner commits what it is handed.
@@ -38,14 +39,10 @@ fake_handoff(handoff_actor::stateful_pointer<fake_handoff_state> self) {
         return caf::make_error(caf::sec::request_timeout);
       return std::string{"b"};
     },
+    [=](replicate_atom, const std::vector<ledger_entry>&) {},
   };
 }
 
-ledger_entry delivery_of(queue_db& db, const std::string& id) {
-  auto entries = db.deliveries_of(id);
-  REQUIRE(entries.size() == 1);
-  return entries.front();
-}
 
 std::vector<attempt_record> attempts_with(queue_db& db, std::int64_t delivery_id,
                                           const std::string& outcome) {
@@ -148,70 +145,6 @@ TEST_CASE("a failed handoff counts no retry and is tried again after handoff_ret
   caf::anon_send_exit(courier, caf::exit_reason::user_shutdown);
 }
 
-namespace {
-
-/// Node "b" next to the fixture's node "a": its own queue, supervisor,
-/// fake postoffices and cluster actor, on the same deterministic scheduler.
-struct second_node {
-  second_node(supervisor_fixture& f, const std::filesystem::path& file,
-              const retry_policy& policy)
-    : f(f), db(queue_db::open(file)) {
-    store = spawn_store(f.sys, db, store_options{}, false);
-    auto cfg = test::two_postoffices(policy);
-    ndr = std::make_shared<const ndr_settings>(
-      ndr_settings{cfg.server.hostname, routing_table{cfg}});
-    supervisor_options options;
-    options.origin = {t0, {}};
-    options.attempt_timeout = 30s;
-    options.fallback_retry = policy;
-    options.node = "b";
-    options.await_lineup = true;
-    sup = f.sys.spawn(supervisor, std::vector<postoffice_slot>{},
-                      std::vector<ledger_entry>{}, store, ndr, options);
-    caf::anon_send(store, watch_atom::value, store_listener_actor{sup});
-  }
-
-  ~second_node() {
-    for (const auto& actor : {caf::actor_cast<caf::actor>(sup), caf::actor_cast<caf::actor>(store),
-                              caf::actor_cast<caf::actor>(dead), caf::actor_cast<caf::actor>(live)})
-      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-  }
-
-  /// Starts a fresh fake for `name` each time it is asked.
-  postoffice_factory fake(postoffice_actor& slot) {
-    return [this, &slot] {
-      slot = f.sys.spawn(test::fake_postoffice);
-      return slot;
-    };
-  }
-
-  supervisor_fixture& f;
-  std::shared_ptr<queue_db> db;
-  store_actor store;
-  supervisor_actor sup;
-  std::shared_ptr<const ndr_settings> ndr;
-  postoffice_actor dead;
-  postoffice_actor live;
-};
-
-cluster_config node_config(const std::string& node) {
-  cluster_config cfg;
-  cfg.node = node;
-  cfg.listen = "127.0.0.1:" + std::string{node == "a" ? "4200" : "4201"};
-  return cfg;
-}
-
-cluster_postoffices owned_by(const std::string& owner, const retry_policy& policy,
-                             postoffice_factory dead, postoffice_factory live,
-                             std::shared_ptr<const ndr_settings> ndr) {
-  cluster_postoffices postoffices;
-  postoffices.all = {{{"dead", policy, std::move(dead)}, {"live", policy, std::move(live)}},
-                     policy, std::move(ndr)};
-  postoffices.owners = {{"dead", owner}, {"live", owner}};
-  return postoffices;
-}
-
-} // namespace
 
 TEST_CASE("the retry contract holds across a move: the NDR comes at the same count and time") {
   test::temp_dir dir;
@@ -337,21 +270,6 @@ TEST_CASE("a message requeued to a postoffice another node owns is handed to tha
   caf::anon_send_exit(courier, caf::exit_reason::user_shutdown);
 }
 
-namespace {
-
-/// A round of the lease actor that went through, asked at `asked_at`.
-membership_round round_at(caf::actor_clock::time_point asked_at,
-                          std::map<std::string, std::string> members) {
-  membership_round round;
-  round.ok = true;
-  round.asked_at = asked_at;
-  round.ttl = 3s;
-  round.lease = 7;
-  round.members = std::move(members);
-  return round;
-}
-
-} // namespace
 
 TEST_CASE("with etcd: nothing owned while joining or fenced, deliveries kept, handoffs refused") {
   test::temp_dir dir;

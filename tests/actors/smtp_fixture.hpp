@@ -130,7 +130,7 @@ struct smtp_fixture {
     store_impl = sys.spawn(fake_store);
     listener = sys.middleman().spawn_broker(smtp_listener, mpx.new_doorman(acceptor_hdl, 25),
                                             make_smtp_settings(smtp_config),
-                                            caf::actor_cast<store_actor>(store_impl));
+                                            caf::actor_cast<acceptor_actor>(store_impl));
     run();
   }
 

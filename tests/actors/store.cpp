@@ -1,9 +1,10 @@
 // Tests actors/store.cpp on the deterministic scheduler: group commit (all
 // writes in the mailbox share one transaction), the batch limit, a bad
 // request failing alone, a full disk or a failing fsync failing the whole
-// batch without keeping any of it, the disk reserve refusing new mail, and
+// batch without keeping any of it, the disk reserve refusing new mail,
 // recipient outcomes written with the ledger change or the bounce that
-// decided them.
+// decided them, and replicas of other nodes' deliveries (kept, updated,
+// adopted) with the deliveries replicated elsewhere left unannounced.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -404,7 +405,7 @@ TEST_CASE_FIXTURE(store_fixture, "the store tells its listener of the deliveries
   incoming.delivery.origin = "b.00000000000000b1.1";
   for (int round = 0; round < 2; ++round) {
     auto adopted = self->request(store, caf::infinite, adopt_atom::value, incoming,
-                                 attempt_record{0, 1, "handed_in", "", ""});
+                                 attempt_record{0, 1, "handed_in", "", ""}, std::string{});
     sched.run();
     adopted.receive([](const std::vector<ledger_entry>&) {},
                     [&](const caf::error& err) { FAIL(sys.render(err)); });
@@ -418,6 +419,122 @@ TEST_CASE_FIXTURE(store_fixture, "the store tells its listener of the deliveries
   recorded.receive([](const std::vector<std::string>&) {},
                    [&](const caf::error& err) { FAIL(sys.render(err)); });
   CHECK(heard.enqueued.size() == 3);
+}
+
+TEST_CASE_FIXTURE(store_fixture, "deliveries replicated on another node are left for whoever committed the replica to announce") {
+  auto store = spawn();
+  store_listener_actor listener = sys.spawn(space_recorder);
+  self->send(store, watch_atom::value, listener);
+  sched.run();
+  auto& heard = state_of<space_recorder_state>(listener);
+  auto replicated = message_for("bob@sales.example.test");
+  replicated.replica_node = "node-b";
+  auto accepted = self->request(store, caf::infinite, accept_atom::value, replicated);
+  sched.run();
+  accepted.receive(
+    [](const accept_receipt& receipt) {
+      REQUIRE(receipt.deliveries.size() == 1);
+      CHECK(receipt.deliveries[0].replica_node == "node-b");
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(heard.enqueued.empty());
+  // A handoff adopted with a replica on node-b: not announced either.
+  ledger_entry entry;
+  entry.postoffice = "sales";
+  entry.recipients = {"carol@sales.example.test"};
+  entry.origin = "node-c.00000000000000c1.1";
+  handoff incoming{"node-c", stored_message{"00000000000000c1", "c@x.test", "x\r\n", 1}, entry};
+  auto adopted = self->request(store, caf::infinite, adopt_atom::value, incoming,
+                               attempt_record{0, 1, "handed_in", "", ""}, std::string{"node-b"});
+  sched.run();
+  adopted.receive(
+    [](const std::vector<ledger_entry>& created) {
+      REQUIRE(created.size() == 1);
+      CHECK(created[0].replica_node == "node-b");
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(heard.enqueued.empty());
+  // Both are in the queue, with their replica node.
+  auto loaded = db->unfinished_deliveries();
+  REQUIRE(loaded.size() == 2);
+  CHECK(loaded[0].replica_node == "node-b");
+  CHECK(loaded[1].replica_node == "node-b");
+  // Without a replica node, new mail is announced as before.
+  auto ids = accept_concurrently(store, 1);
+  REQUIRE(heard.enqueued.size() == 1);
+  REQUIRE(heard.enqueued[0].size() == 1);
+  CHECK(heard.enqueued[0][0].message_id == ids.at(0));
+  CHECK(heard.enqueued[0][0].replica_node.empty());
+}
+
+TEST_CASE_FIXTURE(store_fixture, "replicas are committed, kept up to date, and adopted and announced when their node is gone") {
+  auto store = spawn();
+  store_listener_actor listener = sys.spawn(space_recorder);
+  self->send(store, watch_atom::value, listener);
+  sched.run();
+  auto& heard = state_of<space_recorder_state>(listener);
+  auto replica = [](const std::string& key) {
+    ledger_entry entry;
+    entry.postoffice = "sales";
+    entry.recipients = {"bob@sales.example.test"};
+    entry.state = delivery_state::deferred;
+    entry.open_retries = 2;
+    entry.origin = key;
+    return handoff{"node-a", stored_message{"00000000000000a1", "ann@example.org",
+                                            "Subject: r\r\n\r\n" + key + "\r\n", 1700000000},
+                   entry};
+  };
+  std::vector<handoff> replicas{replica("node-a.00000000000000a1.1"),
+                                replica("node-a.00000000000000a1.2")};
+  auto committed = self->request(store, caf::infinite, replicate_atom::value, replicas);
+  sched.run();
+  committed.receive([](bool done) { CHECK(done); },
+                    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(heard.enqueued.empty());
+  // The first delivery failed again at node-a, the second was delivered.
+  auto retried = replicas[0].delivery;
+  retried.open_retries = 3;
+  retried.last_error_text = "root missing";
+  auto delivered = replicas[1].delivery;
+  delivered.state = delivery_state::delivered;
+  self->send(store, replicate_atom::value, std::string{"node-a"},
+             std::vector<ledger_entry>{retried, delivered});
+  sched.run();
+  auto commits = status(store).commits;
+
+  auto forgotten = self->request(store, caf::infinite, forget_atom::value, std::string{"node-a"});
+  sched.run();
+  forgotten.receive(
+    [&](const std::vector<ledger_entry>& adopted) {
+      REQUIRE(adopted.size() == 1);
+      CHECK(adopted[0].origin == "node-a.00000000000000a1.1");
+      CHECK(adopted[0].open_retries == 3);
+      CHECK(adopted[0].last_error_text == "root missing");
+      CHECK(adopted[0].state == delivery_state::deferred);
+      CHECK(db->message(adopted[0].message_id)->content
+            == "Subject: r\r\n\r\nnode-a.00000000000000a1.1\r\n");
+      REQUIRE(db->attempts_of(adopted[0].delivery_id).size() == 1);
+      CHECK(db->attempts_of(adopted[0].delivery_id)[0].outcome == "adopted");
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(status(store).commits == commits + 1);
+  REQUIRE(heard.enqueued.size() == 1);
+  REQUIRE(heard.enqueued[0].size() == 1);
+  CHECK(heard.enqueued[0][0].origin == "node-a.00000000000000a1.1");
+  auto keys = self->request(store, caf::infinite, load_atom::value, forget_atom::value,
+                            std::string{"node-a"});
+  sched.run();
+  keys.receive(
+    [](const std::vector<std::string>& adopted) {
+      CHECK(adopted == std::vector<std::string>{"node-a.00000000000000a1.1"});
+    },
+    [&](const caf::error& err) { FAIL(sys.render(err)); });
+  // Forgotten again (another node's admin call): nothing more to adopt.
+  auto again = self->request(store, caf::infinite, forget_atom::value, std::string{"node-a"});
+  sched.run();
+  again.receive([](const std::vector<ledger_entry>& adopted) { CHECK(adopted.empty()); },
+                [&](const caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(heard.enqueued.size() == 1);
 }
 
 TEST_CASE("below the disk reserve new mail is refused while ledger changes go on, until the disk is back above 110 percent") {

@@ -26,10 +26,11 @@ from test_delivery import make_postoffice
 LEASE_TTL = 2
 
 
-def node_config(node, cluster_port, etcd_endpoints, shared):
+def node_config(node, cluster_port, etcd_endpoints, shared, more_keys=""):
     endpoints = ", ".join('"%s"' % e for e in etcd_endpoints)
     return cluster_node_config(node, cluster_port,
-                               f'etcd = [{endpoints}]\nlease_ttl = "{LEASE_TTL}s"', shared)
+                               f'etcd = [{endpoints}]\nlease_ttl = "{LEASE_TTL}s"\n' + more_keys,
+                               shared)
 
 
 def lines_between(log, start, end):
@@ -41,7 +42,11 @@ def lines_between(log, start, end):
     return lines[first + 1:last]
 
 
-class EtcdCluster(unittest.TestCase):
+class EtcdNodes(unittest.TestCase):
+    """A real etcd and three nodes, each reaching etcd through a relay of
+    its own; the [cluster] keys of `cluster_keys` besides etcd's."""
+    cluster_keys = ""
+
     def setUp(self):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
@@ -71,7 +76,7 @@ class EtcdCluster(unittest.TestCase):
         for _ in range(tries):
             with open(os.path.join(node.workdir, "postconn.toml"), "w") as f:
                 f.write(node_config(node.name, free_port(), [self.relays[node.name].endpoint],
-                                    self.shared))
+                                    self.shared, self.cluster_keys))
             node.start()
             wait_until("%s serving or exited" % node.name,
                        lambda: node.log().count("serving on") >= node.starts
@@ -139,6 +144,8 @@ class EtcdCluster(unittest.TestCase):
         self.assertEqual({tag: n for tag, n in delivered.items() if n != 1}, {})
         self.assertLessEqual(set(delivered), set(tags))
 
+
+class EtcdCluster(EtcdNodes):
     def test_members_and_owners_come_from_etcd(self):
         owners = self.wait_for_owners(NODES, NODES)
         self.assertEqual([self.report(n)["state"] for n in NODES], ["owning"] * 3)

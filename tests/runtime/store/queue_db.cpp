@@ -1,6 +1,6 @@
 // Tests runtime/store/queue_db.cpp: schema and migrations, messages and their
 // deliveries, ledger updates, the attempt log, recipient outcomes,
-// savepoints and a full disk.
+// savepoints, a full disk, and replicas of other nodes' deliveries.
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -28,6 +28,69 @@ void accept(queue_db& db, const std::string& id, const incoming_message& msg) {
   db.begin();
   db.insert_message(id, msg);
   db.commit();
+}
+
+/// The ledger entry a node holding delivery `key` would send with its
+/// replica: deferred after three failed opens.
+ledger_entry replicated_entry(const std::string& key) {
+  ledger_entry entry;
+  entry.delivery_id = 7;
+  entry.message_id = "00000000000000aa";
+  entry.postoffice = "sales";
+  entry.recipients = {"bob@sales.example.test", "eve@sales.example.test"};
+  entry.state = delivery_state::deferred;
+  entry.open_retries = 3;
+  entry.transfer_retries = 1;
+  entry.attempts = 4;
+  entry.unscheduled_failures = 1;
+  entry.first_attempt_at = 1700000010;
+  entry.next_attempt_at = 1700000600;
+  entry.last_error_code = "4.4.1";
+  entry.last_error_text = "root missing";
+  entry.origin = key;
+  return entry;
+}
+
+const stored_message replicated_message{"00000000000000aa", "ann@example.org",
+                                        std::string("Subject: r\r\n\r\n\0\xc3\xa9\r\n", 19),
+                                        1700000000};
+
+/// One replica write or adoption in a transaction of its own.
+template <class Write>
+auto committed(queue_db& db, Write write) {
+  db.begin();
+  auto result = write();
+  db.commit();
+  return result;
+}
+
+void put_replica(queue_db& db, const std::string& node, const ledger_entry& entry,
+                 std::int64_t now = 1700000100) {
+  committed(db, [&] {
+    db.insert_replica(node, replicated_message, entry, now);
+    return true;
+  });
+}
+
+void change_replica(queue_db& db, const std::string& node, const ledger_entry& entry,
+                    std::int64_t now = 1700000200) {
+  committed(db, [&] {
+    db.update_replica(node, entry, now);
+    return true;
+  });
+}
+
+std::vector<ledger_entry> adopt(queue_db& db, const std::string& node,
+                                std::int64_t now = 1700000300) {
+  message_id_generator ids{db.last_message_id()};
+  return committed(db, [&] { return db.adopt_replicas(node, ids, now); });
+}
+
+std::vector<std::string> origins(const std::vector<ledger_entry>& entries) {
+  std::vector<std::string> result;
+  for (const auto& entry : entries)
+    result.push_back(entry.origin);
+  return result;
 }
 
 } // namespace
@@ -234,8 +297,8 @@ TEST_CASE("a delivery handed over keeps its counts and is committed once per ori
   entry.last_error_text = "root missing";
   entry.origin = "node-a.00000000000000aa.7";
   db->begin();
-  auto adopted = db->adopt_delivery("0000000000000001", msg, entry);
-  auto again = db->adopt_delivery("0000000000000002", msg, entry);
+  auto adopted = db->adopt_delivery("0000000000000001", msg, entry, "");
+  auto again = db->adopt_delivery("0000000000000002", msg, entry, "");
   db->commit();
   REQUIRE(adopted);
   CHECK_FALSE(again);
@@ -314,4 +377,168 @@ TEST_CASE("delivery keys: message and delivery id alone, with the node in a clus
   entry.message_id = "00000000000000aa";
   CHECK(delivery_key(entry, "") == "00000000000000aa.7");
   CHECK(delivery_key(entry, "node-a") == "node-a.00000000000000aa.7");
+}
+
+TEST_CASE("a message's replica node is kept and read back with its deliveries") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  auto replicated = two_postoffice_message();
+  replicated.replica_node = "node-b";
+  db->begin();
+  auto created = db->insert_message("0000000000000001", replicated);
+  db->insert_message("0000000000000002", two_postoffice_message());
+  auto handed = db->adopt_delivery("0000000000000003", replicated_message,
+                                   replicated_entry("node-c.00000000000000aa.7"), "node-d");
+  db->commit();
+  REQUIRE(created.size() == 2);
+  CHECK(created[0].replica_node == "node-b");
+  CHECK(created[1].replica_node == "node-b");
+  REQUIRE(handed);
+  CHECK(handed->replica_node == "node-d");
+  auto loaded = db->unfinished_deliveries();
+  REQUIRE(loaded.size() == 5);
+  CHECK(loaded[0].replica_node == "node-b");
+  CHECK(loaded[1].replica_node == "node-b");
+  CHECK(loaded[2].replica_node.empty());
+  CHECK(loaded[3].replica_node.empty());
+  CHECK(loaded[4].replica_node == "node-d");
+  CHECK(db->deliveries_of("0000000000000003").at(0).replica_node == "node-d");
+}
+
+TEST_CASE("a replica is kept once: a retried insert changes nothing, updates change it") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  auto entry = replicated_entry("node-a.00000000000000aa.7");
+  put_replica(*db, "node-a", entry);
+  auto retried = entry;
+  retried.open_retries = 9;
+  retried.postoffice = "elsewhere";
+  put_replica(*db, "node-a", retried);
+  auto changed = entry;
+  changed.state = delivery_state::held;
+  changed.recipients = {"eve@sales.example.test"};
+  changed.open_retries = 5;
+  changed.transfer_retries = 2;
+  changed.attempts = 7;
+  changed.next_attempt_at = 1700001200;
+  changed.last_error_text = "still missing";
+  changed.delay_warned = true;
+  change_replica(*db, "node-a", changed);
+  auto adopted = adopt(*db, "node-a");
+  REQUIRE(adopted.size() == 1);
+  const auto& kept = adopted[0];
+  CHECK(kept.postoffice == "sales");
+  CHECK(kept.state == delivery_state::held);
+  CHECK(kept.recipients == std::vector<std::string>{"eve@sales.example.test"});
+  CHECK(kept.open_retries == 5);
+  CHECK(kept.transfer_retries == 2);
+  CHECK(kept.attempts == 7);
+  CHECK(kept.unscheduled_failures == 1);
+  CHECK(kept.first_attempt_at == 1700000010);
+  CHECK(kept.next_attempt_at == 1700001200);
+  CHECK(kept.last_error_code == "4.4.1");
+  CHECK(kept.last_error_text == "still missing");
+  CHECK(kept.delay_warned);
+}
+
+TEST_CASE("a replica whose delivery finished before or after it came stays dropped") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  auto finished_first = replicated_entry("node-a.00000000000000aa.1");
+  auto finished_later = replicated_entry("node-a.00000000000000aa.2");
+  auto changed_first = replicated_entry("node-a.00000000000000aa.3");
+  auto live = replicated_entry("node-a.00000000000000aa.4");
+  // The delivery finished before its replica arrived: a tombstone.
+  auto delivered = finished_first;
+  delivered.state = delivery_state::delivered;
+  change_replica(*db, "node-a", delivered);
+  put_replica(*db, "node-a", finished_first);
+  // Bounced after its replica arrived.
+  put_replica(*db, "node-a", finished_later);
+  auto bounced = finished_later;
+  bounced.state = delivery_state::bounced;
+  change_replica(*db, "node-a", bounced);
+  // An unfinished change before the replica is not kept: the replica
+  // arrives with its own counts.
+  auto early = changed_first;
+  early.open_retries = 40;
+  change_replica(*db, "node-a", early);
+  put_replica(*db, "node-a", changed_first);
+  put_replica(*db, "node-a", live);
+  auto adopted = adopt(*db, "node-a");
+  CHECK(origins(adopted)
+        == std::vector<std::string>{"node-a.00000000000000aa.3", "node-a.00000000000000aa.4"});
+  CHECK(adopted.at(0).open_retries == 3);
+  CHECK(db->adopted_keys("node-a")
+        == std::vector<std::string>{"node-a.00000000000000aa.3", "node-a.00000000000000aa.4"});
+}
+
+TEST_CASE("adopted replicas become deliveries with their counts, once per key") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  accept(*db, "0000000000000001", two_postoffice_message());
+  auto in_flight = replicated_entry("node-a.00000000000000aa.7");
+  in_flight.state = delivery_state::in_flight;
+  auto handed_over = replicated_entry("node-a.00000000000000aa.8");
+  put_replica(*db, "node-a", in_flight);
+  put_replica(*db, "node-a", handed_over);
+  put_replica(*db, "node-b", replicated_entry("node-b.00000000000000bb.1"));
+  // Handed over here before node-a was lost: already a delivery.
+  committed(*db, [&] {
+    return db->adopt_delivery("0000000000000002", replicated_message, handed_over, "");
+  });
+
+  auto adopted = adopt(*db, "node-a", 1700000300);
+
+  REQUIRE(adopted.size() == 1);
+  const auto& entry = adopted[0];
+  CHECK(entry.origin == "node-a.00000000000000aa.7");
+  CHECK(entry.message_id > "0000000000000002");
+  CHECK(entry.state == delivery_state::queued);
+  CHECK(entry.open_retries == 3);
+  CHECK(entry.transfer_retries == 1);
+  CHECK(entry.attempts == 4);
+  CHECK(entry.queued_at == replicated_message.received_at);
+  CHECK(entry.replica_node.empty());
+  CHECK(delivery_key(entry, "node-b") == "node-a.00000000000000aa.7");
+  auto stored = db->message(entry.message_id);
+  REQUIRE(stored);
+  CHECK(stored->content == replicated_message.content);
+  CHECK(stored->sender == replicated_message.sender);
+  auto loaded = db->deliveries_of(entry.message_id);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].delivery_id == entry.delivery_id);
+  CHECK(loaded[0].open_retries == 3);
+  CHECK(loaded[0].recipients == in_flight.recipients);
+  auto log = db->attempts_of(entry.delivery_id);
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].outcome == "adopted");
+  CHECK(log[0].at == 1700000300);
+  CHECK(log[0].text == "from node node-a's replica (its delivery key node-a.00000000000000aa.7)");
+  // The delivery handed over before was not queued twice.
+  CHECK(db->unfinished_deliveries().size() == 2 + 1 + 1);
+  CHECK(db->adopted_keys("node-a")
+        == std::vector<std::string>{"node-a.00000000000000aa.7", "node-a.00000000000000aa.8"});
+  CHECK(db->adopted_keys("node-b").empty());
+  // Adopted once: a second round adopts nothing, and a late change to an
+  // adopted replica leaves it adopted.
+  CHECK(adopt(*db, "node-a").empty());
+  auto delivered = in_flight;
+  delivered.state = delivery_state::delivered;
+  change_replica(*db, "node-a", delivered);
+  CHECK(db->adopted_keys("node-a").size() == 2);
+  // Another node's replicas are its own.
+  CHECK(origins(adopt(*db, "node-b")) == std::vector<std::string>{"node-b.00000000000000bb.1"});
+}
+
+TEST_CASE("a replica survives reopening the database") {
+  test::temp_dir dir;
+  put_replica(*queue_db::open(dir / "queue.db"), "node-a",
+              replicated_entry("node-a.00000000000000aa.7"));
+  auto db = queue_db::open(dir / "queue.db");
+  auto adopted = adopt(*db, "node-a");
+  REQUIRE(adopted.size() == 1);
+  CHECK(adopted[0].origin == "node-a.00000000000000aa.7");
+  CHECK(adopted[0].last_error_text == "root missing");
+  CHECK(db->message(adopted[0].message_id)->content == replicated_message.content);
 }

@@ -3,7 +3,8 @@
 // stay (unfinished, finished since, received since, the newest), that their
 // deliveries, attempts and recipient outcomes go with them, and rounds
 // bounded by a limit that
-// continue where the last one stopped.
+// continue where the last one stopped; finished and adopted replicas go
+// the same way.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -118,4 +119,45 @@ TEST_CASE("a purge round after a malformed queue id is refused") {
   db->begin();
   CHECK_THROWS_AS(db->purge_finished(t0, "not-an-id", 10), queue_db_error);
   db->rollback();
+}
+
+TEST_CASE("finished and adopted replicas go once the cutoff passes them, live ones stay") {
+  test::temp_dir dir;
+  auto db = queue_db::open(dir / "queue.db");
+  stored_message msg{"00000000000000aa", "ann@example.org", "Subject: r\r\n\r\nr\r\n", t0};
+  auto replica = [](const std::string& key, delivery_state state) {
+    ledger_entry entry;
+    entry.postoffice = "sales";
+    entry.recipients = {"bob@sales.example.test"};
+    entry.state = state;
+    entry.origin = key;
+    return entry;
+  };
+  using s = delivery_state;
+  db->begin();
+  db->insert_replica("node-a", msg, replica("live", s::deferred), t0);
+  db->update_replica("node-a", replica("finished-long-ago", s::delivered), t0 + 10);
+  db->update_replica("node-a", replica("finished-since", s::bounced), t0 + 150);
+  db->insert_replica("node-b", msg, replica("adopted-long-ago", s::queued), t0);
+  message_id_generator ids;
+  REQUIRE(db->adopt_replicas("node-b", ids, t0 + 20).size() == 1);
+  db->commit();
+
+  auto report = purge(*db, t0 + 100, "", 2);
+
+  CHECK(report.removed == 0);
+  CHECK(report.more); // two replicas removed: as many as the limit
+  CHECK(db->adopted_keys("node-b").empty());
+  // A tombstone gone, a replica of that key is taken again; one still
+  // there keeps it dropped.
+  db->begin();
+  db->insert_replica("node-a", msg, replica("finished-long-ago", s::queued), t0 + 100);
+  db->insert_replica("node-a", msg, replica("finished-since", s::queued), t0 + 100);
+  auto adopted = db->adopt_replicas("node-a", ids, t0 + 100);
+  db->commit();
+  REQUIRE(adopted.size() == 2);
+  CHECK(adopted[0].origin == "live");
+  CHECK(adopted[1].origin == "finished-long-ago");
+  auto last = purge(*db, t0 + 100, "", 2);
+  CHECK_FALSE(last.more);
 }

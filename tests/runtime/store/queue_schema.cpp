@@ -1,7 +1,8 @@
 // Tests runtime/store/queue_schema.cpp through queue_db::open: a file written by
 // an older build is migrated with its rows intact, the migrated schema keeps
-// the constraints without the cost the old state check had, and deliveries
-// queued before attempts were counted get their count from the log.
+// the constraints without the cost the old state check had, deliveries
+// queued before attempts were counted get their count from the log, and
+// messages queued before replicas have none.
 #include <doctest/doctest.h>
 
 #include <sqlite3.h>
@@ -105,7 +106,8 @@ TEST_CASE("the migrated state check rejects an unknown state and builds no tempo
   write_schema(file, 2);
   queue_db::open(file);
   raw_db raw{file};
-  raw.exec("INSERT INTO messages VALUES(1, 'ann@example.org', 1700000000, 5, 'hello')");
+  raw.exec("INSERT INTO messages(id, sender, received_at, size, content)"
+           " VALUES(1, 'ann@example.org', 1700000000, 5, 'hello')");
   raw.exec("INSERT INTO deliveries(message_id, postoffice, recipients, state, queued_at,"
            " next_attempt_at) VALUES(1, 'sales', 'bob@sales.example.test', 'held', 1, 1)");
   CHECK(sqlite3_exec(raw.handle,
@@ -165,4 +167,38 @@ TEST_CASE("a version 3 queue gets each delivery's attempts counted from its log,
   CHECK(db->recipients_of(7)[0].text == "busy");
   CHECK(db->delete_message("0000000000000001"));
   CHECK(db->recipients_of(7).empty());
+}
+
+TEST_CASE("a version 7 queue keeps its messages through the replica migration, with no replica node") {
+  test::temp_dir dir;
+  auto file = dir / "queue.db";
+  write_schema(file, 7);
+  {
+    raw_db raw{file};
+    raw.exec("INSERT INTO messages VALUES(1, 'ann@example.org', 1700000000, 5, 'hello')");
+    raw.exec("INSERT INTO deliveries(id, message_id, postoffice, recipients, state,"
+             " open_retries, queued_at, next_attempt_at, in_doubt)"
+             " VALUES(7, 1, 'sales', 'bob@sales.example.test', 'deferred', 2,"
+             " 1700000000, 1700000600, 1)");
+  }
+  auto db = queue_db::open(file);
+  CHECK(db->schema_version() == queue_schema_version());
+  CHECK(db->integrity_check() == "ok");
+  CHECK(db->message("0000000000000001")->content == "hello");
+  auto unfinished = db->unfinished_deliveries();
+  REQUIRE(unfinished.size() == 1);
+  CHECK(unfinished[0].delivery_id == 7);
+  CHECK(unfinished[0].open_retries == 2);
+  CHECK(unfinished[0].in_doubt);
+  CHECK(unfinished[0].replica_node.empty());
+  // The replicas table is there and takes a replica.
+  ledger_entry entry = unfinished[0];
+  entry.origin = "node-a.0000000000000001.7";
+  db->begin();
+  db->insert_replica("node-a", *db->message("0000000000000001"), entry, 1700000100);
+  db->commit();
+  raw_db raw{file};
+  raw.exec("DELETE FROM replicas WHERE node = 'node-a' AND key = 'node-a.0000000000000001.7'"
+           " AND open_retries = 2 AND finished = 0 AND content = CAST('hello' AS BLOB)");
+  CHECK(sqlite3_changes(raw.handle) == 1);
 }

@@ -1,0 +1,160 @@
+"""End-to-end replicated acceptance (cluster.replicas = 2): a real etcd and
+three real `postconn serve` nodes sharing seven maildir postoffices, all
+unreachable while mail flows, so mail waits in the queues. A node
+killed with kill -9 and its data directory deleted loses nothing: once it
+has been gone from etcd for adopt_after, the nodes holding the replicas of
+its deliveries adopt them, and every message that got 250 from any node is
+delivered exactly once. The node started again on an empty queue starts
+afresh; started on its old queue after an adoption it refuses to start, in
+one line. `postconn cluster forget NODE` adopts at once, and refuses a node
+that is a member. A node left alone refuses mail with 451 4.3.0."""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import threading
+import time
+
+from postconn_process import run
+from test_cluster import NODES, POSTOFFICES
+from test_cluster_etcd import EtcdNodes
+
+
+def set_reachable(shared, postoffices, reachable):
+    """A maildir postoffice is reachable while its marker file exists."""
+    for po in postoffices:
+        marker = os.path.join(shared, po, ".postoffice")
+        if reachable:
+            open(marker, "w").close()
+        elif os.path.exists(marker):
+            os.remove(marker)
+
+
+class ReplicatedCluster(EtcdNodes):
+    cluster_keys = 'replicas = 2\nadopt_after = "4s"\n'
+
+    def send_while(self, senders, keep_going):
+        """Sends one message after another through `senders` in turn, to
+        every postoffice in turn, while keep_going() holds; returns the tags
+        that got 250."""
+        accepted = []
+        count = 0
+        while keep_going():
+            via = senders[count % len(senders)]
+            po = POSTOFFICES[count % len(POSTOFFICES)]
+            tag = "flow-%d-%s-%s" % (count, via, po)
+            if self.nodes[via].send(po, tag):
+                accepted.append(tag)
+            count += 1
+        return accepted
+
+    def flow_and_kill(self, wipe):
+        """Mail flows through every node, waiting in the queues (no
+        postoffice is reachable); the node other than a that owns the most
+        postoffices is killed (its data directory deleted with `wipe`)
+        mid-flow. Returns it and the tags that got 250."""
+        owners = list(self.wait_for_owners(NODES, NODES).values())
+        victim = max(("b", "c"), key=owners.count)
+        set_reachable(self.shared, POSTOFFICES, False)
+        stop = threading.Event()
+        result = []
+        sender = threading.Thread(
+            target=lambda: result.extend(self.send_while(NODES, lambda: not stop.is_set())))
+        sender.start()
+        self.wait_for("mail queued on %s" % victim,
+                      lambda: self.nodes[victim].admin("/queue")["total"] >= 10)
+        self.nodes[victim].stop(signal.SIGKILL)
+        if wipe:
+            shutil.rmtree(os.path.join(self.nodes[victim].workdir, "var"))
+        time.sleep(1)
+        stop.set()
+        sender.join()
+        self.assertGreater(len(result), 20)
+        return victim, result
+
+    def survivors(self, victim):
+        return [n for n in NODES if n != victim]
+
+    def wait_for_adoption(self, victim):
+        """Until both survivors adopted what they held of `victim`'s; how
+        many deliveries they adopted in all."""
+        pattern = re.compile(r"adopted (\d+) deliveries of node %s from the replicas" % victim)
+        counts = [self.wait_for("%s adopted %s's replicas" % (name, victim),
+                                lambda: pattern.search(self.nodes[name].log()))
+                  for name in self.survivors(victim)]
+        return sum(int(found.group(1)) for found in counts)
+
+    def test_a_node_killed_with_its_disk_loses_no_accepted_mail(self):
+        victim, accepted = self.flow_and_kill(wipe=True)
+        survivors = self.survivors(victim)
+        self.assertGreater(self.wait_for_adoption(victim), 0)
+        set_reachable(self.shared, POSTOFFICES, True)
+        self.assert_each_delivered_once(accepted)
+        self.wait_for("the survivors' queues empty",
+                      lambda: sum(self.nodes[n].admin("/queue")["total"]
+                                  for n in survivors) == 0, timeout=60)
+        # Back on an empty queue, the node starts afresh and takes mail again.
+        self.start_serving(self.nodes[victim])
+        self.assertIn("its queue is empty, it starts afresh", self.nodes[victim].log())
+        self.wait_for_owners(NODES, NODES)
+        more = self.send_all(victim, POSTOFFICES, "after")
+        self.assert_each_delivered_once(accepted + more)
+
+    def test_a_node_back_on_its_old_queue_after_adoption_refuses_to_start(self):
+        victim, accepted = self.flow_and_kill(wipe=False)
+        self.assertGreater(self.wait_for_adoption(victim), 0)
+        set_reachable(self.shared, POSTOFFICES, True)
+        self.assert_each_delivered_once(accepted)
+        node = self.nodes[victim]
+        node.start()
+        self.wait_for("c exits", lambda: node.proc.poll() is not None)
+        self.assertEqual(node.proc.returncode, 1)
+        lines = [line for line in node.log().splitlines() if "were adopted by" in line]
+        self.assertEqual(len(lines), 1, node.log()[-3000:])
+        self.assertRegex(lines[0], r"node %s's deliveries were adopted by [abc](, [abc])? while "
+                                   r"it was gone; its queue still holds \d+ unfinished "
+                                   r"deliveries" % victim)
+        time.sleep(2)
+        self.assertEqual({t: n for t, n in self.delivered().items() if n != 1}, {})
+
+
+class ForgetAndAlone(EtcdNodes):
+    cluster_keys = 'replicas = 2\nadopt_after = "10m"\n'
+
+    def forget(self, via, node):
+        config = os.path.join(self.nodes[via].workdir, "postconn.toml")
+        return run("cluster", "forget", node, "--config", config, cwd=self.nodes[via].workdir)
+
+    def test_cluster_forget_adopts_at_once_and_refuses_a_member(self):
+        self.wait_for_owners(NODES, NODES)
+        code, out, err = self.forget("a", "b")
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("node b holds its etcd lease: it is a member", out + err)
+        set_reachable(self.shared, POSTOFFICES, False)
+        tags = []
+        for name in NODES:
+            tags += self.send_all(name, POSTOFFICES, "before")
+        self.nodes["b"].stop(signal.SIGKILL)
+        shutil.rmtree(os.path.join(self.nodes["b"].workdir, "var"))
+        self.wait_for_owners(["a", "c"], ["a", "c"])
+        code, out, err = self.forget("a", "b")
+        self.assertEqual(code, 0, out + err)
+        self.assertRegex(out, r"node b forgotten: \d+ deliveries adopted")
+        set_reachable(self.shared, POSTOFFICES, True)
+        self.assert_each_delivered_once(tags)
+
+    def test_a_node_left_alone_refuses_mail_with_451(self):
+        self.wait_for_owners(NODES, NODES)
+        for name in ("b", "c"):
+            self.nodes[name].stop(signal.SIGKILL)
+        self.wait_for("a alone", lambda: [m["node"] for m in self.report("a")["members"]] == ["a"])
+        self.wait_for("a owning", lambda: self.report("a")["state"] == "owning")
+        body = b"Subject: alone\r\n\r\nhello\r\n"
+        with smtplib.SMTP("127.0.0.1", self.nodes["a"].ports["smtp"], timeout=10) as client:
+            with self.assertRaises(smtplib.SMTPDataError) as refused:
+                client.sendmail("tester@example.org", ["m@po0.example.test"], body)
+        self.assertEqual(refused.exception.smtp_code, 451)
+        self.assertIn(b"4.3.0", refused.exception.smtp_error)
+        self.assertIn(b"no second node to hold a replica", refused.exception.smtp_error)
+        self.assertEqual(self.nodes["a"].admin("/queue")["total"], 0)
