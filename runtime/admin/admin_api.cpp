@@ -678,7 +678,12 @@ public:
              "postconn_cluster_members " << report->members.size() << "\n"
              "# HELP postconn_cluster_postoffices_owned Postoffices this node owns.\n"
              "# TYPE postconn_cluster_postoffices_owned gauge\n"
-             "postconn_cluster_postoffices_owned " << owned << "\n";
+             "postconn_cluster_postoffices_owned " << owned << "\n"
+             "# HELP postconn_unreplicated_accepted_total Messages and handed-over deliveries "
+             "accepted without a replica (cluster.without_replica = \"accept\", no other "
+             "live node).\n"
+             "# TYPE postconn_unreplicated_accepted_total counter\n"
+             "postconn_unreplicated_accepted_total " << report->unreplicated << "\n";
     }
     res.status = 200;
     res.set_content(out.str(), "text/plain; version=0.0.4");

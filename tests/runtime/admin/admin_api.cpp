@@ -9,8 +9,9 @@
 // ?token= for it alone), /metrics (Prometheus text; no up sample for a
 // postoffice not probed yet), POST /flush and /messages/ID/hold, the verbs by
 // filter (POST /queue/VERB), GET /queue/shape and /messages/ID/content, POST
-// /cluster/forget/NODE (a fake cluster actor's count, its refusal as 409), the
-// bearer token (401 without or with a wrong one, 200 with it), an unknown resource (404),
+// /cluster/forget/NODE (a fake cluster actor's count, its refusal as 409),
+// the cluster's metrics, the bearer token (401 without or with a wrong one,
+// 200 with it), an unknown resource (404),
 // a bad parameter (400), a POST without Content-Length (400, after
 // cpp-httplib's five-second read timeout), and a supervisor that is gone
 // (503).
@@ -437,6 +438,8 @@ caf::behavior fake_cluster(caf::event_based_actor*) {
       report.node = "a";
       report.members = {{"a", "127.0.0.1:4201"}, {"b", "127.0.0.1:4202"}};
       report.owners = {{"sales", "a"}, {"support", "b"}};
+      report.replicas = 2;
+      report.unreplicated = 4;
       return report;
     },
     [](forget_atom, const std::string& node, bool everywhere) -> caf::result<std::uint32_t> {
@@ -500,6 +503,19 @@ TEST_CASE_FIXTURE(admin_fixture, "POST /cluster/forget/NODE: what every node ado
   REQUIRE(res);
   CHECK(res->status == 503);
   CHECK(body_of(res)["error"].get<std::string>().rfind("cluster: ", 0) == 0);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "in a cluster /metrics adds the members, the postoffices owned and the mail accepted unreplicated") {
+  auto cluster = sys.spawn(fake_cluster);
+  start("", cluster);
+  auto res = client().Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  for (auto line : {"\npostconn_cluster_members 2\n", "\npostconn_cluster_postoffices_owned 1\n",
+                    "\n# TYPE postconn_unreplicated_accepted_total counter\n"
+                    "postconn_unreplicated_accepted_total 4\n"})
+    CHECK_MESSAGE(res->body.find(line) != std::string::npos, line);
+  caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "POST /cluster/forget/NODE on a single node is 404") {
