@@ -79,16 +79,37 @@ void exclusive_listen_options(socket_t sock) {
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
 }
 
-/// Asks `dest` and waits; the answer, or `error` set to why there is none.
+/// Asks `dest` and waits; the answer, or `failure` set to why there is none.
 template <class Result, class Handle, class... Ts>
-std::optional<Result> ask(caf::actor_system& sys, const Handle& dest, std::string& error,
+std::optional<Result> ask(caf::actor_system& sys, const Handle& dest, caf::error& failure,
                           Ts... xs) {
   caf::scoped_actor self{sys};
   std::optional<Result> result;
   self->request(dest, ask_timeout, xs...)
     .receive([&](Result& answer) { result = std::move(answer); },
-             [&](const caf::error& err) { error = sys.render(err); });
+             [&](caf::error& err) { failure = std::move(err); });
   return result;
+}
+
+/// The same, with `error` set to why there is no answer, as text.
+template <class Result, class Handle, class... Ts>
+std::optional<Result> ask(caf::actor_system& sys, const Handle& dest, std::string& error,
+                          Ts... xs) {
+  caf::error failure;
+  auto result = ask<Result>(sys, dest, failure, xs...);
+  if (!result)
+    error = sys.render(failure);
+  return result;
+}
+
+/// Why an actor refused a request, when it did (a runtime_error with its
+/// reason, as the cluster actor answers); empty for a timeout or an actor
+/// gone.
+std::string refusal_of(const caf::error& failure) {
+  const auto& reason = failure.context();
+  if (failure == caf::sec::runtime_error && reason.match_elements<std::string>())
+    return reason.get_as<std::string>(0);
+  return {};
 }
 
 void reply(httplib::Response& res, int status, const json& body) {
@@ -471,6 +492,26 @@ public:
     if (!report)
       return fail(res, 503, "cluster: " + error);
     reply(res, 200, cluster_json(*report));
+  }
+
+  /// POST /cluster/forget/NODE: `node` is gone for good, and every live
+  /// node adopts the replicas it holds of its deliveries. The cluster
+  /// actor refuses this node and a node still a member (409, its reason).
+  void forget(const std::string& node, httplib::Response& res) {
+    if (!cluster_)
+      return fail(res, 404, "a single node: no [cluster] in its config");
+    if (!is_node_name(node))
+      return fail(res, 400, "invalid node name \"" + node
+                              + "\" (lower-case letters, digits and -)");
+    caf::error failure;
+    auto adopted = ask<std::uint32_t>(sys_, cluster_, failure, forget_atom::value, node, true);
+    if (!adopted) {
+      auto refusal = refusal_of(failure);
+      if (refusal.empty())
+        return fail(res, 503, "cluster: " + sys_.render(failure));
+      return fail(res, 409, refusal);
+    }
+    reply(res, 200, json{{"node", node}, {"adopted", *adopted}});
   }
 
   /// Why a configured postoffice has no actor here: another node owns it
@@ -872,6 +913,11 @@ void admin_api::serve(caf::actor_system& sys, supervisor_actor sup, store_actor 
   });
   srv.Get("/cluster", [on](const httplib::Request&, httplib::Response& res) {
     on->cluster(res);
+  });
+  // Any name, so that a malformed one is told so (400), not "no such resource".
+  srv.Post(R"(/cluster/forget/([^/]+))", [on](const httplib::Request& req,
+                                             httplib::Response& res) {
+    on->forget(req.matches[1], res);
   });
   srv.Put(R"(/postoffices/([a-z0-9_-]+)/fault)",
           [on](const httplib::Request& req, httplib::Response& res) {

@@ -33,6 +33,10 @@
 //                                    first
 //     GET  /cluster                  this node, the live members, and every
 //                                    postoffice's owner (404: single node)
+//     POST /cluster/forget/NODE      NODE is gone for good: the live nodes
+//                                    adopt the replicas they hold of its
+//                                    deliveries; {"node", "adopted": N}
+//                                    (409: this node, or still a member)
 //     PUT  /postoffices/P/fault      a [postoffice.fault] table as JSON
 //     GET  /metrics                  Prometheus text format
 //

@@ -428,6 +428,8 @@ enum class argument_rule {
   required,
   /// An ID, ALL, or none with filters.
   id_or_filters,
+  /// A cluster node's name.
+  node,
 };
 
 struct verb_rule {
@@ -444,7 +446,8 @@ constexpr verb_rule verb_rules[] = {
   {"hold", argument_rule::id_or_filters},
   {"release", argument_rule::id_or_filters},
   {"delete", argument_rule::id_or_filters},
-  {"requeue", argument_rule::id_or_filters}};
+  {"requeue", argument_rule::id_or_filters},
+  {"cluster forget", argument_rule::node}};
 
 /// What selects deliveries, for queue and every verb that acts on them.
 constexpr std::string_view delivery_filters[] = {"postoffice", "state", "sender", "recipient",
@@ -530,10 +533,12 @@ std::string usage_problem(const admin_verb& verb) {
   const auto* rule = rule_of(verb.name);
   if (!rule)
     return "not an admin verb (queue, postoffices, ledger, show, flush, hold, release, delete, "
-           "requeue)";
+           "requeue, cluster forget)";
   auto set = given(verb.filters);
   if (rule->argument == argument_rule::required && verb.argument.empty())
     return "which message? give its ID";
+  if (rule->argument == argument_rule::node && verb.argument.empty())
+    return "which node? give its name";
   if (rule->argument == argument_rule::id_or_filters && verb.argument.empty() && set.empty())
     return "which deliveries? give an ID, ALL, or filters (--postoffice, --state, --sender, "
            "--recipient, --min-age)";
@@ -616,6 +621,8 @@ admin_request request_for(const admin_verb& verb) {
     return {"GET", message};
   if (verb.name == "show")
     return {"GET", message + "/content"};
+  if (verb.name == "cluster forget")
+    return {"POST", "/cluster/forget/" + percent_encoded(verb.argument)};
   auto filtered = !given(verb.filters).empty();
   if (verb.name == "flush")
     return filtered ? request_by_filter(verb)
@@ -643,6 +650,8 @@ std::string formatted(const admin_verb& verb, const json& reply) {
     return format_postoffices(reply);
   if (verb.name == "ledger")
     return format_ledger(reply);
+  if (verb.name == "cluster forget")
+    return format_forget(reply);
   return format_action(reply);
 }
 
@@ -908,6 +917,12 @@ std::string format_action(const json& reply) {
     return text + "\n";
   }
   throw std::invalid_argument("not a hold, release, flush, delete or requeue reply");
+}
+
+std::string format_forget(const json& reply) {
+  return "node " + printable(text_of(reply, "node")) + " forgotten: "
+         + counted(reply.at("adopted").get<std::int64_t>(), "delivery", "deliveries")
+         + " adopted\n";
 }
 
 int run_admin_verb(const admin_verb& verb) {

@@ -1,9 +1,10 @@
 // NAME
 //   admin_client -- the admin verbs of the command line: `postconn queue`
 //   (a page, --all pages, or --shape), `postconn postoffices`, `postconn
-//   ledger ID`, `postconn show ID [--body]`, `postconn flush [PO]`, and
+//   ledger ID`, `postconn show ID [--body]`, `postconn flush [PO]`,
 //   `postconn hold|release|delete|requeue` of one message (ID), of every
-//   delivery filters select, or of every one (ALL).
+//   delivery filters select, or of every one (ALL), and `postconn cluster
+//   forget NODE`.
 //
 // DESCRIPTION
 //   Each verb makes one request to a running server's admin API (see
@@ -62,12 +63,13 @@ inline constexpr std::string_view default_admin_url = "http://127.0.0.1:8025";
 
 /// One admin verb as the command line gave it.
 struct admin_verb {
-  /// queue, postoffices, ledger, show, flush, hold, release, delete or
-  /// requeue.
+  /// queue, postoffices, ledger, show, flush, hold, release, delete,
+  /// requeue or "cluster forget".
   std::string name;
   /// The message ID (ledger, show; required), the message ID or ALL (hold,
-  /// release, delete, requeue; or filters instead), or the postoffice
-  /// (flush; optional, empty: every postoffice).
+  /// release, delete, requeue; or filters instead), the postoffice
+  /// (flush; optional, empty: every postoffice), or the node (cluster
+  /// forget; required).
   std::string argument;
   /// The admin API: http://HOST[:PORT], or HOST:PORT as in `[admin] listen`.
   std::string admin_url = std::string{default_admin_url};
@@ -146,6 +148,10 @@ std::string format_message(std::string_view content, bool with_body);
 /// any: "held 2,314 deliveries (12 in flight: held after their attempt)".
 /// Throws std::invalid_argument for a reply that is none of these.
 std::string format_action(const nlohmann::json& reply);
+
+/// A POST /cluster/forget/NODE reply: "node c forgotten: 3 deliveries
+/// adopted". Throws for a reply without its count.
+std::string format_forget(const nlohmann::json& reply);
 
 /// Runs `verb` against the server: its result to stdout, errors to stderr.
 /// Returns the exit code (see DESCRIPTION).

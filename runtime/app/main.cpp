@@ -10,6 +10,7 @@
 //   postconn postoffices | ledger ID | show ID [--body] | flush [PO] [FILTERS]
 //   postconn hold|release ID|ALL|FILTERS
 //   postconn delete ID|ALL|FILTERS [--ndr] | requeue ID|ALL|FILTERS --to PO
+//   postconn cluster forget NODE
 //     (FILTERS: [--postoffice PO] [--state STATE] [--sender TEXT]
 //      [--recipient TEXT] [--min-age AGE]; each admin verb: [--admin URL]
 //      [--config FILE] [--token-file FILE] [--json])
@@ -224,6 +225,13 @@ int main(int argc, char** argv) {
     if (std::string{name} == "requeue")
       command.app->add_option("--to", command.verb.to, "the postoffice to move them to");
   }
+  auto* cluster_cmd = app.add_subcommand("cluster", "act on the cluster's members");
+  cluster_cmd->require_subcommand(1);
+  auto& forget = add_admin_verb(*cluster_cmd, admin_commands, "forget",
+                                "a node is gone for good: the live nodes adopt the replicas "
+                                "of its deliveries (admin API)");
+  forget.verb.name = "cluster forget"; // as admin_client knows it, and its errors name it
+  forget.app->add_option("NODE", forget.verb.argument, "the node's name")->required();
 
   try {
     app.parse(argc, argv);

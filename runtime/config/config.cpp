@@ -152,15 +152,15 @@ void read_retry(table_reader in, retry_policy& retry) {
   in.read("recovery_rate", retry.recovery_rate, 1);
 }
 
-namespace {
-
-constexpr const char* node_name_rule = "use lower-case letters, digits and -";
-
 bool is_node_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
   });
 }
+
+namespace {
+
+constexpr const char* node_name_rule = "use lower-case letters, digits and -";
 
 constexpr std::string_view http_scheme = "http://";
 

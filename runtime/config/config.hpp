@@ -224,6 +224,9 @@ struct cluster_config {
   }
 };
 
+/// A node's name as cluster.node has it: [a-z0-9-]+.
+bool is_node_name(std::string_view name);
+
 /// The shortest cluster.lease_ttl: etcd's own minimum with its default
 /// election timeout (1 s) is 2 s.
 constexpr std::chrono::seconds min_lease_ttl{2};

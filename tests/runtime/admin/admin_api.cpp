@@ -8,7 +8,8 @@
 // unknown), /bounces, the status page (GET /, its headers, the token as
 // ?token= for it alone), /metrics (Prometheus text; no up sample for a
 // postoffice not probed yet), POST /flush and /messages/ID/hold, the verbs by
-// filter (POST /queue/VERB), GET /queue/shape and /messages/ID/content, the
+// filter (POST /queue/VERB), GET /queue/shape and /messages/ID/content, POST
+// /cluster/forget/NODE (a fake cluster actor's count, its refusal as 409), the
 // bearer token (401 without or with a wrong one, 200 with it), an unknown resource (404),
 // a bad parameter (400), a POST without Content-Length (400, after
 // cpp-httplib's five-second read timeout), and a supervisor that is gone
@@ -427,7 +428,8 @@ TEST_CASE_FIXTURE(admin_fixture, "an upper-case queue id names the same message"
   CHECK(body_of(res) == json{{"held", 2}}); // the fake store knows known_id only
 }
 
-/// Node "a" of a cluster in which node "b" owns support.
+/// Node "a" of a cluster in which node "b" owns support; node "c" is
+/// gone, and its replicas make 3 deliveries when forgotten.
 caf::behavior fake_cluster(caf::event_based_actor*) {
   return {
     [](status_atom) {
@@ -436,6 +438,12 @@ caf::behavior fake_cluster(caf::event_based_actor*) {
       report.members = {{"a", "127.0.0.1:4201"}, {"b", "127.0.0.1:4202"}};
       report.owners = {{"sales", "a"}, {"support", "b"}};
       return report;
+    },
+    [](forget_atom, const std::string& node, bool everywhere) -> caf::result<std::uint32_t> {
+      if (node == "a" || node == "b")
+        return caf::make_error(caf::sec::runtime_error,
+                               "node " + node + " is " + (node == "a" ? "this node" : "a member"));
+      return std::uint32_t{everywhere ? 3u : 1u};
     },
   };
 }
@@ -464,6 +472,42 @@ TEST_CASE_FIXTURE(admin_fixture, "in a cluster the 409 for a fault names the nod
   CHECK(body_of(res)["error"]
         == "postoffice support runs on node b, not on this node (a): ask that node's admin API");
   caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "POST /cluster/forget/NODE: what every node adopted, the cluster's refusal as 409, a malformed name 400") {
+  auto cluster = sys.spawn(fake_cluster);
+  start("", cluster);
+  auto cli = client();
+  auto res = cli.Post("/cluster/forget/c", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(body_of(res) == json{{"node", "c"}, {"adopted", 3}}); // asked of every node
+  for (auto [node, error] :
+       {std::pair{"a", "node a is this node"}, std::pair{"b", "node b is a member"}}) {
+    res = cli.Post(std::string{"/cluster/forget/"} + node, "", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 409);
+    CHECK(body_of(res)["error"] == error);
+  }
+  res = cli.Post("/cluster/forget/Node_C", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(body_of(res)["error"]
+        == "invalid node name \"Node_C\" (lower-case letters, digits and -)");
+  // A cluster actor that does not answer is no refusal.
+  caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+  res = cli.Post("/cluster/forget/c", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(body_of(res)["error"].get<std::string>().rfind("cluster: ", 0) == 0);
+}
+
+TEST_CASE_FIXTURE(admin_fixture, "POST /cluster/forget/NODE on a single node is 404") {
+  start();
+  auto res = client().Post("/cluster/forget/c", "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(body_of(res)["error"] == "a single node: no [cluster] in its config");
 }
 
 TEST_CASE_FIXTURE(admin_fixture, "GET /postoffices shows each postoffice's probe and counts") {

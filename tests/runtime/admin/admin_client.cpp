@@ -132,6 +132,18 @@ public:
       res.status = 500;
       res.set_content("internal trouble", "text/plain");
     });
+    // Node b is still a member; any other is gone, its replicas adopted.
+    server_.Post(R"(/cluster/forget/(.+))", [this](const httplib::Request& req,
+                                                  httplib::Response& res) {
+      remember(req);
+      std::string node = req.matches[1];
+      if (node == "b") {
+        res.status = 409;
+        res.set_content(R"({"error": "node b is still a member"})", "application/json");
+        return;
+      }
+      res.set_content(json{{"node", node}, {"adopted", 2314}}.dump(), "application/json");
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     if (port_ <= 0)
       throw std::runtime_error("no free loopback port");
@@ -790,6 +802,34 @@ TEST_CASE("a stored message shows its header, --body the rest, control character
   auto missing = run(verb_at(api.url(), "show", "0006615ab267c25f"));
   CHECK(missing.exit_code == 1);
   CHECK(missing.err == "postconn show: no message 0006615ab267c25f/content\n");
+}
+
+TEST_CASE("cluster forget says how many deliveries were adopted, in the right number") {
+  CHECK(format_forget(json{{"node", "c"}, {"adopted", 1}})
+        == "node c forgotten: 1 delivery adopted\n");
+  CHECK(format_forget(json{{"node", "c"}, {"adopted", 0}})
+        == "node c forgotten: 0 deliveries adopted\n");
+  CHECK_THROWS(format_forget(json{{"node", "c"}}));
+}
+
+TEST_CASE("cluster forget posts to /cluster/forget/NODE; the server's refusal exits 1") {
+  canned_admin_api api;
+  auto forgotten = run(verb_at(api.url(), "cluster forget", "c"));
+  CHECK(forgotten.exit_code == 0);
+  CHECK(forgotten.err.empty());
+  CHECK(forgotten.out == "node c forgotten: 2,314 deliveries adopted\n");
+  CHECK(api.last_path() == "/cluster/forget/c");
+  auto member = run(verb_at(api.url(), "cluster forget", "b"));
+  CHECK(member.exit_code == 1);
+  CHECK(member.out.empty());
+  CHECK(member.err == "postconn cluster forget: node b is still a member\n");
+  refusing_port refusing;
+  auto nameless = run(verb_at(refusing.url(), "cluster forget"));
+  CHECK(nameless.exit_code == 2);
+  CHECK(nameless.err == "postconn cluster forget: which node? give its name\n");
+  auto filtered = verb_at(refusing.url(), "cluster forget", "c");
+  filtered.filters["state"] = "held";
+  CHECK(run(filtered).exit_code == 2);
 }
 
 TEST_CASE("action replies with messages and deliveries in flight say so, counts grouped") {
