@@ -267,7 +267,9 @@ caf::result<std::uint32_t> forget_everywhere(cluster_ptr self, const std::string
     }
     auto& st = self->state;
     auto total = std::make_shared<std::uint32_t>(*here);
-    auto unanswered = std::make_shared<std::size_t>(st.peers.size());
+    auto asked = st.peers;
+    asked.erase(node); // alive but no member: it adopts nothing of its own
+    auto unanswered = std::make_shared<std::size_t>(asked.size());
     if (*unanswered == 0) {
       promise.deliver(*total);
       return;
@@ -276,7 +278,7 @@ caf::result<std::uint32_t> forget_everywhere(cluster_ptr self, const std::string
       if (--*unanswered == 0)
         promise.deliver(*total);
     };
-    for (const auto& [peer_node, peer] : st.peers)
+    for (const auto& [peer_node, peer] : asked)
       self->request(peer.actor, st.options.peer_timeout * 6, forget_atom::value, node)
         .then(
           [=](std::uint32_t adopted) mutable {

@@ -62,14 +62,14 @@ struct second_node {
   postoffice_actor live;
 };
 
-cluster_config node_config(const std::string& node) {
+inline cluster_config node_config(const std::string& node) {
   cluster_config cfg;
   cfg.node = node;
   cfg.listen = "127.0.0.1:" + std::string{node == "a" ? "4200" : "4201"};
   return cfg;
 }
 
-cluster_postoffices owned_by(const std::string& owner, const retry_policy& policy,
+inline cluster_postoffices owned_by(const std::string& owner, const retry_policy& policy,
                              postoffice_factory dead, postoffice_factory live,
                              std::shared_ptr<const ndr_settings> ndr) {
   cluster_postoffices postoffices;
@@ -80,7 +80,7 @@ cluster_postoffices owned_by(const std::string& owner, const retry_policy& polic
 }
 
 /// A round of the lease actor that went through, asked at `asked_at`.
-membership_round round_at(caf::actor_clock::time_point asked_at,
+inline membership_round round_at(caf::actor_clock::time_point asked_at,
                           std::map<std::string, std::string> members) {
   membership_round round;
   round.ok = true;
@@ -91,7 +91,7 @@ membership_round round_at(caf::actor_clock::time_point asked_at,
   return round;
 }
 
-ledger_entry delivery_of(queue_db& db, const std::string& id) {
+inline ledger_entry delivery_of(queue_db& db, const std::string& id) {
   auto entries = db.deliveries_of(id);
   REQUIRE(entries.size() == 1);
   return entries.front();
