@@ -514,7 +514,7 @@ TEST_CASE_FIXTURE(admin_fixture, "in a cluster /metrics adds the members, the po
   for (auto line : {"\npostconn_cluster_members 2\n", "\npostconn_cluster_postoffices_owned 1\n",
                     "\n# TYPE postconn_unreplicated_accepted_total counter\n"
                     "postconn_unreplicated_accepted_total 4\n"})
-    CHECK_MESSAGE(res->body.find(line) != std::string::npos, line);
+    CHECK_MESSAGE(res->body.find(line) != std::string::npos, std::string{line});
   caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
 }
 
