@@ -23,6 +23,10 @@ caf::error replica_error(std::string text) {
 
 using holder = std::pair<std::string, cluster_peer_actor>;
 
+/// How long a forget waits for each peer's count: within the admin API's
+/// wait for the whole. A peer that answers later still adopts.
+constexpr std::chrono::seconds forget_answer_timeout{8};
+
 /// The live peer to hold the next replica, taking turns; none when this
 /// node is alone (with cluster.etcd, only peers etcd holds as members).
 std::optional<holder> next_holder(cluster_state& st) {
@@ -279,7 +283,7 @@ caf::result<std::uint32_t> forget_everywhere(cluster_ptr self, const std::string
         promise.deliver(*total);
     };
     for (const auto& [peer_node, peer] : asked)
-      self->request(peer.actor, st.options.peer_timeout * 6, forget_atom::value, node)
+      self->request(peer.actor, forget_answer_timeout, forget_atom::value, node)
         .then(
           [=](std::uint32_t adopted) mutable {
             *total += adopted;

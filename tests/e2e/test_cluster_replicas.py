@@ -123,8 +123,8 @@ class ForgetAndAlone(EtcdNodes):
     cluster_keys = 'replicas = 2\nadopt_after = "10m"\n'
 
     def forget(self, via, node):
-        config = os.path.join(self.nodes[via].workdir, "postconn.toml")
-        return run("cluster", "forget", node, "--config", config, cwd=self.nodes[via].workdir)
+        admin = "http://127.0.0.1:%d" % self.nodes[via].ports["admin"]
+        return run("cluster", "forget", node, "--admin", admin)
 
     def test_cluster_forget_adopts_at_once_and_refuses_a_member(self):
         self.wait_for_owners(NODES, NODES)
