@@ -234,7 +234,8 @@ class Serve(unittest.TestCase):
                 self.assertEqual(server.stop(), 0)
             db = sqlite3.connect(os.path.join(d, "var", "queue.db"))
             db.execute("PRAGMA ignore_check_constraints = ON")
-            db.execute("INSERT INTO messages VALUES (1, 'a@b.test', 0, 0, x'')")
+            db.execute("INSERT INTO messages (id, sender, received_at, size, content)"
+                       " VALUES (1, 'a@b.test', 0, 0, x'')")
             db.execute("INSERT INTO deliveries (message_id, postoffice, recipients, state,"
                        " queued_at, next_attempt_at) VALUES (1, 'sales', 'x@y', 'lost', 0, 0)")
             db.commit()
