@@ -812,7 +812,7 @@ TEST_CASE("cluster forget says how many deliveries were adopted, in the right nu
   CHECK_THROWS(format_forget(json{{"node", "c"}}));
 }
 
-TEST_CASE("cluster forget posts to /cluster/forget/NODE; the server's refusal exits 1") {
+TEST_CASE("cluster forget posts to /cluster/forget/NODE, and the server's refusal exits 1") {
   canned_admin_api api;
   auto forgotten = run(verb_at(api.url(), "cluster forget", "c"));
   CHECK(forgotten.exit_code == 0);
