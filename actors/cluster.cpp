@@ -68,11 +68,13 @@ void reach_peer(caf::event_based_actor* self, std::string address, cluster_actor
       });
 }
 
+} // namespace
+
 /// Sends the supervisor a new lineup when the owners changed (or always,
 /// with `force`: a reload), once the first round of joins is over.
 void line_up(cluster_ptr self, bool force) {
   auto& st = self->state;
-  if (!st.settled)
+  if (!st.settled || !st.replicas.returning.empty())
     return;
   auto live = st.live_nodes();
   auto owners = owners_of(st.postoffices.owners, live);
@@ -96,6 +98,8 @@ void line_up(cluster_ptr self, bool force) {
   self->send(st.supervisor, reload_atom::value, std::move(lineup));
 }
 
+namespace {
+
 /// The first lineup waits for every seed's first answer (with
 /// cluster.etcd, for the lease actor's first round).
 void settle_when_answered(cluster_ptr self) {
@@ -116,6 +120,7 @@ void add_peer(cluster_ptr self, const cluster_member& member, cluster_peer_actor
   st.addresses.insert(member.address);
   spdlog::info("cluster: node {} joined ({})", member.node, member.address);
   send_waiting_changes(self, member.node);
+  learn_what_was_adopted(self);
   line_up(self, false);
 }
 
@@ -195,6 +200,8 @@ std::string not_owning(cluster_ptr self) {
   if (!fence.owns_at(now))
     return "node " + st.options.node + " is joining (it owns nothing for "
            + seconds_text(fence.owns_from() - now) + ")";
+  if (!st.replicas.returning.empty())
+    return "node " + st.options.node + " is learning which of its deliveries were adopted";
   return {};
 }
 
@@ -253,7 +260,12 @@ void take_round(cluster_ptr self, membership_round& round) {
     etcd.fence.lost();
     etcd.problem = "etcd says it expired";
   }
-  if (!round.adopted_by.empty()) {
+  if (!round.adopted_by.empty() && !st.settled) {
+    st.replicas.returning.insert(round.adopted_by.begin(), round.adopted_by.end());
+    spdlog::warn("cluster: node {}'s deliveries were adopted by {} while it was gone: it learns "
+                 "which before it lines up any postoffice",
+                 st.options.node, joined(round.adopted_by));
+  } else if (!round.adopted_by.empty()) {
     etcd.fence.lost();
     etcd.problem = "its deliveries were adopted by other nodes";
     spdlog::error("cluster: node {}'s deliveries were adopted by {} while it could not renew "
@@ -293,8 +305,10 @@ void take_round(cluster_ptr self, membership_round& round) {
   auto first = !st.settled;
   st.settled = true;
   apply_fence(self, first);
-  if (round.ok)
+  if (round.ok) {
     adopt_long_gone(self, members_before);
+    learn_what_was_adopted(self);
+  }
 }
 
 /// Hands a delivery to its postoffice's owner: message and ledger entry go

@@ -101,6 +101,12 @@ struct replication {
   std::uint64_t unreplicated = 0;
   /// Writes the adoption records in etcd.
   cluster_lease_actor lease;
+  /// The nodes that adopted deliveries of this node while it was gone, as
+  /// its registration at start found them: until each has said which (and
+  /// the supervisor finished those here), this node lines up nothing.
+  std::set<std::string> returning;
+  /// Of those, the ones asked now.
+  std::set<std::string> asking;
 };
 
 struct cluster_state {

@@ -145,6 +145,7 @@ cluster_lease(cluster_lease_actor::stateful_pointer<cluster_lease_state> self,
   round.lease = first.lease.id;
   round.registered = true;
   round.registered_at = first.written_at;
+  round.adopted_by = first.adopted_by;
   if (auto members = st.client->get_prefix(std::string{members_prefix})) {
     round.members = members_of(*members);
     round.ok = true;
@@ -161,6 +162,13 @@ cluster_lease(cluster_lease_actor::stateful_pointer<cluster_lease_state> self,
       if (!recorded)
         return caf::make_error(caf::sec::runtime_error, "etcd: " + recorded.error().message);
       return *recorded;
+    },
+    [=](delete_atom, const std::string& by) {
+      auto& st = self->state;
+      if (auto deleted = st.client->delete_key(adopted_key(st.options.node, by)); !deleted)
+        spdlog::warn("cluster: the record that node {} adopted deliveries of node {} stays in "
+                     "etcd ({})",
+                     by, st.options.node, deleted.error().message);
     },
     [=](tick_atom) {
       auto& st = self->state;

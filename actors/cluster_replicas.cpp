@@ -298,6 +298,46 @@ caf::result<std::uint32_t> forget_everywhere(cluster_ptr self, const std::string
   return promise;
 }
 
+void learn_what_was_adopted(cluster_ptr self) {
+  auto& st = self->state;
+  for (const auto& by : st.replicas.returning) {
+    auto peer = st.peers.find(by);
+    if (peer == st.peers.end() || st.replicas.asking.count(by))
+      continue;
+    st.replicas.asking.insert(by);
+    auto forget_failed = [=](const caf::error& err) {
+      self->state.replicas.asking.erase(by);
+      spdlog::warn("cluster: node {} waits for node {} to say which of its deliveries it "
+                   "adopted: {}",
+                   self->state.options.node, by, self->system().render(err));
+    };
+    self->request(peer->second.actor, st.options.peer_timeout, load_atom::value,
+                  forget_atom::value, st.options.node)
+      .then(
+        [=](std::vector<std::string>& keys) {
+          auto& st = self->state;
+          auto adopted = keys.size();
+          self->request(st.supervisor, store_timeout, forget_atom::value, std::move(keys), by)
+            .then(
+              [=](std::uint32_t finished) {
+                auto& st = self->state;
+                spdlog::warn("cluster: node {} adopted {} deliveries of node {} while it was "
+                             "gone; {} of them were still queued here and are finished, not "
+                             "delivered again",
+                             by, adopted, st.options.node, finished);
+                st.replicas.asking.erase(by);
+                st.replicas.returning.erase(by);
+                if (st.replicas.lease)
+                  self->send(st.replicas.lease, delete_atom::value, by);
+                if (st.replicas.returning.empty())
+                  line_up(self, true);
+              },
+              forget_failed);
+        },
+        forget_failed);
+  }
+}
+
 void adopt_long_gone(cluster_ptr self, const std::map<std::string, std::string>& before) {
   auto& st = self->state;
   auto& members = st.etcd->members;

@@ -21,9 +21,12 @@
 //   Adoption: a node etcd has not held as a member for cluster.adopt_after
 //   (or one an operator forgets) has its deliveries adopted by the nodes
 //   holding their replicas. Each adopter first records in etcd that it
-//   adopts, only while the node holds no member key; a node that registers
-//   again reads those records (actors/cluster_lease.cpp) and takes no part
-//   until it starts on an empty queue.
+//   adopts, only while the node holds no member key. A node that starts
+//   and finds such records (its registration reads them) first asks each
+//   adopter which of its deliveries it adopted and finishes those here
+//   unattempted; it lines up no postoffice before. A node that registers
+//   again while running, and finds them, takes no part any more until it
+//   is restarted.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +40,11 @@
 namespace postconn {
 
 using cluster_ptr = cluster_actor::stateful_pointer<cluster_state>;
+
+/// Sends the supervisor a new lineup when the owners changed (or always,
+/// with `force`), once the first round is in and no adopter is waited for
+/// (cluster.cpp).
+void line_up(cluster_ptr self, bool force);
 
 /// SMTP's commit of a message with cluster.replicas = 2: replies once the
 /// message is durable here and its replica on a peer.
@@ -65,6 +73,11 @@ caf::result<std::uint32_t> adopt_replicas_of(cluster_ptr self, const std::string
 /// An operator forgets `node`: every live node (this one too) adopts the
 /// replicas it holds; replies with how many in all.
 caf::result<std::uint32_t> forget_everywhere(cluster_ptr self, const std::string& node);
+
+/// At start, after adoptions of this node's deliveries: asks each adopter
+/// that is live which keys it adopted, has the supervisor finish those,
+/// clears the record in etcd, and lines up once all have answered.
+void learn_what_was_adopted(cluster_ptr self);
 
 /// After each round with etcd: notes members that went or came back, and
 /// adopts the replicas of those gone for cluster.adopt_after.

@@ -443,6 +443,9 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       add_to_ledger(self->state, entries);
       schedule_work(self);
     },
+    [=](forget_atom, const std::vector<std::string>& keys, const std::string& by) {
+      return finish_adopted_elsewhere(self, keys, by);
+    },
     [=](reported_atom, const ledger_entry& entry) {
       store_in_ledger(self->state, entry);
       tell_replica_holders(self);

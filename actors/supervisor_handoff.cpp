@@ -3,6 +3,8 @@
 //   that own their postoffices (see supervisor.hpp).
 #include "actors/supervisor_steps.hpp"
 
+#include <set>
+
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
@@ -41,6 +43,25 @@ void hand_off(supervisor_ptr self, std::int64_t id) {
         st.mark_idle(id);
         schedule_work(self);
       });
+}
+
+std::uint32_t finish_adopted_elsewhere(supervisor_ptr self, const std::vector<std::string>& keys,
+                                       const std::string& by) {
+  auto& st = self->state;
+  std::set<std::string> adopted(keys.begin(), keys.end());
+  std::vector<std::int64_t> ids;
+  for (const auto& [id, entry] : st.ledger)
+    if (!st.busy.count(id) && adopted.count(delivery_key(entry, st.options.node)))
+      ids.push_back(id);
+  for (auto id : ids) {
+    st.mark_busy(id);
+    ledger_decision decision{st.ledger.at(id), {}, {}, {}, {}};
+    decision.entry.state = delivery_state::delivered;
+    decision.attempt = {id, unix_now(self), "adopted_elsewhere", "",
+                        "adopted by node " + by + " from its replica while this node was gone"};
+    apply(self, std::move(decision));
+  }
+  return static_cast<std::uint32_t>(ids.size());
 }
 
 } // namespace postconn

@@ -103,6 +103,12 @@ std::vector<bounce_report> recent_bounces(const supervisor_state& st);
 /// Hands a delivery to its postoffice's owner.
 void hand_off(supervisor_ptr self, std::int64_t id);
 
+/// cluster.replicas: the deliveries with these keys were adopted by node
+/// `by` while this node was gone: each is finished here ("delivered", the
+/// attempt log says by whom) without an attempt. Returns how many.
+std::uint32_t finish_adopted_elsewhere(supervisor_ptr self, const std::vector<std::string>& keys,
+                                       const std::string& by);
+
 // -- supervisor_verbs.cpp: the operator's verbs, on what a filter selects ------
 
 verb_tally hold_or_release(supervisor_ptr self, const delivery_filter& filter, bool hold);

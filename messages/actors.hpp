@@ -327,6 +327,9 @@ using cluster_lease_actor = caf::typed_actor<
   // cluster.replicas: records in etcd that this node adopts `node`'s
   // deliveries, only if `node` holds no member key; replies whether it did.
   caf::replies_to<forget_atom, std::string>::with<bool>,
+  // cluster.replicas: this node has learnt what `by` adopted of it; the
+  // record of that goes.
+  caf::reacts_to<delete_atom, std::string>,
   // Internal: the next round.
   caf::reacts_to<tick_atom>>;
 
@@ -436,6 +439,10 @@ using supervisor_actor = caf::typed_actor<
   // attempt, ledger write, NDR and handoff under way has ended and is
   // recorded.
   caf::replies_to<drain_atom>::with<bool>,
+  // cluster.replicas: node `by` adopted the deliveries with these delivery
+  // keys while this node was gone; they finish here unattempted. Replies
+  // with how many there were.
+  caf::replies_to<forget_atom, std::vector<std::string>, std::string>::with<std::uint32_t>,
   // Internal: attempts what is due and enforces the limits.
   caf::reacts_to<tick_atom>,
   // One pass over the ledger, asked for by the supervisor itself.

@@ -344,8 +344,9 @@ void open_resources(const std::shared_ptr<const config>& shared, server_resource
 /// cluster.etcd: grants this node's lease and writes its member key, or
 /// says in one line that etcd cannot be reached (naming every endpoint).
 /// When other nodes adopted this node's deliveries while it was gone
-/// (cluster.replicas), it starts only on an empty queue, and clears those
-/// records: the deliveries still queued here would go out twice.
+/// (cluster.replicas) and its queue is empty, the records of that go; else
+/// the cluster actor learns from the adopters what they took
+/// (actors/cluster_replicas.hpp).
 std::optional<member_registration> register_in_etcd(const config& cfg,
                                                    std::size_t unfinished) {
   if (!cfg.cluster || cfg.cluster->etcd.empty())
@@ -360,17 +361,7 @@ std::optional<member_registration> register_in_etcd(const config& cfg,
     throw startup_error("cluster.etcd: node " + cluster.node + " cannot register in etcd ("
                         + names(endpoints) + "): " + registered.error().message);
   auto registration = *registered;
-  if (!registration.adopted_by.empty()) {
-    if (unfinished > 0) {
-      client.revoke(registration.lease.id);
-      throw startup_error("cluster: node " + cluster.node + "'s deliveries were adopted by "
-                          + names(registration.adopted_by) + " while it was gone; its queue "
-                          + "still holds " + std::to_string(unfinished)
-                          + " unfinished deliveries, which would go out twice: start it on an "
-                          + "empty queue (move queue.db and its -wal and -shm files in "
-                          + cfg.server.data_dir.string()
-                          + " aside)");
-    }
+  if (!registration.adopted_by.empty() && unfinished == 0) {
     for (const auto& by : registration.adopted_by)
       client.delete_key(adopted_key(cluster.node, by));
     spdlog::warn("cluster: node {}'s deliveries were adopted by {} while it was gone; its queue "

@@ -41,6 +41,7 @@ fake_lease(cluster_lease_actor::stateful_pointer<fake_lease_state> self) {
       self->state.forgotten.push_back(node);
       return true;
     },
+    [=](delete_atom, const std::string&) {},
     [=](tick_atom) {},
   };
 }
