@@ -35,33 +35,31 @@ def set_reachable(shared, postoffices, reachable):
 class ReplicatedCluster(EtcdNodes):
     cluster_keys = 'replicas = 2\nadopt_after = "4s"\n'
 
-    def send_while(self, senders, keep_going):
+    def send_while(self, senders, keep_going, accepted, unanswered):
         """Sends one message after another through `senders` in turn, to
-        every postoffice in turn, while keep_going() holds; returns the tags
-        that got 250."""
-        accepted = []
+        every postoffice in turn, while keep_going() holds; the tags that
+        got 250 go to `accepted`, the others to `unanswered` (a message
+        whose 250 was lost with its node may still be delivered, once)."""
         count = 0
         while keep_going():
             via = senders[count % len(senders)]
             po = POSTOFFICES[count % len(POSTOFFICES)]
             tag = "flow-%d-%s-%s" % (count, via, po)
-            if self.nodes[via].send(po, tag):
-                accepted.append(tag)
+            (accepted if self.nodes[via].send(po, tag) else unanswered).append(tag)
             count += 1
-        return accepted
 
     def flow_and_kill(self, wipe):
         """Mail flows through every node, waiting in the queues (no
         postoffice is reachable); the node other than a that owns the most
         postoffices is killed (its data directory deleted with `wipe`)
-        mid-flow. Returns it and the tags that got 250."""
+        mid-flow. Returns it, the tags that got 250 and those that did not."""
         owners = list(self.wait_for_owners(NODES, NODES).values())
         victim = max(("b", "c"), key=owners.count)
         set_reachable(self.shared, POSTOFFICES, False)
         stop = threading.Event()
-        result = []
-        sender = threading.Thread(
-            target=lambda: result.extend(self.send_while(NODES, lambda: not stop.is_set())))
+        accepted, unanswered = [], []
+        sender = threading.Thread(target=lambda: self.send_while(
+            NODES, lambda: not stop.is_set(), accepted, unanswered))
         sender.start()
         self.wait_for("mail queued on %s" % victim,
                       lambda: self.nodes[victim].admin("/queue")["total"] >= 10)
@@ -71,8 +69,8 @@ class ReplicatedCluster(EtcdNodes):
         time.sleep(1)
         stop.set()
         sender.join()
-        self.assertGreater(len(result), 20)
-        return victim, result
+        self.assertGreater(len(accepted), 20)
+        return victim, accepted, unanswered
 
     def survivors(self, victim):
         return [n for n in NODES if n != victim]
@@ -87,11 +85,11 @@ class ReplicatedCluster(EtcdNodes):
         return sum(int(found.group(1)) for found in counts)
 
     def test_a_node_killed_with_its_disk_loses_no_accepted_mail(self):
-        victim, accepted = self.flow_and_kill(wipe=True)
+        victim, accepted, unanswered = self.flow_and_kill(wipe=True)
         survivors = self.survivors(victim)
         self.assertGreater(self.wait_for_adoption(victim), 0)
         set_reachable(self.shared, POSTOFFICES, True)
-        self.assert_each_delivered_once(accepted)
+        self.assert_each_delivered_once(accepted, unanswered)
         self.wait_for("the survivors' queues empty",
                       lambda: sum(self.nodes[n].admin("/queue")["total"]
                                   for n in survivors) == 0, timeout=60)
@@ -100,7 +98,7 @@ class ReplicatedCluster(EtcdNodes):
         self.assertIn("its queue is empty, it starts afresh", self.nodes[victim].log())
         self.wait_for_owners(NODES, NODES)
         more = self.send_all(victim, POSTOFFICES, "after")
-        self.assert_each_delivered_once(accepted + more)
+        self.assert_each_delivered_once(accepted + more, unanswered)
 
     def read_all_mail(self):
         """Moves every delivered file from new/ to cur/, as a mail reader
@@ -112,11 +110,11 @@ class ReplicatedCluster(EtcdNodes):
                               os.path.join(os.path.dirname(root), "cur", name + ":2,S"))
 
     def test_a_node_back_on_its_old_queue_learns_what_was_adopted_and_delivers_it_not_again(self):
-        victim, accepted = self.flow_and_kill(wipe=False)
+        victim, accepted, unanswered = self.flow_and_kill(wipe=False)
         adopted = self.wait_for_adoption(victim)
         self.assertGreater(adopted, 0)
         set_reachable(self.shared, POSTOFFICES, True)
-        self.assert_each_delivered_once(accepted)
+        self.assert_each_delivered_once(accepted, unanswered)
         self.read_all_mail()
         node = self.nodes[victim]
         self.start_serving(node)
