@@ -154,6 +154,21 @@ TOML
     printf "replicas = %d: %d messages, accepted %.0f msg/s, delivered %.0f msg/s (%.2fs), %.3f CPU s per 1,000\n",
            r, t, t / a, t / d, d, c / hz / t * 1000 }'
 
+  # The nodes before etcd, so they revoke their leases; a node that has not
+  # exited 30 s after SIGTERM is named and killed.
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 300); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "warning: node pid $pid had not exited 30 s after SIGTERM; killed" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   for pid in $extra_pids; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
