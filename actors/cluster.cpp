@@ -352,30 +352,10 @@ caf::result<bool> adopt(cluster_ptr self, handoff incoming) {
     return cluster_error("node " + st.options.node
                          + " cannot prove it holds its etcd lease: not taken");
   }
-  auto origin = incoming.delivery.origin;
   attempt_record attempt{0, unix_time_origin::now().seconds, "handed_in", "",
                          "from node " + incoming.from_node + " (its msg "
                            + incoming.message.id + ")"};
-  if (st.options.replicas > 1)
-    return adopt_replicated(self, incoming, attempt);
-  auto promise = self->make_response_promise<bool>();
-  self->request(st.store, store_timeout, adopt_atom::value, std::move(incoming), attempt,
-                std::string{})
-    .then(
-      [=](std::vector<ledger_entry>& adopted) mutable {
-        if (adopted.empty()) {
-          spdlog::info("cluster: delivery {} handed over again: committed before", origin);
-        } else {
-          const auto& entry = adopted.front();
-          spdlog::info("postoffice {}: delivery {} handed over, queued as msg {} delivery {} "
-                       "open_retries={} transfer_retries={}",
-                       entry.postoffice, origin, entry.message_id, entry.delivery_id,
-                       entry.open_retries, entry.transfer_retries);
-        }
-        promise.deliver(true);
-      },
-      [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
-  return promise;
+  return commit_handed_in(self, incoming, attempt);
 }
 
 /// Half to one and a half reconnect intervals.

@@ -172,11 +172,12 @@ caf::result<accept_receipt> accept_replicated(cluster_ptr self, incoming_message
   return promise;
 }
 
-caf::result<bool> adopt_replicated(cluster_ptr self, handoff& incoming,
+caf::result<bool> commit_handed_in(cluster_ptr self, handoff& incoming,
                                    const attempt_record& attempt) {
   auto& st = self->state;
-  auto to = next_holder(st);
-  if (!to && !st.options.accept_unreplicated)
+  auto replicated = st.options.replicas > 1;
+  auto to = replicated ? next_holder(st) : std::nullopt;
+  if (replicated && !to && !st.options.accept_unreplicated)
     return make_error(store_errc::no_replica, "node " + st.options.node
                                                 + " has no live peer to hold a replica");
   auto origin = incoming.delivery.origin;
@@ -197,8 +198,9 @@ caf::result<bool> adopt_replicated(cluster_ptr self, handoff& incoming,
                      "delivery {} open_retries={} transfer_retries={} replica={}",
                      entry.postoffice, origin, from, entry.message_id, entry.delivery_id,
                      entry.open_retries, entry.transfer_retries, to ? to->first : "none");
-        if (!to) {
-          count_unreplicated(self, "delivery " + origin, "no other live node");
+        if (!to) { // announced by the store
+          if (replicated)
+            count_unreplicated(self, "delivery " + origin, "no other live node");
           promise.deliver(true);
           return;
         }

@@ -50,10 +50,10 @@ void line_up(cluster_ptr self, bool force);
 /// message is durable here and its replica on a peer.
 caf::result<accept_receipt> accept_replicated(cluster_ptr self, incoming_message& msg);
 
-/// Commits a handed-in delivery and its replica on a peer, then gives it
-/// to the supervisor; replies true once both are durable (also when it was
-/// handed in before).
-caf::result<bool> adopt_replicated(cluster_ptr self, handoff& incoming,
+/// Commits a handed-in delivery (with cluster.replicas = 2, and its
+/// replica on a peer), then gives it to the supervisor; replies true once
+/// it is durable (also when it was handed in before).
+caf::result<bool> commit_handed_in(cluster_ptr self, handoff& incoming,
                                    const attempt_record& attempt);
 
 /// A peer's replicas: committed here; replies once they are durable.

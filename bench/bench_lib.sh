@@ -134,6 +134,11 @@ path = "$2"
 TOML
 }
 
+# delivered_files DIR: the files in every maildir new/ below DIR.
+delivered_files() {
+  find "$1" -path '*/new/*' -type f | wc -l
+}
+
 ticks_to_seconds() {
   awk -v t="$1" -v hz="$ticks_per_second" 'BEGIN { printf "%.2f", t / hz }'
 }

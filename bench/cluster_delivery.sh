@@ -45,10 +45,6 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# delivered: the files in every mailbox's new/ under $work/postoffices.
-delivered() {
-  find "$work/postoffices" -path '*/new/*' -type f | wc -l
-}
 
 # members ADMIN_PORT: how many live members the node at ADMIN_PORT sees.
 members() {
@@ -122,7 +118,7 @@ TOML
   wait "${sources[@]}"
   accepted_at=$(seconds_since "$start")
   local total=$((per_source * nodes * postoffices))
-  until [ "$(delivered)" -ge "$total" ]; do
+  until [ "$(delivered_files "$work/postoffices")" -ge "$total" ]; do
     sleep 0.05
   done
   local took handed=0

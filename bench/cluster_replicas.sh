@@ -52,9 +52,6 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-delivered() {
-  find "$work/postoffices" -path '*/new/*' -type f | wc -l
-}
 
 # owning ADMIN_PORT: whether the node at ADMIN_PORT sees every member and
 # owns its share.
@@ -142,7 +139,7 @@ TOML
   wait "${sources[@]}"
   accepted_at=$(seconds_since "$start")
   local total=$((per_source * nodes * postoffices)) took
-  until [ "$(delivered)" -ge "$total" ]; do
+  until [ "$(delivered_files "$work/postoffices")" -ge "$total" ]; do
     sleep 0.05
   done
   took=$(seconds_since "$start")
