@@ -2,13 +2,16 @@
 # vs_postfix.sh -- postconn against Postfix and against the raw ceiling, in
 # one run on this machine, with the same load and the same destination.
 #
-#   bench/vs_postfix.sh [-m MESSAGES] [-l BYTES] [-s SESSIONS] [-d] [POSTCONN]
+#   bench/vs_postfix.sh [-m MESSAGES] [-l BYTES] [-s SESSIONS] [-d] [-p POSTOFFICES] [POSTCONN]
 #
 # Defaults: 5000 messages of 2048 bytes over 20 parallel sessions, a new
-# connection per message (-d: smtp-source keeps its connections). POSTCONN
-# is the postconn binary (default: $POSTCONN; without either, ./build.sh
-# build runs and build/postconn is used). Run it as root: Postfix's master
-# must start as root (without root the Postfix case is skipped).
+# connection per message (-d: smtp-source keeps its connections), every
+# message to one domain (-p N: spread evenly over N domains, which postconn
+# routes to N postoffices, all at the same sink; MESSAGES must be a multiple
+# of N). POSTCONN is the postconn binary (default: $POSTCONN; without
+# either, ./build.sh build runs and build/postconn is used). Run it as
+# root: Postfix's master must start as root (without root the Postfix case
+# is skipped).
 #
 # Three cases, one after the other, each from a clean state, each ending at
 # a fresh Postfix smtp-sink on a loopback port:
@@ -19,10 +22,12 @@
 #             under a temporary directory, default durability: the queue
 #             file is fsync'd before the 250), relaying everything to the
 #             sink (relayhost), no local delivery, no DNS
-#   postconn  `postconn serve` with one smtp postoffice whose address is the
-#             sink (fsync'd queue, as always)
+#   postconn  `postconn serve` with one smtp postoffice (or N) whose address
+#             is the sink (fsync'd queue, as always)
 #
-# The load is `smtp-source -s SESSIONS -m MESSAGES -l BYTES`. For each case:
+# The load is `smtp-source -s SESSIONS -m MESSAGES -l BYTES`; with -p N it is
+# N runs of `smtp-source -s 1 -m MESSAGES/N` to one domain each, SESSIONS of
+# them at a time (smtp-source sends to one recipient address). For each case:
 # accepted msg/s = MESSAGES / time until smtp-source has finished (every 250
 # received), delivered msg/s = MESSAGES / time until the sink has received
 # the last message. smtp-sink runs with -c and bench/vs_postfix/sink.py reads
@@ -45,26 +50,29 @@ messages=5000
 bytes=2048
 sessions=20
 reuse=()
+postoffices=1
 
 usage() {
-  sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
-while getopts 'm:l:s:dh' opt; do
+while getopts 'm:l:s:dp:h' opt; do
   case $opt in
     m) messages=$OPTARG ;;
     l) bytes=$OPTARG ;;
     s) sessions=$OPTARG ;;
     d) reuse=(-d) ;;
+    p) postoffices=$OPTARG ;;
     *) usage ;;
   esac
 done
 shift $((OPTIND - 1))
 (($# <= 1)) || usage
-for n in "$messages" "$bytes" "$sessions"; do
+for n in "$messages" "$bytes" "$sessions" "$postoffices"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || usage
 done
+((messages % postoffices == 0)) || fail "-m $messages is not a multiple of -p $postoffices"
 
 # --- tools ------------------------------------------------------------------
 
@@ -212,13 +220,31 @@ stop_sink() {
   sink_pid=
 }
 
+# source_to DOMAIN SESSIONS MESSAGES PORT: one smtp-source run.
+source_to() {
+  "$smtp_source" "${reuse[@]}" -s "$2" -m "$3" -l "$bytes" \
+    -f ann@client.example.test -t "bob@$1" -M client.example.test "127.0.0.1:$4"
+}
+
+# spread_load PORT: the -p load, SESSIONS runs of smtp-source at a time.
+spread_load() {
+  export -f source_to
+  export smtp_source bytes
+  export reuse_flag=${reuse[*]:-}
+  seq "$postoffices" | xargs -P "$sessions" -I '{}' bash -c \
+    'reuse=($reuse_flag); source_to "po{}.example.test" 1 "$1" "$2"' _ \
+    "$((messages / postoffices))" "$1"
+}
+
 # run_load PORT: smtp-source against PORT; sets load_start and load_end.
 run_load() {
   local port=$1 status=0
   load_start=$EPOCHREALTIME
-  "$smtp_source" "${reuse[@]}" -s "$sessions" -m "$messages" -l "$bytes" \
-    -f ann@client.example.test -t bob@relay.example.test -M client.example.test \
-    "127.0.0.1:$port" &
+  if ((postoffices == 1)); then
+    source_to relay.example.test "$sessions" "$messages" "$port" &
+  else
+    spread_load "$port" &
+  fi
   load_pid=$!
   wait "$load_pid" || status=$?
   load_end=$EPOCHREALTIME
@@ -424,11 +450,22 @@ with urllib.request.urlopen("http://127.0.0.1:%s/queue?limit=1" % sys.argv[1], t
 PY
 }
 
+# spread_postoffices SINK_PORT: postoffices po1 ... poN, one per domain of
+# the -p load, each at the sink.
+spread_postoffices() {
+  local n
+  for n in $(seq "$postoffices"); do
+    printf '\n[[postoffice]]\nname = "po%s"\ndomains = ["po%s.example.test"]\n' "$n" "$n"
+    printf 'transport = "smtp"\naddress = "127.0.0.1:%s"\n' "$1"
+  done
+}
+
 run_postconn() {
   local dir=$work/postconn smtp_port admin_port sink_port before after
   mkdir "$dir"
   read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
   relay_config "$smtp_port" "$admin_port" "$sink_port" >"$dir/postconn.toml"
+  ((postoffices == 1)) || spread_postoffices "$sink_port" >>"$dir/postconn.toml"
   start_sink postconn "$sink_port"
   (cd "$dir" && exec "$postconn" serve --config postconn.toml) 2>"$dir/postconn.log" &
   postconn_pid=$!
@@ -480,13 +517,16 @@ print_table() {
     echo "postconn / postfix, delivered msg/s: $(ratio "${delivered_secs[postconn]}" \
       "${delivered_secs[postfix]}")   accepted msg/s: $(ratio "${accepted_secs[postconn]}" \
       "${accepted_secs[postfix]}")"
+    echo "postfix / postconn, CPU per message: $(ratio "${cpu_1000[postconn]}" \
+      "${cpu_1000[postfix]}")"
   fi
   echo "postconn / raw,     delivered msg/s: $(ratio "${delivered_secs[postconn]}" \
     "${delivered_secs[raw]}")"
 }
 
 echo "postconn vs Postfix: $messages messages of $bytes bytes, $sessions sessions," \
-  "$([ ${#reuse[@]} -gt 0 ] && echo "connections reused (-d)" || echo "a connection per message")"
+  "$([ ${#reuse[@]} -gt 0 ] && echo "connections reused (-d)" || echo "a connection per message")," \
+  "$postoffices postoffice(s)"
 echo "$(nproc) CPUs, $(uname -sr), queues on $(df -P "$work" | awk 'NR == 2 { print $1 }')" \
   "($(stat -f -c %T "$work")); $("$postconn" --version)"
 echo "CPUs busy before the run: $(cpu_busy_percent)%" \
