@@ -220,20 +220,11 @@ stop_sink() {
   sink_pid=
 }
 
-# source_to DOMAIN SESSIONS MESSAGES PORT: one smtp-source run.
-source_to() {
-  "$smtp_source" "${reuse[@]}" -s "$2" -m "$3" -l "$bytes" \
-    -f ann@client.example.test -t "bob@$1" -M client.example.test "127.0.0.1:$4"
-}
-
 # spread_load PORT: the -p load, SESSIONS runs of smtp-source at a time.
 spread_load() {
-  export -f source_to
-  export smtp_source bytes
-  export reuse_flag=${reuse[*]:-}
-  seq "$postoffices" | xargs -P "$sessions" -I '{}' bash -c \
-    'reuse=($reuse_flag); source_to "po{}.example.test" 1 "$1" "$2"' _ \
-    "$((messages / postoffices))" "$1"
+  seq "$postoffices" | xargs -P "$sessions" -I '{}' "$smtp_source" "${reuse[@]}" -s 1 \
+    -m "$((messages / postoffices))" -l "$bytes" -f ann@client.example.test \
+    -t 'bob@po{}.example.test' -M client.example.test "127.0.0.1:$1"
 }
 
 # run_load PORT: smtp-source against PORT; sets load_start and load_end.
@@ -241,7 +232,9 @@ run_load() {
   local port=$1 status=0
   load_start=$EPOCHREALTIME
   if ((postoffices == 1)); then
-    source_to relay.example.test "$sessions" "$messages" "$port" &
+    "$smtp_source" "${reuse[@]}" -s "$sessions" -m "$messages" -l "$bytes" \
+      -f ann@client.example.test -t bob@relay.example.test -M client.example.test \
+      "127.0.0.1:$port" &
   else
     spread_load "$port" &
   fi

@@ -160,7 +160,7 @@ std::unique_ptr<queue_db> queue_db::open(const std::filesystem::path& file,
   // Messages are kilobytes: 16 KiB pages pack several per page instead of
   // one per 4 KiB page, halving the bytes each commit writes and syncs.
   // Takes effect only when the file is created.
-  db->exec("PRAGMA page_size=16384");
+  db->exec("PRAGMA page_size=4096");
   // WAL + synchronous=FULL: every COMMIT fsyncs the log, so an acknowledged
   // write survives a crash or power loss.
   db->exec("PRAGMA journal_mode=WAL");
