@@ -122,6 +122,35 @@ $probe_timeout
 TOML
 }
 
+# source_load SMTP_SOURCE PORT: the load of vs_postfix.sh and
+# perf_threads.sh: $messages messages of $bytes bytes over $sessions
+# smtp-source sessions (with the options in the array reuse: -d keeps the
+# connections) to bob@relay.example.test; with $postoffices above 1, spread
+# over the domains po1 ... poN.example.test, one smtp-source run of
+# MESSAGES/N per domain, $sessions runs at a time.
+source_load() {
+  if ((postoffices == 1)); then
+    "$1" "${reuse[@]}" -s "$sessions" -m "$messages" -l "$bytes" \
+      -f ann@client.example.test -t bob@relay.example.test -M client.example.test \
+      "127.0.0.1:$2"
+  else
+    seq "$postoffices" | xargs -P "$sessions" -I '{}' "$1" "${reuse[@]}" -s 1 \
+      -m "$((messages / postoffices))" -l "$bytes" -f ann@client.example.test \
+      -t 'bob@po{}.example.test' -M client.example.test "127.0.0.1:$2"
+  fi
+}
+
+# spread_postoffices SINK_PORT: the config tables of the smtp postoffices
+# po1 ... po$postoffices taking the domains of source_load's spread load,
+# each at the sink on SINK_PORT.
+spread_postoffices() {
+  local n
+  for n in $(seq "$postoffices"); do
+    printf '\n[[postoffice]]\nname = "po%s"\ndomains = ["po%s.example.test"]\n' "$n" "$n"
+    printf 'transport = "smtp"\naddress = "127.0.0.1:%s"\n' "$1"
+  done
+}
+
 # maildir_postoffice NAME PATH: the config table of a maildir postoffice
 # NAME at PATH taking the domain NAME.example.test.
 maildir_postoffice() {

@@ -220,24 +220,11 @@ stop_sink() {
   sink_pid=
 }
 
-# spread_load PORT: the -p load, SESSIONS runs of smtp-source at a time.
-spread_load() {
-  seq "$postoffices" | xargs -P "$sessions" -I '{}' "$smtp_source" "${reuse[@]}" -s 1 \
-    -m "$((messages / postoffices))" -l "$bytes" -f ann@client.example.test \
-    -t 'bob@po{}.example.test' -M client.example.test "127.0.0.1:$1"
-}
-
 # run_load PORT: smtp-source against PORT; sets load_start and load_end.
 run_load() {
   local port=$1 status=0
   load_start=$EPOCHREALTIME
-  if ((postoffices == 1)); then
-    "$smtp_source" "${reuse[@]}" -s "$sessions" -m "$messages" -l "$bytes" \
-      -f ann@client.example.test -t bob@relay.example.test -M client.example.test \
-      "127.0.0.1:$port" &
-  else
-    spread_load "$port" &
-  fi
+  source_load "$smtp_source" "$port" &
   load_pid=$!
   wait "$load_pid" || status=$?
   load_end=$EPOCHREALTIME
@@ -441,16 +428,6 @@ import json, sys, urllib.request
 with urllib.request.urlopen("http://127.0.0.1:%s/queue?limit=1" % sys.argv[1], timeout=10) as r:
     print(json.load(r)["total"])
 PY
-}
-
-# spread_postoffices SINK_PORT: postoffices po1 ... poN, one per domain of
-# the -p load, each at the sink.
-spread_postoffices() {
-  local n
-  for n in $(seq "$postoffices"); do
-    printf '\n[[postoffice]]\nname = "po%s"\ndomains = ["po%s.example.test"]\n' "$n" "$n"
-    printf 'transport = "smtp"\naddress = "127.0.0.1:%s"\n' "$1"
-  done
 }
 
 run_postconn() {
