@@ -10,6 +10,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/delivery/mail_server_cache.hpp"
 #include "runtime/delivery/mail_server_session.hpp"
 #include "runtime/delivery/maildir.hpp"
 
@@ -28,6 +29,9 @@ struct share_worker_state {
   std::unique_ptr<mail_server_connection> held;
   /// Numbers the held session, so an expiry finds the one it was set for.
   std::uint64_t held_number = 0;
+  /// The held session's key in kept_connections.
+  std::string held_key;
+  std::shared_ptr<mail_server_cache> kept_connections;
 
   static inline const char* name = "share_worker";
 };
@@ -76,28 +80,37 @@ recipient_outcome maildir_outcome(const maildir_job& job) {
   return recipient_outcome{job.recipient, kind, result.status, result.text, false};
 }
 
-/// Opens a session for a batch to come; an opened one is held, and closed
-/// if its batch has not come within held_session_limit.
+/// Opens a session for a batch to come, or takes a kept one that still
+/// answers; an opened one is held, and closed if its batch has not come
+/// within held_session_limit.
 mail_server_opening open_session(worker_ptr self, const mail_server_job& job) {
-  auto connection = std::make_unique<mail_server_connection>(job);
+  auto& st = self->state;
+  auto key = mail_server_cache::key_of(job);
+  auto connection = st.kept_connections->take(key, mail_server_cache::clock::now());
+  if (!connection || !connection->still_open(job))
+    connection = std::make_unique<mail_server_connection>(job);
   mail_server_opening opening{connection->opened(), connection->problem(),
                               connection->refusal_status(), connection->tls()};
   if (!opening.opened)
     return opening;
-  auto& st = self->state;
   st.held = std::move(connection);
+  st.held_key = std::move(key);
   auto number = ++st.held_number;
   self->delayed_send(self, held_session_limit, expire_atom::value, number);
   return opening;
 }
 
-/// Sends the batch over the held session and closes it.
+/// Sends the batch over the held session, then keeps it for the next batch
+/// to that server when it is still sound.
 mail_server_result send_batch(worker_ptr self, const share_pool_actor& pool,
                               std::vector<outgoing_mail> batch) {
   auto& st = self->state;
   mail_server_result result;
   if (st.held) {
-    result = st.held->deliver(std::move(batch));
+    result = st.held->deliver_and_keep(std::move(batch));
+    if (st.held->kept())
+      st.kept_connections->park(st.held_key, std::move(st.held),
+                                mail_server_cache::clock::now());
     st.held.reset();
   } else {
     result.opened = true;
@@ -119,7 +132,9 @@ std::string hung_text(const io_fault& fault) {
 }
 
 share_worker_actor::behavior_type
-share_worker(worker_ptr self, share_pool_actor pool) {
+share_worker(worker_ptr self, share_pool_actor pool,
+             std::shared_ptr<mail_server_cache> kept_connections) {
+  self->state.kept_connections = std::move(kept_connections);
   return {
     [=](probe_atom, const probe_job& job) {
       return answer<std::string>(
@@ -182,8 +197,9 @@ share_worker(worker_ptr self, share_pool_actor pool) {
 share_worker_actor start_worker(pool_ptr self) {
   auto& st = self->state;
   auto pool = share_pool_actor{self};
-  auto worker = st.options.detached ? self->spawn<caf::detached>(share_worker, pool)
-                                    : self->spawn(share_worker, pool);
+  auto worker = st.options.detached
+                  ? self->spawn<caf::detached>(share_worker, pool, st.kept_connections)
+                  : self->spawn(share_worker, pool, st.kept_connections);
   st.workers.push_back(worker);
   return worker;
 }
@@ -354,6 +370,8 @@ void tick(pool_ptr self) {
   }
   if (spare > opt.workers && !st.idle.empty())
     next = std::min(next, st.idle.front().since + opt.idle_limit);
+  if (auto expiry = st.kept_connections->close_expired(mail_server_cache::clock::now()))
+    next = std::min(next, now + (*expiry - mail_server_cache::clock::now()));
   if (next != caf::actor_clock::time_point::max())
     tick_at(self, next);
 }
@@ -374,8 +392,14 @@ caf::result<mail_server_result> send_batch(pool_ptr self, std::vector<outgoing_m
   st.sessions.erase(held);
   auto promise = self->make_response_promise<mail_server_result>();
   self->request(worker, st.options.hang_limit, deliver_atom::value, std::move(batch))
-    .then([=](mail_server_result& result) mutable { promise.deliver(std::move(result)); },
-          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+    .then(
+      [=](mail_server_result& result) mutable {
+        // The worker may have kept the connection: the timer closes it when due.
+        if (self->state.kept_connections->size() > 0)
+          tick_at(self, self->clock().now() + kept_connection_limits{}.idle);
+        promise.deliver(std::move(result));
+      },
+      [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
   return promise;
 }
 
@@ -409,6 +433,7 @@ share_pool_actor::behavior_type
 share_pool(share_pool_actor::stateful_pointer<share_pool_state> self,
            share_pool_options options) {
   self->state.options = options;
+  self->state.kept_connections = std::make_shared<mail_server_cache>();
   for (std::size_t i = 0; i < options.workers; ++i)
     self->state.idle.push_back({start_worker(self), self->clock().now()});
   self->set_exit_handler([=](const caf::exit_msg& msg) {

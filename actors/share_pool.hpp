@@ -26,7 +26,10 @@
 //   blocking sockets. A session can be opened first and given its messages
 //   after: the worker that opened it holds it (and stays busy) until the
 //   postoffice's batch comes through the pool, or held_session_limit
-//   passes.
+//   passes. After its batch a sound connection is kept open for the next
+//   batch to the same server (runtime/delivery/mail_server_cache, as
+//   Postfix's connection cache), by whichever worker opens one next; the
+//   pool's timer closes those kept too long.
 #pragma once
 
 #include <chrono>
@@ -35,6 +38,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include <caf/actor_addr.hpp>
@@ -48,6 +52,8 @@ class actor_system;
 } // namespace caf
 
 namespace postconn {
+
+class mail_server_cache;
 
 struct share_pool_options {
   /// Workers started at once.
@@ -105,6 +111,8 @@ struct share_pool_state {
   std::map<caf::actor_addr, std::size_t> calls_by_client;
   /// The worker holding each postoffice's opened SMTP/LMTP session.
   std::map<caf::actor_addr, share_worker_actor> sessions;
+  /// SMTP/LMTP connections kept between batches, shared with the workers.
+  std::shared_ptr<mail_server_cache> kept_connections;
   /// Numbers the calls.
   std::uint64_t calls = 0;
   /// When the pending tick is due; max() when none is.

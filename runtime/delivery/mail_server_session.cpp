@@ -157,6 +157,7 @@ struct mail_server_connection::impl {
   std::unique_ptr<tls_channel> tls; // once STARTTLS succeeded
   std::string problem;
   std::string last_step; // for a probe's problem: it has no outcomes
+  std::chrono::steady_clock::time_point opened_at = std::chrono::steady_clock::now();
 
   /// What goes to the socket: the session's bytes, encrypted once TLS runs.
   std::string take_output() {
@@ -274,6 +275,35 @@ std::string mail_server_connection::tls() const {
 }
 
 mail_server_result mail_server_connection::deliver(std::vector<outgoing_mail> messages) {
+  return send(std::move(messages), false);
+}
+
+mail_server_result mail_server_connection::deliver_and_keep(std::vector<outgoing_mail> messages) {
+  return send(std::move(messages), true);
+}
+
+std::chrono::steady_clock::time_point mail_server_connection::opened_at() const {
+  return impl_->opened_at;
+}
+
+bool mail_server_connection::kept() const {
+  return impl_->socket.fd >= 0 && impl_->session && impl_->session->ready_for_batch();
+}
+
+bool mail_server_connection::still_open(const mail_server_job& job) {
+  if (!kept())
+    return false;
+  impl_->job.fault = job.fault;
+  impl_->timeout_ms = static_cast<int>(job.step_timeout_seconds * 1000);
+  impl_->session->check_alive();
+  impl_->run(true);
+  if (kept())
+    return true;
+  impl_->socket.reset();
+  return false;
+}
+
+mail_server_result mail_server_connection::send(std::vector<outgoing_mail> messages, bool keep) {
   mail_server_result result;
   if (!opened()) {
     result.problem = impl_->problem;
@@ -282,9 +312,12 @@ mail_server_result mail_server_connection::deliver(std::vector<outgoing_mail> me
       result.outcomes.push_back({msg.delivery_id, false, refusal_status(), result.problem, {}});
     return result;
   }
-  impl_->session->send_batch(std::move(messages));
-  impl_->run(false);
-  finish();
+  using after_batch = smtp_client_session::after_batch;
+  impl_->session->send_batch(std::move(messages),
+                             keep ? after_batch::stay_open : after_batch::quit);
+  impl_->run(keep);
+  if (!kept())
+    finish();
   result.opened = true;
   result.outcomes = impl_->session->outcomes();
   result.tls = tls();

@@ -14,6 +14,7 @@
 //   then on every byte goes through the TLS channel.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,9 +52,26 @@ public:
   /// outcome per message; every message failed to open when the open failed.
   mail_server_result deliver(std::vector<outgoing_mail> messages);
 
-private:
+  /// Sends `messages` and keeps the connection open for another batch when
+  /// the session is still sound (kept() tells), else closes it.
+  mail_server_result deliver_and_keep(std::vector<outgoing_mail> messages);
+
+  /// Open, between batches, and ready for the next one.
+  bool kept() const;
+
+  /// A kept connection taken for `job`'s batch (its step timeout and
+  /// injected fault apply from now on): true when the server answers RSET
+  /// with 250 (it may have closed an idle connection); else it is closed.
+  bool still_open(const mail_server_job& job);
+
+  /// When the connection was opened.
+  std::chrono::steady_clock::time_point opened_at() const;
+
   /// Sends what the session still wants to (QUIT) and closes the socket.
   void finish();
+
+private:
+  mail_server_result send(std::vector<outgoing_mail> messages, bool keep);
 
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -229,11 +229,14 @@ const recipient_outcome& smtp_client_session::ended_early() const {
 }
 
 bool smtp_client_session::ready_for_batch() const {
-  return batch_pending_ && opened_ && !finished_;
+  return batch_pending_ && opened_ && !finished_ && awaited_.empty();
 }
 
-void smtp_client_session::send_batch(std::vector<outgoing_message> batch) {
+void smtp_client_session::send_batch(std::vector<outgoing_message> batch, after_batch then) {
   batch_pending_ = false;
+  after_ = then;
+  outcomes_.clear();
+  current_ = 0;
   set_batch(std::move(batch));
   if (finished_) {
     current_ = 0;
@@ -244,6 +247,11 @@ void smtp_client_session::send_batch(std::vector<outgoing_message> batch) {
     return;
   }
   start_message();
+}
+
+void smtp_client_session::check_alive() {
+  checking_ = true;
+  send("RSET", step::rset);
 }
 
 std::string smtp_client_session::take_output() {
@@ -496,6 +504,11 @@ void smtp_client_session::on_end_of_data_reply(const server_reply& reply) {
 }
 
 void smtp_client_session::on_rset_reply(const server_reply& reply) {
+  if (std::exchange(checking_, false)) {
+    if (!positive(reply.code))
+      end_early(failure_of(reply));
+    return;
+  }
   if (positive(reply.code))
     return start_message();
   settle_unfinished(broken_session("4.5.0", "RSET refused: "
@@ -511,8 +524,13 @@ void smtp_client_session::open_failed(const server_reply& reply) {
 void smtp_client_session::start_message() {
   while (current_ < batch_.size() && batch_[current_].recipients.empty())
     ++current_;
-  if (current_ == batch_.size())
+  if (current_ == batch_.size()) {
+    if (after_ == after_batch::stay_open) {
+      batch_pending_ = true;
+      return;
+    }
     return send("QUIT", step::quit);
+  }
   const auto& message = batch_[current_];
   transaction_ = transaction{};
   transaction_.decided.assign(message.recipients.size(), false);

@@ -42,6 +42,14 @@
 //   comes; after the last message the session sends QUIT and waits for its
 //   reply. A message without recipients is skipped (opened, no results).
 //
+//   A session may stay open after its batch for another one (a connection
+//   kept for reuse, as Postfix's connection cache does): sent with
+//   after_batch::stay_open, it waits again once every message has its
+//   result (ready_for_batch()). Before the next batch, check_alive() sends
+//   RSET: a 250 makes it ready again; a refusal, a 421 or a lost connection
+//   ends it without a batch to fail (the caller opens a new connection).
+//   Each batch has its own outcomes().
+//
 //   A recipient's result: delivered (2xx at the end of data), permanent
 //   failure (5xx) or temporary failure (anything else). Its text is the
 //   reply on one line ("550 5.1.1 No such user here"; continuation lines
@@ -116,6 +124,9 @@ public:
   /// EHLO/LHLO it waits (ready_for_batch()) until send_batch().
   smtp_client_session(mail_protocol protocol, std::string helo_name, tls_policy tls);
 
+  /// What the session does once every message of a batch has its result.
+  enum class after_batch { quit, stay_open };
+
   /// Open and waiting for its batch: nothing to send, nothing awaited.
   bool ready_for_batch() const;
 
@@ -123,10 +134,14 @@ public:
   /// connection, ...): its status and text; empty text when it did not.
   const recipient_outcome& ended_early() const;
 
-  /// The batch of a session that waited for it; an empty one ends it (QUIT).
-  /// A session that ended meanwhile (connection lost, timeout) fails every
-  /// recipient with that reason.
-  void send_batch(std::vector<outgoing_message> batch);
+  /// The batch of a session that waited for it; an empty one ends it (QUIT)
+  /// unless `then` is stay_open. A session that ended meanwhile (connection
+  /// lost, timeout) fails every recipient with that reason.
+  void send_batch(std::vector<outgoing_message> batch, after_batch then = after_batch::quit);
+
+  /// A session ready for a batch after an earlier one: sends RSET, to learn
+  /// that the server still holds the connection (see the top of the file).
+  void check_alive();
 
   /// The bytes to send now, moved out; empty when there are none.
   std::string take_output();
@@ -245,6 +260,9 @@ private:
   bool finished_ = false;
   /// The batch comes with send_batch(), once open.
   bool batch_pending_ = false;
+  after_batch after_ = after_batch::quit;
+  /// The RSET awaited is check_alive()'s.
+  bool checking_ = false;
   /// See ended_early().
   recipient_outcome ended_early_;
 };

@@ -16,7 +16,8 @@ and stops on SIGTERM or SIGINT.
 Every accepted message is written to DIR/tmp/ and renamed into DIR/new/, so
 a file in new/ is always complete; names sort in arrival order. A file holds
 one line of JSON, {"sender": ..., "recipients": [...], "tls": true when the
-session had run STARTTLS}, then the content
+session had run STARTTLS, "client_port": the port the connection came
+from, the same for messages sent over one connection}, then the content
 exactly as received (CRLF line ends, dot-stuffing undone).
 
 The EHLO reply is aiosmtpd's own: no PIPELINING and no ENHANCEDSTATUSCODES,
@@ -64,14 +65,14 @@ class SpoolingHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.tempfail:
             return "451 4.3.0 Temporarily unable to accept the message"
-        self.write(envelope, session.ssl is not None)
+        self.write(envelope, session.ssl is not None, session.peer[1])
         return "250 2.0.0 OK: message accepted"
 
-    def write(self, envelope, tls):
+    def write(self, envelope, tls, client_port):
         name = "%06d.msg" % next(self.sequence)
         temporary = os.path.join(self.spool, "tmp", name)
-        header = json.dumps({"sender": envelope.mail_from,
-                             "recipients": envelope.rcpt_tos, "tls": tls})
+        header = json.dumps({"sender": envelope.mail_from, "recipients": envelope.rcpt_tos,
+                             "tls": tls, "client_port": client_port})
         with open(temporary, "wb") as f:
             f.write(header.encode() + b"\n" + envelope.original_content)
         os.rename(temporary, os.path.join(self.spool, "new", name))

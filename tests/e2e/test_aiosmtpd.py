@@ -15,6 +15,7 @@ import re
 import select
 import smtplib
 import subprocess
+import time
 import unittest
 import urllib.request
 
@@ -38,7 +39,7 @@ class AiosmtpdPeerTest(DeliveryTest):
         holder = temp_workdir()
         self.addCleanup(holder.cleanup)
         self.spool = os.path.join(holder.name, "spool")
-        port = self.start_peer(holder.name, peer_options)
+        port = self.peer_port = self.start_peer(holder.name, peer_options)
         self.start_server(RETRIES + f"""
 [[postoffice]]
 name = "aiosmtpd"
@@ -96,6 +97,23 @@ probe_timeout = "5s"
                             + ((envelope["tls"],) if with_tls else ()))
         return messages
 
+    def client_ports(self):
+        """The client port of each message the peer accepted, in arrival order."""
+        directory = os.path.join(self.spool, "new")
+        ports = []
+        for name in sorted(os.listdir(directory)):
+            with open(os.path.join(directory, name), "rb") as f:
+                ports.append(json.loads(f.readline())["client_port"])
+        return ports
+
+    def connections_to_peer(self):
+        """How many TCP connections to the peer are established (from
+        /proc/net/tcp: the client sides, whose remote port is the peer's)."""
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        return sum(1 for row in rows
+                   if int(row[2].split(":")[1], 16) == self.peer_port and row[3] == "01")
+
     def ndr_count(self):
         return len(os.listdir(os.path.join(self.support, "ann/new")))
 
@@ -137,6 +155,25 @@ class AiosmtpdPostoffice(AiosmtpdPeerTest):
         self.assertTrue(content.endswith(original), content)
         self.assertRegex(content[:-len(original)], POSTCONN_RECEIVED_HEADER)
         self.assertEqual(self.ndr_count(), 0)
+
+    def test_a_connection_is_kept_for_the_next_batch_and_closed_when_idle(self):
+        """Each message is its own batch (the last was delivered before the
+        next came): those within 2 s of the last batch go over the kept
+        connection (RSET first), the one after the idle limit over a new one."""
+        self.start()
+        for n in range(3):
+            self.send(["x@aiosmtpd.example.test"], b"Subject: %d\r\n\r\nbody\r\n" % n)
+            self.server.wait_for_log("postoffice aiosmtpd: delivered", count=n + 1)
+        self.assertEqual(self.connections_to_peer(), 1)
+        time.sleep(3.5)
+        self.assertEqual(self.connections_to_peer(), 0)  # closed by the pool's timer
+        self.send(["x@aiosmtpd.example.test"], b"Subject: 3\r\n\r\nbody\r\n")
+        self.server.wait_for_log("postoffice aiosmtpd: delivered", count=4)
+        self.stop_server()
+        ports = self.client_ports()
+        self.assertEqual(len(ports), 4)
+        self.assertEqual(len(set(ports[:3])), 1, ports)
+        self.assertNotEqual(ports[3], ports[0], ports)
 
     def test_a_refused_recipient_bounces_alone(self):
         self.start("--refuse-rcpt", "b@aiosmtpd.example.test")

@@ -618,3 +618,64 @@ TEST_CASE("a waiting session that lost its connection, or heard a 421, fails the
   CHECK(summary(closing.outcomes()[0].recipients[0])
         == "temporary 4.4.2 421 4.4.2 idle too long");
 }
+
+TEST_CASE("a session kept open after its batch waits, checks the server with RSET, and takes the next one") {
+  smtp_client_session session{mail_protocol::smtp, "client.test", tls_policy::none};
+  answer(session, "220 mx.test ESMTP\r\n");
+  answer(session, ehlo_none);
+  session.send_batch({message(7, "a@client.test", {"b@mx.test"}, "x\r\n")},
+                     smtp_client_session::after_batch::stay_open);
+  CHECK(session.take_output() == "MAIL FROM:<a@client.test>\r\n");
+  answer(session, "250 ok\r\n");
+  answer(session, "250 ok\r\n");
+  CHECK(answer(session, "354 go\r\n") == "x\r\n.\r\n");
+  CHECK(answer(session, "250 2.0.0 first\r\n").empty());
+  CHECK(session.ready_for_batch());
+  CHECK_FALSE(session.finished());
+  CHECK(summary(session.outcomes()) == "7: b@mx.test delivered 2.0.0 250 2.0.0 first\n");
+
+  session.check_alive();
+  CHECK(session.take_output() == "RSET\r\n");
+  CHECK_FALSE(session.ready_for_batch());
+  CHECK(session.waiting_for() == "RSET reply");
+  CHECK(answer(session, "250 2.0.0 reset\r\n").empty());
+  CHECK(session.ready_for_batch());
+  session.send_batch({message(8, "c@client.test", {"d@mx.test"}, "y\r\n")});
+  CHECK(session.take_output() == "MAIL FROM:<c@client.test>\r\n");
+  answer(session, "250 ok\r\n");
+  answer(session, "250 ok\r\n");
+  answer(session, "354 go\r\n");
+  CHECK(answer(session, "250 2.0.0 second\r\n") == "QUIT\r\n");
+  session.feed("221 bye\r\n");
+  CHECK(session.finished());
+  CHECK(summary(session.outcomes()) == "8: d@mx.test delivered 2.0.0 250 2.0.0 second\n");
+}
+
+TEST_CASE("a kept session whose server refused RSET, said 421 or went away is finished, with no batch failed") {
+  auto kept = [] {
+    smtp_client_session session{mail_protocol::smtp, "client.test", tls_policy::none};
+    answer(session, "220 mx.test ESMTP\r\n");
+    answer(session, ehlo_none);
+    session.send_batch({}, smtp_client_session::after_batch::stay_open);
+    REQUIRE(session.ready_for_batch());
+    session.check_alive();
+    REQUIRE(session.take_output() == "RSET\r\n");
+    return session;
+  };
+  auto refused = kept();
+  refused.feed("554 5.5.1 no\r\n");
+  CHECK(refused.finished());
+  CHECK_FALSE(refused.ready_for_batch());
+  CHECK(refused.outcomes().empty());
+  CHECK(refused.ended_early().text == "554 5.5.1 no");
+
+  auto closing = kept();
+  closing.feed("421 4.4.2 idle too long\r\n");
+  CHECK(closing.finished());
+  CHECK(closing.take_output().empty());
+
+  auto lost = kept();
+  lost.connection_lost();
+  CHECK(lost.finished());
+  CHECK(lost.ended_early().text == "connection lost while waiting for the RSET reply");
+}
