@@ -11,7 +11,8 @@
 # their domains). perf samples postconn on the CPU clock from the start of
 # the load to the last delivery. Prints the CPU seconds per 1,000 messages
 # (utime+stime), each thread's share of the samples with user and kernel
-# apart, and each thread's busiest functions, self time. Complements
+# apart, and each thread's busiest functions, self time; and the store's
+# commits (each fsync'd) per message with their mean duration. Complements
 # profile_hot_path.sh, whose instruction counts leave the kernel out. The
 # scratch directory is kept (its path is printed), with perf.data for
 # `perf report`. Needs Debian's linux-perf. With TRACE set, that command
@@ -71,6 +72,7 @@ until [ -s "$work/delivered" ]; do
   sleep 0.05
 done
 after=$(cpu_ticks "$server_pid")
+curl -sf --max-time 30 "http://127.0.0.1:$admin_port/metrics" >"$work/metrics.txt" || true
 kill -INT "$perf_pid"
 wait "$perf_pid" || true
 stop_server
@@ -79,7 +81,13 @@ echo "$messages messages of $bytes bytes, $sessions sessions," \
   "$([ ${#reuse[@]} -gt 0 ] && echo "connections kept" || echo "a connection per message")," \
   "$postoffices postoffice(s)"
 awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$messages" \
-  'BEGIN { printf "CPU s per 1,000 messages: %.3f\n\n", t / hz / n * 1000 }'
+  'BEGIN { printf "CPU s per 1,000 messages: %.3f\n", t / hz / n * 1000 }'
+# Each 250 and each recorded outcome waits for a commit and its fsync.
+awk -v n="$messages" '
+  $1 == "postconn_store_commits_total" { commits = $2 }
+  $1 == "postconn_store_commit_seconds_sum" { seconds = $2 }
+  END { if (commits > 0) printf "store: %d commits, %.2f per message, %.2f ms each on average\n\n",
+          commits, commits / n, seconds / commits * 1000 }' "$work/metrics.txt"
 
 report() {
   perf report -i "$work/perf.data" --no-children --stdio -g none "$@" 2>/dev/null |
