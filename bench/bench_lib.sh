@@ -140,14 +140,16 @@ source_load() {
   fi
 }
 
-# spread_postoffices SINK_PORT: the config tables of the smtp postoffices
-# po1 ... po$postoffices taking the domains of source_load's spread load,
-# each at the sink on SINK_PORT.
+# spread_postoffices SINK_PORT [slow]: the config tables of the smtp
+# postoffices po1 ... po$postoffices taking the domains of source_load's
+# spread load, each at the sink on SINK_PORT; with "slow" (valgrind) each
+# step may take 120 s.
 spread_postoffices() {
   local n
   for n in $(seq "$postoffices"); do
     printf '\n[[postoffice]]\nname = "po%s"\ndomains = ["po%s.example.test"]\n' "$n" "$n"
     printf 'transport = "smtp"\naddress = "127.0.0.1:%s"\n' "$1"
+    [ "${2:-}" != slow ] || printf 'probe_timeout = "120s"\n'
   done
 }
 

@@ -2,11 +2,12 @@
 # profile_hot_path.sh -- instructions per message on postconn's hot path
 # (SMTP in, fsync'd queue, SMTP out), counted by valgrind's callgrind.
 #
-#   bench/profile_hot_path.sh [-m MESSAGES] [-l BYTES] [-s SESSIONS] [POSTCONN]
+#   bench/profile_hot_path.sh [-m MESSAGES] [-l BYTES] [-s SESSIONS] [-d] [-p POSTOFFICES] [POSTCONN]
 #
-# Defaults: 1000 messages of 2048 bytes over 4 sessions, into `postconn
-# serve` with one smtp postoffice whose address is Postfix's smtp-sink, as in
-# vs_postfix.sh. Counting starts once the server greets and stops when the
+# Defaults: 1000 messages of 2048 bytes over 4 sessions, a connection per
+# message (-d: kept), into `postconn serve` with one smtp postoffice whose
+# address is Postfix's smtp-sink (-p N: N postoffices at that sink, the
+# load spread over their domains), as in vs_postfix.sh. Counting starts once the server greets and stops when the
 # sink has every message, so start-up and shutdown are not counted. Prints
 # the instructions per message in all, then the functions with the most
 # instructions per message, inclusive (a function with its callees) and
@@ -20,12 +21,16 @@ source "$(dirname "$0")/bench_lib.sh"
 messages=1000
 bytes=2048
 sessions=4
-while getopts 'm:l:s:h' opt; do
+reuse=()
+postoffices=1
+while getopts 'm:l:s:dp:h' opt; do
   case $opt in
     m) messages=$OPTARG ;;
     l) bytes=$OPTARG ;;
     s) sessions=$OPTARG ;;
-    *) sed -n '5,6p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    d) reuse=(-d) ;;
+    p) postoffices=$OPTARG ;;
+    *) sed -n '5,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -38,6 +43,7 @@ bench_start profile
 
 read -r smtp_port admin_port sink_port <<<"$(free_ports 3)"
 relay_config "$smtp_port" "$admin_port" "$sink_port" slow >"$work/postconn.toml"
+((postoffices == 1)) || spread_postoffices "$sink_port" slow >>"$work/postconn.toml"
 
 sink_user=()
 [ "$(id -u)" != 0 ] || sink_user=(-u nobody) # smtp-sink will not run as root
@@ -51,9 +57,9 @@ wait_for_banner "$sink_port" "$extra_pids" 10 || fail "smtp-sink did not start"
 server_pid=$!
 wait_for_banner "$smtp_port" "$server_pid" 300 || fail "no greeting (see $work/postconn.log)"
 callgrind_control --instr=on "$server_pid" >/dev/null
-echo "profiling: $messages messages of $bytes bytes over $sessions sessions (slow: valgrind)"
-smtp-source -s "$sessions" -m "$messages" -l "$bytes" -f ann@client.example.test \
-  -t bob@relay.example.test -M client.example.test "127.0.0.1:$smtp_port"
+echo "profiling: $messages messages of $bytes bytes over $sessions sessions" \
+  "$([ ${#reuse[@]} -gt 0 ] && echo "(connections kept) ")to $postoffices postoffice(s) (slow: valgrind)"
+source_load "$(command -v smtp-source)" "$smtp_port"
 until [ -s "$work/delivered" ]; do
   kill -0 "$server_pid" 2>/dev/null || fail "postconn exited (see $work/postconn.log)"
   sleep 0.2
