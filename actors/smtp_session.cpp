@@ -2,6 +2,8 @@
 //   smtp_session -- one SMTP connection (see smtp_session.hpp).
 #include "actors/smtp_session_steps.hpp"
 
+#include <sys/socket.h>
+
 #include <ctime>
 #include <map>
 #include <stdexcept>
@@ -17,11 +19,21 @@
 namespace postconn {
 
 void write_raw(session_ptr self, const std::string& bytes) {
-  if (bytes.empty())
+  auto& st = self->state;
+  std::size_t sent = 0;
+  if (st.settings->socket_writes && st.unsent_output == 0 && !bytes.empty()) {
+    // A failure (EAGAIN, a reset) leaves the bytes to CAF, which waits for
+    // the socket or reports the connection closed.
+    auto n = ::send(static_cast<int>(st.connection.id()), bytes.data(), bytes.size(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0)
+      sent = static_cast<std::size_t>(n);
+  }
+  if (sent == bytes.size())
     return;
-  self->write(self->state.connection, bytes.size(), bytes.data());
-  self->flush(self->state.connection);
-  self->state.unsent_output += bytes.size();
+  self->write(st.connection, bytes.size() - sent, bytes.data() + sent);
+  self->flush(st.connection);
+  st.unsent_output += bytes.size() - sent;
 }
 
 void send_text(session_ptr self, const std::string& text) {
@@ -210,7 +222,8 @@ session_deadline next_deadline(const smtp_session_state& st) {
 
 } // namespace
 
-std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
+std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg,
+                                                        reply_writes writes) {
   auto relay = network_list::parse(cfg.smtp.relay_networks);
   if (!relay.value)
     throw std::runtime_error(relay.problems.front());
@@ -230,7 +243,8 @@ std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg) {
   return std::make_shared<const smtp_settings>(smtp_settings{
     cfg.server.hostname, cfg.smtp.max_message_size, cfg.smtp.max_recipients,
     cfg.smtp.idle_timeout, cfg.smtp.data_timeout, cfg.smtp.max_connections,
-    cfg.smtp.max_connections_per_client, routing_table{cfg}, std::move(*relay.value), std::move(tls)});
+    cfg.smtp.max_connections_per_client, routing_table{cfg}, std::move(*relay.value), std::move(tls),
+    writes == reply_writes::to_socket});
 }
 
 smtp_refusal_broker::behavior_type

@@ -62,11 +62,23 @@ struct smtp_settings {
   network_list relay_networks;
   /// Certificate and key for STARTTLS; null: STARTTLS is not offered.
   std::shared_ptr<const tls_server_context> tls;
+  /// Replies go straight to the socket with one send(2) while none wait in
+  /// CAF's write buffer, instead of through CAF's write path (which asks
+  /// epoll for writability, sends from its loop, and asks epoll again: two
+  /// epoll_ctl and a loop round per reply). Only with CAF 0.17's default
+  /// multiplexer, whose connection handle is the socket's descriptor; the
+  /// tests' multiplexer has handles that are not.
+  bool socket_writes = false;
 };
+
+/// How replies reach the client's socket (smtp_settings::socket_writes).
+enum class reply_writes { through_caf, to_socket };
 
 /// Builds the settings from a validated config; loads the TLS certificate
 /// and key (std::runtime_error naming the config key when one is unusable).
-std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg);
+std::shared_ptr<const smtp_settings> make_smtp_settings(const config& cfg,
+                                                        reply_writes writes
+                                                        = reply_writes::through_caf);
 
 /// One accepted recipient of the open transaction.
 struct accepted_recipient {

@@ -200,7 +200,7 @@ void reload(const fs::path& file, std::shared_ptr<const config>& running,
   auto& fresh = *loaded.value;
   std::shared_ptr<const smtp_settings> smtp;
   try {
-    smtp = make_smtp_settings(fresh); // a renewed TLS certificate, say
+    smtp = make_smtp_settings(fresh, reply_writes::to_socket); // a renewed TLS certificate, say
   } catch (const std::runtime_error& e) {
     spdlog::error("reload: {}; the running config stays", e.what());
     return;
@@ -310,7 +310,7 @@ struct server_resources {
 void open_resources(const std::shared_ptr<const config>& shared, server_resources& out) {
   const auto& cfg = *shared;
   try {
-    out.smtp = make_smtp_settings(cfg);
+    out.smtp = make_smtp_settings(cfg, reply_writes::to_socket);
   } catch (const std::runtime_error& e) {
     throw startup_error(e.what());
   }
