@@ -20,7 +20,7 @@ import unittest
 import urllib.request
 
 from postconn_process import make_certificate, run, temp_workdir
-from test_delivery import RETRIES, DeliveryTest
+from test_delivery import RETRIES, DeliveryTest, established_connections_to
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aiosmtpd_peer.py")
@@ -106,14 +106,6 @@ probe_timeout = "5s"
                 ports.append(json.loads(f.readline())["client_port"])
         return ports
 
-    def connections_to_peer(self):
-        """How many TCP connections to the peer are established (from
-        /proc/net/tcp: the client sides, whose remote port is the peer's)."""
-        with open("/proc/net/tcp") as table:
-            rows = [line.split() for line in table.readlines()[1:]]
-        return sum(1 for row in rows
-                   if int(row[2].split(":")[1], 16) == self.peer_port and row[3] == "01")
-
     def ndr_count(self):
         return len(os.listdir(os.path.join(self.support, "ann/new")))
 
@@ -159,14 +151,16 @@ class AiosmtpdPostoffice(AiosmtpdPeerTest):
     def test_a_connection_is_kept_for_the_next_batch_and_closed_when_idle(self):
         """Each message is its own batch (the last was delivered before the
         next came): those within 2 s of the last batch go over the kept
-        connection (RSET first), the one after the idle limit over a new one."""
-        self.start()
+        connection (RSET first), the one after the idle limit over a new one.
+        No idle probe comes meanwhile (open_interval 1h): its connection
+        would be counted."""
+        self.start(postoffice_keys='[postoffice.retry]\nopen_interval = "1h"\n')
         for n in range(3):
             self.send(["x@aiosmtpd.example.test"], b"Subject: %d\r\n\r\nbody\r\n" % n)
             self.server.wait_for_log("postoffice aiosmtpd: delivered", count=n + 1)
-        self.assertEqual(self.connections_to_peer(), 1)
+        self.assertEqual(established_connections_to(self.peer_port), 1)
         time.sleep(3.5)
-        self.assertEqual(self.connections_to_peer(), 0)  # closed by the pool's timer
+        self.assertEqual(established_connections_to(self.peer_port), 0)  # closed by the timer
         self.send(["x@aiosmtpd.example.test"], b"Subject: 3\r\n\r\nbody\r\n")
         self.server.wait_for_log("postoffice aiosmtpd: delivered", count=4)
         self.stop_server()

@@ -504,6 +504,36 @@ probe_timeout = "5s"
             self.assertIn(b"\t(using TLSv1.", content)
             self.assertIn(b" with LMTPS\n", content)
 
+    def test_a_kept_tls_connection_carries_the_next_batches(self):
+        """Three messages, each its own batch, the next sent once the last
+        was delivered: the later ones go over the connection kept open
+        (RSET through TLS first), and all three land. No idle probe comes
+        meanwhile (open_interval 1h): its connection would be counted."""
+        self.start_server(RETRIES)
+        certificate, key = make_certificate(self.dir, "dovecot.example.test", ["IP:127.0.0.1"])
+        port = self.start_dovecot(f"ssl = required\nssl_cert = <{certificate}\n"
+                                  f"ssl_key = <{key}")
+        self.restart_with_lmtp_postoffice(
+            port, f'tls = "verify"\ntls_ca_file = "{certificate}"\n'
+                  '[postoffice.retry]\nopen_interval = "1h"\n')
+        for n in range(3):
+            self.send(["carol@lmtp.example.test"], b"Subject: %d\r\n\r\nkept\r\n" % n)
+            self.server.wait_for_log("postoffice lmtp: delivered", count=n + 1)
+            self.assertEqual(established_connections_to(port), 1)
+        landed = wait_for_files(os.path.join(self.dovecot_dir, "home/carol/Maildir/new"),
+                                count=3)
+        for path in landed:
+            with open(path, "rb") as f:
+                self.assertIn(b" with LMTPS\n", f.read())
+
+
+def established_connections_to(port):
+    """TCP connections to `port` on this machine, established (from
+    /proc/net/tcp: the client sides, whose remote port it is)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if int(row[2].split(":")[1], 16) == port and row[3] == "01")
+
 
 if __name__ == "__main__":
     unittest.main()
